@@ -1,0 +1,90 @@
+//! The `sluice` command line: `serve`, `plugin test`, `plugin info`, `pipelines check`.
+//!
+//! This is the binary's edge, so errors here are `anyhow` with context for the person typing.
+
+mod pipelines_check;
+mod plugin_info;
+mod plugin_test;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::HostConfig;
+
+/// Moves records between HTTP, Kafka, S3 and PostgreSQL through WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the pipelines: HTTP endpoints, consumers and sinks.
+    Serve(serve::ServeArgs),
+    /// Work with plugin components without any service running.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Work with pipeline definitions.
+    #[command(subcommand)]
+    Pipelines(PipelinesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Run a plugin on a file of records and print what each output receives.
+    Test(plugin_test::PluginTestArgs),
+    /// Print a plugin's name, version, WIT contract version and outputs with their schemas.
+    Info(plugin_info::PluginInfoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum PipelinesCommand {
+    /// Load the plugins and check every pipeline file against them.
+    Check(pipelines_check::PipelinesCheckArgs),
+}
+
+/// Options shared by commands that read the host configuration.
+#[derive(Debug, Clone, Args)]
+struct HostOptions {
+    /// The host configuration file; every key has a local default.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Overrides `plugins.dir`.
+    #[arg(long, env = "SLUICE_PLUGINS_DIR")]
+    plugins_dir: Option<PathBuf>,
+    /// Overrides `pipelines.dir`.
+    #[arg(long, env = "SLUICE_PIPELINES_DIR")]
+    pipelines_dir: Option<PathBuf>,
+}
+
+impl HostOptions {
+    fn load(&self) -> anyhow::Result<HostConfig> {
+        let mut config = HostConfig::load(self.config.as_deref())?;
+        if let Some(dir) = &self.plugins_dir {
+            config.plugins.dir = dir.clone();
+        }
+        if let Some(dir) = &self.pipelines_dir {
+            config.pipelines.dir = dir.clone();
+        }
+        Ok(config)
+    }
+}
+
+impl Cli {
+    /// Runs the chosen command; the exit code is non-zero when it returns an error.
+    ///
+    /// # Errors
+    /// Whatever stopped the command, with context for the user.
+    pub async fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        match self.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
+            Command::Plugin(PluginCommand::Info(args)) => plugin_info::run(args),
+            Command::Pipelines(PipelinesCommand::Check(args)) => pipelines_check::run(args),
+        }
+    }
+}

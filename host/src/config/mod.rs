@@ -1,0 +1,12 @@
+//! Configuration: the host's settings (`sluice.toml`) and the pipeline definitions
+//! (`pipelines/*.toml`), each one typed struct tree validated at load.
+
+mod error;
+mod host;
+mod pipeline;
+mod validate;
+
+pub use error::ConfigError;
+pub use host::{HostConfig, KafkaConfig, PluginsConfig, PostgresConfig, S3Config, SendgridConfig, ServerConfig};
+pub use pipeline::{DeadLetterConfig, Pipeline, SinkConfig, SinkKind, SourceConfig, StepConfig, StepInput};
+pub use validate::{load_pipeline_dir, load_pipeline_file, validate_pipeline};

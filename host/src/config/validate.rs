@@ -1,0 +1,163 @@
+//! Loading pipeline files and checking them against the loaded plugins.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::pipeline::{SinkKind, SourceConfig, StepInput};
+use super::{ConfigError, Pipeline};
+use crate::plugin::{PluginCall, PluginRegistry};
+
+/// Parses one pipeline file (syntax and types only; see [`validate_pipeline`]).
+///
+/// # Errors
+/// When the file cannot be read, or a key is unknown, missing or of the wrong type; unknown
+/// `kind`s are reported with the kinds that are allowed.
+pub fn load_pipeline_file(path: &Path) -> Result<Pipeline, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let mut pipeline: Pipeline = toml::from_str(&text)
+        .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+    pipeline.file = path.to_path_buf();
+    Ok(pipeline)
+}
+
+/// Loads and validates every `*.toml` in `dir`, sorted by file name.
+///
+/// # Errors
+/// Every problem found, so one run shows them all; names of pipelines and HTTP paths must be
+/// unique across the directory.
+pub fn load_pipeline_dir(dir: &Path, registry: &PluginRegistry) -> Result<Vec<Pipeline>, Vec<ConfigError>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|source| vec![ConfigError::Read { path: dir.to_path_buf(), source }])?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+
+    let mut pipelines = Vec::new();
+    let mut errors = Vec::new();
+    let mut names = BTreeSet::new();
+    let mut paths = BTreeSet::new();
+    for file in files {
+        let pipeline = match load_pipeline_file(&file) {
+            Ok(pipeline) => pipeline,
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
+        let invalid = |key: &str, problem: String| ConfigError::Invalid { path: file.clone(), key: key.into(), problem };
+        if !names.insert(pipeline.name.clone()) {
+            errors.push(invalid("name", format!("another pipeline is already named `{}`", pipeline.name)));
+        }
+        if let Some(path) = http_path(&pipeline.source)
+            && !paths.insert(path.to_string())
+        {
+            errors.push(invalid("source.path", format!("another pipeline already serves `{path}`")));
+        }
+        match validate_pipeline(&pipeline, registry) {
+            Ok(()) => pipelines.push(pipeline),
+            Err(mut found) => errors.append(&mut found),
+        }
+    }
+    if errors.is_empty() { Ok(pipelines) } else { Err(errors) }
+}
+
+fn http_path(source: &SourceConfig) -> Option<&str> {
+    match source {
+        SourceConfig::Http { path, .. } | SourceConfig::Webhook { path, .. } | SourceConfig::S3Job { path, .. } => {
+            Some(path)
+        }
+        SourceConfig::Kafka { .. } => None,
+    }
+}
+
+/// Checks that every plugin is loaded and accepts its config, that every step input and sink
+/// names an output some earlier step declares, and that sink kinds fit the source.
+///
+/// # Errors
+/// Every problem found, each naming the file, the key and what is allowed.
+pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Result<(), Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut invalid = |key: String, problem: String| {
+        errors.push(ConfigError::Invalid { path: pipeline.file.clone(), key, problem });
+    };
+    if pipeline.name.is_empty()
+        || !pipeline.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        invalid("name".into(), "use lowercase letters, digits and `-` only".into());
+    }
+    if let Some(path) = http_path(&pipeline.source)
+        && !path.starts_with('/')
+    {
+        invalid("source.path".into(), format!("`{path}` must start with `/`"));
+    }
+
+    let loaded_names = || {
+        let names: Vec<String> = registry.list().into_iter().map(|(name, _)| name).collect();
+        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+    };
+    let mut earlier_steps: Vec<&str> = Vec::new();
+    for (index, step) in pipeline.steps.iter().enumerate() {
+        let Some(handle) = registry.get(&step.plugin) else {
+            invalid(
+                format!("steps[{index}].plugin"),
+                format!("no plugin named `{}` is loaded (loaded: {})", step.plugin, loaded_names()),
+            );
+            continue;
+        };
+        if let StepInput::Output { plugin, output } = &step.input
+            && let Some(problem) = check_output_ref(registry, &earlier_steps, plugin, output)
+        {
+            invalid(format!("steps[{index}].input"), problem);
+        }
+        if earlier_steps.contains(&step.plugin.as_str()) {
+            invalid(format!("steps[{index}].plugin"), format!("`{}` is already a step of this pipeline", step.plugin));
+        }
+        let call = PluginCall {
+            config: step.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            limits: step.limits.over(crate::plugin::PluginLimits::default()),
+        };
+        if let Err(error) = handle.current().check_config(&call) {
+            invalid(format!("steps[{index}].config"), error.to_string());
+        }
+        earlier_steps.push(&step.plugin);
+    }
+
+    for (index, sink) in pipeline.sinks.iter().enumerate() {
+        let key = format!("sinks[{index}].from");
+        if sink.from != "source" {
+            match StepInput::try_from(sink.from.clone()) {
+                Ok(StepInput::Output { plugin, output }) => {
+                    if let Some(problem) = check_output_ref(registry, &earlier_steps, &plugin, &output) {
+                        invalid(key, problem);
+                    }
+                }
+                Ok(StepInput::Source) => {}
+                Err(problem) => invalid(key, problem),
+            }
+        }
+        if matches!(sink.kind, SinkKind::Sendgrid {}) && !matches!(pipeline.source, SourceConfig::Http { .. }) {
+            invalid(
+                format!("sinks[{index}].kind"),
+                "`sendgrid` answers an HTTP request, so it needs an `http` source".into(),
+            );
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// Why `<plugin>.<output>` cannot be consumed here, if it cannot.
+fn check_output_ref(registry: &PluginRegistry, earlier_steps: &[&str], plugin: &str, output: &str) -> Option<String> {
+    if !earlier_steps.contains(&plugin) {
+        let allowed = if earlier_steps.is_empty() { "none".to_string() } else { earlier_steps.join(", ") };
+        return Some(format!("`{plugin}` is not an earlier step of this pipeline (earlier steps: {allowed})"));
+    }
+    let loaded = registry.get(plugin)?.current();
+    if loaded.has_output(output) {
+        return None;
+    }
+    let outputs: Vec<&str> = loaded.info().outputs.iter().map(|o| o.name.as_str()).collect();
+    Some(format!("plugin `{plugin}` has no output `{output}` (its outputs: {})", outputs.join(", ")))
+}

@@ -1,0 +1,10 @@
+//! Sluice: a host that moves records between HTTP, Kafka, S3 and PostgreSQL and hands every
+//! business decision to a WebAssembly component (see `wit/transform.wit`).
+//!
+//! The modules follow the data path: `http` receives, `plugin` transforms; `config` describes
+//! how pipelines connect them; `cli` is the command line.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod plugin;

@@ -1,0 +1,226 @@
+//! A compiled, checked plugin ready to instantiate, and the call path into it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::SystemTime;
+
+use wasmtime::Store;
+use wasmtime::component::{Component, types::ComponentItem};
+
+use super::bindings::{BatchResult, PluginInfo, PluginPre, RecordIn};
+use super::cache::{CompileCache, content_hash};
+use super::engine::PluginEngine;
+use super::sandbox::{SandboxState, new_store};
+use super::{PluginError, PluginLimits, SUPPORTED_WIT_VERSION, WIT_PACKAGE};
+
+/// The settings a pipeline step calls a plugin with: its `init` config and its limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginCall {
+    pub config: Vec<(String, String)>,
+    pub limits: PluginLimits,
+}
+
+/// One version of a plugin: compiled, checked against the contract, pre-instantiated.
+pub struct LoadedPlugin {
+    info: PluginInfo,
+    output_names: BTreeSet<String>,
+    content_hash: String,
+    origin: String,
+    loaded_at: SystemTime,
+    engine: PluginEngine,
+    pre: PluginPre<SandboxState>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.info.name)
+            .field("version", &self.info.version)
+            .field("content_hash", &self.content_hash)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedPlugin {
+    /// Loads a component file; see [`LoadedPlugin::from_bytes`].
+    ///
+    /// # Errors
+    /// When the file cannot be read, or as for [`LoadedPlugin::from_bytes`].
+    pub fn from_file(engine: &PluginEngine, cache: &CompileCache, path: &Path) -> Result<Self, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
+        Self::from_bytes(engine, cache, &path.display().to_string(), &bytes)
+    }
+
+    /// Compiles (or loads from `cache`) a component, checks that it exports this host's
+    /// contract version and imports nothing the sandbox does not grant, and asks its `info`.
+    ///
+    /// # Errors
+    /// A [`PluginError`] naming `origin` and what is wrong with the component.
+    pub fn from_bytes(
+        engine: &PluginEngine,
+        cache: &CompileCache,
+        origin: &str,
+        bytes: &[u8],
+    ) -> Result<Self, PluginError> {
+        let hash = content_hash(bytes);
+        let component = cache.component(engine, origin, bytes, &hash)?;
+        check_contract_version(engine, &component, origin)?;
+        let link_error = |e: wasmtime::Error| PluginError::Link { origin: origin.to_string(), message: format!("{e:#}") };
+        let instance_pre = engine.linker().instantiate_pre(&component).map_err(link_error)?;
+        let pre = PluginPre::new(instance_pre).map_err(link_error)?;
+
+        let info = {
+            let mut store = new_store(engine, PluginLimits::default());
+            let plugin = pre.instantiate(&mut store).map_err(link_error)?;
+            plugin
+                .sluice_transform_transformer()
+                .call_info(&mut store)
+                .map_err(|e| PluginError::Trap { plugin: origin.to_string(), message: format!("{e:#}") })?
+        };
+        let output_names = info.outputs.iter().map(|o| o.name.clone()).collect();
+        Ok(LoadedPlugin {
+            info,
+            output_names,
+            content_hash: hash,
+            origin: origin.to_string(),
+            loaded_at: SystemTime::now(),
+            engine: engine.clone(),
+            pre,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    pub fn version(&self) -> &str {
+        &self.info.version
+    }
+
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Hex SHA-256 of the component file: tells two builds with the same version apart.
+    pub fn content_hash(&self) -> &str {
+        &self.content_hash
+    }
+
+    /// Where the component came from (a path, or an upload).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// Whether the plugin declares an output named `name`.
+    pub fn has_output(&self, name: &str) -> bool {
+        self.output_names.contains(name)
+    }
+
+    /// Instantiates the plugin and runs its `init` with `call.config`, to check a pipeline's
+    /// configuration at load time rather than on the first batch.
+    ///
+    /// # Errors
+    /// [`PluginError::Init`] when the plugin rejects the configuration, or a trap.
+    pub fn check_config(&self, call: &PluginCall) -> Result<(), PluginError> {
+        self.run(call, |_, _| Ok(Ok(BatchResult { records: Vec::new(), failures: Vec::new() }))).map(|_| ())
+    }
+
+    /// Runs one batch in a fresh store: instantiate, `init`, `transform`.
+    ///
+    /// Blocking and CPU-bound; async callers go through [`super::PluginHandle::transform`].
+    ///
+    /// # Errors
+    /// A timeout, memory-limit or trap error (the store is dropped), [`PluginError::Init`],
+    /// [`PluginError::BatchRejected`] when the plugin fails the whole batch, or
+    /// [`PluginError::UndeclaredOutput`] / a bad index when its answer breaks the contract.
+    pub fn transform(&self, call: &PluginCall, batch: &[RecordIn]) -> Result<BatchResult, PluginError> {
+        let result = self.run(call, |plugin, store| {
+            plugin.sluice_transform_transformer().call_transform(store, batch).map(|answer| {
+                answer.map_err(|message| PluginError::BatchRejected { plugin: self.info.name.clone(), message })
+            })
+        })?;
+        self.check_answer(&result, batch.len())?;
+        Ok(result)
+    }
+
+    fn run(
+        &self,
+        call: &PluginCall,
+        body: impl FnOnce(
+            &super::bindings::Plugin,
+            &mut Store<SandboxState>,
+        ) -> wasmtime::Result<Result<BatchResult, PluginError>>,
+    ) -> Result<BatchResult, PluginError> {
+        let mut store = new_store(&self.engine, call.limits);
+        let outcome = (|| {
+            let plugin = self.pre.instantiate(&mut store)?;
+            if let Err(message) = plugin.sluice_transform_transformer().call_init(&mut store, &call.config)? {
+                return Ok(Err(PluginError::Init { plugin: self.info.name.clone(), message }));
+            }
+            body(&plugin, &mut store)
+        })();
+        match outcome {
+            Ok(answer) => answer,
+            Err(error) => Err(self.classify_trap(&store, call.limits, error)),
+        }
+    }
+
+    /// Turns a wasmtime error into the limit it hit, or a plain trap.
+    fn classify_trap(&self, store: &Store<SandboxState>, limits: PluginLimits, error: wasmtime::Error) -> PluginError {
+        let plugin = self.info.name.clone();
+        if store.data().memory_cap_hit() {
+            PluginError::MemoryLimit { plugin, limit_mb: limits.memory_bytes >> 20 }
+        } else if matches!(error.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+            PluginError::Timeout { plugin, limit: limits.timeout }
+        } else {
+            PluginError::Trap { plugin, message: format!("{error:#}") }
+        }
+    }
+
+    /// Rejects answers that name undeclared outputs or input indexes outside the batch.
+    fn check_answer(&self, result: &BatchResult, batch_len: usize) -> Result<(), PluginError> {
+        let plugin = || self.info.name.clone();
+        if let Some(record) = result.records.iter().find(|r| !self.output_names.contains(&r.output)) {
+            return Err(PluginError::UndeclaredOutput { plugin: plugin(), output: record.output.clone() });
+        }
+        let out_of_range = |index: u32| usize::try_from(index).map_or(true, |i| i >= batch_len);
+        let bad_index = result
+            .records
+            .iter()
+            .map(|r| r.input)
+            .chain(result.failures.iter().map(|f| f.index))
+            .find(|&index| out_of_range(index));
+        if let Some(index) = bad_index {
+            return Err(PluginError::BatchRejected {
+                plugin: plugin(),
+                message: format!("answer refers to input {index}, but the batch has {batch_len} records"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Finds the `transformer` export and compares its package version with this host's.
+fn check_contract_version(engine: &PluginEngine, component: &Component, origin: &str) -> Result<(), PluginError> {
+    let prefix = format!("{WIT_PACKAGE}/transformer@");
+    let component_type = component.component_type();
+    let found = component_type
+        .exports(engine.engine())
+        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+        .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string));
+    match found {
+        None => Err(PluginError::NotATransform { origin: origin.to_string(), package: WIT_PACKAGE }),
+        Some(version) if version == SUPPORTED_WIT_VERSION => Ok(()),
+        Some(version) => Err(PluginError::WitVersion {
+            origin: origin.to_string(),
+            package: WIT_PACKAGE,
+            found: version,
+            supported: SUPPORTED_WIT_VERSION,
+        }),
+    }
+}

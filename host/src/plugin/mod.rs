@@ -1,0 +1,28 @@
+//! The plugin runtime: compiles WebAssembly components once, keeps them ready to instantiate,
+//! and runs batches through them inside per-call time and memory limits.
+//!
+//! Each call gets a fresh `Store`, so a trap, a timeout or a memory bomb in one batch can never
+//! leave state behind for the next. Reloads swap the ready-to-run component atomically; calls
+//! already running finish on the version they started with.
+
+mod bindings;
+mod cache;
+mod engine;
+mod error;
+pub mod limits;
+mod loaded;
+mod registry;
+mod sandbox;
+
+pub use bindings::{BatchResult, Failure, Header, OutputInfo, PluginInfo, RecordIn, RecordOut};
+pub use engine::PluginEngine;
+pub use error::PluginError;
+pub use limits::PluginLimits;
+pub use loaded::{LoadedPlugin, PluginCall};
+pub use cache::{CompileCache, content_hash};
+pub use registry::{PluginHandle, PluginRegistry, PluginStats, Transformed};
+
+/// The WIT package version of `wit/transform.wit` that this host implements.
+pub const SUPPORTED_WIT_VERSION: &str = "0.1.0";
+/// The WIT package whose `transformer` interface plugins export.
+pub const WIT_PACKAGE: &str = "sluice:transform";
