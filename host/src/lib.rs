@@ -7,4 +7,5 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod kafka;
 pub mod plugin;

@@ -20,7 +20,13 @@ pub fn run(args: PipelinesCheckArgs) -> anyhow::Result<ExitCode> {
     match load_pipeline_dir(&config.pipelines.dir, &registry) {
         Ok(pipelines) => {
             for pipeline in &pipelines {
-                println!("ok  {} ({}, {} steps, {} sinks)", pipeline.name, pipeline.file.display(), pipeline.steps.len(), pipeline.sinks.len());
+                println!(
+                    "ok  {} ({}, {} steps, {} sinks)",
+                    pipeline.name,
+                    pipeline.file.display(),
+                    pipeline.steps.len(),
+                    pipeline.sinks.len()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

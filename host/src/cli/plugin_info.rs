@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::plugin::{CompileCache, LoadedPlugin, PluginEngine, PluginLimits, SUPPORTED_WIT_VERSION, WIT_PACKAGE};
+use crate::plugin::{
+    CompileCache, LoadedPlugin, PluginEngine, PluginLimits, SUPPORTED_WIT_VERSION, WIT_PACKAGE,
+};
 
 #[derive(Debug, Args)]
 pub struct PluginInfoArgs {
@@ -22,7 +24,8 @@ pub fn run(args: PluginInfoArgs) -> anyhow::Result<ExitCode> {
     let plugin = LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &args.plugin)
         .with_context(|| format!("cannot load {}", args.plugin.display()))?;
     let info = plugin.info();
-    let schema_json = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.into()));
+    let schema_json =
+        |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.into()));
     if args.json {
         let outputs: Vec<serde_json::Value> = info
             .outputs

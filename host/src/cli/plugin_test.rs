@@ -18,9 +18,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::plugin::{
-    CompileCache, Header, LoadedPlugin, PluginCall, PluginEngine, PluginLimits, RecordIn,
-};
+use crate::plugin::{CompileCache, Header, LoadedPlugin, PluginCall, PluginEngine, PluginLimits, RecordIn};
 
 #[derive(Debug, Args)]
 pub struct PluginTestArgs {
@@ -82,7 +80,8 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let limits = PluginLimits { timeout: Duration::from_millis(args.timeout_ms), memory_bytes: args.memory_mb << 20 };
+    let limits =
+        PluginLimits { timeout: Duration::from_millis(args.timeout_ms), memory_bytes: args.memory_mb << 20 };
     let engine = PluginEngine::new(limits.memory_bytes)?;
     let plugin = LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &args.plugin)
         .with_context(|| format!("cannot load {}", args.plugin.display()))?;
@@ -108,7 +107,8 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
             Err(error) => {
                 let reason = error.to_string();
                 report.failures.extend(
-                    (0..batch.len() as u64).map(|i| ReportedFailure { index: first_index + i, reason: reason.clone() }),
+                    (0..batch.len() as u64)
+                        .map(|i| ReportedFailure { index: first_index + i, reason: reason.clone() }),
                 );
             }
         }
@@ -116,7 +116,8 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     }
 
     println!("{}", serde_json::to_string_pretty(&report)?);
-    let counts: Vec<String> = report.outputs.iter().map(|(name, values)| format!("{name}: {}", values.len())).collect();
+    let counts: Vec<String> =
+        report.outputs.iter().map(|(name, values)| format!("{name}: {}", values.len())).collect();
     eprintln!(
         "{} {}: {} records in; {}; {} failures",
         plugin.name(),
@@ -141,7 +142,8 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn value_of(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 fn read_records(path: &Path) -> anyhow::Result<Vec<RecordIn>> {
@@ -171,14 +173,18 @@ fn read_records(path: &Path) -> anyhow::Result<Vec<RecordIn>> {
 fn read_expected(path: &Path) -> anyhow::Result<TestReport> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| {
-        format!("{}: expected {{\"outputs\": {{name: [values]}}, \"failures\": [{{index, reason}}]}}", path.display())
+        format!(
+            "{}: expected {{\"outputs\": {{name: [values]}}, \"failures\": [{{index, reason}}]}}",
+            path.display()
+        )
     })
 }
 
 /// Human-readable differences between the expected and the actual report.
 fn compare(expected: &TestReport, actual: &TestReport) -> Vec<String> {
     let mut differences = Vec::new();
-    let names: std::collections::BTreeSet<&String> = expected.outputs.keys().chain(actual.outputs.keys()).collect();
+    let names: std::collections::BTreeSet<&String> =
+        expected.outputs.keys().chain(actual.outputs.keys()).collect();
     for name in names {
         let want = expected.outputs.get(name).map_or(&[][..], Vec::as_slice);
         let got = actual.outputs.get(name).map_or(&[][..], Vec::as_slice);
@@ -209,7 +215,10 @@ mod tests {
     fn report(outputs: &[(&str, Vec<Value>)], failures: &[(u64, &str)]) -> TestReport {
         TestReport {
             outputs: outputs.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
-            failures: failures.iter().map(|(i, r)| ReportedFailure { index: *i, reason: r.to_string() }).collect(),
+            failures: failures
+                .iter()
+                .map(|(i, r)| ReportedFailure { index: *i, reason: r.to_string() })
+                .collect(),
         }
     }
 

@@ -7,6 +7,11 @@ mod pipeline;
 mod validate;
 
 pub use error::ConfigError;
-pub use host::{HostConfig, KafkaConfig, PluginsConfig, PostgresConfig, S3Config, SendgridConfig, ServerConfig};
-pub use pipeline::{DeadLetterConfig, Pipeline, SinkConfig, SinkKind, SourceConfig, StepConfig, StepInput};
+pub use host::{
+    HostConfig, KafkaConfig, PluginsConfig, PostgresConfig, S3Config, SendgridConfig, ServerConfig,
+};
+pub use pipeline::{
+    BodyFormat, DeadLetterConfig, Pipeline, SignatureConfig, SignatureScheme, SinkConfig, SinkKind,
+    SourceConfig, StepConfig, StepInput,
+};
 pub use validate::{load_pipeline_dir, load_pipeline_file, validate_pipeline};

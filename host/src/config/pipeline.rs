@@ -59,19 +59,27 @@ pub enum SourceConfig {
         group: String,
         #[serde(default = "default_body_limit")]
         body_limit_bytes: usize,
-        /// Environment variable holding the base64 DER P-256 public key; unset means no check.
-        verification_key_env: Option<String>,
-        #[serde(default = "default_signature_tolerance")]
-        signature_tolerance_secs: u64,
-        #[serde(flatten)]
-        batching: Batching,
+        /// Checks the sender's signature over the raw body before anything else.
+        signature: Option<SignatureConfig>,
+        /// What the body must be before it is stored; anything else is answered 400.
+        #[serde(default)]
+        body_format: BodyFormat,
+        /// How long to wait for the broker to confirm a write before answering 503.
+        #[serde(default = "default_delivery_timeout_ms")]
+        delivery_timeout_ms: u64,
+        #[serde(default = "default_batch_records")]
+        batch_records: usize,
+        #[serde(default = "default_batch_max_ms")]
+        batch_max_ms: u64,
     },
     /// A Kafka topic read by a consumer group.
     Kafka {
         topic: String,
         group: String,
-        #[serde(flatten)]
-        batching: Batching,
+        #[serde(default = "default_batch_records")]
+        batch_records: usize,
+        #[serde(default = "default_batch_max_ms")]
+        batch_max_ms: u64,
     },
     /// Jobs that each name an S3 object to stream through the steps.
     S3Job {
@@ -94,14 +102,41 @@ impl SourceConfig {
     }
 }
 
-/// How a consumer groups records into plugin calls.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// A webhook signature scheme: which headers carry it and where the public key comes from.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Batching {
-    #[serde(default = "default_batch_records")]
-    pub batch_records: usize,
-    #[serde(default = "default_batch_max_ms")]
-    pub batch_max_ms: u64,
+pub struct SignatureConfig {
+    pub scheme: SignatureScheme,
+    /// Environment variable holding the public key (base64 DER); unset or empty disables the
+    /// check, which the host logs at start.
+    pub public_key_env: String,
+    pub signature_header: String,
+    pub timestamp_header: String,
+    /// How far the timestamp header may be from now, to refuse replays.
+    #[serde(default = "default_signature_tolerance")]
+    pub tolerance_secs: u64,
+}
+
+/// Supported signature schemes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SignatureScheme {
+    /// ECDSA P-256 with SHA-256 over the timestamp header's bytes followed by the raw body;
+    /// signature base64 DER (SendGrid's signed event webhook).
+    #[serde(rename = "ecdsa-p256-sha256")]
+    EcdsaP256Sha256,
+}
+
+/// The shape a webhook body must have to be stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BodyFormat {
+    /// Any bytes.
+    #[default]
+    Any,
+    /// A JSON value.
+    Json,
+    /// A JSON array.
+    JsonArray,
 }
 
 /// One plugin call in the chain.
@@ -126,7 +161,10 @@ pub struct StepConfig {
 pub enum StepInput {
     #[default]
     Source,
-    Output { plugin: String, output: String },
+    Output {
+        plugin: String,
+        output: String,
+    },
 }
 
 impl TryFrom<String> for StepInput {
@@ -146,8 +184,10 @@ impl TryFrom<String> for StepInput {
 }
 
 /// Where one named output of one step goes.
+///
+/// Unknown keys are refused by the kind's own settings (serde cannot deny them here, on the
+/// struct that flattens the kind).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// `<plugin>.<output>`.
     pub from: String,
@@ -169,16 +209,24 @@ pub enum SinkKind {
         prefix: String,
         #[serde(default)]
         partition_by: Vec<String>,
-        #[serde(flatten)]
-        rotation: Rotation,
+        #[serde(default = "default_rotate_records")]
+        rotate_records: usize,
+        #[serde(default = "default_rotate_bytes")]
+        rotate_bytes: usize,
+        #[serde(default = "default_rotate_ms")]
+        rotate_ms: u64,
     },
     /// The same layout in a local directory, for the quick start.
     ParquetLocal {
         dir: PathBuf,
         #[serde(default)]
         partition_by: Vec<String>,
-        #[serde(flatten)]
-        rotation: Rotation,
+        #[serde(default = "default_rotate_records")]
+        rotate_records: usize,
+        #[serde(default = "default_rotate_bytes")]
+        rotate_bytes: usize,
+        #[serde(default = "default_rotate_ms")]
+        rotate_ms: u64,
     },
     /// Rows of a PostgreSQL table.
     Postgres {
@@ -203,18 +251,6 @@ impl SinkKind {
     }
 }
 
-/// When a Parquet file is closed and a new one started.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rotation {
-    #[serde(default = "default_rotate_records")]
-    pub rotate_records: usize,
-    #[serde(default = "default_rotate_bytes")]
-    pub rotate_bytes: usize,
-    #[serde(default = "default_rotate_ms")]
-    pub rotate_ms: u64,
-}
-
 /// Where failed records go.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -228,6 +264,9 @@ fn default_body_limit() -> usize {
 }
 fn default_signature_tolerance() -> u64 {
     600
+}
+fn default_delivery_timeout_ms() -> u64 {
+    10_000
 }
 fn default_batch_records() -> usize {
     500

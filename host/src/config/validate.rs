@@ -13,8 +13,8 @@ use crate::plugin::{PluginCall, PluginRegistry};
 /// When the file cannot be read, or a key is unknown, missing or of the wrong type; unknown
 /// `kind`s are reported with the kinds that are allowed.
 pub fn load_pipeline_file(path: &Path) -> Result<Pipeline, ConfigError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     let mut pipeline: Pipeline = toml::from_str(&text)
         .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
     pipeline.file = path.to_path_buf();
@@ -47,7 +47,11 @@ pub fn load_pipeline_dir(dir: &Path, registry: &PluginRegistry) -> Result<Vec<Pi
                 continue;
             }
         };
-        let invalid = |key: &str, problem: String| ConfigError::Invalid { path: file.clone(), key: key.into(), problem };
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            path: file.clone(),
+            key: key.into(),
+            problem,
+        };
         if !names.insert(pipeline.name.clone()) {
             errors.push(invalid("name", format!("another pipeline is already named `{}`", pipeline.name)));
         }
@@ -66,9 +70,9 @@ pub fn load_pipeline_dir(dir: &Path, registry: &PluginRegistry) -> Result<Vec<Pi
 
 fn http_path(source: &SourceConfig) -> Option<&str> {
     match source {
-        SourceConfig::Http { path, .. } | SourceConfig::Webhook { path, .. } | SourceConfig::S3Job { path, .. } => {
-            Some(path)
-        }
+        SourceConfig::Http { path, .. }
+        | SourceConfig::Webhook { path, .. }
+        | SourceConfig::S3Job { path, .. } => Some(path),
         SourceConfig::Kafka { .. } => None,
     }
 }
@@ -113,7 +117,10 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
             invalid(format!("steps[{index}].input"), problem);
         }
         if earlier_steps.contains(&step.plugin.as_str()) {
-            invalid(format!("steps[{index}].plugin"), format!("`{}` is already a step of this pipeline", step.plugin));
+            invalid(
+                format!("steps[{index}].plugin"),
+                format!("`{}` is already a step of this pipeline", step.plugin),
+            );
         }
         let call = PluginCall {
             config: step.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -138,7 +145,8 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
                 Err(problem) => invalid(key, problem),
             }
         }
-        if matches!(sink.kind, SinkKind::Sendgrid {}) && !matches!(pipeline.source, SourceConfig::Http { .. }) {
+        if matches!(sink.kind, SinkKind::Sendgrid {}) && !matches!(pipeline.source, SourceConfig::Http { .. })
+        {
             invalid(
                 format!("sinks[{index}].kind"),
                 "`sendgrid` answers an HTTP request, so it needs an `http` source".into(),
@@ -149,10 +157,17 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
 }
 
 /// Why `<plugin>.<output>` cannot be consumed here, if it cannot.
-fn check_output_ref(registry: &PluginRegistry, earlier_steps: &[&str], plugin: &str, output: &str) -> Option<String> {
+fn check_output_ref(
+    registry: &PluginRegistry,
+    earlier_steps: &[&str],
+    plugin: &str,
+    output: &str,
+) -> Option<String> {
     if !earlier_steps.contains(&plugin) {
         let allowed = if earlier_steps.is_empty() { "none".to_string() } else { earlier_steps.join(", ") };
-        return Some(format!("`{plugin}` is not an earlier step of this pipeline (earlier steps: {allowed})"));
+        return Some(format!(
+            "`{plugin}` is not an earlier step of this pipeline (earlier steps: {allowed})"
+        ));
     }
     let loaded = registry.get(plugin)?.current();
     if loaded.has_output(output) {
@@ -160,4 +175,82 @@ fn check_output_ref(registry: &PluginRegistry, earlier_steps: &[&str], plugin: &
     }
     let outputs: Vec<&str> = loaded.info().outputs.iter().map(|o| o.name.as_str()).collect();
     Some(format!("plugin `{plugin}` has no output `{output}` (its outputs: {})", outputs.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Pipeline, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, text).expect("write pipeline");
+        load_pipeline_file(&path)
+    }
+
+    fn empty_registry() -> PluginRegistry {
+        let engine = crate::plugin::PluginEngine::new(64 << 20).expect("engine");
+        PluginRegistry::new(engine, crate::plugin::CompileCache::disabled())
+    }
+
+    const SOURCE: &str = "name = \"p\"\n[source]\nkind = \"kafka\"\ntopic = \"t\"\ngroup = \"g\"\n";
+
+    #[test]
+    fn an_unknown_sink_kind_names_the_allowed_kinds() {
+        let error = parse(&format!("{SOURCE}[[sinks]]\nfrom = \"source\"\nkind = \"ftp\"\n")).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("p.toml"), "{message}");
+        assert!(
+            message.contains("ftp") && message.contains("parquet-s3") && message.contains("postgres"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_sink_key_is_refused() {
+        let error = parse(&format!(
+            "{SOURCE}[[sinks]]\nfrom = \"source\"\nkind = \"kafka\"\ntopic = \"t\"\ntopik = 1\n"
+        ))
+        .unwrap_err();
+        assert!(error.to_string().contains("topik"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_source_key_is_refused() {
+        let error = parse(&format!("{SOURCE}topics = \"x\"\n")).unwrap_err();
+        assert!(error.to_string().contains("topics"), "{error}");
+    }
+
+    #[test]
+    fn a_step_naming_a_plugin_that_is_not_loaded_is_refused_with_the_key() {
+        let pipeline = parse(&format!("{SOURCE}[[steps]]\nplugin = \"nope\"\n")).expect("parses");
+        let errors = validate_pipeline(&pipeline, &empty_registry()).unwrap_err();
+        let message = errors[0].to_string();
+        assert!(message.contains("steps[0].plugin") && message.contains("nope"), "{message}");
+    }
+
+    #[test]
+    fn a_sink_reading_from_a_plugin_that_is_not_a_step_is_refused() {
+        let pipeline =
+            parse(&format!("{SOURCE}[[sinks]]\nfrom = \"a.b\"\nkind = \"kafka\"\ntopic = \"x\"\n"))
+                .expect("parses");
+        let errors = validate_pipeline(&pipeline, &empty_registry()).unwrap_err();
+        assert!(errors[0].to_string().contains("sinks[0].from"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn a_sendgrid_sink_needs_an_http_source() {
+        let pipeline =
+            parse(&format!("{SOURCE}[[sinks]]\nfrom = \"source\"\nkind = \"sendgrid\"\n")).expect("parses");
+        let errors = validate_pipeline(&pipeline, &empty_registry()).unwrap_err();
+        assert!(errors[0].to_string().contains("sinks[0].kind"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn step_inputs_are_source_or_plugin_dot_output() {
+        assert_eq!(StepInput::try_from("source".to_string()), Ok(StepInput::Source));
+        assert!(StepInput::try_from("a.b".to_string()).is_ok());
+        assert!(StepInput::try_from("ab".to_string()).is_err());
+        assert!(StepInput::try_from(".b".to_string()).is_err());
+    }
 }

@@ -3,6 +3,7 @@
 mod error;
 mod health;
 mod pipelines;
+pub mod signature;
 
 use std::sync::Arc;
 

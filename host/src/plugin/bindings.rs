@@ -5,8 +5,8 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use exports::sluice::transform::transformer::{BatchResult, PluginInfo};
-pub use sluice::transform::types::{Failure, Header, OutputInfo, RecordIn, RecordOut};
+pub use self::exports::sluice::transform::transformer::{BatchResult, PluginInfo};
+pub use self::sluice::transform::types::{Failure, Header, OutputInfo, RecordIn, RecordOut};
 
 /// The `types` interface declares only records, so the host has nothing to implement for it.
-impl sluice::transform::types::Host for super::sandbox::SandboxState {}
+impl self::sluice::transform::types::Host for super::sandbox::SandboxState {}

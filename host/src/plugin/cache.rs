@@ -46,8 +46,10 @@ impl CompileCache {
         bytes: &[u8],
         hash: &str,
     ) -> Result<Component, PluginError> {
-        let compile_error =
-            |e: wasmtime::Error| PluginError::Compile { origin: origin.to_string(), message: format!("{e:#}") };
+        let compile_error = |e: wasmtime::Error| PluginError::Compile {
+            origin: origin.to_string(),
+            message: format!("{e:#}"),
+        };
         let Some(dir) = &self.dir else {
             return Component::new(engine.engine(), bytes).map_err(compile_error);
         };
@@ -57,7 +59,9 @@ impl CompileCache {
             // compatibility fingerprint and is only ever replaced by rename, never rewritten.
             match unsafe { Component::deserialize_file(engine.engine(), &path) } {
                 Ok(component) => return Ok(component),
-                Err(error) => tracing::warn!(path = %path.display(), "ignoring unusable cached plugin: {error:#}"),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cached plugin: {error:#}")
+                }
             }
         }
         let compiled = engine.engine().precompile_component(bytes).map_err(compile_error)?;

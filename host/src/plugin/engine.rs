@@ -62,9 +62,7 @@ impl PluginEngine {
         let stop_clock = Arc::new(AtomicBool::new(false));
         spawn_deadline_clock(engine.clone(), stop_clock.clone())?;
 
-        Ok(PluginEngine {
-            inner: Arc::new(EngineInner { engine, linker, max_memory_bytes, stop_clock }),
-        })
+        Ok(PluginEngine { inner: Arc::new(EngineInner { engine, linker, max_memory_bytes, stop_clock }) })
     }
 
     pub(super) fn engine(&self) -> &Engine {

@@ -46,6 +46,9 @@ impl PluginError {
     /// Whether the call was stopped by the sandbox (time, memory, trap) rather than by the
     /// plugin's own decision; these count as traps in metrics and the admin API.
     pub fn is_trap(&self) -> bool {
-        matches!(self, PluginError::Timeout { .. } | PluginError::MemoryLimit { .. } | PluginError::Trap { .. })
+        matches!(
+            self,
+            PluginError::Timeout { .. } | PluginError::MemoryLimit { .. } | PluginError::Trap { .. }
+        )
     }
 }

@@ -48,7 +48,8 @@ impl LoadedPlugin {
     /// # Errors
     /// When the file cannot be read, or as for [`LoadedPlugin::from_bytes`].
     pub fn from_file(engine: &PluginEngine, cache: &CompileCache, path: &Path) -> Result<Self, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
         Self::from_bytes(engine, cache, &path.display().to_string(), &bytes)
     }
 
@@ -66,7 +67,8 @@ impl LoadedPlugin {
         let hash = content_hash(bytes);
         let component = cache.component(engine, origin, bytes, &hash)?;
         check_contract_version(engine, &component, origin)?;
-        let link_error = |e: wasmtime::Error| PluginError::Link { origin: origin.to_string(), message: format!("{e:#}") };
+        let link_error =
+            |e: wasmtime::Error| PluginError::Link { origin: origin.to_string(), message: format!("{e:#}") };
         let instance_pre = engine.linker().instantiate_pre(&component).map_err(link_error)?;
         let pre = PluginPre::new(instance_pre).map_err(link_error)?;
 
@@ -141,7 +143,8 @@ impl LoadedPlugin {
     pub fn transform(&self, call: &PluginCall, batch: &[RecordIn]) -> Result<BatchResult, PluginError> {
         let result = self.run(call, |plugin, store| {
             plugin.sluice_transform_transformer().call_transform(store, batch).map(|answer| {
-                answer.map_err(|message| PluginError::BatchRejected { plugin: self.info.name.clone(), message })
+                answer
+                    .map_err(|message| PluginError::BatchRejected { plugin: self.info.name.clone(), message })
             })
         })?;
         self.check_answer(&result, batch.len())?;
@@ -171,7 +174,12 @@ impl LoadedPlugin {
     }
 
     /// Turns a wasmtime error into the limit it hit, or a plain trap.
-    fn classify_trap(&self, store: &Store<SandboxState>, limits: PluginLimits, error: wasmtime::Error) -> PluginError {
+    fn classify_trap(
+        &self,
+        store: &Store<SandboxState>,
+        limits: PluginLimits,
+        error: wasmtime::Error,
+    ) -> PluginError {
         let plugin = self.info.name.clone();
         if store.data().memory_cap_hit() {
             PluginError::MemoryLimit { plugin, limit_mb: limits.memory_bytes >> 20 }
@@ -206,7 +214,11 @@ impl LoadedPlugin {
 }
 
 /// Finds the `transformer` export and compares its package version with this host's.
-fn check_contract_version(engine: &PluginEngine, component: &Component, origin: &str) -> Result<(), PluginError> {
+fn check_contract_version(
+    engine: &PluginEngine,
+    component: &Component,
+    origin: &str,
+) -> Result<(), PluginError> {
     let prefix = format!("{WIT_PACKAGE}/transformer@");
     let component_type = component.component_type();
     let found = component_type

@@ -15,11 +15,11 @@ mod registry;
 mod sandbox;
 
 pub use bindings::{BatchResult, Failure, Header, OutputInfo, PluginInfo, RecordIn, RecordOut};
+pub use cache::{CompileCache, content_hash};
 pub use engine::PluginEngine;
 pub use error::PluginError;
 pub use limits::PluginLimits;
 pub use loaded::{LoadedPlugin, PluginCall};
-pub use cache::{CompileCache, content_hash};
 pub use registry::{PluginHandle, PluginRegistry, PluginStats, Transformed};
 
 /// The WIT package version of `wit/transform.wit` that this host implements.

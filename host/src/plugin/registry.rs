@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
 
+use super::PluginError;
 use super::bindings::{BatchResult, RecordIn};
 use super::cache::CompileCache;
 use super::engine::PluginEngine;
 use super::loaded::{LoadedPlugin, PluginCall};
-use super::PluginError;
 
 /// A plugin name's slot: the current version, swapped atomically on reload, and its counters.
 ///
@@ -67,21 +67,29 @@ impl PluginHandle {
     ///
     /// # Errors
     /// As [`LoadedPlugin::transform`]; a panic of the blocking task becomes a trap error.
-    pub async fn transform(&self, call: Arc<PluginCall>, batch: Vec<RecordIn>) -> Result<Transformed, PluginError> {
+    pub async fn transform(
+        &self,
+        call: Arc<PluginCall>,
+        batch: Vec<RecordIn>,
+    ) -> Result<Transformed, PluginError> {
         let handle = self.clone();
         let plugin_name = self.current().name().to_string();
-        tokio::task::spawn_blocking(move || handle.transform_blocking(&call, &batch))
-            .await
-            .unwrap_or_else(|join_error| {
+        tokio::task::spawn_blocking(move || handle.transform_blocking(&call, &batch)).await.unwrap_or_else(
+            |join_error| {
                 Err(PluginError::Trap { plugin: plugin_name, message: format!("call aborted: {join_error}") })
-            })
+            },
+        )
     }
 
     /// Runs a batch on the current thread; see [`PluginHandle::transform`].
     ///
     /// # Errors
     /// As [`LoadedPlugin::transform`].
-    pub fn transform_blocking(&self, call: &PluginCall, batch: &[RecordIn]) -> Result<Transformed, PluginError> {
+    pub fn transform_blocking(
+        &self,
+        call: &PluginCall,
+        batch: &[RecordIn],
+    ) -> Result<Transformed, PluginError> {
         let plugin = self.current();
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         match plugin.transform(call, batch) {
@@ -150,7 +158,10 @@ impl PluginRegistry {
         let plugin = LoadedPlugin::from_file(&self.engine, &self.cache, path)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         if stem != plugin.name() {
-            return Err(PluginError::NameMismatch { path: path.to_path_buf(), declared: plugin.name().to_string() });
+            return Err(PluginError::NameMismatch {
+                path: path.to_path_buf(),
+                declared: plugin.name().to_string(),
+            });
         }
         Ok(self.install(plugin))
     }

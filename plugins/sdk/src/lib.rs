@@ -1,8 +1,19 @@
-//! Bindings for the `sluice:transform` contract, shared by every plugin crate.
+//! Bindings for the `sluice:transform` contract, and the domain-free pieces every plugin needs.
 //!
-//! A plugin implements [`Guest`] on a unit struct and exports it with
-//! `sluice_plugin_sdk::export_plugin!(MyPlugin);`. Keeping the generated code here means each
-//! plugin crate holds only its domain logic, which it can unit-test natively.
+//! A plugin implements [`Guest`] (or, when it takes no settings, [`SettinglessPlugin`]) on a
+//! unit struct and exports it with `sluice_plugin_sdk::export_plugin!(MyPlugin);`. Keeping the
+//! generated code and the shared helpers here means each plugin crate holds only its domain
+//! logic, which it can unit-test natively:
+//!
+//! - [`json`]: reading a record's JSON text field by field, with dead-letter reasons that read
+//!   alike in every plugin;
+//! - [`config`]: refusing config keys a plugin does not know;
+//! - `samples` (native only): checking a plugin against its `samples/` directory in `cargo test`.
+
+pub mod config;
+pub mod json;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod samples;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -18,6 +29,51 @@ pub use bindings::exports::sluice::transform::transformer::Guest;
 pub use bindings::sluice::transform::types::{
     BatchResult, Failure, Header, OutputInfo, PluginInfo, RecordIn, RecordOut,
 };
+
+/// A plugin that takes no settings: the `init` and `transform` glue of [`Guest`] is written once
+/// here, so such a plugin states only what it is and what a batch gives.
+///
+/// Every type implementing it implements [`Guest`]: `init` refuses any config key (see
+/// [`config::refuse_unknown_keys`]), so a setting meant for another step is reported at load,
+/// and `transform` never fails the batch as a whole, since bad records are per-record
+/// [`Failure`]s.
+pub trait SettinglessPlugin {
+    /// The plugin's name, version and outputs, usually `sluice_plugin_sdk::plugin_info!(outputs)`.
+    fn info() -> PluginInfo;
+
+    /// The rows and failures of one batch.
+    fn transform(batch: &[RecordIn]) -> BatchResult;
+}
+
+impl<T: SettinglessPlugin> Guest for T {
+    fn info() -> PluginInfo {
+        T::info()
+    }
+
+    fn init(config: Vec<(String, String)>) -> Result<(), String> {
+        config::refuse_unknown_keys(&config, &[])
+    }
+
+    fn transform(batch: Vec<RecordIn>) -> Result<BatchResult, String> {
+        Ok(T::transform(&batch))
+    }
+}
+
+/// A [`PluginInfo`] with the calling crate's package name and version, and the given outputs.
+///
+/// A macro because `CARGO_PKG_NAME` must be read where the plugin crate is compiled; the name
+/// then always matches the `.wasm` file and the pipeline's `plugin = "..."` without a second
+/// copy to keep in step.
+#[macro_export]
+macro_rules! plugin_info {
+    ($outputs:expr) => {
+        $crate::PluginInfo {
+            name: ::std::string::String::from(::core::env!("CARGO_PKG_NAME")),
+            version: ::std::string::String::from(::core::env!("CARGO_PKG_VERSION")),
+            outputs: $outputs,
+        }
+    };
+}
 
 /// Exports a type implementing [`Guest`] as this component's `transformer`.
 ///

@@ -1,0 +1,85 @@
+//! A producer that reports success only once the broker has stored the record.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use crate::config::KafkaConfig;
+
+/// Why a record was not stored; the caller must not acknowledge it.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("cannot create the Kafka producer: {0}")]
+    Create(KafkaError),
+    #[error("Kafka did not store the record: {0}")]
+    NotStored(KafkaError),
+}
+
+/// Where the broker stored a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredAt {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// An idempotent producer with `acks=all`: a send resolves only after every in-sync replica
+/// has the record, so a 2xx built on it never acknowledges data a broker could lose.
+#[derive(Clone)]
+pub struct DurableProducer {
+    producer: FutureProducer,
+}
+
+impl DurableProducer {
+    /// Creates the producer; `delivery_timeout` bounds how long a send may wait (retries
+    /// included) before it fails.
+    ///
+    /// # Errors
+    /// When librdkafka rejects the configuration.
+    pub fn new(config: &KafkaConfig, delivery_timeout: Duration) -> Result<Self, ProduceError> {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("compression.type", "lz4")
+            .set("message.max.bytes", "16777216")
+            .set("delivery.timeout.ms", delivery_timeout.as_millis().to_string());
+        for (key, value) in &config.properties {
+            client.set(key, value);
+        }
+        let producer = client.create().map_err(ProduceError::Create)?;
+        Ok(DurableProducer { producer })
+    }
+
+    /// Sends one record and waits for the broker's acknowledgement.
+    ///
+    /// # Errors
+    /// [`ProduceError::NotStored`] when the broker refused it or the delivery timeout passed.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<StoredAt, ProduceError> {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        // The delivery timeout configured above bounds the wait; no second timer here.
+        match self.producer.send(record, Timeout::Never).await {
+            Ok(delivery) => Ok(StoredAt { partition: delivery.partition, offset: delivery.offset }),
+            Err((error, _)) => Err(ProduceError::NotStored(error)),
+        }
+    }
+
+    /// Waits up to `timeout` for records still in flight, at shutdown.
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(error) = self.producer.flush(Timeout::After(timeout)) {
+            tracing::warn!("Kafka producer flush at shutdown: {error}");
+        }
+    }
+}

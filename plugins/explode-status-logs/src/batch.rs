@@ -1,0 +1,123 @@
+//! One call of the plugin: a batch of `status_logs` records in, `user_status_log` rows out.
+
+use sluice_plugin_sdk::{BatchResult, Failure, RecordIn, RecordOut};
+
+use crate::outputs::{USER_STATUS_LOG, UserStatusLogRow};
+use crate::status_log::explode;
+
+/// Explodes every record of `batch` into rows, and reports what could not be used.
+///
+/// Rows keep the input's key and index, and follow the batch's order, then the entries'
+/// order. A record gives rows for all its entries or, with one failure, none at all.
+pub fn transform(batch: &[RecordIn]) -> BatchResult {
+    let mut result = BatchResult { records: Vec::with_capacity(batch.len() * 3), failures: Vec::new() };
+    for (index, record) in (0u32..).zip(batch) {
+        let first_row = result.records.len();
+        if let Err(reason) = push_rows(index, record, &mut result.records) {
+            // A row already pushed would be inserted again when the dead letter is replayed.
+            result.records.truncate(first_row);
+            result.failures.push(Failure { index, reason });
+        }
+    }
+    result
+}
+
+/// Appends one row per entry of `record`; on error the caller drops what was appended.
+fn push_rows(index: u32, record: &RecordIn, records: &mut Vec<RecordOut>) -> Result<(), String> {
+    let exploded = explode(&record.value)?;
+    for entry in &exploded.entries {
+        let row = UserStatusLogRow {
+            user_id: &exploded.user_id,
+            updated_on: &entry.updated_on,
+            status: &entry.status,
+        };
+        // Rows of plain strings always encode; if one ever did not, say so instead of panicking.
+        let value = serde_json::to_vec(&row).map_err(|error| format!("could not encode a row: {error}"))?;
+        records.push(RecordOut {
+            output: USER_STATUS_LOG.to_owned(),
+            input: index,
+            key: record.key.clone(),
+            value,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows_of(result: &BatchResult) -> Vec<(u32, serde_json::Value)> {
+        result.records.iter().map(|r| (r.input, serde_json::from_slice(&r.value).unwrap())).collect()
+    }
+
+    #[test]
+    fn samples_give_the_expected_rows_and_failures() {
+        let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
+        sluice_plugin_sdk::samples::assert_expected(samples, |batch| {
+            let result = transform(batch);
+            assert!(result.records.iter().all(|record| record.output == USER_STATUS_LOG));
+            result
+        });
+    }
+
+    #[test]
+    fn empty_batch_gives_nothing() {
+        let result = transform(&[]);
+        assert!(result.records.is_empty() && result.failures.is_empty());
+    }
+
+    #[test]
+    fn rows_keep_batch_and_entry_order_and_input_index() {
+        let batch = [
+            r#"{"userId":"a","statusLogs":[{"status":"A1","updatedOn":1},{"status":"A2","updatedOn":2}]}"#,
+            r#"{"userId":"b","statusLogs":[]}"#,
+            r#"{"userId":"c","statusLogs":[{"status":"C1","updatedOn":"3"}]}"#,
+        ]
+        .map(RecordIn::from_value);
+        let result = transform(&batch);
+        assert_eq!(
+            rows_of(&result),
+            [
+                (0, serde_json::json!({"userId":"a","updatedOn":"1","status":"A1"})),
+                (0, serde_json::json!({"userId":"a","updatedOn":"2","status":"A2"})),
+                (2, serde_json::json!({"userId":"c","updatedOn":"3","status":"C1"})),
+            ]
+        );
+        assert!(result.failures.is_empty());
+    }
+
+    #[test]
+    fn partly_bad_record_gives_no_rows_and_one_failure() {
+        let batch =
+            [r#"{"userId":"a","statusLogs":[{"status":"A1","updatedOn":1},{},7]}"#].map(RecordIn::from_value);
+        let result = transform(&batch);
+        assert_eq!(result.records.len(), 0);
+        assert_eq!(result.failures.len(), 1);
+        assert_eq!(result.failures[0].index, 0);
+        assert_eq!(
+            result.failures[0].reason,
+            "statusLogs[1].status: missing or null; statusLogs[2]: expected an object, found a number"
+        );
+    }
+
+    #[test]
+    fn partly_bad_record_leaves_its_neighbours_whole() {
+        let good = r#"{"userId":"a","statusLogs":[{"status":"A1","updatedOn":1}]}"#;
+        let partly_bad = r#"{"userId":"b","statusLogs":[{"status":"B1","updatedOn":2},{"status":""}]}"#;
+        let result = transform(&[good, partly_bad, good].map(RecordIn::from_value));
+        let inputs: Vec<u32> = result.records.iter().map(|record| record.input).collect();
+        assert_eq!(inputs, [0, 2]);
+        let failures: Vec<_> = result.failures.iter().map(|f| (f.index, f.reason.as_str())).collect();
+        assert_eq!(failures, [(1, "statusLogs[1].status: empty")]);
+    }
+
+    #[test]
+    fn rows_keep_the_input_key() {
+        let mut record =
+            RecordIn::from_value(r#"{"userId":"a","statusLogs":[{"status":"A","updatedOn":1}]}"#);
+        record.key = Some(b"user-a".to_vec());
+        let result = transform(&[record]);
+        assert_eq!(result.records[0].key.as_deref(), Some(&b"user-a"[..]));
+    }
+}

@@ -1,0 +1,212 @@
+//! Reading a record's JSON text field by field, without building a value tree.
+//!
+//! A plugin derives `Deserialize` on a struct of `Option<&RawValue>` fields, parses the record
+//! with [`parse_object`] and checks each field with the readers here. Fields stay borrowed raw
+//! text, so the common, valid record allocates almost nothing: steps like these run over
+//! millions of records per job. The failure sentences are shared too, so every plugin's dead
+//! letters read alike ("expected a JSON object, found an array").
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::error::Category;
+use serde_json::value::RawValue;
+
+/// Parses `bytes` as one JSON object into `T`.
+///
+/// Use it rather than `serde_json::from_slice`, which would also read a JSON array into a
+/// derived struct, and whose errors do not say whether the input was JSON at all.
+///
+/// # Errors
+/// A plain sentence for the dead letters: the bytes are not JSON, are JSON but not an object,
+/// or the object repeats a field.
+pub fn parse_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+    // A derived struct also accepts a JSON array (fields by position); only an object is a record.
+    let first_byte = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first_byte == Some(&b'{') {
+        return serde_json::from_slice(bytes).map_err(|error| match error.classify() {
+            Category::Data => format!("not a valid record: {error}"),
+            Category::Io | Category::Syntax | Category::Eof => format!("not valid JSON: {error}"),
+        });
+    }
+    match serde_json::from_slice::<&RawValue>(bytes) {
+        Ok(raw) => Err(format!("expected a JSON object, found {}", kind(raw))),
+        Err(error) => Err(format!("not valid JSON: {error}")),
+    }
+}
+
+/// Names the kind of a JSON value, as failure reasons say it ("found an array").
+pub fn kind(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// The text of a JSON string value, or `None` when `raw` is any other kind of value.
+///
+/// Borrows the text when it has no escapes, which is nearly always.
+pub fn string_content(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// The same JSON value without insignificant whitespace, keeping the field order.
+///
+/// Outputs must be compact JSON, while inputs (for example a pretty-printed JSON array file)
+/// need not be. Borrows `raw` when it is already compact.
+pub fn compact(raw: &RawValue) -> Cow<'_, RawValue> {
+    let text = raw.get();
+    if !text.bytes().any(is_insignificant_whitespace) {
+        return Cow::Borrowed(raw);
+    }
+    let mut compacted = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for character in text.chars() {
+        if in_string {
+            compacted.push(character);
+            if escaped {
+                escaped = false;
+            } else if character == '\\' {
+                escaped = true;
+            } else if character == '"' {
+                in_string = false;
+            }
+        } else if character == '"' {
+            in_string = true;
+            compacted.push(character);
+        } else if !character.is_ascii() || !is_insignificant_whitespace(character as u8) {
+            compacted.push(character);
+        }
+    }
+    // Removing whitespace outside strings from valid JSON leaves valid JSON, so this only
+    // falls back to the original text if that reasoning were ever wrong.
+    match RawValue::from_string(compacted) {
+        Ok(value) => Cow::Owned(value),
+        Err(_) => Cow::Borrowed(raw),
+    }
+}
+
+fn is_insignificant_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> &RawValue {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct OneField<'a> {
+        #[serde(borrow)]
+        a: Option<&'a RawValue>,
+    }
+
+    #[test]
+    fn object_parses_into_fields() {
+        let parsed: OneField = parse_object(br#" {"a": [1, 2]} "#).unwrap();
+        assert_eq!(parsed.a.unwrap().get(), "[1, 2]");
+    }
+
+    #[test]
+    fn null_field_reads_as_absent() {
+        let parsed: OneField = parse_object(br#"{"a":null}"#).unwrap();
+        assert!(parsed.a.is_none());
+    }
+
+    #[test]
+    fn array_is_not_an_object_even_though_serde_would_accept_it() {
+        let error = parse_object::<OneField>(b"[1]").unwrap_err();
+        assert_eq!(error, "expected a JSON object, found an array");
+    }
+
+    #[test]
+    fn scalars_are_not_objects() {
+        assert_eq!(parse_object::<OneField>(b"42").unwrap_err(), "expected a JSON object, found a number");
+        assert_eq!(parse_object::<OneField>(b"null").unwrap_err(), "expected a JSON object, found null");
+    }
+
+    #[test]
+    fn broken_json_says_where() {
+        let error = parse_object::<OneField>(br#"{"a":"#).unwrap_err();
+        assert!(error.starts_with("not valid JSON: EOF"), "{error}");
+        let error = parse_object::<OneField>(b"").unwrap_err();
+        assert!(error.starts_with("not valid JSON: EOF"), "{error}");
+        let error = parse_object::<OneField>(b"{} trailing").unwrap_err();
+        assert!(error.starts_with("not valid JSON: trailing characters"), "{error}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_not_json() {
+        let error = parse_object::<OneField>(b"{\"a\":\"\xff\"}").unwrap_err();
+        assert!(error.starts_with("not valid JSON"), "{error}");
+        let error = parse_object::<OneField>(b"\"\xff\"").unwrap_err();
+        assert!(error.starts_with("not valid JSON"), "{error}");
+    }
+
+    #[test]
+    fn repeated_field_is_not_a_valid_record() {
+        let error = parse_object::<OneField>(br#"{"a":1,"a":2}"#).unwrap_err();
+        assert!(error.starts_with("not a valid record: duplicate field `a`"), "{error}");
+    }
+
+    #[test]
+    fn kinds_are_named() {
+        let kinds: Vec<_> = ["\"x\"", "{}", "[]", "true", "false", "null", "-1.5e3"]
+            .into_iter()
+            .map(|text| kind(raw(text)))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["a string", "an object", "an array", "a boolean", "a boolean", "null", "a number"]
+        );
+    }
+
+    #[test]
+    fn string_content_borrows_plain_text() {
+        assert!(matches!(string_content(raw("\"VERIFIED\"")), Some(Cow::Borrowed("VERIFIED"))));
+        assert_eq!(string_content(raw("\"\"")).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn string_content_decodes_escapes() {
+        let decoded = string_content(raw(r#""a\"b\u00e9\\""#));
+        assert_eq!(decoded.as_deref(), Some("a\"bé\\"));
+    }
+
+    #[test]
+    fn string_content_is_none_for_other_kinds() {
+        for text in ["1", "true", "null", "[\"a\"]", "{\"a\":\"b\"}"] {
+            assert_eq!(string_content(raw(text)), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn compact_keeps_compact_text_borrowed() {
+        assert!(matches!(compact(raw(r#"[{"a":1}]"#)), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn compact_removes_whitespace_outside_strings_only() {
+        let text = "[ {\n\t\"b\" : \"NOT  VERIFIED\",\r\n \"a\": \"q\\\" x\" } , 2 ]";
+        assert_eq!(compact(raw(text)).get(), r#"[{"b":"NOT  VERIFIED","a":"q\" x"},2]"#);
+    }
+
+    #[test]
+    fn compact_keeps_non_ascii_text() {
+        assert_eq!(compact(raw("[ \"é ü\" , \"日本\" ]")).get(), r#"["é ü","日本"]"#);
+    }
+}

@@ -1,0 +1,242 @@
+//! The user-status record: what makes it valid, and the error text of an invalid one.
+//!
+//! A record is valid when all six fields are present, non-null and of the expected type:
+//!
+//! | field           | expected                                                           |
+//! |-----------------|--------------------------------------------------------------------|
+//! | `userId`        | a string (any, even empty: only `status` has an emptiness rule)    |
+//! | `createdAt`     | a string (kept as text: the table column is varchar)               |
+//! | `lastVisitedAt` | an integer literal within PostgreSQL `int` (32-bit) range          |
+//! | `status`        | a non-empty string (whitespace counts as content)                  |
+//! | `isBlacklisted` | `true` or `false`                                                  |
+//! | `statusLogs`    | an array (its entries are checked by `explode-status-logs`)        |
+//!
+//! Wrong types make a record invalid rather than coerced, as the original job's load would
+//! have rejected them; `lastVisitedAt` outside 32-bit range would make the whole database
+//! load fail, so it becomes an error row instead. Unknown fields are ignored.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use sluice_plugin_sdk::json::{compact, string_content};
+
+/// The six fields of a user-status record as found in the input; missing and `null` are both
+/// `None`.
+#[derive(Debug, Default, Deserialize)]
+pub struct UserStatusFields<'a> {
+    #[serde(rename = "userId", borrow, default)]
+    pub user_id: Option<&'a RawValue>,
+    #[serde(rename = "createdAt", borrow, default)]
+    pub created_at: Option<&'a RawValue>,
+    #[serde(rename = "lastVisitedAt", borrow, default)]
+    pub last_visited_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub status: Option<&'a RawValue>,
+    #[serde(rename = "isBlacklisted", borrow, default)]
+    pub is_blacklisted: Option<&'a RawValue>,
+    #[serde(rename = "statusLogs", borrow, default)]
+    pub status_logs: Option<&'a RawValue>,
+}
+
+/// A record that passed every check, with its fields typed.
+#[derive(Debug)]
+pub struct ValidUserStatus<'a> {
+    pub user_id: Cow<'a, str>,
+    pub created_at: Cow<'a, str>,
+    pub last_visited_at: i32,
+    pub status: Cow<'a, str>,
+    pub is_blacklisted: bool,
+    /// The raw JSON array, passed on untouched for `explode-status-logs` to check.
+    pub status_logs: &'a RawValue,
+}
+
+impl<'a> UserStatusFields<'a> {
+    /// The typed record, or `None` when any rule in the module docs is broken.
+    pub fn validate(&self) -> Option<ValidUserStatus<'a>> {
+        Some(ValidUserStatus {
+            user_id: self.user_id.and_then(string_content)?,
+            created_at: self.created_at.and_then(string_content)?,
+            last_visited_at: self.last_visited_at.and_then(int32)?,
+            status: self.status.and_then(string_content).filter(|status| !status.is_empty())?,
+            is_blacklisted: self.is_blacklisted.and_then(boolean)?,
+            status_logs: self.status_logs.filter(|raw| raw.get().starts_with('['))?,
+        })
+    }
+
+    /// All six fields as one line of text, for the `user_status_error_rec` table.
+    ///
+    /// The format is the original job's, lowercase `userid` included:
+    /// `userid:<v>,createdAt:<v>,lastVisitedAt:<v>,status:<v>,statusLogs:<v>,isBlacklisted:<v>`.
+    /// Missing and null read `null`, strings appear without quotes (an empty one as nothing),
+    /// anything else as compact JSON text.
+    pub fn error_rec(&self) -> String {
+        let fields = [
+            ("userid", self.user_id),
+            ("createdAt", self.created_at),
+            ("lastVisitedAt", self.last_visited_at),
+            ("status", self.status),
+            ("statusLogs", self.status_logs),
+            ("isBlacklisted", self.is_blacklisted),
+        ];
+        let mut text = String::new();
+        for (label, value) in fields {
+            if !text.is_empty() {
+                text.push(',');
+            }
+            text.push_str(label);
+            text.push(':');
+            match value {
+                None => text.push_str("null"),
+                Some(raw) => match string_content(raw) {
+                    Some(content) => text.push_str(&content),
+                    None => text.push_str(compact(raw).get()),
+                },
+            }
+        }
+        text
+    }
+}
+
+/// The value of an integer literal that fits a 32-bit column; `1.0`, `1e3` and strings do not.
+fn int32(raw: &RawValue) -> Option<i32> {
+    raw.get().parse().ok()
+}
+
+fn boolean(raw: &RawValue) -> Option<bool> {
+    match raw.get() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"{"userId":"0000","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[{"status":"INITIATED","updatedOn":1644527391}]}"#;
+
+    fn fields(text: &str) -> UserStatusFields<'_> {
+        sluice_plugin_sdk::json::parse_object(text.as_bytes()).unwrap()
+    }
+
+    /// `VALID` with one field's value replaced by `value` (raw JSON), or removed when `None`.
+    fn with_field(field: &str, value: Option<&str>) -> String {
+        let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(VALID).unwrap();
+        match value {
+            Some(value) => object.insert(field.to_owned(), serde_json::from_str(value).unwrap()),
+            None => object.remove(field),
+        };
+        serde_json::to_string(&object).unwrap()
+    }
+
+    #[test]
+    fn complete_record_is_valid() {
+        let record = fields(VALID);
+        let valid = record.validate().unwrap();
+        assert_eq!(valid.user_id, "0000");
+        assert_eq!(valid.created_at, "2022-02-10T21:09:51Z");
+        assert_eq!(valid.last_visited_at, 1_644_527_391);
+        assert_eq!(valid.status, "VERIFIED");
+        assert!(!valid.is_blacklisted);
+        assert_eq!(valid.status_logs.get(), r#"[{"status":"INITIATED","updatedOn":1644527391}]"#);
+    }
+
+    #[test]
+    fn missing_or_null_field_is_invalid() {
+        for field in ["userId", "createdAt", "lastVisitedAt", "status", "isBlacklisted", "statusLogs"] {
+            for value in [None, Some("null")] {
+                let text = with_field(field, value);
+                assert!(fields(&text).validate().is_none(), "{field} = {value:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_status_is_invalid_but_blank_status_is_not() {
+        assert!(fields(&with_field("status", Some(r#""""#))).validate().is_none());
+        let blank = with_field("status", Some(r#"" ""#));
+        assert_eq!(fields(&blank).validate().unwrap().status, " ");
+    }
+
+    #[test]
+    fn empty_user_id_and_empty_logs_are_valid() {
+        assert!(fields(&with_field("userId", Some(r#""""#))).validate().is_some());
+        let no_logs = with_field("statusLogs", Some("[]"));
+        assert_eq!(fields(&no_logs).validate().unwrap().status_logs.get(), "[]");
+    }
+
+    #[test]
+    fn wrong_types_are_invalid() {
+        let wrong = [
+            ("userId", "42"),
+            ("createdAt", "1644527391"),
+            ("lastVisitedAt", r#""1644527391""#),
+            ("lastVisitedAt", "1644527391.0"),
+            ("lastVisitedAt", "1.6e9"),
+            ("status", r#"["VERIFIED"]"#),
+            ("isBlacklisted", r#""false""#),
+            ("isBlacklisted", "0"),
+            ("statusLogs", r#"{"status":"INITIATED"}"#),
+            ("statusLogs", r#""[]""#),
+        ];
+        for (field, value) in wrong {
+            let text = with_field(field, Some(value));
+            assert!(fields(&text).validate().is_none(), "{field} = {value}");
+        }
+    }
+
+    #[test]
+    fn last_visited_at_must_fit_the_int_column() {
+        let max = with_field("lastVisitedAt", Some("2147483647"));
+        assert_eq!(fields(&max).validate().unwrap().last_visited_at, i32::MAX);
+        let negative = with_field("lastVisitedAt", Some("-5"));
+        assert_eq!(fields(&negative).validate().unwrap().last_visited_at, -5);
+        let beyond = with_field("lastVisitedAt", Some("2147483648"));
+        assert!(fields(&beyond).validate().is_none());
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded() {
+        let text = with_field("userId", Some(r#""a\"b\u00e9""#));
+        assert_eq!(fields(&text).validate().unwrap().user_id, "a\"bé");
+    }
+
+    #[test]
+    fn error_rec_matches_the_original_format() {
+        let text = r#"{"userId":"0001","lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":false,"createdAt":null}"#;
+        assert_eq!(
+            fields(text).error_rec(),
+            "userid:0001,createdAt:null,lastVisitedAt:1644527391,status:VERIFIED,statusLogs:null,isBlacklisted:false"
+        );
+    }
+
+    #[test]
+    fn error_rec_renders_empty_strings_as_nothing_and_arrays_compactly() {
+        let text = r#"{"userId":"0002","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"","isBlacklisted":true,
+            "statusLogs":[ {"status": "INITIATED", "updatedOn": 1644527391} ]}"#;
+        assert_eq!(
+            fields(text).error_rec(),
+            r#"userid:0002,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:1644527391,status:,statusLogs:[{"status":"INITIATED","updatedOn":1644527391}],isBlacklisted:true"#
+        );
+    }
+
+    #[test]
+    fn error_rec_keeps_wrong_typed_values_as_json_text() {
+        let text = r#"{"userId":7,"lastVisitedAt":1.5e9,"status":{"a":1},"isBlacklisted":"no"}"#;
+        assert_eq!(
+            fields(text).error_rec(),
+            r#"userid:7,createdAt:null,lastVisitedAt:1.5e9,status:{"a":1},statusLogs:null,isBlacklisted:no"#
+        );
+    }
+
+    #[test]
+    fn error_rec_of_an_empty_object_is_all_null() {
+        assert_eq!(
+            fields("{}").error_rec(),
+            "userid:null,createdAt:null,lastVisitedAt:null,status:null,statusLogs:null,isBlacklisted:null"
+        );
+    }
+}
