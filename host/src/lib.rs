@@ -8,4 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod kafka;
+pub mod pipeline;
 pub mod plugin;
+pub mod sink;

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::HostOptions;
 use crate::config::{HostConfig, load_pipeline_dir};
-use crate::http::{AppState, router};
+use crate::http::{AppState, Endpoints, router};
 use crate::plugin::{CompileCache, PluginEngine, PluginRegistry};
 
 #[derive(Debug, Args)]
@@ -62,7 +62,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(pipeline = %pipeline.name, source = pipeline.source.kind(), steps = pipeline.steps.len(), sinks = pipeline.sinks.len(), "pipeline loaded");
     }
 
-    let state = AppState::new(registry, pipelines);
+    let endpoints = Endpoints::build(&pipelines, &registry, &config)?;
+    let state = AppState::new(registry, pipelines, endpoints);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

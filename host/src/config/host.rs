@@ -151,10 +151,28 @@ impl Default for PostgresConfig {
 pub struct SendgridConfig {
     pub api_url: String,
     pub api_key_env: String,
+    pub request_timeout_ms: u64,
+    /// Attempts per mail, the first included.
+    pub max_attempts: u32,
+    /// Total time a mail may spend in retries before the caller gets 503.
+    pub retry_budget_ms: u64,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// The longest a 429's `X-RateLimit-Reset` is obeyed; longer waits are cut to this.
+    pub max_rate_limit_wait_ms: u64,
 }
 
 impl Default for SendgridConfig {
     fn default() -> Self {
-        SendgridConfig { api_url: "https://api.sendgrid.com".into(), api_key_env: "SENDGRID_API_KEY".into() }
+        SendgridConfig {
+            api_url: "https://api.sendgrid.com".into(),
+            api_key_env: "SENDGRID_API_KEY".into(),
+            request_timeout_ms: 10_000,
+            max_attempts: 4,
+            retry_budget_ms: 15_000,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 4_000,
+            max_rate_limit_wait_ms: 5_000,
+        }
     }
 }

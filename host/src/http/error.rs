@@ -1,35 +1,66 @@
 //! The one place errors become HTTP statuses and JSON bodies.
 
+use std::time::Duration;
+
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// An error answer: a status and a JSON body `{error, reason, field?}` naming the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{reason}")]
     BadRequest { reason: String, field: Option<String> },
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("no route for {0}")]
     NotFound(String),
+    #[error("{0} is not allowed here; use POST")]
+    MethodNotAllowed(String),
+    #[error("the body is larger than the {limit} bytes allowed")]
+    PayloadTooLarge { limit: usize },
     #[error("{0}")]
-    Unavailable(String),
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error("{reason}")]
+    BadGateway { reason: String, upstream_status: u16, upstream_errors: Value },
+    #[error("{reason}")]
+    Unavailable { reason: String, retry_after: Option<Duration> },
 }
 
 impl ApiError {
+    /// A 503 without a retry hint.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        ApiError::Unavailable { reason: reason.into(), retry_after: None }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { .. } => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Internal(_) => "internal",
+            ApiError::BadGateway { .. } => "upstream_refused",
+            ApiError::Unavailable { .. } => "unavailable",
         }
     }
 }
@@ -37,13 +68,20 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.code(), "reason": self.to_string() });
-        if let ApiError::BadRequest { field: Some(field), .. } = &self {
-            body["field"] = json!(field);
+        match &self {
+            ApiError::BadRequest { field: Some(field), .. } => body["field"] = json!(field),
+            ApiError::BadGateway { upstream_status, upstream_errors, .. } => {
+                body["upstream_status"] = json!(upstream_status);
+                body["upstream_errors"] = upstream_errors.clone();
+            }
+            _ => {}
         }
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let ApiError::Unavailable { retry_after: Some(wait), .. } = &self
+            && let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
-}
-
-pub async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(uri.path().to_string())
 }

@@ -16,7 +16,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
     let plugins = state.registry.list().len();
     let pipelines = state.pipelines.load().len();
     if plugins == 0 {
-        return Err(ApiError::Unavailable("no plugins are loaded".into()));
+        return Err(ApiError::unavailable("no plugins are loaded"));
     }
     Ok(Json(json!({ "status": "ready", "plugins": plugins, "pipelines": pipelines })))
 }

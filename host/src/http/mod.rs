@@ -1,9 +1,13 @@
 //! HTTP endpoints: one file per endpoint family, sharing [`AppState`] and [`ApiError`].
 
+mod body;
+mod endpoints;
 mod error;
 mod health;
 mod pipelines;
+mod request_reply;
 pub mod signature;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -11,6 +15,7 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::routing::get;
 
+pub use endpoints::{EndpointError, Endpoints};
 pub use error::ApiError;
 
 use crate::config::Pipeline;
@@ -21,11 +26,16 @@ use crate::plugin::PluginRegistry;
 pub struct AppState {
     pub registry: Arc<PluginRegistry>,
     pub pipelines: Arc<ArcSwap<Vec<Pipeline>>>,
+    pub endpoints: Arc<ArcSwap<Endpoints>>,
 }
 
 impl AppState {
-    pub fn new(registry: Arc<PluginRegistry>, pipelines: Vec<Pipeline>) -> Self {
-        AppState { registry, pipelines: Arc::new(ArcSwap::from_pointee(pipelines)) }
+    pub fn new(registry: Arc<PluginRegistry>, pipelines: Vec<Pipeline>, endpoints: Endpoints) -> Self {
+        AppState {
+            registry,
+            pipelines: Arc::new(ArcSwap::from_pointee(pipelines)),
+            endpoints: Arc::new(ArcSwap::from_pointee(endpoints)),
+        }
     }
 }
 
@@ -36,6 +46,6 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/v1/pipelines", get(pipelines::list))
         .route("/v1/plugins", get(pipelines::plugins))
-        .fallback(error::not_found)
+        .fallback(endpoints::dispatch)
         .with_state(state)
 }

@@ -1,6 +1,10 @@
 //! A producer that reports success only once the broker has stored the record.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -27,10 +31,18 @@ pub struct StoredAt {
 
 /// An idempotent producer with `acks=all`: a send resolves only after every in-sync replica
 /// has the record, so a 2xx built on it never acknowledges data a broker could lose.
+///
+/// After a failed delivery the librdkafka client is replaced (at most once per second): an
+/// idempotent client whose records timed out can stay wedged on a producer id the broker
+/// no longer knows (a restarted broker), and a fresh client starts a new one.
 #[derive(Clone)]
 pub struct DurableProducer {
-    producer: FutureProducer,
+    client: Arc<ClientConfig>,
+    producer: Arc<ArcSwap<FutureProducer>>,
+    last_renewal: Arc<Mutex<Instant>>,
 }
+
+const RENEWAL_INTERVAL: Duration = Duration::from_secs(1);
 
 impl DurableProducer {
     /// Creates the producer; `delivery_timeout` bounds how long a send may wait (retries
@@ -51,8 +63,28 @@ impl DurableProducer {
         for (key, value) in &config.properties {
             client.set(key, value);
         }
-        let producer = client.create().map_err(ProduceError::Create)?;
-        Ok(DurableProducer { producer })
+        let producer: FutureProducer = client.create().map_err(ProduceError::Create)?;
+        Ok(DurableProducer {
+            client: Arc::new(client),
+            producer: Arc::new(ArcSwap::from_pointee(producer)),
+            last_renewal: Arc::new(Mutex::new(Instant::now())),
+        })
+    }
+
+    /// Replaces the client after a failure, unless another failure just did.
+    fn renew(&self) {
+        let Ok(mut last) = self.last_renewal.lock() else { return };
+        if last.elapsed() < RENEWAL_INTERVAL {
+            return;
+        }
+        match self.client.create::<FutureProducer>() {
+            Ok(fresh) => {
+                self.producer.store(Arc::new(fresh));
+                *last = Instant::now();
+                tracing::info!("Kafka producer replaced after a failed delivery");
+            }
+            Err(error) => tracing::warn!("cannot replace the Kafka producer: {error}"),
+        }
     }
 
     /// Sends one record and waits for the broker's acknowledgement.
@@ -69,16 +101,20 @@ impl DurableProducer {
         if let Some(key) = key {
             record = record.key(key);
         }
+        let producer = self.producer.load_full();
         // The delivery timeout configured above bounds the wait; no second timer here.
-        match self.producer.send(record, Timeout::Never).await {
+        match producer.send(record, Timeout::Never).await {
             Ok(delivery) => Ok(StoredAt { partition: delivery.partition, offset: delivery.offset }),
-            Err((error, _)) => Err(ProduceError::NotStored(error)),
+            Err((error, _)) => {
+                self.renew();
+                Err(ProduceError::NotStored(error))
+            }
         }
     }
 
     /// Waits up to `timeout` for records still in flight, at shutdown.
     pub fn flush(&self, timeout: Duration) {
-        if let Err(error) = self.producer.flush(Timeout::After(timeout)) {
+        if let Err(error) = self.producer.load().flush(Timeout::After(timeout)) {
             tracing::warn!("Kafka producer flush at shutdown: {error}");
         }
     }

@@ -2,15 +2,21 @@
 
 use serde::Serialize;
 use sluice_plugin_sdk::OutputInfo;
+use sluice_plugin_sdk::schema::{Column, ColumnType};
 
 /// One row per status log entry, for the `user_status_log` table.
 pub const USER_STATUS_LOG: &str = "user_status_log";
 
-const USER_STATUS_LOG_SCHEMA: &str = r#"{"fields":[{"name":"userId","type":"string","nullable":false},{"name":"updatedOn","type":"string","nullable":false},{"name":"status","type":"string","nullable":false}]}"#;
+/// The fields of a [`UserStatusLogRow`], in the order it serializes them.
+const USER_STATUS_LOG_COLUMNS: &[Column] = &[
+    Column::required("userId", ColumnType::String),
+    Column::required("updatedOn", ColumnType::String),
+    Column::required("status", ColumnType::String),
+];
 
 /// The outputs this plugin declares in `info()`.
 pub fn declared() -> Vec<OutputInfo> {
-    vec![OutputInfo { name: USER_STATUS_LOG.to_owned(), schema: USER_STATUS_LOG_SCHEMA.to_owned() }]
+    vec![OutputInfo::new(USER_STATUS_LOG, USER_STATUS_LOG_COLUMNS)]
 }
 
 /// A `user_status_log` row, its fields in the schema's order.

@@ -7,14 +7,13 @@ use crate::config::MailConfig;
 use crate::mail_id::{MailIdError, mail_id_for};
 use crate::mail_log::{self, MailLogEntry};
 use crate::request::{RequestError, parse_mail_request};
-use crate::schema::schema_json;
 use crate::sendgrid::{self, build_sendgrid_mail, encode_sendgrid_mail};
 
 /// The outputs this plugin declares, with their schemas.
 pub fn declared_outputs() -> Vec<OutputInfo> {
     vec![
-        OutputInfo { name: sendgrid::OUTPUT.to_owned(), schema: schema_json(sendgrid::COLUMNS) },
-        OutputInfo { name: mail_log::OUTPUT.to_owned(), schema: schema_json(mail_log::COLUMNS) },
+        OutputInfo::new(sendgrid::OUTPUT, sendgrid::COLUMNS),
+        OutputInfo::new(mail_log::OUTPUT, mail_log::COLUMNS),
     ]
 }
 

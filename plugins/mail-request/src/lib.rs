@@ -15,7 +15,6 @@ pub mod config;
 pub mod mail_id;
 pub mod mail_log;
 pub mod request;
-pub mod schema;
 pub mod sendgrid;
 
 use std::sync::{Mutex, PoisonError};

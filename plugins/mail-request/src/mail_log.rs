@@ -1,19 +1,19 @@
 //! The log row kept for every accepted mail, so a mail id can be traced to who sent what.
 
 use serde::Serialize;
+use sluice_plugin_sdk::schema::{Column, ColumnType};
 
 use crate::request::MailRequest;
-use crate::schema::Column;
 
 /// The output that carries mail log rows.
 pub const OUTPUT: &str = "mail_log";
 
 /// The fields of a [`MailLogEntry`], in the order it serializes them.
 pub const COLUMNS: &[Column] = &[
-    Column::required("mail_id", "string"),
-    Column::required("from", "string"),
-    Column::required("recipients", "list-string"),
-    Column::required("subject", "string"),
+    Column::required("mail_id", ColumnType::String),
+    Column::required("from", ColumnType::String),
+    Column::required("recipients", ColumnType::ListString),
+    Column::required("subject", ColumnType::String),
 ];
 
 /// One accepted mail: its id, sender address, every recipient address and subject.
@@ -41,10 +41,10 @@ impl<'a> MailLogEntry<'a> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use sluice_plugin_sdk::schema::top_level_keys;
 
     use super::*;
     use crate::request::parse_mail_request;
-    use crate::schema::top_level_keys;
 
     #[test]
     fn entry_lists_every_recipient_in_schema_order() {

@@ -368,7 +368,7 @@ fn check_recipient_count(request: &MailRequest) -> Result<(), RequestError> {
     if count > MAX_RECIPIENTS {
         let field = request.form.to_field();
         return Err(RequestError::Request(format!(
-            "too many recipients: {count} distinct addresses ({field}, cc and bcc together); \
+            "{field}: too many recipients: {count} distinct addresses ({field}, cc and bcc together); \
              SendGrid accepts at most {MAX_RECIPIENTS} per request"
         )));
     }
@@ -595,7 +595,7 @@ mod tests {
         let body = with(body, "cc", json!(["one-more@example.com", "to0@example.com"]));
         assert_eq!(
             reason(body),
-            "too many recipients: 1001 distinct addresses (to, cc and bcc together); \
+            "to: too many recipients: 1001 distinct addresses (to, cc and bcc together); \
              SendGrid accepts at most 1000 per request"
         );
     }

@@ -10,24 +10,24 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use sluice_plugin_sdk::schema::{Column, ColumnType};
 
 use crate::address::Mailbox;
 use crate::config::MailConfig;
 use crate::request::{MailRequest, RequestError};
-use crate::schema::Column;
 
 /// The output that carries SendGrid bodies.
 pub const OUTPUT: &str = "sendgrid_mail";
 
 /// The fields of a [`SendGridMail`], in the order it serializes them.
 pub const COLUMNS: &[Column] = &[
-    Column::required("personalizations", "json"),
-    Column::required("from", "json"),
-    Column::required("subject", "string"),
-    Column::required("content", "json"),
-    Column::required("custom_args", "json"),
-    Column::nullable("categories", "json"),
-    Column::required("tracking_settings", "json"),
+    Column::required("personalizations", ColumnType::Json),
+    Column::required("from", ColumnType::Json),
+    Column::required("subject", ColumnType::String),
+    Column::required("content", ColumnType::Json),
+    Column::required("custom_args", ColumnType::Json),
+    Column::nullable("categories", ColumnType::Json),
+    Column::required("tracking_settings", ColumnType::Json),
 ];
 
 /// SendGrid refuses `custom_args` whose keys and values add up to 10,000 bytes or more.
@@ -146,10 +146,10 @@ pub fn encode_sendgrid_mail(mail: &SendGridMail) -> Result<Vec<u8>, RequestError
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
+    use sluice_plugin_sdk::schema::top_level_keys;
 
     use super::*;
     use crate::request::parse_mail_request;
-    use crate::schema::top_level_keys;
 
     fn request(body: Value) -> MailRequest {
         match parse_mail_request(body.to_string().as_bytes()) {

@@ -9,11 +9,10 @@ use thiserror::Error;
 
 use crate::event;
 use crate::normalize::{ElementError, normalize_event};
-use crate::schema::schema_json;
 
 /// The outputs this plugin declares, with their schemas.
 pub fn declared_outputs() -> Vec<OutputInfo> {
-    vec![OutputInfo { name: event::OUTPUT.to_owned(), schema: schema_json(event::COLUMNS) }]
+    vec![OutputInfo::new(event::OUTPUT, event::COLUMNS)]
 }
 
 /// Why a whole record (one webhook body) was not read.
@@ -85,9 +84,9 @@ fn normalized_record<'a>(
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
+    use sluice_plugin_sdk::schema::top_level_keys;
 
     use super::*;
-    use crate::schema::top_level_keys;
 
     fn event(id: &str, event_type: &str) -> Value {
         json!({"email": "ann@example.com", "timestamp": 1_513_299_569, "event": event_type, "sg_event_id": id})

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-
-use crate::schema::Column;
+use sluice_plugin_sdk::schema::{Column, ColumnType};
 
 /// The output that carries normalized events.
 pub const OUTPUT: &str = "events";
@@ -73,32 +72,32 @@ pub const SENDGRID_FIELDS: &[&str] = &[
 
 /// The fields of a [`NormalizedEvent`], in the order it serializes them.
 pub const COLUMNS: &[Column] = &[
-    Column::required("dt", "string"),
-    Column::required("event", "string"),
-    Column::required("email", "string"),
-    Column::required("timestamp", "int64"),
-    Column::required("event_time", "timestamp-ms"),
-    Column::required("sg_event_id", "string"),
-    Column::nullable("sg_message_id", "string"),
-    Column::nullable("smtp_id", "string"),
-    Column::required("categories", "list-string"),
-    Column::nullable("reason", "string"),
-    Column::nullable("status", "string"),
-    Column::nullable("response", "string"),
-    Column::nullable("attempt", "string"),
-    Column::nullable("bounce_type", "string"),
-    Column::nullable("bounce_classification", "string"),
-    Column::nullable("tls", "int32"),
-    Column::nullable("useragent", "string"),
-    Column::nullable("ip", "string"),
-    Column::nullable("url", "string"),
-    Column::nullable("url_offset", "json"),
-    Column::nullable("asm_group_id", "int64"),
-    Column::nullable("pool", "json"),
-    Column::nullable("marketing_campaign_id", "int64"),
-    Column::nullable("marketing_campaign_name", "string"),
-    Column::required("custom_args", "json"),
-    Column::required("raw", "json"),
+    Column::required("dt", ColumnType::String),
+    Column::required("event", ColumnType::String),
+    Column::required("email", ColumnType::String),
+    Column::required("timestamp", ColumnType::Int64),
+    Column::required("event_time", ColumnType::TimestampMs),
+    Column::required("sg_event_id", ColumnType::String),
+    Column::nullable("sg_message_id", ColumnType::String),
+    Column::nullable("smtp_id", ColumnType::String),
+    Column::required("categories", ColumnType::ListString),
+    Column::nullable("reason", ColumnType::String),
+    Column::nullable("status", ColumnType::String),
+    Column::nullable("response", ColumnType::String),
+    Column::nullable("attempt", ColumnType::String),
+    Column::nullable("bounce_type", ColumnType::String),
+    Column::nullable("bounce_classification", ColumnType::String),
+    Column::nullable("tls", ColumnType::Int32),
+    Column::nullable("useragent", ColumnType::String),
+    Column::nullable("ip", ColumnType::String),
+    Column::nullable("url", ColumnType::String),
+    Column::nullable("url_offset", ColumnType::Json),
+    Column::nullable("asm_group_id", ColumnType::Int64),
+    Column::nullable("pool", ColumnType::Json),
+    Column::nullable("marketing_campaign_id", ColumnType::Int64),
+    Column::nullable("marketing_campaign_name", ColumnType::String),
+    Column::required("custom_args", ColumnType::Json),
+    Column::required("raw", ColumnType::Json),
 ];
 
 /// One SendGrid event with its fields typed, borrowing from the webhook body.

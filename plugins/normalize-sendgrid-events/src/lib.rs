@@ -11,7 +11,6 @@ pub mod batch;
 pub mod date;
 pub mod event;
 pub mod normalize;
-pub mod schema;
 pub mod wire;
 
 use sluice_plugin_sdk::{BatchResult, PluginInfo, RecordIn, SettinglessPlugin};

@@ -8,12 +8,14 @@
 //! - [`json`]: reading a record's JSON text field by field, with dead-letter reasons that read
 //!   alike in every plugin;
 //! - [`config`]: refusing config keys a plugin does not know;
+//! - [`schema`]: declaring each output's columns, rendered as the schema JSON the host reads;
 //! - `samples` (native only): checking a plugin against its `samples/` directory in `cargo test`.
 
 pub mod config;
 pub mod json;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod samples;
+pub mod schema;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -98,5 +100,48 @@ impl Failure {
     /// A failure of input `index` on one field, in the `field: problem` form the host reports.
     pub fn field(index: u32, field: &str, problem: impl std::fmt::Display) -> Self {
         Failure { index, reason: format!("{field}: {problem}") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest settingless plugin: no outputs, and every batch gives nothing.
+    struct Inert;
+
+    impl SettinglessPlugin for Inert {
+        fn info() -> PluginInfo {
+            plugin_info!(Vec::new())
+        }
+
+        fn transform(_batch: &[RecordIn]) -> BatchResult {
+            BatchResult { records: Vec::new(), failures: Vec::new() }
+        }
+    }
+
+    #[test]
+    fn plugin_info_names_the_calling_crate() {
+        let info = <Inert as Guest>::info();
+        assert_eq!(
+            (info.name.as_str(), info.version.as_str()),
+            ("sluice-plugin-sdk", env!("CARGO_PKG_VERSION"))
+        );
+        assert!(info.outputs.is_empty());
+    }
+
+    #[test]
+    fn settingless_plugin_accepts_only_an_empty_config() {
+        assert_eq!(Inert::init(Vec::new()), Ok(()));
+        assert_eq!(
+            Inert::init(vec![("mode".to_owned(), "strict".to_owned())]),
+            Err("unknown config key `mode` (allowed: none)".to_owned())
+        );
+    }
+
+    #[test]
+    fn settingless_plugin_never_fails_a_whole_batch() {
+        let result = <Inert as Guest>::transform(vec![RecordIn::from_value("{}")]);
+        assert!(result.is_ok_and(|result| result.records.is_empty() && result.failures.is_empty()));
     }
 }

@@ -7,9 +7,10 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sluice_plugin_sdk::OutputInfo;
+use sluice_plugin_sdk::json::compact;
+use sluice_plugin_sdk::schema::{Column, ColumnType};
 
 use crate::user_status::ValidUserStatus;
-use sluice_plugin_sdk::json::compact;
 
 /// Valid records, one row each, for the `user_status` table.
 pub const USER_STATUS: &str = "user_status";
@@ -18,21 +19,29 @@ pub const STATUS_LOGS: &str = "status_logs";
 /// Invalid records, one text row each, for the `user_status_error_rec` table.
 pub const USER_STATUS_ERROR_REC: &str = "user_status_error_rec";
 
-const USER_STATUS_SCHEMA: &str = r#"{"fields":[{"name":"userId","type":"string","nullable":false},{"name":"createdAt","type":"string","nullable":false},{"name":"status","type":"string","nullable":false},{"name":"lastVisitedAt","type":"int64","nullable":false},{"name":"isBlacklisted","type":"bool","nullable":false}]}"#;
-const STATUS_LOGS_SCHEMA: &str = r#"{"fields":[{"name":"userId","type":"string","nullable":false},{"name":"statusLogs","type":"json","nullable":false}]}"#;
-const USER_STATUS_ERROR_REC_SCHEMA: &str =
-    r#"{"fields":[{"name":"error_rec","type":"string","nullable":false}]}"#;
+/// The fields of a [`UserStatusRow`], in the order it serializes them.
+const USER_STATUS_COLUMNS: &[Column] = &[
+    Column::required("userId", ColumnType::String),
+    Column::required("createdAt", ColumnType::String),
+    Column::required("status", ColumnType::String),
+    Column::required("lastVisitedAt", ColumnType::Int64),
+    Column::required("isBlacklisted", ColumnType::Bool),
+];
+
+/// The fields of a [`StatusLogsRow`], in the order it serializes them.
+const STATUS_LOGS_COLUMNS: &[Column] =
+    &[Column::required("userId", ColumnType::String), Column::required("statusLogs", ColumnType::Json)];
+
+/// The field of an [`ErrorRecRow`].
+const USER_STATUS_ERROR_REC_COLUMNS: &[Column] = &[Column::required("error_rec", ColumnType::String)];
 
 /// The outputs this plugin declares in `info()`.
 pub fn declared() -> Vec<OutputInfo> {
-    [
-        (USER_STATUS, USER_STATUS_SCHEMA),
-        (STATUS_LOGS, STATUS_LOGS_SCHEMA),
-        (USER_STATUS_ERROR_REC, USER_STATUS_ERROR_REC_SCHEMA),
+    vec![
+        OutputInfo::new(USER_STATUS, USER_STATUS_COLUMNS),
+        OutputInfo::new(STATUS_LOGS, STATUS_LOGS_COLUMNS),
+        OutputInfo::new(USER_STATUS_ERROR_REC, USER_STATUS_ERROR_REC_COLUMNS),
     ]
-    .into_iter()
-    .map(|(name, schema)| OutputInfo { name: name.to_owned(), schema: schema.to_owned() })
-    .collect()
 }
 
 /// A `user_status` row: the user's latest status, without the logs.

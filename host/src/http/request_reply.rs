@@ -1,0 +1,160 @@
+//! HTTP sources answered in the same request: run the chain on the body, hand the outputs to
+//! the sinks, answer with what the sinks report.
+
+use axum::Json;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::body::read_body;
+use crate::kafka::DurableProducer;
+use crate::pipeline::{Chain, ChainFailure};
+use crate::plugin::RecordIn;
+use crate::sink::sendgrid::{SendError, SendgridClient};
+
+/// Where one output of a request/reply pipeline goes.
+pub enum ReplySink {
+    /// Each record is a SendGrid v3 body; its key is the mail id given back to the caller.
+    Sendgrid { output: String, client: Result<SendgridClient, String> },
+    /// Each record is produced to a topic after the answering sinks succeeded.
+    Kafka { output: String, topic: String, producer: DurableProducer },
+}
+
+/// One request/reply pipeline's endpoint.
+pub struct RequestReplyEndpoint {
+    pub pipeline: String,
+    pub body_limit: usize,
+    pub chain: Chain,
+    pub sinks: Vec<ReplySink>,
+}
+
+impl RequestReplyEndpoint {
+    /// Handles one request. The request gets a fresh id, passed to the first step as the
+    /// record key, so plugins can stamp their outputs with it.
+    ///
+    /// # Errors
+    /// 400 naming the field when a plugin rejects the request; 500 when a plugin trapped;
+    /// 502/503 when a sink's upstream refused or was unavailable.
+    pub async fn handle(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<(StatusCode, Json<Value>), ApiError> {
+        let body = read_body(headers, body, self.body_limit).await?;
+        let record =
+            RecordIn { key: Some(request_id().into_bytes()), value: body.to_vec(), headers: Vec::new() };
+        let output = self.chain.run(vec![record]).await;
+        if let Some(failure) = output.failures.first() {
+            return Err(rejection(failure));
+        }
+
+        let mut answer = json!({});
+        for sink in &self.sinks {
+            if let ReplySink::Sendgrid { output: name, client } = sink {
+                let client = client.as_ref().map_err(|reason| ApiError::unavailable(reason.clone()))?;
+                for record in output.outputs.get(name).into_iter().flatten() {
+                    let message_id = client.send(&record.value).await.map_err(send_error)?;
+                    answer["mail_id"] =
+                        json!(String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()));
+                    answer["sendgrid_message_id"] = json!(message_id);
+                }
+            }
+        }
+        for sink in &self.sinks {
+            if let ReplySink::Kafka { output: name, topic, producer } = sink {
+                for record in output.outputs.get(name).into_iter().flatten() {
+                    if let Err(error) = producer.send(topic, record.key.as_deref(), &record.value).await {
+                        // The answering sink already acted (a mail was sent); failing the request
+                        // now would make the caller send it twice.
+                        tracing::error!(pipeline = %self.pipeline, topic, "record not logged to Kafka: {error}");
+                        answer["logged"] = json!(false);
+                    }
+                }
+            }
+        }
+        Ok((StatusCode::ACCEPTED, Json(answer)))
+    }
+}
+
+/// A plugin's rejection as 400 (naming the field when the reason starts with `field: `), or
+/// a trap as 500.
+fn rejection(failure: &ChainFailure) -> ApiError {
+    if failure.trapped {
+        return ApiError::Internal(format!("plugin {} failed: {}", failure.plugin_version, failure.reason));
+    }
+    let field = failure
+        .reason
+        .split_once(": ")
+        .filter(|(field, _)| !field.is_empty() && !field.contains(' '))
+        .map(|(field, _)| field.to_string());
+    ApiError::BadRequest { reason: failure.reason.clone(), field }
+}
+
+fn send_error(error: SendError) -> ApiError {
+    match error {
+        SendError::Refused { status, errors } => ApiError::BadGateway {
+            reason: format!("SendGrid refused the mail with {status}"),
+            upstream_status: status,
+            upstream_errors: errors,
+        },
+        SendError::Exhausted { retry_after, .. } => ApiError::Unavailable {
+            reason: "SendGrid is unavailable; retry later".into(),
+            retry_after: Some(retry_after),
+        },
+        SendError::MissingKey(env) => ApiError::unavailable(format!("{env} is not set")),
+    }
+}
+
+/// A random UUID v4 text, the id of one request.
+fn request_id() -> String {
+    let mut bytes = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        // The system RNG failing is not a reason to refuse a request; time makes ids unique
+        // enough for correlation.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos());
+        bytes = nanos.unwrap_or_default().to_le_bytes();
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn failure(reason: &str, trapped: bool) -> ChainFailure {
+        ChainFailure {
+            source_index: 0,
+            step: "p".into(),
+            reason: reason.into(),
+            trapped,
+            plugin_version: Arc::from("p@1"),
+        }
+    }
+
+    #[test]
+    fn a_field_prefixed_reason_names_the_field() {
+        match rejection(&failure("toAddress[2]: not a valid email address", false)) {
+            ApiError::BadRequest { field, .. } => assert_eq!(field.as_deref(), Some("toAddress[2]")),
+            other => panic!("{other:?}"),
+        }
+        match rejection(&failure("the body is not JSON: eof", false)) {
+            ApiError::BadRequest { field, .. } => assert_eq!(field, None),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(rejection(&failure("trap", true)), ApiError::Internal(_)));
+    }
+
+    #[test]
+    fn request_ids_are_uuid_v4_and_distinct() {
+        let (a, b) = (request_id(), request_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+    }
+}

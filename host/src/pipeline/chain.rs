@@ -1,0 +1,166 @@
+//! A pipeline's steps resolved to plugin handles, run over one batch of source records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{HostConfig, Pipeline, StepInput};
+use crate::plugin::{PluginCall, PluginError, PluginHandle, PluginRegistry, RecordIn};
+
+/// A record a step emitted to a named output, traced back to its source record.
+#[derive(Debug, Clone)]
+pub struct OutputRecord {
+    /// Index of the source record in the batch it came from.
+    pub source_index: usize,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    /// `name@version` of the plugin that produced it.
+    pub plugin_version: Arc<str>,
+}
+
+/// A source record that a step rejected, or that was in a batch a step failed as a whole.
+#[derive(Debug, Clone)]
+pub struct ChainFailure {
+    pub source_index: usize,
+    pub step: String,
+    pub reason: String,
+    /// Whether the sandbox stopped the call (timeout, memory, trap) rather than the plugin.
+    pub trapped: bool,
+    pub plugin_version: Arc<str>,
+}
+
+/// Everything one batch produced, by `<plugin>.<output>`.
+#[derive(Debug, Default)]
+pub struct ChainOutput {
+    pub outputs: BTreeMap<String, Vec<OutputRecord>>,
+    pub failures: Vec<ChainFailure>,
+}
+
+struct ChainStep {
+    plugin: String,
+    handle: PluginHandle,
+    call: Arc<PluginCall>,
+    input: StepInput,
+}
+
+/// The steps of one pipeline, ready to run.
+pub struct Chain {
+    steps: Vec<ChainStep>,
+}
+
+impl Chain {
+    /// Resolves the pipeline's steps; the pipeline must already be validated.
+    ///
+    /// # Errors
+    /// [`PluginError::NotLoaded`] when a step's plugin is not in the registry.
+    pub fn new(
+        pipeline: &Pipeline,
+        registry: &PluginRegistry,
+        host: &HostConfig,
+    ) -> Result<Self, PluginError> {
+        let steps = pipeline
+            .steps
+            .iter()
+            .map(|step| {
+                let handle =
+                    registry.get(&step.plugin).ok_or_else(|| PluginError::NotLoaded(step.plugin.clone()))?;
+                let call = PluginCall {
+                    config: step.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    limits: step.limits.over(host.plugins.limits_for(&step.plugin)),
+                };
+                Ok(ChainStep {
+                    plugin: step.plugin.clone(),
+                    handle,
+                    call: Arc::new(call),
+                    input: step.input.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, PluginError>>()?;
+        Ok(Chain { steps })
+    }
+
+    /// Runs every step over `records`. A step's failure of one record, or of its whole batch,
+    /// becomes a [`ChainFailure`] of the source records involved; the other records go on.
+    pub async fn run(&self, records: Vec<RecordIn>) -> ChainOutput {
+        let mut output = ChainOutput::default();
+        for step in &self.steps {
+            let inputs: Vec<(usize, RecordIn)> = match &step.input {
+                StepInput::Source => {
+                    records.iter().enumerate().map(|(index, record)| (index, record.clone())).collect()
+                }
+                StepInput::Output { plugin, output: name } => output
+                    .outputs
+                    .get(&format!("{plugin}.{name}"))
+                    .map(|emitted| {
+                        emitted
+                            .iter()
+                            .map(|r| {
+                                let record = RecordIn {
+                                    key: r.key.clone(),
+                                    value: r.value.clone(),
+                                    headers: Vec::new(),
+                                };
+                                (r.source_index, record)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
+            if inputs.is_empty() {
+                continue;
+            }
+            let (lineage, batch): (Vec<usize>, Vec<RecordIn>) = inputs.into_iter().unzip();
+            self.run_step(step, &lineage, batch, &mut output).await;
+        }
+        output
+    }
+
+    async fn run_step(
+        &self,
+        step: &ChainStep,
+        lineage: &[usize],
+        batch: Vec<RecordIn>,
+        output: &mut ChainOutput,
+    ) {
+        match step.handle.transform(step.call.clone(), batch).await {
+            Ok(done) => {
+                let version: Arc<str> = format!("{}@{}", done.plugin.name(), done.plugin.version()).into();
+                for record in done.result.records {
+                    let Some(&source_index) = lineage.get(record.input as usize) else { continue };
+                    output.outputs.entry(format!("{}.{}", step.plugin, record.output)).or_default().push(
+                        OutputRecord {
+                            source_index,
+                            key: record.key,
+                            value: record.value,
+                            plugin_version: version.clone(),
+                        },
+                    );
+                }
+                for failure in done.result.failures {
+                    let Some(&source_index) = lineage.get(failure.index as usize) else { continue };
+                    output.failures.push(ChainFailure {
+                        source_index,
+                        step: step.plugin.clone(),
+                        reason: failure.reason,
+                        trapped: false,
+                        plugin_version: version.clone(),
+                    });
+                }
+            }
+            Err(error) => {
+                let current = step.handle.current();
+                let version: Arc<str> = format!("{}@{}", current.name(), current.version()).into();
+                let mut sources: Vec<usize> = lineage.to_vec();
+                sources.dedup();
+                for source_index in sources {
+                    output.failures.push(ChainFailure {
+                        source_index,
+                        step: step.plugin.clone(),
+                        reason: error.to_string(),
+                        trapped: error.is_trap(),
+                        plugin_version: version.clone(),
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Sinks: where a pipeline's named outputs are written.
+
+pub mod sendgrid;

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy (native and wasm), the plugin builds, unit
+# tests, and the end-to-end tests against the real services, which this script starts.
+# .ci/run calls exactly this. Integration tests may not skip here (SLUICE_REQUIRE_SERVICES=1).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}"
+export SLUICE_REQUIRE_SERVICES=1
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add wasm32-wasip2 >/dev/null
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (native)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "clippy (wasm32-wasip2 plugins)"
+wasm_crates=()
+for manifest in plugins/*/Cargo.toml tests/fixtures/plugins/*/Cargo.toml; do
+  wasm_crates+=(-p "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n 1)")
+done
+cargo clippy --target wasm32-wasip2 --locked "${wasm_crates[@]}" -- -D warnings
+
+step "build plugins"
+scripts/build-plugins.sh "$repo/.run/plugins"
+
+step "services"
+scripts/services.sh start
+trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
+
+step "tests"
+cargo build --locked -p sluice --bin sluice
+cargo test --workspace --locked

@@ -1,0 +1,154 @@
+//! The plugin runtime against hostile components: limits hold, traps are contained, swaps
+//! lose no call, and a component of another contract version is refused.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sluice::plugin::{
+    CompileCache, LoadedPlugin, PluginCall, PluginEngine, PluginError, PluginLimits, PluginRegistry, RecordIn,
+};
+use sluice_e2e::artifacts::plugin_path;
+
+fn registry() -> PluginRegistry {
+    PluginRegistry::new(PluginEngine::new(256 << 20).expect("engine"), CompileCache::disabled())
+}
+
+fn call(behavior: &str, limits: PluginLimits) -> PluginCall {
+    PluginCall { config: vec![("behavior".into(), behavior.into())], limits }
+}
+
+fn batch(n: usize) -> Vec<RecordIn> {
+    (0..n)
+        .map(|i| RecordIn { key: None, value: format!("{{\"n\":{i}}}").into_bytes(), headers: vec![] })
+        .collect()
+}
+
+fn hostile(registry: &PluginRegistry) -> sluice::plugin::PluginHandle {
+    registry.load_file(&plugin_path("fixtures/fixture-hostile")).expect("load fixture-hostile")
+}
+
+const SHORT: PluginLimits = PluginLimits { timeout: Duration::from_millis(200), memory_bytes: 32 << 20 };
+
+#[test]
+fn an_endless_loop_is_interrupted_at_its_deadline() {
+    let registry = registry();
+    let plugin = hostile(&registry);
+    let started = Instant::now();
+    let error = plugin.transform_blocking(&call("spin", SHORT), &batch(1)).unwrap_err();
+    assert!(matches!(error, PluginError::Timeout { .. }), "{error}");
+    // Generous bound: this checks the loop was stopped at all, not how fast.
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(plugin.stats().traps.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn growing_memory_past_the_cap_traps_with_the_limit_named() {
+    let registry = registry();
+    let plugin = hostile(&registry);
+    let limits = PluginLimits { timeout: Duration::from_secs(30), memory_bytes: 32 << 20 };
+    let error = plugin.transform_blocking(&call("grow", limits), &batch(1)).unwrap_err();
+    assert!(matches!(error, PluginError::MemoryLimit { limit_mb: 32, .. }), "{error}");
+}
+
+#[test]
+fn a_trap_is_contained_and_the_next_call_on_the_same_plugin_works() {
+    let registry = registry();
+    let plugin = hostile(&registry);
+    for behavior in ["panic", "recurse"] {
+        let error = plugin.transform_blocking(&call(behavior, SHORT), &batch(3)).unwrap_err();
+        assert!(matches!(error, PluginError::Trap { .. }), "{behavior}: {error}");
+        let next = plugin.transform_blocking(&call("echo", SHORT), &batch(3)).expect("echo after a trap");
+        assert_eq!(next.result.records.len(), 3);
+        assert_eq!(next.result.records[2].value, b"{\"n\":2}");
+    }
+    assert_eq!(plugin.stats().traps.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_plugin_cannot_read_files_or_the_environment() {
+    let registry = registry();
+    let plugin = hostile(&registry);
+    match plugin.transform_blocking(&call("read-file", SHORT), &batch(1)) {
+        Err(PluginError::BatchRejected { message, .. }) => assert!(!message.contains("root:"), "{message}"),
+        other => panic!("reading /etc/passwd must fail inside the sandbox, got {other:?}"),
+    }
+    // SAFETY of the check: the test process has environment variables, the plugin must see none.
+    assert!(std::env::vars().count() > 0);
+    let env = plugin.transform_blocking(&call("read-env", SHORT), &batch(1)).expect("read-env runs");
+    let text = String::from_utf8_lossy(&env.result.records[0].value).to_string();
+    assert!(text.contains("\"count\":0"), "the plugin saw environment variables: {text}");
+}
+
+#[test]
+fn a_component_built_for_another_contract_version_is_refused_naming_both() {
+    let engine = PluginEngine::new(64 << 20).expect("engine");
+    let path = plugin_path("fixtures/fixture-wrong-version");
+    let error = LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &path).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, PluginError::WitVersion { .. }), "{message}");
+    assert!(
+        message.contains("sluice:transform@0.2.0") && message.contains("sluice:transform@0.1.0"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_compile_cache_is_reused_and_survives_a_corrupt_entry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = PluginEngine::new(64 << 20).expect("engine");
+    let cache = CompileCache::in_dir(dir.path());
+    let path = plugin_path("fixtures/fixture-hostile");
+    let first = LoadedPlugin::from_file(&engine, &cache, &path).expect("first load compiles");
+    let cached: Vec<_> = std::fs::read_dir(dir.path()).expect("cache dir").flatten().collect();
+    assert_eq!(cached.len(), 1, "one .cwasm per content hash");
+    let cwasm = cached[0].path();
+    assert!(cwasm.to_string_lossy().contains(first.content_hash()));
+    std::fs::write(&cwasm, b"not a cwasm").expect("corrupt the cache entry");
+    let second = LoadedPlugin::from_file(&engine, &cache, &path).expect("a corrupt entry is recompiled");
+    assert_eq!(second.content_hash(), first.content_hash());
+    second.transform(&call("echo", SHORT), &batch(1)).expect("recompiled plugin runs");
+}
+
+#[test]
+fn swapping_versions_while_calls_run_loses_no_call() {
+    let registry = Arc::new(registry());
+    let v1 = plugin_path("fixtures/fixture-hostile");
+    let v2 = plugin_path("fixtures/fixture-hostile-v2");
+    let plugin = registry.load_file(&v1).expect("v1");
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let plugin = plugin.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut versions = Vec::new();
+                let echo =
+                    call("echo", PluginLimits { timeout: Duration::from_secs(10), memory_bytes: 64 << 20 });
+                while !stop.load(Ordering::Relaxed) {
+                    let done =
+                        plugin.transform_blocking(&echo, &batch(5)).expect("no call fails during swaps");
+                    assert_eq!(done.result.records.len(), 5);
+                    versions.push(done.plugin.version().to_string());
+                }
+                versions
+            })
+        })
+        .collect();
+    let engine = registry.engine().clone();
+    for swap in 0..20 {
+        let path = if swap % 2 == 0 { &v2 } else { &v1 };
+        let next =
+            LoadedPlugin::from_file(&engine, &CompileCache::disabled(), path).expect("compile next version");
+        let expected = next.version().to_string();
+        registry.install(next);
+        assert_eq!(plugin.current().version(), expected, "a swap is visible at once");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let versions: Vec<String> = callers.into_iter().flat_map(|c| c.join().expect("caller thread")).collect();
+    assert!(!versions.is_empty());
+    assert!(versions.iter().all(|v| v == "1.0.0" || v == "2.0.0"), "{versions:?}");
+    assert!(versions.iter().any(|v| v == "2.0.0"), "calls saw the swapped-in version");
+    assert_eq!(plugin.stats().calls.load(Ordering::Relaxed), versions.len() as u64);
+}
