@@ -10,11 +10,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}"
 
 echo "==> building plugins"
 scripts/build-plugins.sh "$repo/.run/plugins"
-echo "==> building the host (release)"
-cargo build --release --locked -p sluice --bin sluice
+echo "==> building the host"
+# The dev profile shares its build with scripts/test.sh (dependencies are optimised, see
+# Cargo.toml); benchmarks build --release themselves.
+cargo build --locked -p sluice --bin sluice
 echo "==> starting services"
 scripts/services.sh start
 eval "$(scripts/services.sh env)"
 
 echo "==> serving the demo pipelines on http://127.0.0.1:8080 (Ctrl-C stops)"
-exec "$CARGO_TARGET_DIR/release/sluice" serve --config config/local.toml
+exec "$CARGO_TARGET_DIR/debug/sluice" serve --config config/local.toml
