@@ -1,19 +1,19 @@
 //! A pipeline definition: one source, a chain of plugin steps, and a sink per named output.
 //!
 //! ```toml
-//! name = "user-status"
+//! name = "orders"
 //! [source]
 //! kind = "s3-job"
-//! path = "/v1/jobs/user-status"
+//! path = "/v1/jobs/orders"
 //! [[steps]]
-//! plugin = "validate-user-status"          # input defaults to the source
+//! plugin = "validate-orders"          # input defaults to the source
 //! [[steps]]
-//! plugin = "explode-status-logs"
-//! input = "validate-user-status.status_logs"
+//! plugin = "explode-order-lines"
+//! input = "validate-orders.lines"
 //! [[sinks]]
-//! from = "validate-user-status.user_status"
+//! from = "validate-orders.orders"
 //! kind = "postgres"
-//! table = "user_status"
+//! table = "orders"
 //! ```
 
 use std::collections::BTreeMap;

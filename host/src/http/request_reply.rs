@@ -139,8 +139,8 @@ mod tests {
 
     #[test]
     fn a_field_prefixed_reason_names_the_field() {
-        match rejection(&failure("toAddress[2]: not a valid email address", false)) {
-            ApiError::BadRequest { field, .. } => assert_eq!(field.as_deref(), Some("toAddress[2]")),
+        match rejection(&failure("recipients[2]: not a valid email address", false)) {
+            ApiError::BadRequest { field, .. } => assert_eq!(field.as_deref(), Some("recipients[2]")),
             other => panic!("{other:?}"),
         }
         match rejection(&failure("the body is not JSON: eof", false)) {
