@@ -1,3 +1,4 @@
 //! Sinks: where a pipeline's named outputs are written.
 
+pub mod parquet;
 pub mod sendgrid;

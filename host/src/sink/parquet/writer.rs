@@ -1,0 +1,339 @@
+//! One Parquet file built in memory, and the policy that says when to close it.
+//!
+//! A file is uploaded whole once it is finished, and the consumer's offsets are committed only
+//! after that, so nothing is written to disk on the way: the bytes stay in memory, bounded by
+//! the rotation's byte limit.
+
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
+
+/// How files are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// zstd level: 1 favours throughput, which is what the sink is short of; higher levels
+    /// trade CPU for smaller objects.
+    pub zstd_level: i32,
+    /// A row group ends after this many rows ...
+    pub row_group_rows: usize,
+    /// ... or once its encoded size reaches this many bytes, so a reader can fetch and decode
+    /// one row group at a time without holding much more than this.
+    pub row_group_bytes: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions { zstd_level: 1, row_group_rows: 1 << 20, row_group_bytes: 64 << 20 }
+    }
+}
+
+/// Why a file could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error("invalid Parquet writer options: {0}")]
+    Options(String),
+    #[error("cannot encode Parquet: {0}")]
+    Parquet(#[from] ParquetError),
+}
+
+/// Builds one Parquet file in memory from batches of one schema.
+pub struct ParquetFileWriter {
+    writer: ArrowWriter<Vec<u8>>,
+    rows: usize,
+}
+
+impl std::fmt::Debug for ParquetFileWriter {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ParquetFileWriter")
+            .field("rows", &self.rows)
+            .field("bytes", &self.bytes())
+            .finish()
+    }
+}
+
+impl ParquetFileWriter {
+    /// A writer for a file of `schema` (the partition's data schema) with default options.
+    ///
+    /// # Errors
+    ///
+    /// [`WriterError::Parquet`] when `schema` has a type Parquet cannot store.
+    pub fn new(schema: SchemaRef) -> Result<Self, WriterError> {
+        Self::with_options(schema, WriterOptions::default())
+    }
+
+    /// A writer for a file of `schema` encoded as `options` say.
+    ///
+    /// # Errors
+    ///
+    /// [`WriterError::Options`] for a zstd level zstd does not have or a zero row group limit;
+    /// [`WriterError::Parquet`] when `schema` has a type Parquet cannot store.
+    pub fn with_options(schema: SchemaRef, options: WriterOptions) -> Result<Self, WriterError> {
+        let level = ZstdLevel::try_new(options.zstd_level)
+            .map_err(|error| WriterError::Options(error.to_string()))?;
+        if options.row_group_rows == 0 || options.row_group_bytes == 0 {
+            return Err(WriterError::Options("row group limits must be above zero".to_owned()));
+        }
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(options.row_group_rows))
+            .set_max_row_group_bytes(Some(options.row_group_bytes))
+            .build();
+        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))?;
+        Ok(ParquetFileWriter { writer, rows: 0 })
+    }
+
+    /// Appends the rows of `batch`.
+    ///
+    /// # Errors
+    ///
+    /// [`WriterError::Parquet`] when `batch` does not have the file's schema.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), WriterError> {
+        self.writer.write(batch)?;
+        self.rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The file's size so far: finished row groups plus the encoder's estimate for the open
+    /// one (the footer, a few KiB at most, is not counted).
+    pub fn bytes(&self) -> usize {
+        self.writer.bytes_written() + self.writer.in_progress_size()
+    }
+
+    /// Closes the file and returns its bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`WriterError::Parquet`] when the last row group or the footer cannot be encoded.
+    pub fn finish(self) -> Result<Vec<u8>, WriterError> {
+        Ok(self.writer.into_inner()?)
+    }
+}
+
+/// When to close a file and start the next: whichever limit is reached first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Rows per file.
+    pub max_records: usize,
+    /// Bytes per file; also what one open file may hold in memory.
+    pub max_bytes: usize,
+    /// How long a file may stay open, so a quiet topic still reaches the table (and its offsets
+    /// get committed) within a bounded time.
+    pub max_age: Duration,
+}
+
+impl Rotation {
+    /// The policy from a sink's `rotate_records`, `rotate_bytes` and `rotate_ms` settings.
+    pub fn from_settings(rotate_records: usize, rotate_bytes: usize, rotate_ms: u64) -> Self {
+        Rotation {
+            max_records: rotate_records,
+            max_bytes: rotate_bytes,
+            max_age: Duration::from_millis(rotate_ms),
+        }
+    }
+
+    /// Whether a file with `rows` rows and `bytes` bytes, opened at `opened_at`, should be
+    /// closed now. An empty file never is: there is nothing to upload.
+    pub fn should_rotate(&self, rows: usize, bytes: usize, opened_at: Instant) -> bool {
+        rows > 0
+            && (rows >= self.max_records || bytes >= self.max_bytes || opened_at.elapsed() >= self.max_age)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::sync::Arc;
+
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::super::partition::Partitioner;
+    use super::super::rows::{OutputRecord, RowEncoder};
+    use super::super::schema::{parse_output_schema, with_lineage};
+    use super::*;
+
+    const SCHEMA: &str = r#"{"fields":[
+        {"name":"dt","type":"string","nullable":false},
+        {"name":"event","type":"string","nullable":false},
+        {"name":"email","type":"string","nullable":false},
+        {"name":"tls","type":"int32","nullable":true},
+        {"name":"event_time","type":"timestamp-ms","nullable":false},
+        {"name":"categories","type":"list-string","nullable":false},
+        {"name":"custom_args","type":"json","nullable":true}
+    ]}"#;
+
+    const RECORDS: [&str; 4] = [
+        r#"{"dt":"2024-05-01","event":"open","email":"a@example.com","tls":1,"event_time":1714521600000,"categories":["x","y"],"custom_args":{"mail_id":"m-1"}}"#,
+        r#"{"dt":"2024-05-01","event":"open","email":"b@example.com","event_time":1714521600001,"categories":[],"custom_args":null}"#,
+        r#"{"dt":"2024-05-01","event":"open","email":"c@example.com","tls":"no","event_time":1,"categories":[]}"#,
+        r#"{"dt":"2024-05-01","event":"click","email":"d@example.com","tls":0,"event_time":1714521600002,"categories":["z"],"custom_args":[1,{"k":"v"}]}"#,
+    ];
+
+    fn read_back(bytes: Vec<u8>) -> Vec<RecordBatch> {
+        // parquet reads from a file or `bytes::Bytes`; a temporary file avoids another crate.
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn compression_of(bytes: &[u8]) -> Vec<Compression> {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        let row_group = reader.metadata().row_group(0);
+        row_group.columns().iter().map(|column| column.compression()).collect()
+    }
+
+    #[test]
+    fn a_batch_round_trips_through_a_file_with_nulls_lists_and_json() {
+        let schema = Arc::new(with_lineage(&parse_output_schema(SCHEMA).unwrap()).unwrap());
+        let encoder = RowEncoder::new(schema.clone()).unwrap();
+        let records: Vec<OutputRecord<'_>> = RECORDS
+            .iter()
+            .enumerate()
+            .map(|(index, value)| OutputRecord {
+                value: value.as_bytes(),
+                topic: "sendgrid-events",
+                partition: 2,
+                offset: 500 + index as i64,
+            })
+            .collect();
+        let encoded = encoder.encode(&records).unwrap();
+        assert_eq!(encoded.rejected.len(), 1);
+        assert_eq!(encoded.rejected[0].index, 2);
+
+        let partitioner = Partitioner::new(schema, &["dt".to_owned(), "event".to_owned()]).unwrap();
+        let groups = partitioner.split(&encoded.batch).unwrap();
+        assert_eq!(groups[0].path, "dt=2024-05-01/event=open/");
+
+        let mut writer = ParquetFileWriter::new(partitioner.data_schema().clone()).unwrap();
+        // A new file holds only the `PAR1` magic.
+        assert_eq!((writer.rows(), writer.bytes()), (0, 4));
+        writer.write(&groups[0].batch).unwrap();
+        assert_eq!(writer.rows(), 2);
+        assert!(writer.bytes() > 4);
+        let bytes = writer.finish().unwrap();
+        assert_eq!(&bytes[..4], b"PAR1");
+        assert!(compression_of(&bytes).iter().all(|codec| matches!(codec, Compression::ZSTD(_))));
+
+        let batches = read_back(bytes);
+        assert_eq!(batches.len(), 1);
+        let read = &batches[0];
+        assert_eq!(read.schema_ref(), partitioner.data_schema());
+        assert_eq!(read, &groups[0].batch);
+
+        let column = |name: &str| read.column_by_name(name).unwrap().clone();
+        let emails: Vec<_> = column("email").as_string::<i32>().iter().flatten().map(str::to_owned).collect();
+        assert_eq!(emails, ["a@example.com", "b@example.com"]);
+        assert_eq!(column("tls").as_primitive::<Int32Type>().value(0), 1);
+        assert!(column("tls").is_null(1));
+        let times = column("event_time");
+        assert_eq!(
+            times.as_primitive::<TimestampMillisecondType>().values(),
+            &[1_714_521_600_000, 1_714_521_600_001]
+        );
+        let categories = column("categories");
+        let categories = categories.as_list::<i32>();
+        assert_eq!(categories.value(0).as_string::<i32>().iter().flatten().collect::<Vec<_>>(), ["x", "y"]);
+        assert_eq!(categories.value(1).len(), 0);
+        let custom_args = column("custom_args");
+        assert_eq!(custom_args.as_string::<i32>().value(0), r#"{"mail_id":"m-1"}"#);
+        assert!(custom_args.is_null(1));
+        assert_eq!(column("kafka_offset").as_primitive::<Int64Type>().values(), &[500, 501]);
+        assert!(read.column_by_name("dt").is_none());
+    }
+
+    #[test]
+    fn row_groups_close_at_the_row_limit() {
+        let schema = Arc::new(parse_output_schema(SCHEMA).unwrap());
+        let encoder = RowEncoder::new(schema.clone()).unwrap();
+        let good = [RECORDS[0], RECORDS[1], RECORDS[3]];
+        let records: Vec<OutputRecord<'_>> = good
+            .iter()
+            .map(|value| OutputRecord { value: value.as_bytes(), topic: "t", partition: 0, offset: 0 })
+            .collect();
+        let batch = encoder.encode(&records).unwrap().batch;
+        let options = WriterOptions { row_group_rows: 2, ..WriterOptions::default() };
+        let mut writer = ParquetFileWriter::with_options(schema, options).unwrap();
+        writer.write(&batch).unwrap();
+        writer.write(&batch).unwrap();
+        assert_eq!(writer.rows(), 6);
+        let bytes = writer.finish().unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 3);
+        assert_eq!(read_back(bytes).iter().map(RecordBatch::num_rows).sum::<usize>(), 6);
+    }
+
+    #[test]
+    fn bad_options_and_foreign_batches_are_errors() {
+        let schema = Arc::new(parse_output_schema(SCHEMA).unwrap());
+        let too_high = WriterOptions { zstd_level: 99, ..WriterOptions::default() };
+        assert!(matches!(
+            ParquetFileWriter::with_options(schema.clone(), too_high),
+            Err(WriterError::Options(_))
+        ));
+        let zero = WriterOptions { row_group_rows: 0, ..WriterOptions::default() };
+        assert!(matches!(
+            ParquetFileWriter::with_options(schema.clone(), zero),
+            Err(WriterError::Options(_))
+        ));
+        let mut writer = ParquetFileWriter::new(schema).unwrap();
+        let other = arrow::array::RecordBatch::try_from_iter([(
+            "n",
+            Arc::new(arrow::array::Int32Array::from(vec![1])) as arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        assert!(writer.write(&other).is_err());
+    }
+
+    fn rotation() -> Rotation {
+        Rotation::from_settings(100, 1_000, 60_000)
+    }
+
+    fn opened_ago(seconds: u64) -> Instant {
+        Instant::now().checked_sub(Duration::from_secs(seconds)).unwrap()
+    }
+
+    #[test]
+    fn rotation_happens_at_the_record_limit() {
+        assert!(!rotation().should_rotate(99, 10, Instant::now()));
+        assert!(rotation().should_rotate(100, 10, Instant::now()));
+    }
+
+    #[test]
+    fn rotation_happens_at_the_byte_limit() {
+        assert!(!rotation().should_rotate(1, 999, Instant::now()));
+        assert!(rotation().should_rotate(1, 1_000, Instant::now()));
+    }
+
+    #[test]
+    fn rotation_happens_at_the_age_limit() {
+        assert!(!rotation().should_rotate(1, 10, opened_ago(59)));
+        assert!(rotation().should_rotate(1, 10, opened_ago(60)));
+    }
+
+    #[test]
+    fn an_empty_file_never_rotates() {
+        assert!(!rotation().should_rotate(0, 0, opened_ago(3_600)));
+    }
+}
