@@ -14,3 +14,19 @@ pub mod partition;
 pub mod rows;
 pub mod schema;
 pub mod writer;
+
+/// A plugin output schema with one column of every type, shared by the module tests.
+#[cfg(test)]
+mod test_schema {
+    pub const EVERY_TYPE: &str = r#"{"fields":[
+        {"name":"dt","type":"string","nullable":false},
+        {"name":"event","type":"string","nullable":false},
+        {"name":"tls","type":"int32","nullable":true},
+        {"name":"asm_group_id","type":"int64","nullable":true},
+        {"name":"score","type":"float64","nullable":true},
+        {"name":"machine_open","type":"bool","nullable":true},
+        {"name":"event_time","type":"timestamp-ms","nullable":false},
+        {"name":"categories","type":"list-string","nullable":false},
+        {"name":"custom_args","type":"json","nullable":true}
+    ]}"#;
+}

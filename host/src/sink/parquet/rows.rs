@@ -514,17 +514,7 @@ mod tests {
     use super::super::schema::{parse_output_schema, with_lineage};
     use super::*;
 
-    const SCHEMA: &str = r#"{"fields":[
-        {"name":"dt","type":"string","nullable":false},
-        {"name":"event","type":"string","nullable":false},
-        {"name":"tls","type":"int32","nullable":true},
-        {"name":"asm_group_id","type":"int64","nullable":true},
-        {"name":"score","type":"float64","nullable":true},
-        {"name":"machine_open","type":"bool","nullable":true},
-        {"name":"event_time","type":"timestamp-ms","nullable":false},
-        {"name":"categories","type":"list-string","nullable":false},
-        {"name":"custom_args","type":"json","nullable":true}
-    ]}"#;
+    use super::super::test_schema::EVERY_TYPE as SCHEMA;
 
     fn encoder(lineage: bool) -> RowEncoder {
         let schema = parse_output_schema(SCHEMA).unwrap();
