@@ -189,12 +189,15 @@ create_bucket() {
     esac
 }
 
+# Succeeds, once the service answers, when this checkout already runs it: SERVICE PORT WHAT PROBE.
+already_running() {
+    pid_alive "$1" || return 1
+    check_recorded_port "$1" "$2"
+    wait_until "$1" "$3" "$4"
+}
+
 start_seaweedfs() {
-    if pid_alive seaweedfs; then
-        check_recorded_port seaweedfs "$S3_PORT"
-        wait_until seaweedfs "answer signed S3 requests" s3_answers
-        return 0
-    fi
+    already_running seaweedfs "$S3_PORT" "answer signed S3 requests" s3_answers && return 0
     port_free_or_compatible s3 "$S3_PORT" s3_answers || return 0
     mkdir -p "$RUN/seaweedfs"
     log "starting SeaweedFS S3 on $S3_URL"
@@ -289,11 +292,7 @@ PY
 kafka_answers() { kafka_metadata >/dev/null 2>&1; }
 
 start_tansu() {
-    if pid_alive tansu; then
-        check_recorded_port tansu "$KAFKA_PORT"
-        wait_until tansu "answer a Kafka metadata request" kafka_answers
-        return 0
-    fi
+    already_running tansu "$KAFKA_PORT" "answer a Kafka metadata request" kafka_answers && return 0
     port_free_or_compatible kafka "$KAFKA_PORT" kafka_answers || return 0
     local bin
     bin="$(tansu_bin)"

@@ -82,10 +82,19 @@ impl Chain {
     /// becomes a [`ChainFailure`] of the source records involved; the other records go on.
     pub async fn run(&self, records: Vec<RecordIn>) -> ChainOutput {
         let mut output = ChainOutput::default();
+        // The last step reading the source takes the records; only earlier ones copy them.
+        let mut source_readers_left = self.steps.iter().filter(|s| s.input == StepInput::Source).count();
+        let mut records = Some(records);
         for step in &self.steps {
             let inputs: Vec<(usize, RecordIn)> = match &step.input {
                 StepInput::Source => {
-                    records.iter().enumerate().map(|(index, record)| (index, record.clone())).collect()
+                    source_readers_left -= 1;
+                    let batch = if source_readers_left == 0 {
+                        records.take().unwrap_or_default()
+                    } else {
+                        records.clone().unwrap_or_default()
+                    };
+                    batch.into_iter().enumerate().collect()
                 }
                 StepInput::Output { plugin, output: name } => output
                     .outputs
