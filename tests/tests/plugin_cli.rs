@@ -76,7 +76,7 @@ fn plugin_info_prints_name_version_contract_and_output_schemas() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let info: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(info["name"], "explode-status-logs");
-    assert_eq!(info["wit"], "sluice:transform@0.1.0");
+    assert_eq!(info["wit"], "sluice:transform@0.2.0");
     assert_eq!(info["outputs"][0]["name"], "user_status_log");
     let fields = info["outputs"][0]["schema"]["fields"].as_array().expect("schema fields");
     let names: Vec<&str> = fields.iter().filter_map(|f| f["name"].as_str()).collect();

@@ -88,8 +88,45 @@ fn a_component_built_for_another_contract_version_is_refused_naming_both() {
     let message = error.to_string();
     assert!(matches!(error, PluginError::WitVersion { .. }), "{message}");
     assert!(
-        message.contains("sluice:transform@0.2.0") && message.contains("sluice:transform@0.1.0"),
+        message.contains("built for sluice:transform@0.1.0, but this host supports sluice:transform@0.2.0"),
         "{message}"
+    );
+}
+
+/// The built fixture versions, as `sluice sweep`'s tests use them: version 1 rejects every record
+/// whole, version 2 turns the same records into rows of the declared `rows` table.
+#[test]
+fn fail_before_v2_rejects_in_version_1_and_emits_declared_rows_in_version_2() {
+    let engine = PluginEngine::new(64 << 20).expect("engine");
+    let load = |name: &str| {
+        LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &plugin_path(name)).expect("load fixture")
+    };
+    let records = vec![RecordIn { key: None, value: br#"{"id":"a","n":1}"#.to_vec(), headers: vec![] }];
+
+    let v1 = load("fixtures/fixture-hostile");
+    let rejected = v1.transform(&call("fail-before-v2", SHORT), &records).expect("v1 answers");
+    assert!(rejected.records.is_empty());
+    let failures: Vec<_> =
+        rejected.failures.iter().map(|f| (f.index, f.reason.as_str(), f.part.is_none())).collect();
+    assert_eq!(failures, [(0, "value: rejected by version 1.0.0", true)]);
+
+    let v2 = load("fixtures/fixture-hostile-v2");
+    let rows = v2.transform(&call("fail-before-v2", SHORT), &records).expect("v2 answers");
+    assert!(rows.failures.is_empty(), "{:?}", rows.failures);
+    assert_eq!(rows.records.len(), 1);
+    assert_eq!(rows.records[0].output, "rows");
+    assert_eq!(rows.records[0].value, br#"{"id":"a","n":1,"raw":{"id":"a","n":1}}"#);
+    let declared = v2.info().outputs.iter().find(|output| output.name == "rows").expect("rows is declared");
+    let schema: serde_json::Value = serde_json::from_str(&declared.schema).expect("schema JSON");
+    let columns: Vec<_> = schema["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|field| (field["name"].as_str(), field["type"].as_str()))
+        .collect();
+    assert_eq!(
+        columns,
+        [(Some("id"), Some("string")), (Some("n"), Some("int64")), (Some("raw"), Some("json"))]
     );
 }
 

@@ -6,7 +6,9 @@
 //! "headers": {name: string}}` object per line instead, for plugins that read keys or headers.
 //!
 //! Output and `--expect` file: `{"outputs": {"<output>": [values...]}, "failures":
-//! [{"index": n, "reason": "..."}]}`; an output missing from the expected file expects nothing.
+//! [{"index": n, "reason": "...", "part": value}]}`; an output missing from the expected file
+//! expects nothing. `part` appears only when the plugin failed a part of the record, shown as
+//! JSON when it is JSON and as a string of its text otherwise, like output values.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,9 @@ struct TestReport {
 struct ReportedFailure {
     index: u64,
     reason: String,
+    /// Left out for a whole failure, so most expected files need not mention parts at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    part: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,14 +107,16 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
                 report.failures.extend(result.failures.into_iter().map(|failure| ReportedFailure {
                     index: first_index + u64::from(failure.index),
                     reason: failure.reason,
+                    part: failure.part.as_deref().map(value_of),
                 }));
             }
             Err(error) => {
                 let reason = error.to_string();
-                report.failures.extend(
-                    (0..batch.len() as u64)
-                        .map(|i| ReportedFailure { index: first_index + i, reason: reason.clone() }),
-                );
+                report.failures.extend((0..batch.len() as u64).map(|i| ReportedFailure {
+                    index: first_index + i,
+                    reason: reason.clone(),
+                    part: None,
+                }));
             }
         }
         first_index += batch.len() as u64;
@@ -174,7 +181,7 @@ fn read_expected(path: &Path) -> anyhow::Result<TestReport> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| {
         format!(
-            "{}: expected {{\"outputs\": {{name: [values]}}, \"failures\": [{{index, reason}}]}}",
+            "{}: expected {{\"outputs\": {{name: [values]}}, \"failures\": [{{index, reason, part?}}]}}",
             path.display()
         )
     })
@@ -197,7 +204,11 @@ fn compare(expected: &TestReport, actual: &TestReport) -> Vec<String> {
     }
     if expected.failures != actual.failures {
         let render = |failures: &[ReportedFailure]| {
-            failures.iter().map(|f| format!("#{} {}", f.index, f.reason)).collect::<Vec<_>>().join("; ")
+            let render_one = |f: &ReportedFailure| match &f.part {
+                Some(part) => format!("#{} {} (part {part})", f.index, f.reason),
+                None => format!("#{} {}", f.index, f.reason),
+            };
+            failures.iter().map(render_one).collect::<Vec<_>>().join("; ")
         };
         differences.push(format!(
             "failures: expected [{}] got [{}]",
@@ -217,9 +228,26 @@ mod tests {
             outputs: outputs.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
             failures: failures
                 .iter()
-                .map(|(i, r)| ReportedFailure { index: *i, reason: r.to_string() })
+                .map(|(i, r)| ReportedFailure { index: *i, reason: r.to_string(), part: None })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_part_is_printed_only_when_present_and_compared() {
+        let mut actual = report(&[], &[(0, "whole"), (1, "[1]: bad")]);
+        actual.failures[1].part = Some(value_of(br#"[ {"a": 1} ]"#));
+        let printed = serde_json::to_value(&actual).unwrap();
+        assert_eq!(printed["failures"][0], serde_json::json!({"index": 0, "reason": "whole"}));
+        assert_eq!(printed["failures"][1]["part"], serde_json::json!([{"a": 1}]));
+        let expected: TestReport = serde_json::from_value(printed).unwrap();
+        assert!(compare(&expected, &actual).is_empty());
+        let without_part = report(&[], &[(0, "whole"), (1, "[1]: bad")]);
+        let differences = compare(&without_part, &actual);
+        assert_eq!(
+            differences,
+            [r#"failures: expected [#0 whole; #1 [1]: bad] got [#0 whole; #1 [1]: bad (part [{"a":1}])]"#]
+        );
     }
 
     #[test]

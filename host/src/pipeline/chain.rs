@@ -26,6 +26,11 @@ pub struct ChainFailure {
     /// Whether the sandbox stopped the call (timeout, memory, trap) rather than the plugin.
     pub trapped: bool,
     pub plugin_version: Arc<str>,
+    /// The part of source record `source_index` that failed, as a source record of its own (for
+    /// example one event of a webhook body): dead-letter it instead of the whole record, and keep
+    /// the outputs made from the rest. `None` when the whole source record failed; then none of
+    /// its outputs may be kept, or a re-run of the dead letter would emit them a second time.
+    pub part: Option<Vec<u8>>,
 }
 
 /// Everything one batch produced, by `<plugin>.<output>`.
@@ -144,6 +149,9 @@ impl Chain {
                         },
                     );
                 }
+                // A later step's part is a part of another step's output, not of the source record,
+                // so re-running it from the source is impossible: the source record fails whole.
+                let parts_are_of_the_source = step.input == StepInput::Source;
                 for failure in done.result.failures {
                     let Some(&source_index) = lineage.get(failure.index as usize) else { continue };
                     output.failures.push(ChainFailure {
@@ -152,6 +160,7 @@ impl Chain {
                         reason: failure.reason,
                         trapped: false,
                         plugin_version: version.clone(),
+                        part: failure.part.filter(|_| parts_are_of_the_source),
                     });
                 }
             }
@@ -167,6 +176,7 @@ impl Chain {
                         reason: error.to_string(),
                         trapped: error.is_trap(),
                         plugin_version: version.clone(),
+                        part: None,
                     });
                 }
             }

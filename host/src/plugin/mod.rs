@@ -23,6 +23,6 @@ pub use loaded::{LoadedPlugin, PluginCall};
 pub use registry::{PluginHandle, PluginRegistry, PluginStats, Transformed};
 
 /// The WIT package version of `wit/transform.wit` that this host implements.
-pub const SUPPORTED_WIT_VERSION: &str = "0.1.0";
+pub const SUPPORTED_WIT_VERSION: &str = "0.2.0";
 /// The WIT package whose `transformer` interface plugins export.
 pub const WIT_PACKAGE: &str = "sluice:transform";

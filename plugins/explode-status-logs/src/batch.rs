@@ -8,7 +8,8 @@ use crate::status_log::explode;
 /// Explodes every record of `batch` into rows, and reports what could not be used.
 ///
 /// Rows keep the input's key and index, and follow the batch's order, then the entries'
-/// order. A record gives rows for all its entries or, with one failure, none at all.
+/// order. A record gives rows for all its entries or, with one whole failure (no `part`), none
+/// at all.
 pub fn transform(batch: &[RecordIn]) -> BatchResult {
     let mut result = BatchResult { records: Vec::with_capacity(batch.len() * 3), failures: Vec::new() };
     for (index, record) in (0u32..).zip(batch) {
@@ -16,7 +17,7 @@ pub fn transform(batch: &[RecordIn]) -> BatchResult {
         if let Err(reason) = push_rows(index, record, &mut result.records) {
             // A row already pushed would be inserted again when the dead letter is replayed.
             result.records.truncate(first_row);
-            result.failures.push(Failure { index, reason });
+            result.failures.push(Failure::whole(index, reason));
         }
     }
     result
@@ -95,6 +96,7 @@ mod tests {
         assert_eq!(result.records.len(), 0);
         assert_eq!(result.failures.len(), 1);
         assert_eq!(result.failures[0].index, 0);
+        assert_eq!(result.failures[0].part, None, "the whole record fails, not its bad entries");
         assert_eq!(
             result.failures[0].reason,
             "statusLogs[1].status: missing or null; statusLogs[2]: expected an object, found a number"

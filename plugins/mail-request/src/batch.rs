@@ -28,7 +28,7 @@ enum RecordError {
 
 /// Turns every record into a `sendgrid_mail` and a `mail_log` record keyed by the mail id, or
 /// into a failure naming what is wrong. Records are independent: one bad request never stops
-/// the others.
+/// the others. A record is one mail request, so its failure is always whole.
 pub fn transform_batch(batch: &[RecordIn], config: &MailConfig) -> BatchResult {
     let mut result = BatchResult { records: Vec::with_capacity(batch.len() * 2), failures: Vec::new() };
     for (position, record) in batch.iter().enumerate() {
@@ -36,7 +36,7 @@ pub fn transform_batch(batch: &[RecordIn], config: &MailConfig) -> BatchResult {
         let input = u32::try_from(position).unwrap_or(u32::MAX);
         match mail_records(record, input, config) {
             Ok(records) => result.records.extend(records),
-            Err(error) => result.failures.push(Failure { index: input, reason: error.to_string() }),
+            Err(error) => result.failures.push(Failure::whole(input, error.to_string())),
         }
     }
     result
@@ -109,6 +109,7 @@ mod tests {
                 (2, "record key is not UTF-8, so it cannot be used as the mail id")
             ]
         );
+        assert!(result.failures.iter().all(|failure| failure.part.is_none()), "a request fails whole");
         assert_eq!(result.records.len(), 2);
         assert!(result.records.iter().all(|record| record.input == 1));
     }

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde_json::value::RawValue;
+use sluice_plugin_sdk::json::single_element_array;
 use sluice_plugin_sdk::{BatchResult, Failure, OutputInfo, RecordIn, RecordOut};
 use thiserror::Error;
 
@@ -27,7 +28,10 @@ enum BodyError {
 /// Normalizes every event of every body in the batch.
 ///
 /// A body that is not a JSON array fails as a whole; a bad event fails alone (reason
-/// `[element].field: problem`) and the rest of its body still goes through. SendGrid retries
+/// `[element].field: problem`) and the rest of its body still goes through. The failure of a
+/// bad event carries that event as its part, `[<event's raw text>]`: the host dead-letters
+/// only that event, so re-running the dead letter cannot emit the body's good events twice,
+/// and the event's text is kept byte for byte for the `raw` column. SendGrid retries
 /// deliveries, so an `sg_event_id` seen earlier in the batch is skipped: the first one wins.
 /// Rows are keyed by `sg_event_id`.
 pub fn transform_batch(batch: &[RecordIn]) -> BatchResult {
@@ -39,7 +43,7 @@ pub fn transform_batch(batch: &[RecordIn]) -> BatchResult {
         let events = match parse_body(&record.value) {
             Ok(events) => events,
             Err(error) => {
-                result.failures.push(Failure { index: input, reason: error.to_string() });
+                result.failures.push(Failure::whole(input, error.to_string()));
                 continue;
             }
         };
@@ -47,7 +51,9 @@ pub fn transform_batch(batch: &[RecordIn]) -> BatchResult {
             match normalized_record(raw, element, input, &mut seen_event_ids) {
                 Ok(Some(row)) => result.records.push(row),
                 Ok(None) => {}
-                Err(error) => result.failures.push(Failure { index: input, reason: error.to_string() }),
+                Err(error) => {
+                    result.failures.push(Failure::part(input, error.to_string(), single_element_array(raw)));
+                }
             }
         }
     }
@@ -98,6 +104,11 @@ mod tests {
 
     fn failures(result: &BatchResult) -> Vec<(u32, &str)> {
         result.failures.iter().map(|failure| (failure.index, failure.reason.as_str())).collect()
+    }
+
+    fn parts(result: &BatchResult) -> Vec<Option<String>> {
+        let text = |part: &Vec<u8>| String::from_utf8_lossy(part).into_owned();
+        result.failures.iter().map(|failure| failure.part.as_ref().map(text)).collect()
     }
 
     fn emitted_ids(result: &BatchResult) -> Vec<(u32, String)> {
@@ -154,6 +165,46 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_event_fails_as_a_part_holding_its_raw_text_exactly() {
+        let text = concat!(
+            r#"[{"email":"ann@example.com","timestamp":1513299569,"event":"open","sg_event_id":"a"},"#,
+            "\n  42 ,\t",
+            r#"{ "email": "bo@example.com",  "timestamp": "soon", "event": "open", "sg_event_id": "b\u00e9" },"#,
+            r#"{"email":"cy@example.com","timestamp":1513299569,"event":"click","sg_event_id":"c"}]"#
+        );
+        let result = transform_batch(&[RecordIn::from_value(text)]);
+        assert_eq!(emitted_ids(&result), vec![(0, "a".to_owned()), (0, "c".to_owned())]);
+        assert_eq!(failures(&result).iter().map(|(index, _)| *index).collect::<Vec<_>>(), vec![0, 0]);
+        assert_eq!(
+            parts(&result),
+            vec![
+                Some("[42]".to_owned()),
+                Some(
+                    r#"[{ "email": "bo@example.com",  "timestamp": "soon", "event": "open", "sg_event_id": "b\u00e9" }]"#
+                        .to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_part_rerun_alone_fails_the_same_way_and_emits_nothing_else() {
+        let mut broken = event("b", "open");
+        broken["timestamp"] = json!("soon");
+        let first = transform_batch(&[body(json!([event("a", "open"), broken]))]);
+        let Some(part) = first.failures.first().and_then(|failure| failure.part.clone()) else {
+            panic!("expected a part failure, got {:?}", first.failures);
+        };
+        let rerun = transform_batch(&[RecordIn::from_value(part.clone())]);
+        assert!(rerun.records.is_empty(), "the good event of the body must not come back");
+        assert_eq!(
+            failures(&rerun),
+            vec![(0, "[0].timestamp: must be a number (unix seconds), not a string or other value")]
+        );
+        assert_eq!(parts(&rerun), vec![Some(String::from_utf8_lossy(&part).into_owned())]);
+    }
+
+    #[test]
     fn a_body_that_is_not_an_array_fails_whole() {
         let result = transform_batch(&[
             body(event("a", "open")),
@@ -168,6 +219,7 @@ mod tests {
         ));
         assert!(failures[1].1.starts_with("value is not a JSON array of SendGrid events: "));
         assert!(failures[2].1.starts_with("value is not UTF-8 text: "));
+        assert_eq!(parts(&result), vec![None, None, None], "a body that is no array fails whole");
         assert!(result.records.is_empty());
     }
 

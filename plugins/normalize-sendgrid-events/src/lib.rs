@@ -4,8 +4,10 @@
 //! row of the `events` output (columns in [`event::COLUMNS`], partitioned by `dt` and `event`),
 //! deduplicated on `sg_event_id` within the batch because SendGrid retries deliveries. Events
 //! that are not objects, lack a required field, have an unknown type or a wrongly typed field
-//! become failures naming the event's position and the field; the rest of the body still goes
-//! through. The plugin takes no settings (see [`SettinglessPlugin`]).
+//! become failures naming the event's position and the field; each such failure carries the
+//! event alone as its part (a one-event array), so the host dead-letters only that event and the
+//! rest of the body still goes through. A body that is not a JSON array fails whole. The plugin
+//! takes no settings (see [`SettinglessPlugin`]).
 
 pub mod batch;
 pub mod date;

@@ -97,6 +97,20 @@ pub fn compact(raw: &RawValue) -> Cow<'_, RawValue> {
     }
 }
 
+/// A JSON array holding only `element`, its raw text kept byte for byte: the input record for
+/// a [`Failure::part`](crate::Failure::part) of an array input.
+///
+/// Byte for byte because the part is dead-lettered and later re-run as input: the same text
+/// gives the same row (for example the same `raw` column) as the first run would have.
+pub fn single_element_array(element: &RawValue) -> Vec<u8> {
+    let text = element.get();
+    let mut array = Vec::with_capacity(text.len() + 2);
+    array.push(b'[');
+    array.extend_from_slice(text.as_bytes());
+    array.push(b']');
+    array
+}
+
 fn is_insignificant_whitespace(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -192,6 +206,13 @@ mod tests {
         for text in ["1", "true", "null", "[\"a\"]", "{\"a\":\"b\"}"] {
             assert_eq!(string_content(raw(text)), None, "{text}");
         }
+    }
+
+    #[test]
+    fn single_element_array_keeps_the_element_text_exactly() {
+        let elements: Vec<&RawValue> = serde_json::from_str(r#"[ {"a": 1.50,  "b":"x y"} , 7]"#).unwrap();
+        assert_eq!(single_element_array(elements[0]), br#"[{"a": 1.50,  "b":"x y"}]"#);
+        assert_eq!(single_element_array(elements[1]), b"[7]");
     }
 
     #[test]

@@ -97,9 +97,25 @@ impl RecordIn {
 }
 
 impl Failure {
-    /// A failure of input `index` on one field, in the `field: problem` form the host reports.
+    /// Input `index` failed as a whole: the host dead-letters all of it and keeps none of the
+    /// outputs made from it, so a later re-run of the dead letter cannot emit a row twice.
+    pub fn whole(index: u32, reason: impl Into<String>) -> Self {
+        Failure { index, reason: reason.into(), part: None }
+    }
+
+    /// Only `part` of input `index` failed, for example one event of a webhook body that holds
+    /// many. `part` must be an input record of its own, one the plugin would read like any other
+    /// (a one-element JSON array for an array input, see [`json::single_element_array`]): the
+    /// host dead-letters it instead of the whole input and keeps the rows made from the rest,
+    /// and a re-run of the dead letter then gives exactly the rows that were missing.
+    pub fn part(index: u32, reason: impl Into<String>, part: impl Into<Vec<u8>>) -> Self {
+        Failure { index, reason: reason.into(), part: Some(part.into()) }
+    }
+
+    /// Input `index` failed as a whole on one field, in the `field: problem` form the host
+    /// reports (see [`Failure::whole`]).
     pub fn field(index: u32, field: &str, problem: impl std::fmt::Display) -> Self {
-        Failure { index, reason: format!("{field}: {problem}") }
+        Failure::whole(index, format!("{field}: {problem}"))
     }
 }
 
@@ -137,6 +153,16 @@ mod tests {
             Inert::init(vec![("mode".to_owned(), "strict".to_owned())]),
             Err("unknown config key `mode` (allowed: none)".to_owned())
         );
+    }
+
+    #[test]
+    fn whole_failures_carry_no_part_and_part_failures_carry_theirs() {
+        let whole = Failure::whole(3, "value: not JSON");
+        assert_eq!((whole.index, whole.reason.as_str(), whole.part), (3, "value: not JSON", None));
+        let field = Failure::field(4, "to[2]", "not an email address");
+        assert_eq!((field.reason.as_str(), field.part), ("to[2]: not an email address", None));
+        let part = Failure::part(5, String::from("[1]: not a JSON object"), &b"[42]"[..]);
+        assert_eq!((part.index, part.part.as_deref()), (5, Some(&b"[42]"[..])));
     }
 
     #[test]

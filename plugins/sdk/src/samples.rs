@@ -3,12 +3,15 @@
 //! Every plugin keeps a sample batch and what it must give: `input.jsonl` (one record value
 //! per non-empty line) or `input.envelopes.jsonl` (one `{"key", "value", "headers"}` object per
 //! line, for plugins that read keys or headers), and `expected.json`,
-//! `{"outputs": {name: [values...]}, "failures": [{"index", "reason"}]}`. `sluice plugin test`
-//! replays the same files through the built component; this module reads them the same way,
-//! so a change that breaks the sample fails `cargo test` long before the end-to-end run.
+//! `{"outputs": {name: [values...]}, "failures": [{"index", "reason", "part"}]}`, where `part`
+//! appears only for a failure of a part of an input (see [`crate::Failure::part`]) and shows
+//! that part as JSON (a part that is not JSON as a JSON string of its text). `sluice plugin
+//! test` replays the same files through the built component; this module reads them the same
+//! way, so a change that breaks the sample fails `cargo test` long before the end-to-end run.
 //!
 //! Native only: a plugin component has no files to read.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::json::compact;
-use crate::{BatchResult, Header, RecordIn};
+use crate::{BatchResult, Failure, Header, RecordIn};
 
 /// The environment variable that makes [`check`] rewrite `expected.json` instead of comparing.
 ///
@@ -38,14 +41,15 @@ pub enum SamplesError {
     Envelope { path: PathBuf, line: usize, source: serde_json::Error },
     /// `expected.json` is not in the layout `sluice plugin test` reads.
     #[error(
-        "{}: expected {{\"outputs\": {{name: [values]}}, \"failures\": [{{index, reason}}]}}: {source}",
+        "{}: expected {{\"outputs\": {{name: [values]}}, \"failures\": [{{index, reason, part?}}]}}: {source}",
         path.display()
     )]
     Expected { path: PathBuf, source: serde_json::Error },
     /// Blessing met an output value that `expected.json` could not hold.
     #[error("output `{output}` record {position} is not JSON, so {BLESS_VAR} cannot write it: {source}")]
     OutputNotJson { output: String, position: usize, source: serde_json::Error },
-    /// Blessing could not encode the result; the values were already checked, so unexpected.
+    /// The result could not be put in the `expected.json` layout; every value has a JSON form,
+    /// so this is unexpected.
     #[error("cannot render the result as expected.json: {source}")]
     Render { source: serde_json::Error },
     /// The plugin's result differs from `expected.json`, one sentence per difference.
@@ -58,8 +62,9 @@ pub enum SamplesError {
 /// Each output value must be the expected one written compactly, byte for byte: the host
 /// wants compact JSON with fields in the output schema's order, and `expected.json` may be
 /// spaced for reading. An output missing from `expected.json` must receive nothing; failures
-/// must match in order, index and reason. With [`BLESS_VAR`] set, `expected.json` is
-/// rewritten from the result instead.
+/// must match in order, index, reason and part, a part compared as JSON text without
+/// insignificant whitespace (it is the input's own text, which need not be compact). With
+/// [`BLESS_VAR`] set, `expected.json` is rewritten from the result instead.
 ///
 /// # Errors
 /// A sample file that cannot be read or parsed, or [`SamplesError::Mismatch`] listing every
@@ -90,14 +95,15 @@ fn check_or_bless(
 ) -> Result<(), SamplesError> {
     let records = read_input(dir)?;
     let result = transform(&records);
+    let failures = result.failures.iter().map(ExpectedFailure::of).collect::<Result<Vec<_>, _>>()?;
     let expected_path = dir.join("expected.json");
     if bless {
-        let text = render_expected(&result)?;
+        let text = render_expected(&result, failures)?;
         return std::fs::write(&expected_path, text)
             .map_err(|source| SamplesError::Write { path: expected_path, source });
     }
     let expected = read_expected(&expected_path)?;
-    let differences = differences(&expected, &result);
+    let differences = differences(&expected, &result, &failures);
     if differences.is_empty() {
         Ok(())
     } else {
@@ -154,16 +160,51 @@ struct Expected {
     failures: Vec<ExpectedFailure>,
 }
 
-#[derive(Deserialize, Serialize, PartialEq)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ExpectedFailure {
     index: u32,
     reason: String,
+    /// Left out for a whole failure, which keeps most samples as short as before parts existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    part: Option<Box<RawValue>>,
+}
+
+impl ExpectedFailure {
+    /// The `expected.json` form of a plugin's failure.
+    fn of(failure: &Failure) -> Result<Self, SamplesError> {
+        let part = failure.part.as_deref().map(part_as_json).transpose();
+        let part = part.map_err(|source| SamplesError::Render { source })?;
+        Ok(ExpectedFailure { index: failure.index, reason: failure.reason.clone(), part })
+    }
+
+    fn compact_part(&self) -> Option<Cow<'_, RawValue>> {
+        self.part.as_deref().map(compact)
+    }
+}
+
+/// The part as the JSON it is, or, when it is not JSON, as a JSON string of its text.
+fn part_as_json(part: &[u8]) -> Result<Box<RawValue>, serde_json::Error> {
+    let json = std::str::from_utf8(part).ok().and_then(|text| RawValue::from_string(text.to_owned()).ok());
+    json.map_or_else(|| serde_json::value::to_raw_value(&String::from_utf8_lossy(part)), Ok)
+}
+
+impl PartialEq for ExpectedFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.index == other.index
+            && self.reason == other.reason
+            && self.compact_part().as_deref().map(RawValue::get)
+                == other.compact_part().as_deref().map(RawValue::get)
+    }
 }
 
 impl Display for ExpectedFailure {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "#{} {}", self.index, self.reason)
+        write!(formatter, "#{} {}", self.index, self.reason)?;
+        match self.compact_part() {
+            Some(part) => write!(formatter, " (part {})", part.get()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -176,8 +217,9 @@ fn read_text(path: &Path) -> Result<String, SamplesError> {
     std::fs::read_to_string(path).map_err(|source| SamplesError::Read { path: path.to_owned(), source })
 }
 
-/// Every way `result` differs from `expected`, one sentence each.
-fn differences(expected: &Expected, result: &BatchResult) -> Vec<String> {
+/// Every way `result` (with its `failures` in the expected layout) differs from `expected`, one
+/// sentence each.
+fn differences(expected: &Expected, result: &BatchResult, failures: &[ExpectedFailure]) -> Vec<String> {
     let mut actual_outputs: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for record in &result.records {
         let value = String::from_utf8_lossy(&record.value).into_owned();
@@ -197,12 +239,7 @@ fn differences(expected: &Expected, result: &BatchResult) -> Vec<String> {
         let got = actual_outputs.get(name).map_or(&[][..], Vec::as_slice);
         compare_in_order(&format!("output `{name}` record"), &want, got, &mut differences);
     }
-    let actual_failures: Vec<ExpectedFailure> = result
-        .failures
-        .iter()
-        .map(|failure| ExpectedFailure { index: failure.index, reason: failure.reason.clone() })
-        .collect();
-    compare_in_order("failure", &expected.failures, &actual_failures, &mut differences);
+    compare_in_order("failure", &expected.failures, failures, &mut differences);
     differences
 }
 
@@ -230,7 +267,7 @@ fn compare_in_order<T: PartialEq + Display>(
 }
 
 /// `result` in the `expected.json` layout: outputs that received records, one value a line.
-fn render_expected(result: &BatchResult) -> Result<String, SamplesError> {
+fn render_expected(result: &BatchResult, failures: Vec<ExpectedFailure>) -> Result<String, SamplesError> {
     #[derive(Serialize)]
     struct Rendered<'a> {
         outputs: BTreeMap<&'a str, Vec<Box<RawValue>>>,
@@ -248,11 +285,6 @@ fn render_expected(result: &BatchResult) -> Result<String, SamplesError> {
         })?;
         values.push(value);
     }
-    let failures = result
-        .failures
-        .iter()
-        .map(|failure| ExpectedFailure { index: failure.index, reason: failure.reason.clone() })
-        .collect();
     let text = serde_json::to_string_pretty(&Rendered { outputs, failures })
         .map_err(|source| SamplesError::Render { source })?;
     Ok(text + "\n")
@@ -270,12 +302,18 @@ mod tests {
         dir
     }
 
-    /// A plugin that sends each record's value to `echo` and fails records that are `"bad"`.
+    /// A plugin that sends each record's value to `echo`, fails records that are `"bad"` whole,
+    /// and fails a part of records that are `"partly bad"`: JSON `[ "bad" ]` or, for
+    /// `"partly bad text"`, the text `bad` that is not JSON.
     fn echo(batch: &[RecordIn]) -> BatchResult {
         let mut result = BatchResult { records: Vec::new(), failures: Vec::new() };
         for (index, record) in (0u32..).zip(batch) {
             if record.value == b"\"bad\"" {
-                result.failures.push(crate::Failure { index, reason: "bad record".to_owned() });
+                result.failures.push(Failure::whole(index, "bad record"));
+            } else if record.value == b"\"partly bad\"" {
+                result.failures.push(Failure::part(index, "bad part", &b"[ \"bad\" ]"[..]));
+            } else if record.value == b"\"partly bad text\"" {
+                result.failures.push(Failure::part(index, "bad part", &b"bad"[..]));
             } else {
                 result.records.push(RecordOut {
                     output: "echo".to_owned(),
@@ -344,6 +382,43 @@ mod tests {
         assert!(message.starts_with("2 difference(s) from "), "{message}");
         assert!(message.contains("expected.json:\noutput `echo` record 0: expected 2, got 1\n"), "{message}");
         assert!(message.ends_with("failure 0: expected nothing, got #1 bad record"), "{message}");
+    }
+
+    #[test]
+    fn parts_are_compared_as_json_without_spacing() {
+        let input = "\"partly bad\"\n\"partly bad text\"\n";
+        let expected = r#"{"failures": [{"index": 0, "reason": "bad part", "part": ["bad"]},
+            {"index": 1, "reason": "bad part", "part": "bad"}]}"#;
+        assert_eq!(differences_of(input, expected), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_missing_or_unexpected_part_is_a_difference() {
+        let expected = r#"{"failures": [{"index": 0, "reason": "bad part"},
+            {"index": 1, "reason": "bad record", "part": ["bad"]}]}"#;
+        assert_eq!(
+            differences_of("\"partly bad\"\n\"bad\"\n", expected),
+            [
+                r#"failure 0: expected #0 bad part, got #0 bad part (part ["bad"])"#,
+                r#"failure 1: expected #1 bad record (part ["bad"]), got #1 bad record"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn bless_writes_a_part_only_where_there_is_one() {
+        let dir = samples_dir("input.jsonl", "\"partly bad\"\n\"bad\"\n", "{}");
+        check_or_bless(dir.path(), echo, true).unwrap();
+        let written = std::fs::read_to_string(dir.path().join("expected.json")).unwrap();
+        let written: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(
+            written["failures"],
+            serde_json::json!([
+                {"index": 0, "reason": "bad part", "part": ["bad"]},
+                {"index": 1, "reason": "bad record"},
+            ])
+        );
+        check_or_bless(dir.path(), echo, false).unwrap();
     }
 
     #[test]

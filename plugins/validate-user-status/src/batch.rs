@@ -12,13 +12,14 @@ use crate::user_status::UserStatusFields;
 /// Sorts every record of `batch` into rows or a failure.
 ///
 /// A valid record yields a `user_status` row then a `status_logs` record; an invalid object
-/// yields one `user_status_error_rec` row; input that is not a JSON object is a failure. Rows
-/// keep the input's key and index, and follow the batch's order.
+/// yields one `user_status_error_rec` row; input that is not a JSON object is a failure, always
+/// whole since one input record is one user. Rows keep the input's key and index, and follow
+/// the batch's order.
 pub fn transform(batch: &[RecordIn]) -> BatchResult {
     let mut result = BatchResult { records: Vec::with_capacity(batch.len() * 2), failures: Vec::new() };
     for (index, record) in (0u32..).zip(batch) {
         if let Err(reason) = sort_record(index, record, &mut result.records) {
-            result.failures.push(Failure { index, reason });
+            result.failures.push(Failure::whole(index, reason));
         }
     }
     result
@@ -95,6 +96,7 @@ mod tests {
         assert_eq!(result.failures.len(), 1);
         assert_eq!(result.failures[0].index, 2);
         assert_eq!(result.failures[0].reason, "expected a JSON object, found an array");
+        assert_eq!(result.failures[0].part, None, "one input record is one user, so it fails whole");
     }
 
     #[test]
