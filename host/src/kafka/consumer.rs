@@ -1,0 +1,259 @@
+//! A consumer group member that hands out batches and commits only what the caller says is
+//! stored.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+
+/// Why consuming or committing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("cannot create the Kafka consumer for group `{group}`: {source}")]
+    Create { group: String, source: KafkaError },
+    #[error("cannot create the topic `{topic}`: {source}")]
+    CreateTopic { topic: String, source: KafkaError },
+    #[error("cannot subscribe to `{topic}`: {source}")]
+    Subscribe { topic: String, source: KafkaError },
+    #[error("cannot read from Kafka: {0}")]
+    Receive(KafkaError),
+    #[error("cannot commit offsets: {0}")]
+    Commit(KafkaError),
+}
+
+/// One record read from Kafka, with where it came from.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The record's Kafka timestamp in milliseconds, when it has one.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A topic partition.
+pub type TopicPartition = (Arc<str>, i32);
+
+/// Remembers partitions taken away by a rebalance, so the caller can drop what it buffered for
+/// them: the new owner starts again from the last committed offset.
+#[derive(Default)]
+pub struct RebalanceTracker {
+    revoked: Mutex<BTreeSet<(String, i32)>>,
+    assigned: Mutex<BTreeSet<(String, i32)>>,
+}
+
+impl ClientContext for RebalanceTracker {}
+
+impl ConsumerContext for RebalanceTracker {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let list: Vec<(String, i32)> =
+                partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+            tracing::info!(partitions = ?list, "partitions revoked");
+            if let Ok(mut revoked) = self.revoked.lock() {
+                revoked.extend(list.iter().cloned());
+            }
+            if let Ok(mut assigned) = self.assigned.lock() {
+                for partition in &list {
+                    assigned.remove(partition);
+                }
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            let list: Vec<(String, i32)> =
+                partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+            tracing::info!(partitions = ?list, "partitions assigned");
+            if let Ok(mut assigned) = self.assigned.lock() {
+                assigned.extend(list);
+            }
+        }
+    }
+}
+
+/// A member of one consumer group reading one topic. Auto-commit is off: offsets move only
+/// through [`GroupConsumer::commit`], after the records' results are stored.
+pub struct GroupConsumer {
+    consumer: Arc<StreamConsumer<RebalanceTracker>>,
+    group: String,
+}
+
+impl GroupConsumer {
+    /// Joins `group` and subscribes to `topic`; a group with no committed offsets starts at the
+    /// beginning of the topic, so nothing written before the first start is skipped.
+    ///
+    /// # Errors
+    /// [`ConsumeError`] when librdkafka rejects the configuration or the subscription.
+    pub fn new(config: &KafkaConfig, group: &str, topic: &str) -> Result<Self, ConsumeError> {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // Short sessions so a stopped member's partitions move on within seconds.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "100")
+            // Notice a topic created after the subscription within seconds, not minutes.
+            .set("topic.metadata.refresh.interval.ms", "5000");
+        for (key, value) in &config.properties {
+            client.set(key, value);
+        }
+        let consumer: StreamConsumer<RebalanceTracker> = client
+            .create_with_context(RebalanceTracker::default())
+            .map_err(|source| ConsumeError::Create { group: group.to_owned(), source })?;
+        consumer
+            .subscribe(&[topic])
+            .map_err(|source| ConsumeError::Subscribe { topic: topic.to_owned(), source })?;
+        Ok(GroupConsumer { consumer: Arc::new(consumer), group: group.to_owned() })
+    }
+
+    /// Creates `topic` with `partitions` partitions unless it exists, so a pipeline can start
+    /// before anything was written to its topic.
+    ///
+    /// # Errors
+    /// [`ConsumeError::CreateTopic`] when the broker refuses for another reason than "exists".
+    pub async fn ensure_topic(
+        config: &KafkaConfig,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<(), ConsumeError> {
+        let failed = |source| ConsumeError::CreateTopic { topic: topic.to_owned(), source };
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &config.brokers);
+        for (key, value) in &config.properties {
+            client.set(key, value);
+        }
+        let admin: AdminClient<DefaultClientContext> = client.create().map_err(failed)?;
+        let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin.create_topics([&new_topic], &options).await.map_err(failed)?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(failed(KafkaError::AdminOp(code))),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Up to `max_records` records: waits up to `max_wait` for the first, then takes what
+    /// arrives until the batch is full or `max_wait` has passed since the call. An empty batch
+    /// means nothing arrived in time.
+    ///
+    /// # Errors
+    /// [`ConsumeError::Receive`] on an error the client cannot retry by itself.
+    pub async fn next_batch(
+        &self,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> Result<Vec<SourceRecord>, ConsumeError> {
+        let deadline = Instant::now() + max_wait;
+        let mut batch = Vec::new();
+        let mut topic: Option<Arc<str>> = None;
+        while batch.len() < max_records {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let message = match tokio::time::timeout(left, self.consumer.recv()).await {
+                Err(_elapsed) => break,
+                Ok(Ok(message)) => message,
+                Ok(Err(error)) if is_transient(&error) => {
+                    tracing::warn!(group = %self.group, "Kafka: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Ok(Err(error)) => return Err(ConsumeError::Receive(error)),
+            };
+            let record_topic = match &topic {
+                Some(known) if known.as_ref() == message.topic() => known.clone(),
+                _ => {
+                    let fresh: Arc<str> = message.topic().into();
+                    topic = Some(fresh.clone());
+                    fresh
+                }
+            };
+            let headers = message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            batch.push(SourceRecord {
+                topic: record_topic,
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                headers,
+                timestamp_ms: message.timestamp().to_millis(),
+            });
+        }
+        Ok(batch)
+    }
+
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<TopicPartition> {
+        let Ok(mut revoked) = self.consumer.context().revoked.lock() else { return Vec::new() };
+        std::mem::take(&mut *revoked)
+            .into_iter()
+            .map(|(topic, partition)| (topic.into(), partition))
+            .collect()
+    }
+
+    /// The partitions this member owns now.
+    pub fn assigned(&self) -> Vec<TopicPartition> {
+        let Ok(assigned) = self.consumer.context().assigned.lock() else { return Vec::new() };
+        assigned.iter().map(|(topic, partition)| (topic.as_str().into(), *partition)).collect()
+    }
+
+    /// Commits, for each partition, the offset of the next record to read; returns once the
+    /// broker has it.
+    ///
+    /// # Errors
+    /// [`ConsumeError::Commit`] when the broker did not take the commit.
+    pub async fn commit(&self, next_offsets: &[(TopicPartition, i64)]) -> Result<(), ConsumeError> {
+        if next_offsets.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in next_offsets {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(ConsumeError::Commit)?;
+        }
+        let consumer = self.consumer.clone();
+        match tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync)).await {
+            Ok(result) => result.map_err(ConsumeError::Commit),
+            Err(_cancelled) => Err(ConsumeError::Commit(KafkaError::Canceled)),
+        }
+    }
+}
+
+/// Errors librdkafka recovers from on its own (a broker away for a moment, a partition end).
+fn is_transient(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::PartitionEOF(_) | KafkaError::MessageConsumption(_))
+}
