@@ -1,0 +1,256 @@
+//! An `s3-job` pipeline made ready to run: its plugin chain, its tables resolved against the
+//! database, and the stores its jobs use.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::request::{JobRequest, RequestError};
+use super::runner::{Attempt, AttemptOutcome};
+use super::store::{JobCounts, JobRecord, JobState, JobStore, JobStoreError, Submission};
+use crate::config::{HostConfig, Pipeline, SinkKind, SourceConfig};
+use crate::object_store::S3Client;
+use crate::pipeline::Chain;
+use crate::plugin::{PluginError, PluginRegistry};
+use crate::sink::parquet::schema::{SchemaError, parse_output_schema};
+use crate::sink::postgres::{Database, DatabaseError, TablePlan, TablePlanError, TableSinkSpec};
+
+/// How often a running job's counts are written to its record.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The `s3-job` source settings.
+#[derive(Debug, Clone)]
+pub struct JobSource {
+    pub path: String,
+    pub job_topic: String,
+    pub group: String,
+    pub batch_records: usize,
+    pub job_partitions: i32,
+    pub max_record_bytes: usize,
+}
+
+/// Why a pipeline cannot run jobs.
+#[derive(Debug, thiserror::Error)]
+pub enum JobSetupError {
+    #[error("pipeline `{0}` does not have an `s3-job` source")]
+    NotAJobPipeline(String),
+    #[error("pipeline `{pipeline}`: sink for {output} is `{kind}`; jobs load into `postgres` sinks only")]
+    UnsupportedSink { pipeline: String, output: String, kind: &'static str },
+    #[error("pipeline `{pipeline}`: sink `from = \"{output}\"` names no declared plugin output")]
+    UnknownOutput { pipeline: String, output: String },
+    #[error("pipeline `{pipeline}`: the schema of {output}: {source}")]
+    Schema { pipeline: String, output: String, source: SchemaError },
+    #[error("pipeline `{pipeline}`: {source}")]
+    Plugin { pipeline: String, source: PluginError },
+    #[error("pipeline `{pipeline}`: {source}")]
+    Table { pipeline: String, source: Box<TablePlanError> },
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+}
+
+/// One sink of the pipeline: the output it reads and the table it loads.
+pub(super) struct JobSink {
+    pub output: String,
+    pub plan: Arc<TablePlan>,
+    /// Whether no later sink reads the same output, so this one may take the rows.
+    pub last_reader: bool,
+}
+
+/// What happened to a job the caller asked to run.
+#[derive(Debug, Clone)]
+pub enum RunOutcome {
+    /// This attempt loaded the file.
+    Succeeded(JobRecord),
+    /// An earlier attempt (or another host) had loaded it; nothing was done.
+    AlreadyLoaded(JobRecord),
+    /// This attempt failed and loaded nothing; the record holds the error.
+    Failed(JobRecord),
+    /// No job has that id.
+    Unknown(Uuid),
+}
+
+/// An `s3-job` pipeline ready to accept and run jobs.
+pub struct JobPipeline {
+    pub(super) name: String,
+    pub(super) source: JobSource,
+    pub(super) chain: Chain,
+    pub(super) sinks: Vec<JobSink>,
+    pub(super) database: Database,
+    pub(super) store: Arc<JobStore>,
+    pub(super) s3: S3Client,
+}
+
+impl JobPipeline {
+    /// Resolves the pipeline's steps and tables. The tables must exist (the migrations run
+    /// first), and every field of every loaded output must have a column.
+    ///
+    /// # Errors
+    /// [`JobSetupError`] naming the pipeline and what does not fit.
+    pub async fn prepare(
+        pipeline: &Pipeline,
+        registry: &PluginRegistry,
+        host: &HostConfig,
+        database: Database,
+        store: Arc<JobStore>,
+        s3: S3Client,
+    ) -> Result<Self, JobSetupError> {
+        let name = pipeline.name.clone();
+        let SourceConfig::S3Job { path, job_topic, group, batch_records, job_partitions, max_record_bytes } =
+            &pipeline.source
+        else {
+            return Err(JobSetupError::NotAJobPipeline(name));
+        };
+        let source = JobSource {
+            path: path.clone(),
+            job_topic: job_topic.clone(),
+            group: group.clone(),
+            batch_records: (*batch_records).max(1),
+            job_partitions: (*job_partitions).max(1),
+            max_record_bytes: *max_record_bytes,
+        };
+        let chain = Chain::new(pipeline, registry, host)
+            .map_err(|source| JobSetupError::Plugin { pipeline: name.clone(), source })?;
+        let client = database.connect().await?;
+        let mut sinks = Vec::with_capacity(pipeline.sinks.len());
+        for (index, sink) in pipeline.sinks.iter().enumerate() {
+            let SinkKind::Postgres { table, upsert_key, ingested_at_column } = &sink.kind else {
+                return Err(JobSetupError::UnsupportedSink {
+                    pipeline: name.clone(),
+                    output: sink.from.clone(),
+                    kind: sink.kind.name(),
+                });
+            };
+            let spec = TableSinkSpec {
+                output: sink.from.clone(),
+                table: table.clone(),
+                fields: output_fields(&name, registry, &sink.from)?,
+                upsert_key: upsert_key.clone(),
+                ingested_at_column: ingested_at_column.clone(),
+            };
+            let plan = TablePlan::resolve(&client, &spec).await.map_err(|source| JobSetupError::Table {
+                pipeline: name.clone(),
+                source: Box::new(source),
+            })?;
+            let last_reader = !pipeline.sinks[index + 1..].iter().any(|later| later.from == sink.from);
+            sinks.push(JobSink { output: sink.from.clone(), plan: Arc::new(plan), last_reader });
+        }
+        Ok(JobPipeline { name, source, chain, sinks, database, store, s3 })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn source(&self) -> &JobSource {
+        &self.source
+    }
+
+    pub fn store(&self) -> &Arc<JobStore> {
+        &self.store
+    }
+
+    /// Checks `request` against S3 and returns the job for that object version, creating it
+    /// `queued` when there is none. Queueing it for a host is the caller's part.
+    ///
+    /// # Errors
+    /// [`SubmitError::Request`] when the request is refused, [`SubmitError::Store`] when the
+    /// job store fails.
+    pub async fn submit(&self, request: &JobRequest) -> Result<Submission, SubmitError> {
+        let object = request.resolve(&self.s3).await?;
+        Ok(self.store.create_or_get(&self.name, &object).await?)
+    }
+
+    /// Runs job `id` now, unless it has already been loaded. Progress goes to `progress` as
+    /// it happens and to the job record every half second.
+    ///
+    /// # Errors
+    /// [`JobStoreError`] only when the job store cannot be read or the outcome cannot be
+    /// recorded; a failed load is [`RunOutcome::Failed`].
+    pub async fn run(
+        &self,
+        id: Uuid,
+        progress: &watch::Sender<JobCounts>,
+    ) -> Result<RunOutcome, JobStoreError> {
+        let Some(job) = self.store.claim(id).await? else {
+            return Ok(match self.store.get(id).await? {
+                Some(job) if job.state == JobState::Succeeded => RunOutcome::AlreadyLoaded(job),
+                Some(job) => RunOutcome::Failed(job),
+                None => RunOutcome::Unknown(id),
+            });
+        };
+        tracing::info!(pipeline = %self.name, job = %id, attempt = job.attempts, bucket = %job.object.bucket, key = %job.object.key, "job started");
+        let recorder = self.record_progress_while_running(&job, progress.subscribe());
+        let attempt = Attempt::new(self, &job, progress);
+        let (outcome, report) = tokio::select! {
+            result = attempt.run() => result,
+            never = recorder => match never {},
+        };
+        let finished = match outcome {
+            Ok(AttemptOutcome::Loaded) => {
+                tracing::info!(pipeline = %self.name, job = %id, records = report.counts.records_read, "job succeeded");
+                self.store.get(id).await?.map_or(RunOutcome::Unknown(id), RunOutcome::Succeeded)
+            }
+            Ok(AttemptOutcome::LoadedElsewhere) => {
+                tracing::info!(pipeline = %self.name, job = %id, "job was loaded by another attempt meanwhile");
+                self.store.get(id).await?.map_or(RunOutcome::Unknown(id), RunOutcome::AlreadyLoaded)
+            }
+            Err(error) => {
+                let message = error.to_string();
+                tracing::warn!(pipeline = %self.name, job = %id, attempt = job.attempts, "job failed: {message}");
+                self.store
+                    .record_failure(id, job.attempts, &report.counts, &report.failures, &message)
+                    .await?;
+                self.store.get(id).await?.map_or(RunOutcome::Unknown(id), RunOutcome::Failed)
+            }
+        };
+        Ok(finished)
+    }
+
+    /// Writes the counts of `job`'s running attempt to its record until dropped.
+    async fn record_progress_while_running(
+        &self,
+        job: &JobRecord,
+        mut progress: watch::Receiver<JobCounts>,
+    ) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(PROGRESS_INTERVAL).await;
+            if !progress.has_changed().unwrap_or(false) {
+                continue;
+            }
+            let counts = progress.borrow_and_update().clone();
+            if let Err(error) = self.store.record_progress(job.id, job.attempts, &counts).await {
+                tracing::warn!(job = %job.id, "cannot record job progress: {error}");
+            }
+        }
+    }
+}
+
+/// Why a job could not be submitted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Store(#[from] JobStoreError),
+}
+
+/// The field names `output` (`<plugin>.<output>`) declares in its schema.
+fn output_fields(
+    pipeline: &str,
+    registry: &PluginRegistry,
+    output: &str,
+) -> Result<Vec<String>, JobSetupError> {
+    let unknown =
+        || JobSetupError::UnknownOutput { pipeline: pipeline.to_owned(), output: output.to_owned() };
+    let (plugin, name) = output.split_once('.').ok_or_else(unknown)?;
+    let handle = registry.get(plugin).ok_or_else(unknown)?;
+    let loaded = handle.current();
+    let declared = loaded.info().outputs.iter().find(|o| o.name == name).ok_or_else(unknown)?;
+    let schema = parse_output_schema(&declared.schema).map_err(|source| JobSetupError::Schema {
+        pipeline: pipeline.to_owned(),
+        output: output.to_owned(),
+        source,
+    })?;
+    Ok(schema.fields().iter().map(|field| field.name().clone()).collect())
+}

@@ -1,0 +1,320 @@
+//! One attempt at a job: stream the object through the plugin chain into staging tables, then
+//! move every staging table into its real table in one transaction.
+//!
+//! Reading, plugin calls and `COPY` overlap: a reader task splits the object into batches, this
+//! task runs the chain, and one task per sink streams rows into its staging table. The channels
+//! between them hold two batches each, so memory is bounded by the batch size whatever the
+//! object's size. Nothing reaches the real tables before the final transaction, which also
+//! marks the job succeeded; a crash at any point leaves the tables as they were.
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::Client;
+
+use super::pipeline::JobPipeline;
+use super::reader::{ReadError, RecordReader};
+use super::store::{
+    FailureSample, JobCounts, JobRecord, JobState, JobStoreError, lock_for_commit, record_success,
+};
+use crate::object_store::{ObjectStore, StoreError};
+use crate::pipeline::ChainOutput;
+use crate::plugin::RecordIn;
+use crate::sink::postgres::{
+    DatabaseError, LoadError, StagingWriter, drop_staging_tables, staging_table_name,
+};
+
+/// How many refused records a job keeps as examples.
+const FAILURE_SAMPLES: usize = 20;
+/// Batches buffered between the tasks of an attempt.
+const CHANNEL_BATCHES: usize = 2;
+
+/// Why an attempt failed; it loaded nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    #[error("s3://{bucket}/{key} no longer exists")]
+    ObjectGone { bucket: String, key: String },
+    #[error(
+        "s3://{bucket}/{key} changed since the job was requested (ETag {requested}, now {found}); \
+         request it again to load the new version"
+    )]
+    ObjectChanged { bucket: String, key: String, requested: String, found: String },
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error(transparent)]
+    Store(#[from] JobStoreError),
+    #[error("the job's {0} task stopped unexpectedly")]
+    TaskLost(&'static str),
+}
+
+/// How an attempt that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// This attempt moved the rows into the tables.
+    Loaded,
+    /// Another attempt finished first; this one's rows were discarded.
+    LoadedElsewhere,
+}
+
+/// What an attempt counted, kept whether it succeeds or not.
+#[derive(Debug, Default, Clone)]
+pub struct AttemptReport {
+    pub counts: JobCounts,
+    pub failures: Vec<FailureSample>,
+}
+
+/// A batch of records as read, with how far into the object it ends.
+struct ReadBatch {
+    records: Vec<Vec<u8>>,
+    bytes_read: u64,
+}
+
+/// What a sink task receives: rows as (input record number, plugin output value), then the
+/// word to commit its `COPY`. A channel closed without [`SinkMessage::Finish`] aborts it.
+enum SinkMessage {
+    Rows(Vec<(i64, Vec<u8>)>),
+    Finish,
+}
+
+/// One attempt of one job.
+pub struct Attempt<'a> {
+    pipeline: &'a JobPipeline,
+    job: &'a JobRecord,
+    progress: &'a watch::Sender<JobCounts>,
+    report: AttemptReport,
+}
+
+impl<'a> Attempt<'a> {
+    pub fn new(
+        pipeline: &'a JobPipeline,
+        job: &'a JobRecord,
+        progress: &'a watch::Sender<JobCounts>,
+    ) -> Self {
+        Attempt { pipeline, job, progress, report: AttemptReport::default() }
+    }
+
+    /// Runs the attempt; staging tables are dropped whatever the outcome.
+    pub async fn run(mut self) -> (Result<AttemptOutcome, AttemptError>, AttemptReport) {
+        let result = match self.pipeline.database.connect().await {
+            Ok(mut control) => {
+                let result = self.load(&mut control).await;
+                if result.is_err()
+                    && let Err(error) = drop_staging_tables(&control, &self.job.id, None).await
+                {
+                    tracing::warn!(job = %self.job.id, "staging tables left behind: {error}");
+                }
+                result
+            }
+            Err(error) => Err(error.into()),
+        };
+        (result, self.report)
+    }
+
+    async fn load(&mut self, control: &mut Client) -> Result<AttemptOutcome, AttemptError> {
+        let job = self.job;
+        // `timestamp` columns get the load time as UTC wall time.
+        control
+            .batch_execute("SET TIME ZONE 'UTC'")
+            .await
+            .map_err(DatabaseError::query("setting the time zone"))?;
+        let dropped = drop_staging_tables(control, &job.id, None).await?;
+        if dropped > 0 {
+            tracing::info!(job = %job.id, dropped, "dropped the staging tables of an earlier attempt");
+        }
+        let bucket = self.pipeline.s3.bucket(&job.object.bucket);
+        let gone =
+            || AttemptError::ObjectGone { bucket: job.object.bucket.clone(), key: job.object.key.clone() };
+        let current = ObjectStore::S3(bucket.clone()).head(&job.object.key).await?.ok_or_else(gone)?;
+        if current.etag != job.object.etag {
+            return Err(AttemptError::ObjectChanged {
+                bucket: job.object.bucket.clone(),
+                key: job.object.key.clone(),
+                requested: job.object.etag.clone(),
+                found: current.etag,
+            });
+        }
+        let body = bucket.open(&job.object.key).await?.ok_or_else(gone)?;
+
+        let stages: Vec<String> = (0..self.pipeline.sinks.len())
+            .map(|index| staging_table_name(&job.id, job.attempts, index))
+            .collect();
+        let writers =
+            futures::future::try_join_all(
+                self.pipeline.sinks.iter().zip(&stages).map(|(sink, stage)| {
+                    StagingWriter::open(&self.pipeline.database, sink.plan.clone(), stage)
+                }),
+            )
+            .await?;
+        let mut senders = Vec::with_capacity(writers.len());
+        let mut sink_tasks = Vec::with_capacity(writers.len());
+        for writer in writers {
+            let (sender, receiver) = mpsc::channel(CHANNEL_BATCHES);
+            senders.push(sender);
+            sink_tasks.push(tokio::spawn(stage_rows(writer, receiver)));
+        }
+        let (batch_sender, mut batches) = mpsc::channel(CHANNEL_BATCHES);
+        let reader = RecordReader::new(Box::pin(body), self.pipeline.source.max_record_bytes);
+        let reader_task =
+            tokio::spawn(read_batches(reader, self.pipeline.source.batch_records, batch_sender));
+
+        let mut sinks_open = true;
+        while sinks_open && let Some(batch) = batches.recv().await {
+            let first_record = self.report.counts.records_read;
+            self.report.counts.records_read += batch.records.len() as u64;
+            self.report.counts.bytes_read = batch.bytes_read;
+            let records = batch
+                .records
+                .into_iter()
+                .map(|value| RecordIn { key: None, value, headers: Vec::new() })
+                .collect();
+            let output = self.pipeline.chain.run(records).await;
+            sinks_open = self.route(output, first_record, &senders).await;
+            self.progress.send_replace(self.report.counts.clone());
+        }
+        drop(batches);
+        let read = reader_task.await.map_err(|_| AttemptError::TaskLost("reader"))?;
+        if sinks_open && read.is_ok() {
+            for sender in &senders {
+                // A sink that stopped reports its own error below.
+                let _ = sender.send(SinkMessage::Finish).await;
+            }
+        }
+        drop(senders);
+        let mut sink_error = None;
+        let mut all_finished = true;
+        for task in sink_tasks {
+            match task.await.map_err(|_| AttemptError::TaskLost("sink"))? {
+                Ok(Some(_rows)) => {}
+                Ok(None) => all_finished = false,
+                Err(error) => {
+                    sink_error.get_or_insert(error);
+                }
+            }
+        }
+        // A sink's own error explains a stop better than the reader's or a closed channel.
+        if let Some(error) = sink_error {
+            return Err(error.into());
+        }
+        read?;
+        if !all_finished {
+            return Err(AttemptError::TaskLost("sink"));
+        }
+        self.commit(control, &stages).await
+    }
+
+    /// Sends each sink the rows of its output; false when a sink has stopped.
+    async fn route(
+        &mut self,
+        mut output: ChainOutput,
+        first_record: u64,
+        senders: &[mpsc::Sender<SinkMessage>],
+    ) -> bool {
+        self.note_failures(&output, first_record);
+        for (sink, sender) in self.pipeline.sinks.iter().zip(senders) {
+            let emitted = if sink.last_reader {
+                output.outputs.remove(&sink.output).unwrap_or_default()
+            } else {
+                output.outputs.get(&sink.output).cloned().unwrap_or_default()
+            };
+            *self.report.counts.rows.entry(sink.plan.table.clone()).or_default() += emitted.len() as u64;
+            let rows = emitted
+                .into_iter()
+                .map(|row| (record_number(first_record, row.source_index), row.value))
+                .collect();
+            if sender.send(SinkMessage::Rows(rows)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn note_failures(&mut self, output: &ChainOutput, first_record: u64) {
+        let mut failed: Vec<usize> = output.failures.iter().map(|failure| failure.source_index).collect();
+        failed.sort_unstable();
+        failed.dedup();
+        self.report.counts.records_failed += failed.len() as u64;
+        for failure in &output.failures {
+            if self.report.failures.len() >= FAILURE_SAMPLES {
+                break;
+            }
+            self.report.failures.push(FailureSample {
+                record: first_record + failure.source_index as u64 + 1,
+                step: failure.step.clone(),
+                reason: failure.reason.clone(),
+            });
+        }
+    }
+
+    /// Moves every staging table into its table and marks the job succeeded, in one
+    /// transaction; the job row is locked first so two attempts cannot both load.
+    async fn commit(&self, control: &mut Client, stages: &[String]) -> Result<AttemptOutcome, AttemptError> {
+        let job = self.job;
+        let loaded_at = job.started_at.unwrap_or_else(Utc::now);
+        let transaction =
+            control.transaction().await.map_err(DatabaseError::query("starting the load transaction"))?;
+        if lock_for_commit(&transaction, job.id).await? == Some(JobState::Succeeded) {
+            transaction.rollback().await.map_err(DatabaseError::query("rolling back"))?;
+            drop_staging_tables(control, &job.id, None).await?;
+            return Ok(AttemptOutcome::LoadedElsewhere);
+        }
+        for (sink, stage) in self.pipeline.sinks.iter().zip(stages) {
+            let moved = sink.plan.move_staged(&transaction, stage, loaded_at).await?;
+            tracing::debug!(job = %job.id, table = %sink.plan.table, moved, "rows moved");
+        }
+        record_success(&transaction, job.id, &self.report.counts, &self.report.failures).await?;
+        for stage in stages {
+            transaction
+                .batch_execute(&format!("DROP TABLE {}", crate::sink::postgres::quote_identifier(stage)))
+                .await
+                .map_err(DatabaseError::query(format!("dropping staging table {stage}")))?;
+        }
+        transaction.commit().await.map_err(DatabaseError::query("committing the load"))?;
+        Ok(AttemptOutcome::Loaded)
+    }
+}
+
+/// The input position, from 1, of a batch's `index`-th record.
+fn record_number(first_record: u64, index: usize) -> i64 {
+    i64::try_from(first_record + index as u64 + 1).unwrap_or(i64::MAX)
+}
+
+/// Reads the object batch by batch until it ends or the receiver goes away.
+async fn read_batches<R: tokio::io::AsyncRead + Unpin>(
+    mut reader: RecordReader<R>,
+    batch_records: usize,
+    batches: mpsc::Sender<ReadBatch>,
+) -> Result<(), ReadError> {
+    loop {
+        let records = reader.next_batch(batch_records).await?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        if batches.send(ReadBatch { records, bytes_read: reader.bytes_read() }).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Streams a sink's rows into its staging table; `Ok(None)` when the attempt was abandoned
+/// (the `COPY` is aborted by dropping it).
+async fn stage_rows(
+    mut writer: StagingWriter,
+    mut messages: mpsc::Receiver<SinkMessage>,
+) -> Result<Option<u64>, LoadError> {
+    while let Some(message) = messages.recv().await {
+        match message {
+            SinkMessage::Rows(rows) => {
+                for (record, value) in rows {
+                    writer.write(record, &value).await?;
+                }
+            }
+            SinkMessage::Finish => return writer.finish().await.map(Some),
+        }
+    }
+    Ok(None)
+}

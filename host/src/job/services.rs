@@ -1,0 +1,124 @@
+//! What a host needs before its job pipelines can run: a migrated database, the job store and
+//! S3. Shared by `sluice serve` and `sluice job run`.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::pipeline::{JobPipeline, JobSetupError};
+use super::queue::{JobQueue, QueueError, run_worker};
+use super::store::JobStore;
+use crate::config::{HostConfig, Pipeline, SourceConfig};
+use crate::object_store::S3Client;
+use crate::plugin::PluginRegistry;
+use crate::sink::postgres::{Database, MigrationError, migrate};
+
+/// Why the job pipelines cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum JobStartError {
+    #[error(transparent)]
+    Setup(#[from] JobSetupError),
+    #[error("cannot migrate the database: {0}")]
+    Migration(#[from] MigrationError),
+    #[error("pipeline `{pipeline}`: {source}")]
+    Queue { pipeline: String, source: QueueError },
+}
+
+/// The database, job store and S3 client every job pipeline of a host shares.
+pub struct JobServices {
+    pub database: Database,
+    pub store: Arc<JobStore>,
+    pub s3: S3Client,
+}
+
+impl JobServices {
+    /// Connects to the database named by `postgres.url_env`, applies the migrations, and
+    /// builds the S3 client.
+    ///
+    /// # Errors
+    /// [`JobStartError`] when the URL is missing, the database is unreachable or a migration
+    /// fails.
+    pub async fn start(host: &HostConfig) -> Result<Self, JobStartError> {
+        let database =
+            crate::sink::postgres::Database::from_env(&host.postgres).map_err(JobSetupError::from)?;
+        let mut client = database.connect().await.map_err(JobSetupError::from)?;
+        let applied = migrate(&mut client).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "database migrations applied");
+        }
+        let store = Arc::new(JobStore::new(database.clone()));
+        let s3 = S3Client::new(&host.s3).await;
+        Ok(JobServices { database, store, s3 })
+    }
+
+    /// Prepares `pipeline` to run jobs with these services.
+    ///
+    /// # Errors
+    /// [`JobSetupError`] when its steps or tables do not fit.
+    pub async fn prepare(
+        &self,
+        pipeline: &Pipeline,
+        registry: &PluginRegistry,
+        host: &HostConfig,
+    ) -> Result<JobPipeline, JobSetupError> {
+        JobPipeline::prepare(
+            pipeline,
+            registry,
+            host,
+            self.database.clone(),
+            self.store.clone(),
+            self.s3.clone(),
+        )
+        .await
+    }
+}
+
+/// A job pipeline a host serves: where to ask for jobs, and the queue they go on.
+pub struct ServedJobPipeline {
+    pub path: String,
+    pub pipeline: Arc<JobPipeline>,
+    pub queue: JobQueue,
+}
+
+/// The job pipelines of a host, with their workers running until `stop` turns true.
+pub struct ServedJobs {
+    pub store: Arc<JobStore>,
+    pub pipelines: Vec<ServedJobPipeline>,
+}
+
+/// Whether `pipeline` runs jobs.
+pub fn is_job_pipeline(pipeline: &Pipeline) -> bool {
+    matches!(pipeline.source, SourceConfig::S3Job { .. })
+}
+
+/// Starts every `s3-job` pipeline in `pipelines`: migrations, job topics (created if
+/// missing), and one worker per pipeline in its consumer group. `None` when there is none, so
+/// a host without jobs needs no database.
+///
+/// # Errors
+/// [`JobStartError`] when the database, a table, a plugin output or Kafka does not fit.
+pub async fn serve_job_pipelines(
+    pipelines: &[Pipeline],
+    registry: &PluginRegistry,
+    host: &HostConfig,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<ServedJobs>, JobStartError> {
+    let job_pipelines: Vec<&Pipeline> = pipelines.iter().filter(|p| is_job_pipeline(p)).collect();
+    if job_pipelines.is_empty() {
+        return Ok(None);
+    }
+    let services = JobServices::start(host).await?;
+    let mut served = Vec::with_capacity(job_pipelines.len());
+    for pipeline in job_pipelines {
+        let prepared = Arc::new(services.prepare(pipeline, registry, host).await?);
+        let source = prepared.source().clone();
+        let queue_error = |source| JobStartError::Queue { pipeline: pipeline.name.clone(), source };
+        JobQueue::ensure_topic(&host.kafka, &source.job_topic, source.job_partitions)
+            .await
+            .map_err(queue_error)?;
+        let queue = JobQueue::new(&host.kafka, &source.job_topic).map_err(queue_error)?;
+        tokio::spawn(run_worker(prepared.clone(), host.kafka.clone(), stop.clone()));
+        served.push(ServedJobPipeline { path: source.path, pipeline: prepared, queue });
+    }
+    Ok(Some(ServedJobs { store: services.store, pipelines: served }))
+}

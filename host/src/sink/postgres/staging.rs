@@ -1,0 +1,160 @@
+//! Streaming one output's rows into its staging table with binary `COPY`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio_postgres::Client;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::ToSql;
+
+use super::cell::Cell;
+use super::row::RowFields;
+use super::table::{TablePlan, quote_identifier};
+use super::{Database, DatabaseError};
+
+/// Why rows could not be staged.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error(
+        "{output} row of input record {record}, field `{field}` → column `{column}` of `{table}`: {reason}"
+    )]
+    Value { output: String, record: i64, field: String, column: String, table: String, reason: String },
+    #[error("{output} row of input record {record}: {reason}")]
+    Row { output: String, record: i64, reason: String },
+}
+
+/// The staging table of sink `index` in `attempt` of job `job`: unique per attempt, so an
+/// attempt still running elsewhere never writes into the next attempt's table.
+pub fn staging_table_name(job: &uuid::Uuid, attempt: i32, index: usize) -> String {
+    format!("{}{attempt}_{index}", staging_prefix(job))
+}
+
+fn staging_prefix(job: &uuid::Uuid) -> String {
+    format!("sluice_stage_{}_", job.simple())
+}
+
+/// Drops every staging table of `job` in the current schema (left by a crashed attempt, or by
+/// this one after its move), except those of attempt `keep`.
+///
+/// # Errors
+/// [`DatabaseError::Query`] when the catalog cannot be read or a table cannot be dropped.
+pub async fn drop_staging_tables(
+    client: &Client,
+    job: &uuid::Uuid,
+    keep: Option<i32>,
+) -> Result<usize, DatabaseError> {
+    let prefix = staging_prefix(job);
+    let rows = client
+        .query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND starts_with(tablename, $1)",
+            &[&prefix],
+        )
+        .await
+        .map_err(DatabaseError::query("listing staging tables"))?;
+    let kept = keep.map(|attempt| format!("{prefix}{attempt}_"));
+    let mut dropped = 0;
+    for row in rows {
+        let table: String = row.get(0);
+        if kept.as_ref().is_some_and(|kept| table.starts_with(kept.as_str())) {
+            continue;
+        }
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {}", quote_identifier(&table)))
+            .await
+            .map_err(DatabaseError::query(format!("dropping staging table {table}")))?;
+        dropped += 1;
+    }
+    Ok(dropped)
+}
+
+/// A `COPY` into one staging table, open for the whole job on a connection of its own, so the
+/// sinks of one job load side by side.
+pub struct StagingWriter {
+    plan: Arc<TablePlan>,
+    writer: Pin<Box<BinaryCopyInWriter>>,
+    /// Keeps the connection open while the copy runs.
+    _client: Client,
+    rows: u64,
+}
+
+impl StagingWriter {
+    /// Connects, creates the staging table `stage` and starts the `COPY`.
+    ///
+    /// # Errors
+    /// [`LoadError::Database`] when connecting, creating the table or starting the copy fails.
+    pub async fn open(database: &Database, plan: Arc<TablePlan>, stage: &str) -> Result<Self, LoadError> {
+        let client = database.connect().await?;
+        client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {}; {}",
+                quote_identifier(stage),
+                plan.create_staging_statement(stage)
+            ))
+            .await
+            .map_err(DatabaseError::query(format!("creating staging table {stage} for `{}`", plan.table)))?;
+        let sink = client
+            .copy_in(&plan.copy_statement(stage))
+            .await
+            .map_err(DatabaseError::query(format!("starting the COPY into {stage}")))?;
+        let writer = Box::pin(BinaryCopyInWriter::new(sink, &plan.copy_types()));
+        Ok(StagingWriter { plan, writer, _client: client, rows: 0 })
+    }
+
+    /// Stages one plugin output value (a JSON object) as input record `record`'s row.
+    ///
+    /// # Errors
+    /// [`LoadError::Row`] or [`LoadError::Value`] when the value does not fit the table;
+    /// [`LoadError::Database`] when the copy fails.
+    pub async fn write(&mut self, record: i64, value: &[u8]) -> Result<(), LoadError> {
+        let fields = RowFields::parse(value).map_err(|reason| LoadError::Row {
+            output: self.plan.output.clone(),
+            record,
+            reason,
+        })?;
+        let mut cells = Vec::with_capacity(self.plan.columns().len() + 1);
+        cells.push(Cell::Int8(record));
+        for column in self.plan.columns() {
+            let cell = column.kind.read(fields.get(&column.field)).map_err(|reason| LoadError::Value {
+                output: self.plan.output.clone(),
+                record,
+                field: column.field.clone(),
+                column: column.column.clone(),
+                table: self.plan.table.clone(),
+                reason,
+            })?;
+            cells.push(cell);
+        }
+        let values: Vec<&(dyn ToSql + Sync)> = cells.iter().map(|cell| cell as &(dyn ToSql + Sync)).collect();
+        self.writer
+            .as_mut()
+            .write(&values)
+            .await
+            .map_err(DatabaseError::query(format!("copying a row for `{}`", self.plan.table)))?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Ends the `COPY`; returns the rows staged. Dropping the writer instead aborts the copy.
+    ///
+    /// # Errors
+    /// [`LoadError::Database`] when the server rejects the copy.
+    pub async fn finish(mut self) -> Result<u64, LoadError> {
+        self.writer
+            .as_mut()
+            .finish()
+            .await
+            .map_err(DatabaseError::query(format!("finishing the COPY for `{}`", self.plan.table)))?;
+        Ok(self.rows)
+    }
+
+    /// Rows staged so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn plan(&self) -> &TablePlan {
+        &self.plan
+    }
+}

@@ -1,0 +1,381 @@
+//! How one plugin output maps onto one table: which field fills which column, and the SQL
+//! that stages rows and moves them into the table.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, GenericClient};
+
+use super::DatabaseError;
+use super::cell::{CellKind, SUPPORTED_TYPES};
+
+/// What a `postgres` sink is asked to do, before the table has been looked at.
+#[derive(Debug, Clone)]
+pub struct TableSinkSpec {
+    /// `<plugin>.<output>`, for messages.
+    pub output: String,
+    /// The table, optionally `schema.table`; unqualified names follow the `search_path`.
+    pub table: String,
+    /// The output's fields, from the plugin's declared schema.
+    pub fields: Vec<String>,
+    /// Columns that identify a row; a later row with the same key replaces the earlier one.
+    pub upsert_key: Vec<String>,
+    /// A column to fill with the load's time.
+    pub ingested_at_column: Option<String>,
+}
+
+/// Why an output cannot be loaded into its table.
+#[derive(Debug, thiserror::Error)]
+pub enum TablePlanError {
+    #[error(
+        "table `{table}` (for {output}) does not exist in the database's search_path; \
+         the host's migrations create the tables it knows, others must exist before start"
+    )]
+    MissingTable { table: String, output: String },
+    #[error("{output} has field `{field}`, but table `{table}` has no such column (columns: {columns})")]
+    NoColumn { output: String, field: String, table: String, columns: String },
+    #[error(
+        "column `{column}` of table `{table}` has type {found}, which the postgres sink cannot fill \
+         (supported: {SUPPORTED_TYPES})"
+    )]
+    UnsupportedType { table: String, column: String, found: String },
+    #[error("{output}: fields `{first}` and `{second}` both match column `{column}` of table `{table}`")]
+    SameColumn { output: String, first: String, second: String, column: String, table: String },
+    #[error("`ingested_at_column = \"{column}\"`: table `{table}` has no such column")]
+    NoIngestedAtColumn { table: String, column: String },
+    #[error(
+        "`ingested_at_column = \"{column}\"` is also a field of {output}; the sink fills it with the \
+         load time, so the plugin must not"
+    )]
+    IngestedAtIsAField { output: String, column: String },
+    #[error("`upsert_key` names `{column}`, which is not a field of {output} in table `{table}`")]
+    KeyNotAField { output: String, table: String, column: String },
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+}
+
+/// One column the sink fills from a plugin field.
+#[derive(Debug, Clone)]
+pub struct PlannedColumn {
+    pub field: String,
+    pub column: String,
+    pub ty: Type,
+    pub kind: CellKind,
+}
+
+/// A plugin output resolved against its table's catalog.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    /// The table as configured, for messages.
+    pub table: String,
+    pub output: String,
+    table_sql: String,
+    columns: Vec<PlannedColumn>,
+    upsert_key: Vec<String>,
+    ingested_at: Option<String>,
+}
+
+/// The staging tables' extra column: a row's position in the input, so an upsert keeps the
+/// last of several rows with one key and appends keep the input's order.
+const SEQUENCE_COLUMN: &str = "sluice_seq";
+
+/// `name` as a quoted SQL identifier.
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `table` or `schema.table`, each part quoted.
+fn quote_table(table: &str) -> String {
+    table.split('.').map(quote_identifier).collect::<Vec<_>>().join(".")
+}
+
+/// The column called `name`: the exact name, or else the only one equal ignoring ASCII case,
+/// so an unquoted `orderid` column still takes an `orderId` field.
+fn find_column<'c>(columns: &'c [(String, Type)], name: &str) -> Option<&'c (String, Type)> {
+    columns.iter().find(|(column, _)| column == name).or_else(|| {
+        let mut folded = columns.iter().filter(|(column, _)| column.eq_ignore_ascii_case(name));
+        match (folded.next(), folded.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    })
+}
+
+impl TablePlan {
+    /// Looks the table up and matches every field of the output to a column.
+    ///
+    /// Columns no field fills keep their defaults; every field must find a column, so no data
+    /// is dropped silently.
+    ///
+    /// # Errors
+    /// [`TablePlanError`] naming the table, the field or the setting that does not fit.
+    pub async fn resolve(client: &Client, spec: &TableSinkSpec) -> Result<Self, TablePlanError> {
+        let table_sql = quote_table(&spec.table);
+        let statement = match client.prepare(&format!("SELECT * FROM {table_sql}")).await {
+            Ok(statement) => statement,
+            Err(error) if error.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+                return Err(TablePlanError::MissingTable {
+                    table: spec.table.clone(),
+                    output: spec.output.clone(),
+                });
+            }
+            Err(error) => {
+                return Err(DatabaseError::query(format!("looking up table `{}`", spec.table))(error).into());
+            }
+        };
+        let catalog: Vec<(String, Type)> =
+            statement.columns().iter().map(|c| (c.name().to_owned(), c.type_().clone())).collect();
+        let mut columns: Vec<PlannedColumn> = Vec::with_capacity(spec.fields.len());
+        for field in &spec.fields {
+            let Some((column, ty)) = find_column(&catalog, field) else {
+                return Err(TablePlanError::NoColumn {
+                    output: spec.output.clone(),
+                    field: field.clone(),
+                    table: spec.table.clone(),
+                    columns: catalog.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(", "),
+                });
+            };
+            let Some(kind) = CellKind::of(ty) else {
+                return Err(TablePlanError::UnsupportedType {
+                    table: spec.table.clone(),
+                    column: column.clone(),
+                    found: ty.name().to_owned(),
+                });
+            };
+            if let Some(earlier) = columns.iter().find(|planned| &planned.column == column) {
+                return Err(TablePlanError::SameColumn {
+                    output: spec.output.clone(),
+                    first: earlier.field.clone(),
+                    second: field.clone(),
+                    column: column.clone(),
+                    table: spec.table.clone(),
+                });
+            }
+            columns.push(PlannedColumn {
+                field: field.clone(),
+                column: column.clone(),
+                ty: ty.clone(),
+                kind,
+            });
+        }
+        let ingested_at = match &spec.ingested_at_column {
+            None => None,
+            Some(name) => {
+                let Some((column, _)) = find_column(&catalog, name) else {
+                    return Err(TablePlanError::NoIngestedAtColumn {
+                        table: spec.table.clone(),
+                        column: name.clone(),
+                    });
+                };
+                if columns.iter().any(|planned| &planned.column == column) {
+                    return Err(TablePlanError::IngestedAtIsAField {
+                        output: spec.output.clone(),
+                        column: name.clone(),
+                    });
+                }
+                Some(column.clone())
+            }
+        };
+        let mut upsert_key = Vec::with_capacity(spec.upsert_key.len());
+        for name in &spec.upsert_key {
+            let found = find_column(&catalog, name)
+                .and_then(|(column, _)| columns.iter().find(|planned| &planned.column == column));
+            let Some(planned) = found else {
+                return Err(TablePlanError::KeyNotAField {
+                    output: spec.output.clone(),
+                    table: spec.table.clone(),
+                    column: name.clone(),
+                });
+            };
+            upsert_key.push(planned.column.clone());
+        }
+        Ok(TablePlan {
+            table: spec.table.clone(),
+            output: spec.output.clone(),
+            table_sql,
+            columns,
+            upsert_key,
+            ingested_at,
+        })
+    }
+
+    /// The columns filled from plugin fields, in the output schema's order.
+    pub fn columns(&self) -> &[PlannedColumn] {
+        &self.columns
+    }
+
+    fn column_list(&self) -> String {
+        self.columns.iter().map(|c| quote_identifier(&c.column)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Creates the staging table `stage`: the table's planned columns with their exact types,
+    /// no constraints, unlogged (its rows are moved or dropped within the job).
+    pub fn create_staging_statement(&self, stage: &str) -> String {
+        format!(
+            "CREATE UNLOGGED TABLE {} AS SELECT 0::bigint AS {SEQUENCE_COLUMN}, {} FROM {} WITH NO DATA",
+            quote_identifier(stage),
+            self.column_list(),
+            self.table_sql
+        )
+    }
+
+    /// The binary `COPY` into `stage`; rows carry the sequence number first.
+    pub fn copy_statement(&self, stage: &str) -> String {
+        format!(
+            "COPY {} ({SEQUENCE_COLUMN}, {}) FROM STDIN (FORMAT binary)",
+            quote_identifier(stage),
+            self.column_list()
+        )
+    }
+
+    /// The column types of [`TablePlan::copy_statement`], in its order.
+    pub fn copy_types(&self) -> Vec<Type> {
+        std::iter::once(Type::INT8).chain(self.columns.iter().map(|c| c.ty.clone())).collect()
+    }
+
+    /// The statement that moves `stage` into the table; `$1` (timestamptz) is the load time
+    /// when there is an `ingested_at` column.
+    ///
+    /// Without an upsert key rows are appended in input order. With one, the last row per key
+    /// in the input wins, and it replaces a row already in the table (the table needs a unique
+    /// index on exactly those columns).
+    pub fn move_statement(&self, stage: &str) -> String {
+        let mut target: Vec<String> = self.columns.iter().map(|c| quote_identifier(&c.column)).collect();
+        let mut selected = target.clone();
+        if let Some(column) = &self.ingested_at {
+            target.push(quote_identifier(column));
+            selected.push("$1::timestamptz".to_owned());
+        }
+        let stage = quote_identifier(stage);
+        if self.upsert_key.is_empty() {
+            return format!(
+                "INSERT INTO {} ({}) SELECT {} FROM {stage} ORDER BY {SEQUENCE_COLUMN}",
+                self.table_sql,
+                target.join(", "),
+                selected.join(", ")
+            );
+        }
+        let keys = self.upsert_key.iter().map(|k| quote_identifier(k)).collect::<Vec<_>>().join(", ");
+        let updates: Vec<String> = target
+            .iter()
+            .filter(|column| !self.upsert_key.iter().any(|key| &quote_identifier(key) == *column))
+            .map(|column| format!("{column} = EXCLUDED.{column}"))
+            .collect();
+        let on_conflict = if updates.is_empty() {
+            "DO NOTHING".to_owned()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        format!(
+            "INSERT INTO {} ({}) SELECT DISTINCT ON ({keys}) {} FROM {stage} ORDER BY {keys}, {SEQUENCE_COLUMN} DESC \
+             ON CONFLICT ({keys}) {on_conflict}",
+            self.table_sql,
+            target.join(", "),
+            selected.join(", ")
+        )
+    }
+
+    /// Moves the staged rows into the table inside the caller's transaction; returns the
+    /// number of rows inserted or updated.
+    ///
+    /// # Errors
+    /// [`DatabaseError::Query`] when the statement fails (a constraint, a missing unique index
+    /// for the upsert key).
+    pub async fn move_staged(
+        &self,
+        client: &impl GenericClient,
+        stage: &str,
+        ingested_at: DateTime<Utc>,
+    ) -> Result<u64, DatabaseError> {
+        let statement = self.move_statement(stage);
+        let result = if self.ingested_at.is_some() {
+            client.execute(&statement, &[&ingested_at]).await
+        } else {
+            client.execute(&statement, &[]).await
+        };
+        result.map_err(DatabaseError::query(format!("moving the staged rows into `{}`", self.table)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(upsert_key: &[&str], ingested_at: Option<&str>) -> TablePlan {
+        let columns = ["id", "name", "n"]
+            .iter()
+            .map(|name| PlannedColumn {
+                field: (*name).into(),
+                column: (*name).into(),
+                ty: Type::TEXT,
+                kind: CellKind::Text,
+            })
+            .collect();
+        TablePlan {
+            table: "t".into(),
+            output: "p.o".into(),
+            table_sql: quote_table("t"),
+            columns,
+            upsert_key: upsert_key.iter().map(|k| (*k).to_owned()).collect(),
+            ingested_at: ingested_at.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn identifiers_are_quoted_and_schemas_split() {
+        assert_eq!(quote_identifier("orderId"), "\"orderId\"");
+        assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_table("s.t"), "\"s\".\"t\"");
+    }
+
+    #[test]
+    fn columns_match_exactly_then_ignoring_case_when_unambiguous() {
+        let catalog = vec![
+            ("orderid".to_owned(), Type::TEXT),
+            ("Name".to_owned(), Type::TEXT),
+            ("name".to_owned(), Type::TEXT),
+        ];
+        assert_eq!(find_column(&catalog, "orderId").map(|c| c.0.as_str()), Some("orderid"));
+        assert_eq!(find_column(&catalog, "name").map(|c| c.0.as_str()), Some("name"));
+        assert!(find_column(&catalog, "NAME").is_none(), "two columns fold to NAME");
+    }
+
+    #[test]
+    fn appends_keep_input_order_and_fill_the_load_time() {
+        assert_eq!(
+            plan(&[], Some("ingested_at")).move_statement("stage"),
+            "INSERT INTO \"t\" (\"id\", \"name\", \"n\", \"ingested_at\") SELECT \"id\", \"name\", \"n\", \
+             $1::timestamptz FROM \"stage\" ORDER BY sluice_seq"
+        );
+    }
+
+    #[test]
+    fn upserts_keep_the_last_row_per_key_and_update_the_rest() {
+        assert_eq!(
+            plan(&["id"], Some("ingested_at")).move_statement("stage"),
+            "INSERT INTO \"t\" (\"id\", \"name\", \"n\", \"ingested_at\") SELECT DISTINCT ON (\"id\") \"id\", \
+             \"name\", \"n\", $1::timestamptz FROM \"stage\" ORDER BY \"id\", sluice_seq DESC ON CONFLICT (\"id\") \
+             DO UPDATE SET \"name\" = EXCLUDED.\"name\", \"n\" = EXCLUDED.\"n\", \"ingested_at\" = EXCLUDED.\"ingested_at\""
+        );
+    }
+
+    #[test]
+    fn a_key_of_every_column_does_nothing_on_conflict() {
+        let statement = plan(&["id", "name", "n"], None).move_statement("stage");
+        assert!(statement.ends_with("ON CONFLICT (\"id\", \"name\", \"n\") DO NOTHING"), "{statement}");
+    }
+
+    #[test]
+    fn staging_copies_the_column_types_and_adds_the_sequence() {
+        let plan = plan(&[], None);
+        assert_eq!(
+            plan.create_staging_statement("s1"),
+            "CREATE UNLOGGED TABLE \"s1\" AS SELECT 0::bigint AS sluice_seq, \"id\", \"name\", \"n\" FROM \"t\" WITH NO DATA"
+        );
+        assert_eq!(
+            plan.copy_statement("s1"),
+            "COPY \"s1\" (sluice_seq, \"id\", \"name\", \"n\") FROM STDIN (FORMAT binary)"
+        );
+        assert_eq!(plan.copy_types(), [Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT]);
+    }
+}

@@ -1,0 +1,497 @@
+//! The user-status ETL end to end against real SeaweedFS, Kafka and PostgreSQL: a request names
+//! an S3 object, the job topic hands the job to a host, and the plugins' rows land in three
+//! tables of the test's own schema in one transaction.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_e2e::host::SluiceHost;
+use sluice_e2e::{TestScope, require_services};
+
+const PATH: &str = "/v1/jobs/user-status";
+
+/// The pipeline of `pipelines/user-status.toml` with this scope's job topic and group.
+fn pipeline(scope: &TestScope) -> String {
+    let topic = scope.topic("jobs");
+    format!(
+        "name = \"user-status\"\n\
+         [source]\nkind = \"s3-job\"\npath = \"{PATH}\"\njob_topic = \"{topic}\"\ngroup = \"g-{topic}\"\n\
+         batch_records = 5000\njob_partitions = 2\n\
+         [[steps]]\nplugin = \"validate-user-status\"\n\
+         [[steps]]\nplugin = \"explode-status-logs\"\ninput = \"validate-user-status.status_logs\"\n\
+         [[sinks]]\nfrom = \"validate-user-status.user_status\"\nkind = \"postgres\"\ntable = \"user_status\"\n\
+         upsert_key = [\"userId\"]\ningested_at_column = \"ingested_at\"\n\
+         [[sinks]]\nfrom = \"explode-status-logs.user_status_log\"\nkind = \"postgres\"\ntable = \"user_status_log\"\n\
+         ingested_at_column = \"ingested_at\"\n\
+         [[sinks]]\nfrom = \"validate-user-status.user_status_error_rec\"\nkind = \"postgres\"\n\
+         table = \"user_status_error_rec\"\n"
+    )
+}
+
+/// A host serving the pipeline, its tables in the scope's schema (`search_path` in the URL).
+async fn start_host(scope: &TestScope) -> SluiceHost {
+    let services = scope.services();
+    let config = format!(
+        "[kafka]\nbrokers = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"{}\"\nforce_path_style = true\n",
+        services.kafka_brokers, services.s3_endpoint, services.aws_region
+    );
+    let mut env: Vec<(&str, String)> = services.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    env.push(("DATABASE_URL", scope.database_url()));
+    SluiceHost::start(&config, &[("user-status", pipeline(scope))], &env).await
+}
+
+async fn post(host: &SluiceHost, body: &Value) -> (u16, Value) {
+    let response =
+        reqwest::Client::new().post(format!("{}{PATH}", host.url)).json(body).send().await.expect("post job");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(host: &SluiceHost, path_and_query: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("{}{path_and_query}", host.url)).await.expect("get");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls the job until `done` holds for it, or panics with the last answer and the host log.
+async fn wait_for_job(
+    host: &SluiceHost,
+    id: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, job) = get(host, &format!("/v1/jobs/{id}")).await;
+        assert_eq!(status, 200, "{job}");
+        if done(&job) {
+            return job;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "job {id} did not get there in {timeout:?}: {job}\n{}",
+            host.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn finished(job: &Value) -> bool {
+    matches!(job["state"].as_str(), Some("succeeded" | "failed"))
+}
+
+/// Asks for `key` and waits for the job to finish; returns the job.
+async fn load(host: &SluiceHost, bucket: &str, key: &str) -> Value {
+    let (status, accepted) = post(host, &json!({"bucket": bucket, "key": key})).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["job_id"].as_str().expect("job id").to_owned();
+    let job = wait_for_job(host, &id, Duration::from_secs(120), finished).await;
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", host.log());
+    job
+}
+
+type UserStatusRow = (String, String, String, i32, bool);
+type LogRow = (String, String, String);
+
+async fn user_status(client: &tokio_postgres::Client) -> Vec<UserStatusRow> {
+    let rows = client
+        .query(
+            r#"SELECT "userId", "createdAt", status, "lastVisitedAt", "isBlacklisted" FROM user_status ORDER BY "userId""#,
+            &[],
+        )
+        .await
+        .expect("user_status");
+    rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect()
+}
+
+async fn user_status_log(client: &tokio_postgres::Client) -> Vec<LogRow> {
+    let rows = client
+        .query(r#"SELECT "userId", "updatedOn", status FROM user_status_log ORDER BY "userId", "updatedOn", status"#, &[])
+        .await
+        .expect("user_status_log");
+    rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+}
+
+async fn error_recs(client: &tokio_postgres::Client) -> Vec<String> {
+    let rows = client
+        .query("SELECT error_rec FROM user_status_error_rec ORDER BY error_rec", &[])
+        .await
+        .expect("error_rec");
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+async fn count(client: &tokio_postgres::Client, table: &str) -> i64 {
+    client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.expect("count").get(0)
+}
+
+fn status_row(user: &str, created: &str, status: &str, visited: i32, blacklisted: bool) -> UserStatusRow {
+    (user.into(), created.into(), status.into(), visited, blacklisted)
+}
+
+fn log_row(user: &str, updated: &str, status: &str) -> LogRow {
+    (user.into(), updated.into(), status.into())
+}
+
+/// Valid records, a null in each field, an empty status, an empty `statusLogs` and a missing
+/// field, as JSON lines.
+const RECORDS: &str = r#"{"userId":"0000","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[{"status":"INITIATED","updatedOn":1644527391},{"status":"VERIFIED","updatedOn":"1644527400"}]}
+{"userId":null,"createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[{"status":"INITIATED","updatedOn":1644527391}]}
+{"userId":"0001","createdAt":null,"lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[]}
+{"userId":"0002","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":null,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[]}
+{"userId":"0003","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":null,"isBlacklisted":false,"statusLogs":[]}
+{"userId":"0004","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":null,"statusLogs":[]}
+{"userId":"0005","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":false,"statusLogs":null}
+{"userId":"0006","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"","isBlacklisted":false,"statusLogs":[{"status":"INITIATED","updatedOn":1644527391}]}
+{"userId":"0007","createdAt":"2022-01-05T08:00:00Z","lastVisitedAt":1644600000,"status":"BLOCKED","isBlacklisted":true,"statusLogs":[]}
+{"userId":"0008","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"VERIFIED","statusLogs":[{"status":"INITIATED","updatedOn":1644527391}]}
+{"userId":"0009","createdAt":"2022-03-01T10:00:00Z","lastVisitedAt":1646128800,"status":"INITIATED","isBlacklisted":false,"statusLogs":[{"status":"INITIATED","updatedOn":"2022-03-01T10:00:00Z"}]}
+"#;
+
+fn expected_error_recs() -> Vec<String> {
+    let mut recs: Vec<String> = [
+        r#"userid:null,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:1644527391,status:VERIFIED,statusLogs:[{"status":"INITIATED","updatedOn":1644527391}],isBlacklisted:false"#,
+        "userid:0001,createdAt:null,lastVisitedAt:1644527391,status:VERIFIED,statusLogs:[],isBlacklisted:false",
+        "userid:0002,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:null,status:VERIFIED,statusLogs:[],isBlacklisted:false",
+        "userid:0003,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:1644527391,status:null,statusLogs:[],isBlacklisted:false",
+        "userid:0004,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:1644527391,status:VERIFIED,statusLogs:[],isBlacklisted:null",
+        "userid:0005,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:1644527391,status:VERIFIED,statusLogs:null,isBlacklisted:false",
+        r#"userid:0006,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:1644527391,status:,statusLogs:[{"status":"INITIATED","updatedOn":1644527391}],isBlacklisted:false"#,
+        r#"userid:0008,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:1644527391,status:VERIFIED,statusLogs:[{"status":"INITIATED","updatedOn":1644527391}],isBlacklisted:null"#,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    recs.sort();
+    recs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_do_not_name_exactly_one_object_are_refused_with_400() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_refused").await.expect("scope");
+    let bucket = scope.bucket();
+    let key = scope.key("users.jsonl");
+    scope.s3().put_object(bucket, &key, RECORDS).await.expect("put");
+    // `…/dup` is also the prefix of `…/dup.jsonl`: the original refused such keys too.
+    let ambiguous = scope.key("dup");
+    scope.s3().put_object(bucket, &ambiguous, RECORDS).await.expect("put");
+    scope.s3().put_object(bucket, &format!("{ambiguous}.jsonl"), RECORDS).await.expect("put");
+    let host = start_host(&scope).await;
+    let missing_bucket = format!("no-such-bucket-{}", scope.suffix().replace('_', "-"));
+
+    let posts = [
+        (json!({"key": key}), "bucket", "`bucket` is missing or empty"),
+        (json!({"bucket": "", "key": key}), "bucket", "`bucket` is missing or empty"),
+        (json!({"bucket": bucket}), "key", "`key` is missing or empty"),
+        (json!({"bucket": bucket, "key": ""}), "key", "`key` is missing or empty"),
+        (json!({"bucket": bucket, "key": 42}), "key", "`key` must be a string"),
+        (json!({"bucket": missing_bucket, "key": key}), "bucket", "does not exist"),
+        (json!({"bucket": bucket, "key": scope.key("absent.jsonl")}), "key", "key not found"),
+        (json!({"bucket": bucket, "key": ambiguous}), "key", "matches 2 objects"),
+    ];
+    for (body, field, reason) in posts {
+        let (status, answer) = post(&host, &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"], "bad_request", "{body}: {answer}");
+        assert_eq!(answer["field"], field, "{body}: {answer}");
+        assert!(answer["reason"].as_str().is_some_and(|r| r.contains(reason)), "{body}: {answer}");
+    }
+    let queries = [
+        (format!("{PATH}?key={key}"), "bucket"),
+        (format!("{PATH}?bucket={bucket}"), "key"),
+        (format!("{PATH}?bucket={bucket}&key="), "key"),
+        (format!("{PATH}?bucket={bucket}&key={}", scope.key("absent.jsonl")), "key"),
+    ];
+    for (query, field) in queries {
+        let (status, answer) = get(&host, &query).await;
+        assert_eq!((status, answer["field"].as_str()), (400, Some(field)), "{query}: {answer}");
+    }
+    let response = reqwest::Client::new()
+        .post(format!("{}{PATH}", host.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status().as_u16(), 400);
+    let answer: Value = response.json().await.expect("json body");
+    assert!(answer["reason"].as_str().is_some_and(|r| r.contains("JSON object")), "{answer}");
+    let (status, unknown) = get(&host, "/v1/jobs/00000000-0000-0000-0000-000000000000").await;
+    assert_eq!((status, unknown["error"].as_str()), (404, Some("not_found")), "{unknown}");
+
+    let client = scope.postgres().await.expect("postgres");
+    let jobs: i64 = client.query_one("SELECT count(*) FROM sluice_jobs", &[]).await.expect("jobs").get(0);
+    assert_eq!(jobs, 0, "refused requests create no job");
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requested_file_loads_the_three_tables_exactly_once() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_tables").await.expect("scope");
+    let bucket = scope.bucket();
+    let key = scope.key("users.jsonl");
+    scope.s3().put_object(bucket, &key, RECORDS).await.expect("put");
+    let host = start_host(&scope).await;
+
+    let (status, accepted) = post(&host, &json!({"bucket": bucket, "key": key})).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!((accepted["state"].as_str(), accepted["duplicate"].as_bool()), (Some("queued"), Some(false)));
+    let id = accepted["job_id"].as_str().expect("job id").to_owned();
+    let job = wait_for_job(&host, &id, Duration::from_secs(60), finished).await;
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", host.log());
+    assert_eq!((job["bucket"].as_str(), job["key"].as_str()), (Some(bucket), Some(key.as_str())));
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(job["error"], Value::Null);
+    assert_eq!(job["counts"]["records_read"], 11);
+    assert_eq!(job["counts"]["records_failed"], 0);
+    assert_eq!(job["counts"]["bytes_read"], RECORDS.len());
+    assert_eq!(
+        job["counts"]["rows"],
+        json!({"user_status": 3, "user_status_log": 3, "user_status_error_rec": 8})
+    );
+    assert!(
+        job["started_at"].is_string() && job["finished_at"].is_string() && job["duration_ms"].is_i64(),
+        "{job}"
+    );
+
+    let client = scope.postgres().await.expect("postgres");
+    assert_eq!(
+        user_status(&client).await,
+        [
+            status_row("0000", "2022-02-10T21:09:51Z", "VERIFIED", 1_644_527_391, false),
+            status_row("0007", "2022-01-05T08:00:00Z", "BLOCKED", 1_644_600_000, true),
+            status_row("0009", "2022-03-01T10:00:00Z", "INITIATED", 1_646_128_800, false),
+        ]
+    );
+    assert_eq!(
+        user_status_log(&client).await,
+        [
+            log_row("0000", "1644527391", "INITIATED"),
+            log_row("0000", "1644527400", "VERIFIED"),
+            log_row("0009", "2022-03-01T10:00:00Z", "INITIATED"),
+        ]
+    );
+    assert_eq!(error_recs(&client).await, expected_error_recs());
+    // One load time for the whole job, in UTC, on every row of both tables that have one.
+    let times: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT ingested_at) FROM (SELECT ingested_at FROM user_status \
+             UNION ALL SELECT ingested_at FROM user_status_log) AS loaded",
+            &[],
+        )
+        .await
+        .expect("ingested_at")
+        .get(0);
+    assert_eq!(times, 1);
+    let recent: bool = client
+        .query_one(
+            "SELECT bool_and(ingested_at BETWEEN (now() AT TIME ZONE 'UTC') - interval '5 minutes' \
+             AND (now() AT TIME ZONE 'UTC')) FROM user_status",
+            &[],
+        )
+        .await
+        .expect("recent")
+        .get(0);
+    assert!(recent, "ingested_at is the job's time in UTC");
+
+    // The same object again, by POST or by the original API's GET: the same job, no new rows.
+    let (status, again) = post(&host, &json!({"bucket": bucket, "key": key})).await;
+    assert_eq!(
+        (status, again["job_id"].as_str(), again["duplicate"].as_bool()),
+        (202, Some(id.as_str()), Some(true))
+    );
+    assert_eq!(again["state"], "succeeded");
+    let (status, by_get) = get(&host, &format!("{PATH}?bucket={bucket}&key={key}")).await;
+    assert_eq!((status, by_get["job_id"].as_str()), (202, Some(id.as_str())), "{by_get}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        (
+            count(&client, "user_status").await,
+            count(&client, "user_status_log").await,
+            count(&client, "user_status_error_rec").await
+        ),
+        (3, 3, 8)
+    );
+    let staging: i64 = client
+        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'sluice_stage_%'", &[])
+        .await
+        .expect("staging")
+        .get(0);
+    assert_eq!(staging, 0, "staging tables are dropped with the load");
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_file_updates_the_latest_status_and_appends_logs() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_upsert").await.expect("scope");
+    let bucket = scope.bucket();
+    let first = scope.key("day1.jsonl");
+    scope.s3().put_object(bucket, &first, RECORDS).await.expect("put");
+    // A JSON array this time; 0000 appears twice and the later record wins.
+    let second = scope.key("day2.json");
+    let later = r#"[
+      {"userId":"0000","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644600001,"status":"SUSPENDED","isBlacklisted":false,"statusLogs":[{"status":"SUSPENDED","updatedOn":1644600001}]},
+      {"userId":"0010","createdAt":"2022-04-01T00:00:00Z","lastVisitedAt":1648771200,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[]},
+      {"userId":"0000","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644700000,"status":"BLOCKED","isBlacklisted":true,"statusLogs":[{"status":"BLOCKED","updatedOn":1644700000}]}
+    ]"#;
+    scope.s3().put_object(bucket, &second, later).await.expect("put");
+    let host = start_host(&scope).await;
+
+    load(&host, bucket, &first).await;
+    let job = load(&host, bucket, &second).await;
+    assert_eq!(
+        job["counts"]["rows"],
+        json!({"user_status": 3, "user_status_log": 2, "user_status_error_rec": 0})
+    );
+
+    let client = scope.postgres().await.expect("postgres");
+    assert_eq!(
+        user_status(&client).await,
+        [
+            status_row("0000", "2022-02-10T21:09:51Z", "BLOCKED", 1_644_700_000, true),
+            status_row("0007", "2022-01-05T08:00:00Z", "BLOCKED", 1_644_600_000, true),
+            status_row("0009", "2022-03-01T10:00:00Z", "INITIATED", 1_646_128_800, false),
+            status_row("0010", "2022-04-01T00:00:00Z", "VERIFIED", 1_648_771_200, false),
+        ]
+    );
+    assert_eq!(
+        user_status_log(&client).await,
+        [
+            log_row("0000", "1644527391", "INITIATED"),
+            log_row("0000", "1644527400", "VERIFIED"),
+            log_row("0000", "1644600001", "SUSPENDED"),
+            log_row("0000", "1644700000", "BLOCKED"),
+            log_row("0009", "2022-03-01T10:00:00Z", "INITIATED"),
+        ]
+    );
+    let loads: i64 = client
+        .query_one("SELECT count(DISTINCT ingested_at) FROM user_status_log", &[])
+        .await
+        .expect("loads")
+        .get(0);
+    assert_eq!(loads, 2, "appended rows keep their own job's time");
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+/// `records` user-status lines: every tenth invalid (empty status), the rest with two logs.
+fn large_file(records: usize) -> (String, usize) {
+    let mut text = String::with_capacity(records * 260);
+    let mut invalid = 0;
+    for n in 0..records {
+        let status = if n % 10 == 9 {
+            invalid += 1;
+            ""
+        } else {
+            "VERIFIED"
+        };
+        text.push_str(&format!(
+            "{{\"userId\":\"u{n:07}\",\"createdAt\":\"2022-02-10T21:09:51Z\",\"lastVisitedAt\":1644527391,\"status\":\"{status}\",\
+             \"isBlacklisted\":false,\"statusLogs\":[{{\"status\":\"INITIATED\",\"updatedOn\":1644527391}},{{\"status\":\"VERIFIED\",\"updatedOn\":1644527400}}]}}\n"
+        ));
+    }
+    (text, invalid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_killed_mid_job_leaves_no_rows_and_the_retry_loads_once() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_killed").await.expect("scope");
+    let bucket = scope.bucket();
+    let key = scope.key("large.jsonl");
+    let records = 200_000;
+    let (file, invalid) = large_file(records);
+    scope.s3().put_object(bucket, &key, file).await.expect("put");
+    let mut host = start_host(&scope).await;
+
+    let (status, accepted) = post(&host, &json!({"bucket": bucket, "key": key})).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["job_id"].as_str().expect("job id").to_owned();
+    let running = wait_for_job(&host, &id, Duration::from_secs(60), |job| {
+        finished(job) || job["counts"]["records_read"].as_u64().is_some_and(|read| read > 0)
+    })
+    .await;
+    assert_eq!(running["state"], "running", "the job must still run when the host is killed: {running}");
+    host.kill();
+
+    let client = scope.postgres().await.expect("postgres");
+    for table in ["user_status", "user_status_log", "user_status_error_rec"] {
+        assert_eq!(count(&client, table).await, 0, "{table} has rows of a job that never finished");
+    }
+
+    host.restart().await;
+    let job = wait_for_job(&host, &id, Duration::from_secs(180), finished).await;
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", host.log());
+    assert_eq!(job["attempts"], 2, "{job}");
+    let valid = records - invalid;
+    assert_eq!(job["counts"]["records_read"], records);
+    assert_eq!(
+        job["counts"]["rows"],
+        json!({"user_status": valid, "user_status_log": valid * 2, "user_status_error_rec": invalid})
+    );
+    let loaded = (
+        count(&client, "user_status").await,
+        count(&client, "user_status_log").await,
+        count(&client, "user_status_error_rec").await,
+    );
+    let expected = (
+        i64::try_from(valid).expect("count"),
+        i64::try_from(valid * 2).expect("count"),
+        i64::try_from(invalid).expect("count"),
+    );
+    assert_eq!(loaded, expected);
+    let staging: i64 = client
+        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'sluice_stage_%'", &[])
+        .await
+        .expect("staging")
+        .get(0);
+    assert_eq!(staging, 0, "the crashed attempt's staging tables are gone");
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sluice_job_run_loads_a_file_once_from_the_command_line() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_cli").await.expect("scope");
+    let bucket = scope.bucket();
+    let key = scope.key("users.jsonl");
+    scope.s3().put_object(bucket, &key, RECORDS).await.expect("put");
+    let host = start_host(&scope).await;
+
+    let output = host.cli(&["job", "run", "--bucket", bucket, "--key", &key]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let job: Value = serde_json::from_slice(&output.stdout).expect("job JSON on stdout");
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(
+        job["counts"]["rows"],
+        json!({"user_status": 3, "user_status_log": 3, "user_status_error_rec": 8})
+    );
+
+    let again = host.cli(&["job", "run", "--bucket", bucket, "--key", &key]);
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already loaded"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let same: Value = serde_json::from_slice(&again.stdout).expect("job JSON on stdout");
+    assert_eq!(same["job_id"], job["job_id"]);
+
+    let missing = host.cli(&["job", "run", "--bucket", bucket, "--key", &scope.key("absent.jsonl")]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("key not found"));
+
+    let client = scope.postgres().await.expect("postgres");
+    assert_eq!(error_recs(&client).await, expected_error_recs());
+    assert_eq!(count(&client, "user_status_log").await, 3);
+    // The host sees the CLI's job too: the job store is shared.
+    let (status, seen) = get(&host, &format!("/v1/jobs/{}", job["job_id"].as_str().expect("id"))).await;
+    assert_eq!((status, seen["state"].as_str()), (200, Some("succeeded")));
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
