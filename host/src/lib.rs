@@ -7,7 +7,9 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod job;
 pub mod kafka;
+pub mod object_store;
 pub mod pipeline;
 pub mod plugin;
 pub mod sink;

@@ -36,6 +36,10 @@ pub fn plugin_path(name: &str) -> PathBuf {
 pub fn sluice_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        // A binary built beforehand (SLUICE_TEST_BIN) spares a nested cargo call.
+        if let Some(bin) = std::env::var_os("SLUICE_TEST_BIN") {
+            return PathBuf::from(bin);
+        }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--quiet", "-p", "sluice", "--bin", "sluice"])

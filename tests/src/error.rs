@@ -22,6 +22,9 @@ pub enum HarnessError {
     /// An S3 request failed; the message carries the SDK's full error chain.
     #[error("s3: {operation}: {message}")]
     S3 { operation: String, message: String },
+    /// A table object could not be read back.
+    #[error("table: {0}")]
+    Table(String),
     /// A PostgreSQL connection or statement failed.
     #[error("postgres: {operation}: {source}")]
     Postgres {

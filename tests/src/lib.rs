@@ -28,6 +28,7 @@ pub mod postgres;
 pub mod s3;
 mod scope;
 mod services;
+pub mod table;
 
 pub use error::HarnessError;
 pub use kafka::{ConsumedRecord, ProducedRecord};

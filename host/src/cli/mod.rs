@@ -1,11 +1,15 @@
-//! The `sluice` command line: `serve`, `plugin test`, `plugin info`, `pipelines check`.
+//! The `sluice` command line: `serve`, `plugin test`, `plugin info`, `pipelines check`,
+//! `sweep`, `athena-ddl`, `job run`.
 //!
 //! This is the binary's edge, so errors here are `anyhow` with context for the person typing.
 
+mod athena_ddl;
+mod job;
 mod pipelines_check;
 mod plugin_info;
 mod plugin_test;
 mod serve;
+mod sweep;
 
 use std::path::PathBuf;
 
@@ -31,6 +35,19 @@ enum Command {
     /// Work with pipeline definitions.
     #[command(subcommand)]
     Pipelines(PipelinesCommand),
+    /// Re-run a pipeline's dead letters through the plugins installed now.
+    Sweep(sweep::SweepArgs),
+    /// Print the Athena `CREATE EXTERNAL TABLE` for a pipeline's parquet-s3 sinks.
+    AthenaDdl(athena_ddl::AthenaDdlArgs),
+    /// Run ETL jobs of `s3-job` pipelines.
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Load one S3 object now, in this process, with a progress bar; prints the job as JSON.
+    Run(job::JobRunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +102,9 @@ impl Cli {
             Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
             Command::Plugin(PluginCommand::Info(args)) => plugin_info::run(args),
             Command::Pipelines(PipelinesCommand::Check(args)) => pipelines_check::run(args),
+            Command::Sweep(args) => sweep::run(args).await,
+            Command::AthenaDdl(args) => athena_ddl::run(args),
+            Command::Job(JobCommand::Run(args)) => job::run(args).await,
         }
     }
 }

@@ -7,10 +7,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::HostOptions;
 use crate::config::{HostConfig, load_pipeline_dir};
-use crate::http::{AppState, Endpoints, router};
+use crate::http::{AppState, Endpoint, Endpoints, JobEndpoint, router};
+use crate::job::serve_job_pipelines;
+use crate::pipeline::connector::runs_connector;
+use crate::pipeline::{Connector, StoreResolver};
 use crate::plugin::{CompileCache, PluginEngine, PluginRegistry};
 
 #[derive(Debug, Args)]
@@ -62,19 +67,88 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(pipeline = %pipeline.name, source = pipeline.source.kind(), steps = pipeline.steps.len(), sinks = pipeline.sinks.len(), "pipeline loaded");
     }
 
-    let endpoints = Endpoints::build(&pipelines, &registry, &config)?;
-    let state = AppState::new(registry, pipelines, endpoints);
+    let stores = StoreResolver::new(config.s3.clone());
+    let (stop, stopping) = watch::channel(false);
+    let mut connectors = JoinSet::new();
+    for pipeline in pipelines.iter().filter(|p| runs_connector(p)) {
+        let connector = Connector::new(pipeline, &registry, &config, &stores)
+            .await
+            .with_context(|| format!("cannot start the connector of pipeline `{}`", pipeline.name))?;
+        let name = pipeline.name.clone();
+        let stopping = stopping.clone();
+        connectors.spawn(async move { (name, connector.run(stopping).await) });
+    }
+
+    let mut endpoints = Endpoints::build(&pipelines, &registry, &config)?;
+    // A job cut short by the stop is handed out again by the job topic; its rows were never
+    // moved into the tables.
+    let jobs = serve_job_pipelines(&pipelines, &registry, &config, &stopping)
+        .await
+        .context("cannot start the job pipelines")?;
+    let mut job_store = None;
+    if let Some(jobs) = jobs {
+        for served in jobs.pipelines {
+            let endpoint = JobEndpoint { pipeline: served.pipeline, queue: served.queue };
+            endpoints.insert(&served.path, Endpoint::Job(endpoint));
+        }
+        job_store = Some(jobs.store);
+    }
+    let mut state = AppState::new(registry, pipelines, endpoints);
+    if let Some(store) = job_store {
+        state = state.with_job_store(store);
+    }
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     tracing::info!(address = %listener.local_addr()?, "serving");
     let drain = Duration::from_millis(config.server.shutdown_timeout_ms);
+
+    // A connector that stops on its own stops the host, so a supervisor restarts it instead of
+    // the pipeline going quiet unnoticed.
+    let (failed, mut connector_failed) = watch::channel(false);
+    let supervisor = tokio::spawn(async move {
+        let mut clean = true;
+        while let Some(joined) = connectors.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(error))) => {
+                    tracing::error!(pipeline = %name, "connector stopped: {error}");
+                    clean = false;
+                    let _ = failed.send(true);
+                }
+                Err(panic) => {
+                    tracing::error!("connector task failed: {panic}");
+                    clean = false;
+                    let _ = failed.send(true);
+                }
+            }
+        }
+        clean
+    });
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown_signal() => {},
+            // Only a failure stops the host: with no connectors the supervisor ends at once
+            // and drops its sender, which must not look like one.
+            Ok(_) = connector_failed.wait_for(|failed| *failed) => {},
+        }
+        let _ = stop.send(true);
+    };
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("the HTTP server stopped")?;
-    tracing::info!(?drain, "stopped");
-    Ok(ExitCode::SUCCESS)
+    // Connectors store their open windows and commit before the host exits.
+    let clean = match tokio::time::timeout(drain, supervisor).await {
+        Ok(Ok(clean)) => clean,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::warn!(?drain, "connectors did not finish within the shutdown timeout");
+            false
+        }
+    };
+    tracing::info!("stopped");
+    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

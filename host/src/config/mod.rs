@@ -12,6 +12,6 @@ pub use host::{
 };
 pub use pipeline::{
     BodyFormat, DeadLetterConfig, Pipeline, SignatureConfig, SignatureScheme, SinkConfig, SinkKind,
-    SourceConfig, StepConfig, StepInput,
+    SourceConfig, StepConfig, StepInput, StoreLocation, TableSinkSettings,
 };
 pub use validate::{load_pipeline_dir, load_pipeline_file, validate_pipeline};

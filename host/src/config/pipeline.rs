@@ -88,6 +88,13 @@ pub enum SourceConfig {
         group: String,
         #[serde(default = "default_batch_records")]
         batch_records: usize,
+        /// Partitions of the job topic when the host creates it: how many hosts of the group
+        /// can run jobs at once.
+        #[serde(default = "default_job_partitions")]
+        job_partitions: i32,
+        /// The largest single record the job reader accepts; bounds its memory per record.
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: usize,
     },
 }
 
@@ -215,6 +222,10 @@ pub enum SinkKind {
         rotate_bytes: usize,
         #[serde(default = "default_rotate_ms")]
         rotate_ms: u64,
+        /// Writes a row once per file window when several rows carry the same record key
+        /// (a plugin keys rows by their identity, e.g. an event id the sender may repeat).
+        #[serde(default)]
+        dedupe_by_key: bool,
     },
     /// The same layout in a local directory, for the quick start.
     ParquetLocal {
@@ -227,6 +238,10 @@ pub enum SinkKind {
         rotate_bytes: usize,
         #[serde(default = "default_rotate_ms")]
         rotate_ms: u64,
+        /// Writes a row once per file window when several rows carry the same record key
+        /// (a plugin keys rows by their identity, e.g. an event id the sender may repeat).
+        #[serde(default)]
+        dedupe_by_key: bool,
     },
     /// Rows of a PostgreSQL table.
     Postgres {
@@ -239,7 +254,73 @@ pub enum SinkKind {
     },
 }
 
+/// Where a table sink or the dead letters keep their objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    S3 { bucket: String, prefix: String },
+    Local { dir: PathBuf },
+}
+
+impl StoreLocation {
+    /// The key prefix inside the store (a local directory is its own prefix).
+    pub fn prefix(&self) -> &str {
+        match self {
+            StoreLocation::S3 { prefix, .. } => prefix,
+            StoreLocation::Local { .. } => "",
+        }
+    }
+}
+
+/// The settings of a `parquet-s3` or `parquet-local` sink, whichever it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSinkSettings {
+    pub location: StoreLocation,
+    pub partition_by: Vec<String>,
+    pub rotate_records: usize,
+    pub rotate_bytes: usize,
+    pub rotate_ms: u64,
+    pub dedupe_by_key: bool,
+}
+
 impl SinkKind {
+    /// The table settings when this is a Parquet sink.
+    pub fn table(&self) -> Option<TableSinkSettings> {
+        match self {
+            SinkKind::ParquetS3 {
+                bucket,
+                prefix,
+                partition_by,
+                rotate_records,
+                rotate_bytes,
+                rotate_ms,
+                dedupe_by_key,
+            } => Some(TableSinkSettings {
+                location: StoreLocation::S3 { bucket: bucket.clone(), prefix: prefix.clone() },
+                partition_by: partition_by.clone(),
+                rotate_records: *rotate_records,
+                rotate_bytes: *rotate_bytes,
+                rotate_ms: *rotate_ms,
+                dedupe_by_key: *dedupe_by_key,
+            }),
+            SinkKind::ParquetLocal {
+                dir,
+                partition_by,
+                rotate_records,
+                rotate_bytes,
+                rotate_ms,
+                dedupe_by_key,
+            } => Some(TableSinkSettings {
+                location: StoreLocation::Local { dir: dir.clone() },
+                partition_by: partition_by.clone(),
+                rotate_records: *rotate_records,
+                rotate_bytes: *rotate_bytes,
+                rotate_ms: *rotate_ms,
+                dedupe_by_key: *dedupe_by_key,
+            }),
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             SinkKind::Sendgrid {} => "sendgrid",
@@ -259,6 +340,17 @@ pub enum DeadLetterConfig {
     Local { dir: PathBuf },
 }
 
+impl DeadLetterConfig {
+    pub fn location(&self) -> StoreLocation {
+        match self {
+            DeadLetterConfig::S3 { bucket, prefix } => {
+                StoreLocation::S3 { bucket: bucket.clone(), prefix: prefix.clone() }
+            }
+            DeadLetterConfig::Local { dir } => StoreLocation::Local { dir: dir.clone() },
+        }
+    }
+}
+
 fn default_body_limit() -> usize {
     5 << 20
 }
@@ -270,6 +362,12 @@ fn default_delivery_timeout_ms() -> u64 {
 }
 fn default_batch_records() -> usize {
     500
+}
+fn default_job_partitions() -> i32 {
+    8
+}
+fn default_max_record_bytes() -> usize {
+    16 << 20
 }
 fn default_batch_max_ms() -> u64 {
     1000

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use super::request_reply::{ReplySink, RequestReplyEndpoint};
 use super::signature::{KeyError, SignatureVerifier};
 use super::webhook::WebhookEndpoint;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, JobEndpoint};
 use crate::config::{HostConfig, Pipeline, SinkKind, SourceConfig};
 use crate::kafka::{DurableProducer, ProduceError};
 use crate::pipeline::Chain;
@@ -26,6 +26,7 @@ use crate::sink::sendgrid::SendgridClient;
 pub enum Endpoint {
     Webhook(WebhookEndpoint),
     RequestReply(RequestReplyEndpoint),
+    Job(JobEndpoint),
 }
 
 /// Why the endpoints could not be built.
@@ -102,14 +103,19 @@ impl Endpoints {
                     };
                     (path.clone(), Endpoint::RequestReply(endpoint))
                 }
-                SourceConfig::Kafka { .. } | SourceConfig::S3Job { .. } => {
-                    tracing::warn!(pipeline = %name, source = pipeline.source.kind(), "this source kind is not served yet");
-                    continue;
-                }
+                // Read by a connector, not served over HTTP.
+                SourceConfig::Kafka { .. } => continue,
+                // Needs the database and S3 first; added with `Endpoints::insert`.
+                SourceConfig::S3Job { .. } => continue,
             };
             by_path.insert(endpoint.0, Arc::new(endpoint.1));
         }
         Ok(Endpoints { by_path })
+    }
+
+    /// Serves `endpoint` at `path`, replacing what was there.
+    pub fn insert(&mut self, path: &str, endpoint: Endpoint) {
+        self.by_path.insert(path.to_owned(), Arc::new(endpoint));
     }
 
     pub fn get(&self, path: &str) -> Option<Arc<Endpoint>> {
@@ -157,10 +163,14 @@ pub async fn dispatch(
     let Some(endpoint) = state.endpoints.load().get(uri.path()) else {
         return ApiError::NotFound(uri.path().to_string()).into_response();
     };
-    if method != Method::POST {
-        return ApiError::MethodNotAllowed(method.to_string()).into_response();
-    }
     match endpoint.as_ref() {
+        // Asks for a load by POST body or, as the original API did, by GET query string.
+        Endpoint::Job(job) => {
+            job.handle(&method, &uri, body).await.unwrap_or_else(IntoResponse::into_response)
+        }
+        _ if method != Method::POST => {
+            ApiError::MethodNotAllowed { method: method.to_string(), allowed: "POST" }.into_response()
+        }
         Endpoint::Webhook(webhook) => webhook.handle(&headers, body).await.into_response(),
         Endpoint::RequestReply(reply) => reply.handle(&headers, body).await.into_response(),
     }

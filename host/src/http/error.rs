@@ -16,8 +16,10 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("no route for {0}")]
     NotFound(String),
-    #[error("{0} is not allowed here; use POST")]
-    MethodNotAllowed(String),
+    #[error("{method} is not allowed here; use {allowed}")]
+    MethodNotAllowed { method: String, allowed: &'static str },
+    #[error("there is no job `{0}`")]
+    UnknownJob(String),
     #[error("the body is larger than the {limit} bytes allowed")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -41,7 +43,8 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnknownJob(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -55,7 +58,8 @@ impl ApiError {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::UnknownJob(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Internal(_) => "internal",

@@ -45,6 +45,7 @@ impl RequestReplyEndpoint {
         let record =
             RecordIn { key: Some(request_id().into_bytes()), value: body.to_vec(), headers: Vec::new() };
         let output = self.chain.run(vec![record]).await;
+        // A failed part fails the request too: it is one mail, sent whole or not at all.
         if let Some(failure) = output.failures.first() {
             return Err(rejection(failure));
         }
@@ -134,6 +135,7 @@ mod tests {
             reason: reason.into(),
             trapped,
             plugin_version: Arc::from("p@1"),
+            part: None,
         }
     }
 

@@ -1,6 +1,11 @@
 //! Running a pipeline's plugin chain: the source's records go to the first steps, each named
 //! output to the steps and sinks that read it.
 
-mod chain;
+pub mod chain;
+pub mod connector;
+pub mod stores;
+pub mod sweep;
 
 pub use chain::{Chain, ChainFailure, ChainOutput, OutputRecord};
+pub use connector::{Connector, ConnectorError};
+pub use stores::{StoreResolver, StoreSetupError};

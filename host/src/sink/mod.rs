@@ -1,4 +1,7 @@
 //! Sinks: where a pipeline's named outputs are written.
 
+pub mod dead_letter;
 pub mod parquet;
+pub mod postgres;
 pub mod sendgrid;
+pub mod table;

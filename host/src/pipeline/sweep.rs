@@ -1,0 +1,269 @@
+//! `sluice sweep`: re-runs a pipeline's dead letters through the plugins loaded now and writes
+//! what passes into the tables.
+//!
+//! Per dead-letter object, in this order: the table objects for the letters that pass, then a
+//! copy of those letters under `swept/`, then the original object is deleted (all passed) or
+//! rewritten with the letters that still fail. Nothing is deleted before it is written
+//! elsewhere. Table objects are named after the letters' first offset plus a hash of the
+//! letters, so a sweep interrupted and run again rewrites the same objects, and a later sweep
+//! of letters that failed this time writes new ones beside them.
+
+use std::collections::{BTreeMap, HashSet};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{HostConfig, Pipeline};
+use crate::object_store::{ObjectStore, join_key};
+use crate::pipeline::chain::{Chain, ChainFailure};
+use crate::pipeline::connector::{ConnectorError, Outputs, build_outputs, push_rows, route};
+use crate::pipeline::stores::StoreResolver;
+use crate::plugin::{Header, PluginRegistry, RecordIn};
+use crate::sink::dead_letter::{
+    DeadLetter, DeadLetterError, RawBytes, SWEPT_DIR, encode_lines, now_rfc3339, parse_lines,
+};
+use crate::sink::table::TableWindow;
+
+/// Why a sweep stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Setup(#[from] ConnectorError),
+    #[error("{object}: {source}")]
+    Unreadable {
+        object: String,
+        #[source]
+        source: DeadLetterError,
+    },
+}
+
+/// What a sweep did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Dead-letter objects read.
+    pub objects: usize,
+    /// Letters in them.
+    pub letters: usize,
+    /// Letters that now pass and went to the tables.
+    pub passed: usize,
+    /// Letters that still fail and stay where they were.
+    pub still_failing: usize,
+    /// Table rows written from the letters that passed.
+    pub rows: usize,
+    /// Objects moved whole under `swept/`.
+    pub objects_swept: usize,
+}
+
+/// The dead letters of one pipeline and what to run them through.
+pub struct Sweep {
+    chain: Chain,
+    outputs: Outputs,
+}
+
+impl Sweep {
+    /// Prepares the pipeline's chain, tables and dead-letter store.
+    ///
+    /// # Errors
+    /// [`SweepError::Setup`] when the pipeline has no dead letters or tables, or a plugin is
+    /// missing.
+    pub async fn new(
+        pipeline: &Pipeline,
+        registry: &PluginRegistry,
+        host: &HostConfig,
+        stores: &StoreResolver,
+    ) -> Result<Self, SweepError> {
+        let chain = Chain::new(pipeline, registry, host).map_err(ConnectorError::from)?;
+        let outputs = build_outputs(pipeline, registry, stores).await?;
+        Ok(Sweep { chain, outputs })
+    }
+
+    /// The dead-letter objects waiting (those under `swept/` are done).
+    ///
+    /// # Errors
+    /// [`SweepError::Setup`] when the store cannot be listed.
+    pub async fn pending_objects(&self) -> Result<Vec<String>, SweepError> {
+        let prefix = join_key(&self.outputs.dead_letter_prefix, "");
+        let swept = join_key(&self.outputs.dead_letter_prefix, &format!("{SWEPT_DIR}/"));
+        let listed = self.outputs.dead_letters.list(&prefix).await.map_err(ConnectorError::from)?;
+        Ok(listed
+            .into_iter()
+            .map(|meta| meta.key)
+            .filter(|key| key.ends_with(".jsonl") && !key.starts_with(&swept))
+            .collect())
+    }
+
+    /// Re-runs the letters of `key`; with `dry_run` nothing is written, moved or deleted.
+    ///
+    /// # Errors
+    /// [`SweepError`] when the object is unreadable or a store call fails.
+    pub async fn sweep_object(&self, key: &str, dry_run: bool) -> Result<SweepReport, SweepError> {
+        let store = &self.outputs.dead_letters;
+        let Some(bytes) = store.get(key).await.map_err(ConnectorError::from)? else {
+            return Ok(SweepReport::default());
+        };
+        let letters = parse_lines(&bytes)
+            .map_err(|source| SweepError::Unreadable { object: store.describe(key), source })?;
+        let mut report = SweepReport { objects: 1, letters: letters.len(), ..SweepReport::default() };
+        let records: Vec<RecordIn> = letters.iter().map(record_of).collect();
+        let output = self.chain.run(records).await;
+        let routed = route(output, letters.len(), &self.outputs.tables);
+
+        let mut remaining: Vec<DeadLetter> = Vec::new();
+        let mut passing: Vec<usize> = Vec::new();
+        // Rows per (topic, partition), then per table.
+        let mut windows: BTreeMap<(String, i32), Vec<TableWindow>> = BTreeMap::new();
+        for (index, (letter, source)) in letters.iter().zip(routed).enumerate() {
+            if let Some(whole) = source.whole_failure() {
+                remaining.push(failed_again(letter, None, &whole));
+                continue;
+            }
+            for failure in &source.failures {
+                remaining.push(failed_again(letter, failure.part.as_deref(), failure));
+            }
+            passing.push(index);
+            let window = windows
+                .entry((letter.topic.clone(), letter.partition))
+                .or_insert_with(|| self.outputs.tables.iter().map(|_| TableWindow::default()).collect());
+            push_rows(&self.outputs.tables, window, source.rows, letter.offset);
+        }
+
+        // Rows a table refuses keep their letters in the dead letters, whole.
+        let mut refused: HashSet<(String, i32, i64)> = HashSet::new();
+        let mut encoded = Vec::new();
+        for ((topic, partition), window) in &mut windows {
+            let mut pending = Vec::new();
+            for (table, table_window) in self.outputs.tables.iter().zip(window.iter_mut()) {
+                let (rows, rejected) =
+                    table.encode_pending(table_window, topic, *partition).map_err(ConnectorError::from)?;
+                for row in rejected {
+                    refused.insert((topic.clone(), *partition, row.offset));
+                    if let Some(letter) = letters
+                        .iter()
+                        .find(|l| l.topic == *topic && l.partition == *partition && l.offset == row.offset)
+                    {
+                        let failure = ChainFailure {
+                            source_index: 0,
+                            step: format!("sink {}", table.from),
+                            reason: row.reason,
+                            trapped: false,
+                            plugin_version: row.plugin_version,
+                            part: None,
+                        };
+                        remaining.push(failed_again(letter, None, &failure));
+                    }
+                }
+                pending.push(rows);
+            }
+            encoded.push(pending);
+        }
+        passing.retain(|index| {
+            letters.get(*index).is_some_and(|l| !refused.contains(&(l.topic.clone(), l.partition, l.offset)))
+        });
+        let passed: Vec<&DeadLetter> = passing.iter().filter_map(|index| letters.get(*index)).collect();
+        report.passed = passed.len();
+        report.still_failing = letters.len() - passed.len();
+        if passed.is_empty() {
+            return Ok(report);
+        }
+        let suffix = format!("+swept-{}", letters_hash(&passed));
+
+        let mut uploads: Vec<(ObjectStore, String, Vec<u8>)> = Vec::new();
+        for (((topic, partition), window), pending) in windows.into_iter().zip(encoded) {
+            let dead: HashSet<i64> = refused
+                .iter()
+                .filter(|(t, p, _)| *t == topic && *p == partition)
+                .map(|(_, _, offset)| *offset)
+                .collect();
+            let first_offset = passed
+                .iter()
+                .filter(|l| l.topic == topic && l.partition == partition)
+                .map(|l| l.offset)
+                .min()
+                .unwrap_or_default();
+            for ((table, mut table_window), rows) in self.outputs.tables.iter().zip(window).zip(pending) {
+                if let Some(rows) = rows {
+                    table.write_encoded(&mut table_window, rows, &dead).map_err(ConnectorError::from)?;
+                }
+                for object in table
+                    .finish(table_window, &topic, partition, first_offset, &suffix)
+                    .map_err(ConnectorError::from)?
+                {
+                    report.rows += object.rows;
+                    uploads.push((table.store.clone(), object.key, object.body));
+                }
+            }
+        }
+        if dry_run {
+            report.objects_swept = usize::from(remaining.is_empty());
+            return Ok(report);
+        }
+        for (table_store, object_key, body) in uploads {
+            table_store.put(&object_key, body).await.map_err(ConnectorError::from)?;
+        }
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let swept_dir = join_key(&self.outputs.dead_letter_prefix, SWEPT_DIR);
+        if remaining.is_empty() {
+            store.copy(key, &join_key(&swept_dir, name)).await.map_err(ConnectorError::from)?;
+            store.delete(key).await.map_err(ConnectorError::from)?;
+            report.objects_swept = 1;
+        } else {
+            let stem = name.trim_end_matches(".jsonl");
+            let swept_part = join_key(&swept_dir, &format!("{stem}{suffix}.jsonl"));
+            let passed_lines: Vec<DeadLetter> = passed.into_iter().cloned().collect();
+            store.put(&swept_part, encode_lines(&passed_lines)).await.map_err(ConnectorError::from)?;
+            store.put(key, encode_lines(&remaining)).await.map_err(ConnectorError::from)?;
+        }
+        Ok(report)
+    }
+}
+
+impl SweepReport {
+    /// Adds another object's counts.
+    pub fn add(&mut self, other: &SweepReport) {
+        self.objects += other.objects;
+        self.letters += other.letters;
+        self.passed += other.passed;
+        self.still_failing += other.still_failing;
+        self.rows += other.rows;
+        self.objects_swept += other.objects_swept;
+    }
+}
+
+fn record_of(letter: &DeadLetter) -> RecordIn {
+    RecordIn {
+        key: letter.key.as_ref().and_then(RawBytes::to_bytes),
+        value: letter.value.to_bytes().unwrap_or_default(),
+        headers: letter
+            .headers
+            .iter()
+            .map(|(key, value)| Header { key: key.clone(), value: value.to_bytes().unwrap_or_default() })
+            .collect(),
+    }
+}
+
+/// The letter as it stays in the dead letters, with this attempt's reason and plugin version.
+fn failed_again(letter: &DeadLetter, part: Option<&[u8]>, failure: &ChainFailure) -> DeadLetter {
+    let mut again = letter.clone();
+    if let Some(part) = part {
+        again.value = RawBytes::from_bytes(part);
+        again.part = true;
+    }
+    again.reason.clone_from(&failure.reason);
+    again.step.clone_from(&failure.step);
+    again.plugin_version = failure.plugin_version.to_string();
+    again.trapped = failure.trapped;
+    again.failed_at = now_rfc3339();
+    again
+}
+
+/// Eight hex digits identifying a set of letters (their coordinates and values).
+fn letters_hash(letters: &[&DeadLetter]) -> String {
+    let mut hasher = Sha256::new();
+    for letter in letters {
+        hasher.update(letter.topic.as_bytes());
+        hasher.update(letter.partition.to_le_bytes());
+        hasher.update(letter.offset.to_le_bytes());
+        hasher.update(letter.value.to_bytes().unwrap_or_default());
+        hasher.update([0xff]);
+    }
+    hex::encode(&hasher.finalize()[..4])
+}

@@ -1,0 +1,498 @@
+//! The Kafka connector against the real broker and S3 server: SendGrid webhook bodies become
+//! a Hive-partitioned Parquet table and dead letters; a crash replays into the same objects;
+//! `sluice sweep` brings fixed records into the table; two hosts share a consumer group.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_e2e::artifacts::plugin_path;
+use sluice_e2e::host::{HostSpec, SluiceHost};
+use sluice_e2e::table::{TableRow, read_table, table_objects};
+use sluice_e2e::{ProducedRecord, Services, TestScope, require_services};
+
+/// Host settings pointing at the test services.
+fn host_config(services: &Services) -> String {
+    format!(
+        "[kafka]\nbrokers = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"{}\"\nforce_path_style = true\n",
+        services.kafka_brokers, services.s3_endpoint, services.aws_region
+    )
+}
+
+fn host_env(services: &Services) -> Vec<(&'static str, String)> {
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]
+        .into_iter()
+        .filter_map(|name| services.env.iter().find(|(k, _)| k == name).map(|(_, v)| (name, v.clone())))
+        .collect()
+}
+
+/// The SendGrid events pipeline with its table and dead letters under `prefix`.
+fn events_pipeline(
+    source: &str,
+    bucket: &str,
+    prefix: &str,
+    rotate_records: usize,
+    rotate_ms: u64,
+) -> String {
+    format!(
+        "name = \"events\"\n{source}\n\
+         [[steps]]\nplugin = \"normalize-sendgrid-events\"\n\
+         [[sinks]]\nfrom = \"normalize-sendgrid-events.events\"\nkind = \"parquet-s3\"\nbucket = \"{bucket}\"\n\
+         prefix = \"{prefix}table\"\npartition_by = [\"dt\", \"event\"]\nrotate_records = {rotate_records}\n\
+         rotate_ms = {rotate_ms}\ndedupe_by_key = true\n\
+         [dead_letters]\nkind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}dead-letters\"\n"
+    )
+}
+
+fn kafka_source(topic: &str, group: &str) -> String {
+    format!(
+        "[source]\nkind = \"kafka\"\ntopic = \"{topic}\"\ngroup = \"{group}\"\nbatch_records = 100\nbatch_max_ms = 300"
+    )
+}
+
+/// A valid SendGrid event; `day` picks one of two dates so rows land in two `dt` partitions.
+fn event(id: &str, kind: &str, day: u32) -> Value {
+    let timestamp = 1_700_000_000 + i64::from(day) * 86_400;
+    json!({"email": format!("{id}@example.com"), "timestamp": timestamp, "event": kind, "sg_event_id": id,
+           "sg_message_id": "msg.1", "category": ["news"], "mail_id": "m-1"})
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
+}
+
+async fn rows(scope: &TestScope, prefix: &str) -> Vec<TableRow> {
+    read_table(scope.s3(), scope.bucket(), prefix).await.expect("read table")
+}
+
+/// Every dead letter under `prefix`, parsed, skipping those already swept.
+async fn dead_letters(scope: &TestScope, prefix: &str) -> Vec<Value> {
+    let mut letters = Vec::new();
+    for key in scope.s3().list_keys(scope.bucket(), prefix).await.expect("list dead letters") {
+        if !key.ends_with(".jsonl") || key.contains("/swept/") {
+            continue;
+        }
+        let body = scope.s3().get_object(scope.bucket(), &key).await.expect("get dead letters");
+        for line in body.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+            letters.push(serde_json::from_slice(line).expect("a dead letter is JSON"));
+        }
+    }
+    letters
+}
+
+fn ids(rows: &[TableRow]) -> Vec<String> {
+    let mut ids: Vec<String> = rows.iter().filter_map(|r| r.text("sg_event_id").map(str::to_owned)).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_events_become_table_rows_or_dead_letters_and_nothing_else() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "connector_webhook").await.expect("scope");
+    let topic = scope.create_topic("events", 2).await.expect("topic");
+    let prefix = scope.prefix();
+    let source = format!(
+        "[source]\nkind = \"webhook\"\npath = \"/v1/webhooks/sendgrid\"\ntopic = \"{topic}\"\ngroup = \"{}\"\n\
+         body_format = \"json-array\"\nbatch_records = 50\nbatch_max_ms = 300",
+        scope.group_id("connector")
+    );
+    let pipeline = events_pipeline(&source, scope.bucket(), &prefix, 100_000, 4_000);
+    let env = host_env(services);
+    let host = SluiceHost::start(&host_config(services), &[("events", pipeline)], &env).await;
+
+    let kinds = ["processed", "delivered", "open", "click", "bounce"];
+    let mut valid: BTreeSet<String> = BTreeSet::new();
+    let mut malformed: Vec<Value> = Vec::new();
+    let mut duplicates = 0;
+    let mut posted_events = 0;
+    let client = reqwest::Client::new();
+    for body_index in 0..20 {
+        let mut events = Vec::new();
+        for n in 0..8 {
+            let id = format!("ev-{body_index}-{n}");
+            events.push(event(&id, kinds[(body_index + n) % kinds.len()], (n % 2) as u32));
+            valid.insert(id);
+        }
+        // SendGrid retries: an event of the previous body again.
+        if body_index > 0 {
+            events.push(event(&format!("ev-{}-0", body_index - 1), kinds[(body_index - 1) % kinds.len()], 0));
+            duplicates += 1;
+        }
+        let bad = match body_index % 4 {
+            0 => {
+                json!({"timestamp": 1_700_000_000, "event": "open", "sg_event_id": format!("bad-{body_index}")})
+            }
+            1 => {
+                json!({"email": "x@example.com", "timestamp": 1_700_000_000, "event": "teleported", "sg_event_id": format!("bad-{body_index}")})
+            }
+            2 => {
+                json!({"email": "x@example.com", "timestamp": "yesterday", "event": "open", "sg_event_id": format!("bad-{body_index}")})
+            }
+            _ => json!(42),
+        };
+        events.push(bad.clone());
+        malformed.push(bad);
+        posted_events += events.len();
+        let response = client
+            .post(format!("{}/v1/webhooks/sendgrid", host.url))
+            .body(serde_json::to_vec(&events).expect("body"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), 200, "{}", host.log());
+    }
+
+    let table = format!("{prefix}table/");
+    let letters_prefix = format!("{prefix}dead-letters/");
+    let done = wait_until(Duration::from_secs(90), || async {
+        rows(&scope, &table).await.len() >= valid.len()
+            && dead_letters(&scope, &letters_prefix).await.len() >= malformed.len()
+    })
+    .await;
+    assert!(done, "the table and dead letters did not fill up:\n{}", host.log());
+    tokio::time::sleep(Duration::from_secs(5)).await; // anything extra would show up now
+
+    let rows = rows(&scope, &table).await;
+    let row_ids = ids(&rows);
+    assert_eq!(row_ids, valid.iter().cloned().collect::<Vec<_>>(), "each valid event is exactly one row");
+    for row in &rows {
+        let expected_path =
+            format!("dt={}/event={}/", row.text("dt").expect("dt"), row.text("event").expect("event"));
+        assert!(
+            row.object.contains(&expected_path),
+            "{} is in its Hive partition {expected_path}",
+            row.object
+        );
+        assert_eq!(row.columns["kafka_topic"], json!(topic));
+        assert!(row.columns["kafka_offset"].is_i64());
+    }
+    let dt_values: BTreeSet<&str> = rows.iter().filter_map(|r| r.text("dt")).collect();
+    assert_eq!(dt_values.len(), 2, "two days, two dt partitions");
+
+    let letters = dead_letters(&scope, &letters_prefix).await;
+    let mut dead_events: Vec<Value> = letters
+        .iter()
+        .map(|letter| {
+            assert_eq!(letter["part"], json!(true), "a bad event is dead-lettered alone: {letter}");
+            assert!(letter["reason"].as_str().is_some_and(|r| !r.is_empty()));
+            assert!(
+                letter["plugin_version"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("normalize-sendgrid-events@"))
+            );
+            let part: Vec<Value> = serde_json::from_str(letter["value"].as_str().expect("text value"))
+                .expect("a one-event body");
+            assert_eq!(part.len(), 1);
+            part.into_iter().next().expect("one event")
+        })
+        .collect();
+    let key = |v: &Value| v.to_string();
+    dead_events.sort_by_key(key);
+    malformed.sort_by_key(key);
+    assert_eq!(dead_events, malformed, "the dead letters are exactly the malformed events");
+    assert_eq!(
+        posted_events,
+        rows.len() + duplicates + letters.len(),
+        "every posted event is a row, a dropped duplicate or a dead letter"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connector_replays_into_the_same_objects_without_duplicates() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "connector_kill").await.expect("scope");
+    let topic = scope.create_topic("events", 3).await.expect("topic");
+    let mut records = Vec::new();
+    let mut expected = Vec::new();
+    for body in 0..90 {
+        let events: Vec<Value> = (0..40)
+            .map(|n| {
+                let id = format!("k-{body:03}-{n:02}");
+                expected.push(id.clone());
+                event(&id, if n % 3 == 0 { "open" } else { "delivered" }, (body % 2) as u32)
+            })
+            .collect();
+        records.push(ProducedRecord::new(serde_json::to_vec(&events).expect("body")).to_partition(body % 3));
+    }
+    expected.sort();
+    scope.produce(&topic, &records).await.expect("produce");
+
+    let config = host_config(services);
+    let env = host_env(services);
+    let crashed_prefix = scope.key("crashed/");
+    let crashed = events_pipeline(
+        &kafka_source(&topic, &scope.group_id("crashed")),
+        scope.bucket(),
+        &crashed_prefix,
+        300,
+        5_000,
+    );
+    let mut host = SluiceHost::start(&config, &[("events", crashed)], &env).await;
+    let crashed_table = format!("{crashed_prefix}table/");
+    let some_written = wait_until(Duration::from_secs(60), || async {
+        table_objects(scope.s3(), scope.bucket(), &crashed_table).await.expect("list").len() >= 3
+    })
+    .await;
+    assert!(some_written, "no objects before the kill:\n{}", host.log());
+    host.kill();
+    let before_restart = table_objects(scope.s3(), scope.bucket(), &crashed_table).await.expect("list");
+    host.restart().await;
+    let complete = wait_until(Duration::from_secs(90), || async {
+        ids(&rows(&scope, &crashed_table).await).len() >= expected.len()
+    })
+    .await;
+    assert!(complete, "the restarted connector did not finish:\n{}", host.log());
+
+    // The same records through a connector that never crashed, for the reference object set.
+    let reference_prefix = scope.key("reference/");
+    let reference = events_pipeline(
+        &kafka_source(&topic, &scope.group_id("reference")),
+        scope.bucket(),
+        &reference_prefix,
+        300,
+        5_000,
+    );
+    let reference_host = SluiceHost::start(&config, &[("events", reference)], &env).await;
+    let reference_table = format!("{reference_prefix}table/");
+    let reference_done = wait_until(Duration::from_secs(90), || async {
+        ids(&rows(&scope, &reference_table).await).len() >= expected.len()
+    })
+    .await;
+    assert!(reference_done, "the reference connector did not finish:\n{}", reference_host.log());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let crashed_rows = rows(&scope, &crashed_table).await;
+    assert_eq!(ids(&crashed_rows), expected, "no row missing, none twice:\n{}", host.log());
+    let by_object = |rows: &[TableRow], table: &str| -> BTreeMap<String, Vec<String>> {
+        let mut objects: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in rows {
+            let name = row.object.strip_prefix(table).unwrap_or(&row.object).to_owned();
+            objects.entry(name).or_default().push(row.text("sg_event_id").unwrap_or_default().to_owned());
+        }
+        objects.values_mut().for_each(|ids| ids.sort());
+        objects
+    };
+    let crashed_objects = by_object(&crashed_rows, &crashed_table);
+    let reference_objects = by_object(&rows(&scope, &reference_table).await, &reference_table);
+    assert_eq!(
+        crashed_objects.keys().collect::<Vec<_>>(),
+        reference_objects.keys().collect::<Vec<_>>(),
+        "the crash left the same object names as a run without one"
+    );
+    assert_eq!(crashed_objects, reference_objects, "and the same rows in each");
+    for key in before_restart {
+        let name = key.strip_prefix(&crashed_table).unwrap_or(&key);
+        assert!(crashed_objects.contains_key(name), "{name}, written before the kill, was replaced in place");
+    }
+}
+
+/// Copies a built component into `dir` under the name the host loads it by, atomically.
+fn install_plugin(dir: &Path, built: &Path, name: &str) {
+    let temporary = dir.join(format!(".{name}.tmp"));
+    std::fs::copy(built, &temporary).expect("copy plugin");
+    std::fs::rename(&temporary, dir.join(format!("{name}.wasm"))).expect("install plugin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_brings_dead_letters_into_the_table_once_the_plugin_is_fixed() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "connector_sweep").await.expect("scope");
+    let topic = scope.create_topic("records", 2).await.expect("topic");
+    let plugins = tempfile::tempdir().expect("plugins dir");
+    install_plugin(plugins.path(), &plugin_path("fixtures/fixture-hostile"), "fixture-hostile");
+
+    let prefix = scope.prefix();
+    let bucket = scope.bucket();
+    let pipeline = format!(
+        "name = \"records\"\n{}\n\
+         [[steps]]\nplugin = \"fixture-hostile\"\nconfig = {{ behavior = \"fail-before-v2\" }}\n\
+         [[sinks]]\nfrom = \"fixture-hostile.rows\"\nkind = \"parquet-s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}table\"\n\
+         rotate_ms = 1000\n\
+         [dead_letters]\nkind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}dead-letters\"\n",
+        kafka_source(&topic, &scope.group_id("sweep"))
+    );
+    let records: Vec<ProducedRecord> = (0..60)
+        .map(|n| {
+            ProducedRecord::new(json!({"id": format!("r-{n:02}"), "n": n}).to_string()).to_partition(n % 2)
+        })
+        .collect();
+    scope.produce(&topic, &records).await.expect("produce");
+    let env = host_env(services);
+    let mut host = SluiceHost::start_with(HostSpec {
+        extra_config: &host_config(services),
+        pipelines: &[("records", pipeline)],
+        env: &env,
+        plugins_dir: Some(plugins.path()),
+    })
+    .await;
+    let letters_prefix = format!("{prefix}dead-letters/");
+    let table = format!("{prefix}table/");
+    let all_dead = wait_until(Duration::from_secs(60), || async {
+        dead_letters(&scope, &letters_prefix).await.len() >= 60
+    })
+    .await;
+    assert!(all_dead, "version 1 rejects every record:\n{}", host.log());
+    assert_eq!(host.terminate(Duration::from_secs(30)), Some(0), "a clean stop:\n{}", host.log());
+    assert!(table_objects(scope.s3(), bucket, &table).await.expect("list").is_empty());
+    let letters = dead_letters(&scope, &letters_prefix).await;
+    assert_eq!(letters.len(), 60);
+    assert!(
+        letters.iter().all(|l| l["plugin_version"] == json!("fixture-hostile@1.0.0")),
+        "each letter names the version that failed it: {letters:?}"
+    );
+
+    // The fixed version replaces the file; sweep uses what is installed now.
+    install_plugin(plugins.path(), &plugin_path("fixtures/fixture-hostile-v2"), "fixture-hostile");
+    let dry = host.cli(&["sweep", "--pipeline", "records", "--dry-run"]);
+    let dry_out = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success(), "{dry_out}{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(dry_out.contains("60 records: 60 would pass"), "{dry_out}");
+    assert!(
+        table_objects(scope.s3(), bucket, &table).await.expect("list").is_empty(),
+        "a dry run writes nothing"
+    );
+    assert_eq!(dead_letters(&scope, &letters_prefix).await.len(), 60, "and moves nothing");
+
+    let swept = host.cli(&["sweep", "--pipeline", "records"]);
+    let swept_out = String::from_utf8_lossy(&swept.stdout);
+    assert!(swept.status.success(), "{swept_out}{}", String::from_utf8_lossy(&swept.stderr));
+    assert!(swept_out.contains("60 records: 60 passed (60 rows), 0 still failing"), "{swept_out}");
+    let table_rows = rows(&scope, &table).await;
+    let mut row_ids: Vec<String> =
+        table_rows.iter().filter_map(|r| r.text("id").map(str::to_owned)).collect();
+    row_ids.sort();
+    let expected: Vec<String> = (0..60).map(|n| format!("r-{n:02}")).collect();
+    assert_eq!(row_ids, expected, "every dead letter is now one row");
+    assert!(dead_letters(&scope, &letters_prefix).await.is_empty(), "nothing is left to sweep");
+    let swept_keys = scope.s3().list_keys(bucket, &format!("{letters_prefix}swept/")).await.expect("list");
+    assert!(!swept_keys.is_empty(), "the swept objects are kept under swept/");
+
+    let objects_after_first = table_objects(scope.s3(), bucket, &table).await.expect("list");
+    let again = host.cli(&["sweep", "--pipeline", "records"]);
+    let again_out = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{again_out}");
+    assert!(again_out.contains("0 dead-letter objects"), "{again_out}");
+    assert_eq!(table_objects(scope.s3(), bucket, &table).await.expect("list"), objects_after_first);
+    assert_eq!(rows(&scope, &table).await.len(), 60, "a second sweep changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_in_one_group_split_the_partitions_and_take_over_from_each_other() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "connector_group").await.expect("scope");
+    let topic = scope.create_topic("events", 4).await.expect("topic");
+    let prefix = scope.prefix();
+    let pipeline = events_pipeline(
+        &kafka_source(&topic, &scope.group_id("shared")),
+        scope.bucket(),
+        &prefix,
+        100_000,
+        1_500,
+    );
+    let config = host_config(services);
+    let env = host_env(services);
+    let mut first = SluiceHost::start(&config, &[("events", pipeline.clone())], &env).await;
+    let second = SluiceHost::start(&config, &[("events", pipeline)], &env).await;
+    // Both members must have joined before records arrive, so both get partitions.
+    let joined = wait_until(Duration::from_secs(60), || async {
+        first.log().contains("partitions assigned") && second.log().contains("partitions assigned")
+    })
+    .await;
+    assert!(joined, "both hosts join the group:\n{}\n---\n{}", first.log(), second.log());
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    let produce = |round: usize| {
+        let records: Vec<ProducedRecord> = (0..40)
+            .map(|body| {
+                let events: Vec<Value> =
+                    (0..10).map(|n| event(&format!("g{round}-{body:02}-{n}"), "delivered", 0)).collect();
+                ProducedRecord::new(serde_json::to_vec(&events).expect("body")).to_partition(body % 4)
+            })
+            .collect();
+        records
+    };
+    scope.produce(&topic, &produce(1)).await.expect("produce");
+    let table = format!("{prefix}table/");
+    let first_round =
+        wait_until(Duration::from_secs(60), || async { rows(&scope, &table).await.len() >= 400 }).await;
+    assert!(first_round, "round 1 stored:\n{}\n---\n{}", first.log(), second.log());
+    assert!(first.log().contains("window stored"), "the first host wrote part:\n{}", first.log());
+    assert!(second.log().contains("window stored"), "the second host wrote part:\n{}", second.log());
+
+    first.kill();
+    scope.produce(&topic, &produce(2)).await.expect("produce");
+    let second_round =
+        wait_until(Duration::from_secs(90), || async { rows(&scope, &table).await.len() >= 800 }).await;
+    assert!(second_round, "the second host took over every partition:\n{}", second.log());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let all = rows(&scope, &table).await;
+    let row_ids = ids(&all);
+    let unique: BTreeSet<&String> = row_ids.iter().collect();
+    assert_eq!(unique.len(), row_ids.len(), "no event stored twice");
+    assert_eq!(row_ids.len(), 800, "every event of both rounds stored");
+    let partitions: BTreeSet<i64> =
+        all.iter().filter_map(|r| r.columns["kafka_partition"].as_i64()).collect();
+    assert_eq!(partitions, BTreeSet::from([0, 1, 2, 3]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_directory_sink_writes_the_same_table_without_s3() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "connector_local").await.expect("scope");
+    let topic = scope.create_topic("events", 1).await.expect("topic");
+    let dir = tempfile::tempdir().expect("table dir");
+    let table_dir = dir.path().join("table");
+    let letters_dir = dir.path().join("dead-letters");
+    let pipeline = format!(
+        "name = \"events\"\n{}\n[[steps]]\nplugin = \"normalize-sendgrid-events\"\n\
+         [[sinks]]\nfrom = \"normalize-sendgrid-events.events\"\nkind = \"parquet-local\"\ndir = \"{}\"\n\
+         partition_by = [\"dt\", \"event\"]\nrotate_ms = 1000\n\
+         [dead_letters]\nkind = \"local\"\ndir = \"{}\"\n",
+        kafka_source(&topic, &scope.group_id("local")),
+        table_dir.display(),
+        letters_dir.display()
+    );
+    let events: Vec<Value> = vec![
+        event("l-1", "open", 0),
+        event("l-2", "click", 1),
+        json!({"event": "open", "sg_event_id": "l-bad"}),
+    ];
+    scope
+        .produce(&topic, &[ProducedRecord::new(serde_json::to_vec(&events).expect("body"))])
+        .await
+        .expect("produce");
+    let host = SluiceHost::start(&host_config(services), &[("events", pipeline)], &host_env(services)).await;
+    let stored = wait_until(Duration::from_secs(60), || async {
+        sluice_e2e::table::read_local_table(&table_dir).expect("read local table").len() >= 2
+    })
+    .await;
+    assert!(stored, "rows in the local table:\n{}", host.log());
+    let rows = sluice_e2e::table::read_local_table(&table_dir).expect("read local table");
+    assert_eq!(ids(&rows), ["l-1", "l-2"]);
+    assert!(rows.iter().all(|r| r.object.starts_with("dt=")), "Hive directories under the sink's dir");
+    let letters: Vec<std::path::PathBuf> = std::fs::read_dir(&letters_dir)
+        .expect("dead-letter dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    assert_eq!(letters.len(), 1, "one dead-letter file for the window");
+    let text = std::fs::read_to_string(&letters[0]).expect("read dead letters");
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.contains("l-bad"), "{text}");
+}
