@@ -4,7 +4,8 @@
 # Usage: scripts/build-plugins.sh [OUT_DIR]
 #   OUT_DIR            where the components go (default: <repo>/.run/plugins):
 #                      plugins as OUT_DIR/<crate-name>.wasm, fixtures as OUT_DIR/fixtures/<crate-name>.wasm,
-#                      plus OUT_DIR/fixtures/fixture-hostile-v2.wasm (the same fixture reporting 2.0.0).
+#                      plus OUT_DIR/fixtures/fixture-hostile-v2.wasm and -v3.wasm (the same fixture
+#                      reporting 2.0.0 and 3.0.0).
 # Environment:
 #   CARGO_TARGET_DIR   cargo's target dir (default: $HOME/.cache/sluice/target).
 #   SLUICE_PLUGINS     space-separated crate names to build instead of all of them, for example
@@ -92,7 +93,9 @@ for name in "${fixtures[@]}"; do
 done
 
 if [[ " ${fixtures[*]} " == *" fixture-hostile "* ]]; then
-  FIXTURE_VERSION=2.0.0 cargo build --manifest-path "$repo/Cargo.toml" --release --target "$target" \
-    -p fixture-hostile
-  install_component fixture-hostile "$out_dir/fixtures/fixture-hostile-v2.wasm"
+  for major in 2 3; do
+    FIXTURE_VERSION="$major.0.0" cargo build --manifest-path "$repo/Cargo.toml" --release --target "$target" \
+      -p fixture-hostile
+    install_component fixture-hostile "$out_dir/fixtures/fixture-hostile-v$major.wasm"
+  done
 fi

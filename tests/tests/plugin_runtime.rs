@@ -81,6 +81,35 @@ fn a_plugin_cannot_read_files_or_the_environment() {
 }
 
 #[test]
+fn the_wall_clock_a_plugin_sees_is_stopped_at_the_unix_epoch() {
+    let registry = registry();
+    let plugin = hostile(&registry);
+    let clock = plugin.transform_blocking(&call("clock", SHORT), &batch(1)).expect("clock runs");
+    // The fixture reports milliseconds since the epoch as `{"value": n}`.
+    let text = String::from_utf8_lossy(&clock.result.records[0].value).to_string();
+    assert_eq!(text, r#"{"value":0}"#, "the plugin saw the host's time of day");
+}
+
+#[test]
+fn output_larger_than_the_memory_cap_is_stopped_inside_the_sandbox() {
+    let registry = registry();
+    let plugin = hostile(&registry);
+    let huge = PluginCall {
+        config: vec![("behavior".into(), "huge-output".into()), ("huge_output_mb".into(), "64".into())],
+        limits: PluginLimits { timeout: Duration::from_secs(30), memory_bytes: 32 << 20 },
+    };
+    let error = plugin.transform_blocking(&huge, &batch(1)).unwrap_err();
+    assert!(matches!(error, PluginError::MemoryLimit { limit_mb: 32, .. }), "{error}");
+    let small = PluginCall {
+        config: vec![("behavior".into(), "huge-output".into()), ("huge_output_mb".into(), "1".into())],
+        limits: PluginLimits { timeout: Duration::from_secs(30), memory_bytes: 32 << 20 },
+    };
+    let done = plugin.transform_blocking(&small, &batch(1)).expect("1 MiB fits the cap");
+    let bytes: usize = done.result.records.iter().map(|r| r.value.len()).sum();
+    assert!(bytes > 900 << 10, "{bytes} bytes of output");
+}
+
+#[test]
 fn a_component_built_for_another_contract_version_is_refused_naming_both() {
     let engine = PluginEngine::new(64 << 20).expect("engine");
     let path = plugin_path("fixtures/fixture-wrong-version");

@@ -1,15 +1,18 @@
 //! The per-call `Store` state: a WASI context that grants nothing, and a memory cap.
 
+use std::time::Duration;
+
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::engine::{EPOCH_TICK, PluginEngine};
 use super::limits::PluginLimits;
 
 /// Store data for one call. WASI is linked only because Rust's standard library imports it;
-/// the context has no preopened directories, no environment, no arguments, closed stdio and
-/// no network, so a plugin can compute and nothing more.
+/// the context has no preopened directories, no environment, no arguments, closed stdio, no
+/// network and a wall clock stopped at the Unix epoch, so a plugin can compute and nothing
+/// more. (The monotonic clock runs, so a plugin may time itself, but it tells no date.)
 pub struct SandboxState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -26,6 +29,20 @@ impl SandboxState {
     /// Whether the call tried to grow memory past its cap (tells a cap trap from others).
     pub fn memory_cap_hit(&self) -> bool {
         self.memory.hit
+    }
+}
+
+/// The only time of day a plugin sees: the Unix epoch. Output that cannot depend on when a
+/// batch ran is what lets a replay or a sweep write exactly the rows the first run would have.
+struct EpochClock;
+
+impl HostWallClock for EpochClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
     }
 }
 
@@ -63,7 +80,12 @@ impl ResourceLimiter for MemoryCap {
 
 /// A fresh store for one call, with its memory cap and wall-time deadline set.
 pub(super) fn new_store(engine: &PluginEngine, limits: PluginLimits) -> Store<SandboxState> {
-    let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+    let wasi = WasiCtx::builder()
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .wall_clock(EpochClock)
+        .build();
     let max_bytes = limits.memory_bytes.min(engine.max_memory_bytes());
     let state = SandboxState {
         wasi,

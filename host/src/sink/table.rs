@@ -177,7 +177,13 @@ impl TableSink {
         let pending = std::mem::take(&mut window.pending);
         let records: Vec<OutputRecord<'_>> = pending
             .iter()
-            .map(|row| OutputRecord { value: &row.value, topic, partition, offset: row.offset })
+            .map(|row| OutputRecord {
+                value: &row.value,
+                topic,
+                partition,
+                offset: row.offset,
+                plugin_version: &row.plugin_version,
+            })
             .collect();
         let encoded = self
             .encoder

@@ -140,7 +140,8 @@ mod tests {
              \x20 `custom_args` string,\n\
              \x20 `kafka_topic` string,\n\
              \x20 `kafka_partition` int,\n\
-             \x20 `kafka_offset` bigint\n\
+             \x20 `kafka_offset` bigint,\n\
+             \x20 `plugin_version` string\n\
              )\n\
              PARTITIONED BY (\n\
              \x20 `dt` string,\n\

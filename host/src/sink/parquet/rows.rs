@@ -29,7 +29,7 @@ use arrow::error::ArrowError;
 use arrow::json::ReaderBuilder;
 use arrow::json::reader::{ArrayDecoder, Decoder, DecoderContext, DecoderFactory, Tape, TapeElement};
 
-use super::schema::{has_lineage, is_json_column};
+use super::schema::{LINEAGE_COLUMNS, has_lineage, is_json_column};
 
 /// One record a plugin sent to an output, with the Kafka coordinates of the input record it
 /// came from (they fill the lineage columns when the schema has them).
@@ -40,6 +40,8 @@ pub struct OutputRecord<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+    /// The version of the plugin that emitted the record.
+    pub plugin_version: &'a str,
 }
 
 /// A record left out of the batch because it does not fit the schema.
@@ -98,7 +100,7 @@ impl RowEncoder {
     /// column besides lineage.
     pub fn new(schema: SchemaRef) -> Result<Self, RowsError> {
         let lineage = has_lineage(&schema);
-        let plugin_columns = schema.fields().len() - if lineage { 3 } else { 0 };
+        let plugin_columns = schema.fields().len() - if lineage { LINEAGE_COLUMNS } else { 0 };
         if plugin_columns == 0 {
             return Err(RowsError::Decoder(ArrowError::SchemaError(
                 "the schema has no column to decode".to_owned(),
@@ -288,11 +290,12 @@ fn describe(error: &ArrowError) -> String {
 }
 
 /// The lineage columns for the records at `rows`.
-fn lineage_columns(records: &[OutputRecord<'_>], rows: &[usize]) -> [ArrayRef; 3] {
+fn lineage_columns(records: &[OutputRecord<'_>], rows: &[usize]) -> [ArrayRef; LINEAGE_COLUMNS] {
     let topics: StringArray = rows.iter().map(|&row| Some(records[row].topic)).collect();
     let partitions: Int32Array = rows.iter().map(|&row| records[row].partition).collect();
     let offsets: Int64Array = rows.iter().map(|&row| records[row].offset).collect();
-    [Arc::new(topics), Arc::new(partitions), Arc::new(offsets)]
+    let versions: StringArray = rows.iter().map(|&row| Some(records[row].plugin_version)).collect();
+    [Arc::new(topics), Arc::new(partitions), Arc::new(offsets), Arc::new(versions)]
 }
 
 /// Chooses the decoders that make arrow-json follow the contract (see the module docs).
@@ -531,6 +534,7 @@ mod tests {
                 topic: "events-raw",
                 partition: 3,
                 offset: 100 + index as i64,
+                plugin_version: "1.0.0",
             })
             .collect()
     }
@@ -661,12 +665,15 @@ mod tests {
         let mut input = records(&[GOOD, SPARSE]);
         input[1].topic = "other";
         input[1].partition = 7;
+        input[1].plugin_version = "2.0.0";
         let encoded = encoder(true).encode(&input).unwrap();
         let batch = &encoded.batch;
         let topics = batch.column_by_name("kafka_topic").unwrap().as_string::<i32>();
         assert_eq!(topics.iter().collect::<Vec<_>>(), [Some("events-raw"), Some("other")]);
         let partitions = batch.column_by_name("kafka_partition").unwrap();
         assert_eq!(partitions.as_primitive::<Int32Type>().values(), &[3, 7]);
+        let versions = batch.column_by_name("plugin_version").unwrap().as_string::<i32>();
+        assert_eq!(versions.iter().collect::<Vec<_>>(), [Some("1.0.0"), Some("2.0.0")]);
     }
 
     #[test]

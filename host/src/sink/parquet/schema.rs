@@ -29,6 +29,11 @@ pub const LINEAGE_TOPIC: &str = "kafka_topic";
 pub const LINEAGE_PARTITION: &str = "kafka_partition";
 /// The lineage column with the Kafka offset of a row's input record.
 pub const LINEAGE_OFFSET: &str = "kafka_offset";
+/// The lineage column with the plugin that made the row, as `name@version`, so a table read
+/// across a hot swap tells which rows each version wrote.
+pub const LINEAGE_PLUGIN_VERSION: &str = "plugin_version";
+/// How many lineage columns [`with_lineage`] appends.
+pub const LINEAGE_COLUMNS: usize = 4;
 
 /// The column types a plugin may declare, as the contract spells them, for error messages.
 pub const ALLOWED_TYPES: &str = "string, int32, int64, float64, bool, timestamp-ms, list-string, json";
@@ -54,7 +59,7 @@ pub enum SchemaError {
     DuplicateField { field: String },
     #[error(
         "field `{field}` uses a name the sink reserves for its lineage columns \
-         ({LINEAGE_TOPIC}, {LINEAGE_PARTITION}, {LINEAGE_OFFSET}); rename it in the plugin"
+         ({LINEAGE_TOPIC}, {LINEAGE_PARTITION}, {LINEAGE_OFFSET}, {LINEAGE_PLUGIN_VERSION}); rename it in the plugin"
     )]
     ReservedName { field: String },
 }
@@ -136,8 +141,9 @@ pub fn is_json_column(field: &Field) -> bool {
     field.data_type() == &DataType::Utf8 && field.extension_type_name() == Some(JSON_EXTENSION_NAME)
 }
 
-/// `schema` followed by the lineage columns the sink fills from each record's Kafka coordinates:
-/// `kafka_topic` (Utf8), `kafka_partition` (Int32) and `kafka_offset` (Int64), never null.
+/// `schema` followed by the lineage columns the sink fills from each record's Kafka coordinates
+/// and the plugin that made the row: `kafka_topic` (Utf8), `kafka_partition` (Int32),
+/// `kafka_offset` (Int64) and `plugin_version` (Utf8), never null.
 ///
 /// They let a query trace any row back to the input record it came from, and let a reader of
 /// the table check that a replay rewrote a file rather than adding to it.
@@ -158,23 +164,24 @@ pub fn with_lineage(schema: &Schema) -> Result<Schema, SchemaError> {
 /// Whether `schema` ends with the lineage columns [`with_lineage`] appends.
 pub fn has_lineage(schema: &Schema) -> bool {
     let fields = schema.fields();
-    let Some(first) = fields.len().checked_sub(3) else {
+    let Some(first) = fields.len().checked_sub(LINEAGE_COLUMNS) else {
         return false;
     };
     fields[first..].iter().zip(lineage_fields()).all(|(field, lineage)| field.as_ref() == &lineage)
 }
 
 /// The lineage columns, in the order they are appended.
-fn lineage_fields() -> [Field; 3] {
+fn lineage_fields() -> [Field; LINEAGE_COLUMNS] {
     [
         Field::new(LINEAGE_TOPIC, DataType::Utf8, false),
         Field::new(LINEAGE_PARTITION, DataType::Int32, false),
         Field::new(LINEAGE_OFFSET, DataType::Int64, false),
+        Field::new(LINEAGE_PLUGIN_VERSION, DataType::Utf8, false),
     ]
 }
 
 fn is_lineage_name(name: &str) -> bool {
-    [LINEAGE_TOPIC, LINEAGE_PARTITION, LINEAGE_OFFSET].contains(&name)
+    [LINEAGE_TOPIC, LINEAGE_PARTITION, LINEAGE_OFFSET, LINEAGE_PLUGIN_VERSION].contains(&name)
 }
 
 #[cfg(test)]
@@ -281,6 +288,7 @@ mod tests {
                 ("kafka_topic", &DataType::Utf8, false),
                 ("kafka_partition", &DataType::Int32, false),
                 ("kafka_offset", &DataType::Int64, false),
+                ("plugin_version", &DataType::Utf8, false),
             ]
         );
         assert!(has_lineage(&with));

@@ -214,6 +214,7 @@ mod tests {
                 topic: "sendgrid-events",
                 partition: 2,
                 offset: 500 + index as i64,
+                plugin_version: "1.0.0",
             })
             .collect();
         let encoded = encoder.encode(&records).unwrap();
@@ -268,7 +269,13 @@ mod tests {
         let good = [RECORDS[0], RECORDS[1], RECORDS[3]];
         let records: Vec<OutputRecord<'_>> = good
             .iter()
-            .map(|value| OutputRecord { value: value.as_bytes(), topic: "t", partition: 0, offset: 0 })
+            .map(|value| OutputRecord {
+                value: value.as_bytes(),
+                topic: "t",
+                partition: 0,
+                offset: 0,
+                plugin_version: "1.0.0",
+            })
             .collect();
         let batch = encoder.encode(&records).unwrap().batch;
         let options = WriterOptions { row_group_rows: 2, ..WriterOptions::default() };
