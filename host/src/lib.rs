@@ -2,7 +2,7 @@
 //! business decision to a WebAssembly component (see `wit/transform.wit`).
 //!
 //! The modules follow the data path: `http` receives, `plugin` transforms; `config` describes
-//! how pipelines connect them; `cli` is the command line.
+//! how pipelines connect them; `telemetry` counts what passes; `cli` is the command line.
 
 pub mod cli;
 pub mod config;
@@ -13,3 +13,4 @@ pub mod object_store;
 pub mod pipeline;
 pub mod plugin;
 pub mod sink;
+pub mod telemetry;

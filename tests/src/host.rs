@@ -157,6 +157,11 @@ impl SluiceHost {
         std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
     }
 
+    /// The process id, while the process runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The directory holding this host's config, pipelines and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -210,11 +210,22 @@ async fn a_stopped_broker_gets_503_and_a_restarted_one_200_without_restarting_th
     let client = reqwest::Client::new();
     let body = event_body(1);
     assert_eq!(post(&client, &host, &signer.headers(now(), &body), body.clone()).await.status(), 200);
+    let ready = |client: reqwest::Client, url: String| async move {
+        let response = client.get(format!("{url}/readyz")).send().await.expect("readyz");
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().await.unwrap_or_default())
+    };
+    let (status, body_ready) = ready(client.clone(), host.url.clone()).await;
+    assert_eq!((status, &body_ready["services"]["kafka"]), (200, &serde_json::json!("ok")), "{body_ready}");
 
     broker.stop();
     let response = post(&client, &host, &signer.headers(now(), &body), body.clone()).await;
     assert_eq!(response.status(), 503, "{}", host.log());
     assert!(response.headers().contains_key("retry-after"));
+    let (status, body_ready) = ready(client.clone(), host.url.clone()).await;
+    assert_eq!(status, 503, "{body_ready}");
+    let kafka = body_ready["services"]["kafka"].as_str().unwrap_or_default();
+    assert!(kafka.contains("broker unreachable"), "{body_ready}");
 
     broker.restart().await;
     sluice_e2e::kafka::create_topic(&broker.brokers(), topic, 1).await.expect("topic again");
@@ -227,6 +238,8 @@ async fn a_stopped_broker_gets_503_and_a_restarted_one_200_without_restarting_th
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     assert_eq!(status, 200, "the host recovers once the broker is back:\n{}", host.log());
+    let (status, body_ready) = ready(client.clone(), host.url.clone()).await;
+    assert_eq!(status, 200, "ready again once the broker is back: {body_ready}");
     let records = sluice_e2e::kafka::read_topic(
         &broker.brokers(),
         "outage-reader",

@@ -176,6 +176,10 @@ async fn requests_that_do_not_name_exactly_one_object_are_refused_with_400() {
     scope.s3().put_object(bucket, &ambiguous, RECORDS).await.expect("put");
     scope.s3().put_object(bucket, &format!("{ambiguous}.jsonl"), RECORDS).await.expect("put");
     let host = start_host(&scope).await;
+    // A job pipeline needs all three services; /readyz checks each.
+    let (status, ready) = get(&host, "/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["services"], json!({"kafka": "ok", "s3": "ok", "postgres": "ok"}), "{ready}");
     let missing_bucket = format!("no-such-bucket-{}", scope.suffix().replace('_', "-"));
 
     let posts = [

@@ -12,11 +12,14 @@ use tokio::task::JoinSet;
 
 use super::HostOptions;
 use crate::config::{HostConfig, load_pipeline_dir};
-use crate::http::{AppState, Endpoint, Endpoints, JobEndpoint, router};
+use crate::http::readiness::Dependencies;
+use crate::http::{AdminApi, AppState, Endpoint, Endpoints, JobEndpoint, router};
 use crate::job::serve_job_pipelines;
 use crate::pipeline::connector::runs_connector;
+use crate::pipeline::reload::{PluginSwapper, watch_plugins};
 use crate::pipeline::{Connector, StoreResolver};
 use crate::plugin::{CompileCache, PluginEngine, PluginRegistry};
+use crate::telemetry;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -93,10 +96,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         job_store = Some(jobs.store);
     }
-    let mut state = AppState::new(registry, pipelines, endpoints);
+    let s3 = if Dependencies::needs_s3(&pipelines) { Some(stores.s3().await.clone()) } else { None };
+    let dependencies = Dependencies::of(&pipelines, &config, s3);
+    let metrics = telemetry::install().context("cannot start the metrics recorder")?;
+    let mut state = AppState::new(registry.clone(), pipelines, endpoints)
+        .with_dependencies(dependencies)
+        .with_metrics(metrics);
     if let Some(store) = job_store {
         state = state.with_job_store(store);
     }
+    let swapper = PluginSwapper::new(registry, state.pipelines.clone(), config.plugins.dir.clone());
+    // Kept alive until the host stops; dropping it ends the watch.
+    let _plugin_watch = if config.plugins.watch {
+        let debounce = Duration::from_millis(config.plugins.watch_debounce_ms);
+        Some(watch_plugins(swapper.clone(), debounce).context("cannot watch the plugins directory")?)
+    } else {
+        None
+    };
+    state = state.with_admin(AdminApi::new(&config, swapper));
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -22,6 +22,7 @@ pub struct HostConfig {
     pub s3: S3Config,
     pub postgres: PostgresConfig,
     pub sendgrid: SendgridConfig,
+    pub admin: AdminConfig,
 }
 
 impl HostConfig {
@@ -66,6 +67,11 @@ pub struct PluginsConfig {
     pub defaults: PluginLimitsConfig,
     /// Limits by plugin name; a pipeline step may tighten or widen them again.
     pub limits: BTreeMap<String, PluginLimitsConfig>,
+    /// Whether a new or changed `*.wasm` in `dir` is loaded and swapped in while serving.
+    pub watch: bool,
+    /// How long the directory must be quiet before changed files are loaded, so a file
+    /// copied in several writes is read once, whole.
+    pub watch_debounce_ms: u64,
 }
 
 impl Default for PluginsConfig {
@@ -76,6 +82,8 @@ impl Default for PluginsConfig {
             max_memory_mb: 1024,
             defaults: PluginLimitsConfig::default(),
             limits: BTreeMap::new(),
+            watch: true,
+            watch_debounce_ms: 200,
         }
     }
 }
@@ -174,5 +182,22 @@ impl Default for SendgridConfig {
             max_backoff_ms: 4_000,
             max_rate_limit_wait_ms: 5_000,
         }
+    }
+}
+
+/// The admin API (`/v1/admin/...`): plugin uploads and reloads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Environment variable holding the bearer token; unset or empty turns the admin API off.
+    /// The token itself never appears in a file or a log.
+    pub token_env: String,
+    /// The largest component an upload may carry.
+    pub max_upload_mb: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { token_env: "SLUICE_ADMIN_TOKEN".into(), max_upload_mb: 64 }
     }
 }

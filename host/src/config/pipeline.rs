@@ -24,7 +24,7 @@ use serde::Deserialize;
 use crate::plugin::limits::PluginLimitsConfig;
 
 /// One pipeline file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pipeline {
     pub name: String,
@@ -42,7 +42,7 @@ pub struct Pipeline {
 }
 
 /// Where records enter the pipeline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SourceConfig {
     /// Request/response: each HTTP body is one record and the answer waits for the sinks.
@@ -110,7 +110,7 @@ impl SourceConfig {
 }
 
 /// A webhook signature scheme: which headers carry it and where the public key comes from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureConfig {
     pub scheme: SignatureScheme,
@@ -147,7 +147,7 @@ pub enum BodyFormat {
 }
 
 /// One plugin call in the chain.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepConfig {
     pub plugin: String,
@@ -194,7 +194,7 @@ impl TryFrom<String> for StepInput {
 ///
 /// Unknown keys are refused by the kind's own settings (serde cannot deny them here, on the
 /// struct that flattens the kind).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SinkConfig {
     /// `<plugin>.<output>`.
     pub from: String,
@@ -203,7 +203,7 @@ pub struct SinkConfig {
 }
 
 /// The kinds of sink, with their settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SinkKind {
     /// Sends each record to SendGrid's v3 mail/send; the HTTP answer carries the result.
@@ -333,7 +333,7 @@ impl SinkKind {
 }
 
 /// Where failed records go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum DeadLetterConfig {
     S3 { bucket: String, prefix: String },

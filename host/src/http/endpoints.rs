@@ -118,6 +118,11 @@ impl Endpoints {
         self.by_path.insert(path.to_owned(), Arc::new(endpoint));
     }
 
+    /// Serves an endpoint another table already serves (kept across a pipeline reload).
+    pub fn insert_shared(&mut self, path: &str, endpoint: Arc<Endpoint>) {
+        self.by_path.insert(path.to_owned(), endpoint);
+    }
+
     pub fn get(&self, path: &str) -> Option<Arc<Endpoint>> {
         self.by_path.get(path).cloned()
     }

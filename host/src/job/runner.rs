@@ -22,6 +22,7 @@ use crate::plugin::RecordIn;
 use crate::sink::postgres::{
     DatabaseError, LoadError, StagingWriter, drop_staging_tables, staging_table_name,
 };
+use crate::telemetry;
 
 /// How many refused records a job keeps as examples.
 const FAILURE_SAMPLES: usize = 20;
@@ -112,6 +113,11 @@ impl<'a> Attempt<'a> {
             }
             Err(error) => Err(error.into()),
         };
+        let pipeline = self.pipeline.name.clone();
+        let outcome = if result.is_ok() { "succeeded" } else { "failed" };
+        metrics::counter!(telemetry::JOBS, "pipeline" => pipeline.clone(), "outcome" => outcome).increment(1);
+        metrics::counter!(telemetry::JOB_RECORDS, "pipeline" => pipeline)
+            .increment(self.report.counts.records_read);
         (result, self.report)
     }
 

@@ -10,10 +10,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
+use crate::telemetry;
 
 /// Why consuming or committing failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,14 +49,32 @@ pub struct SourceRecord {
 pub type TopicPartition = (Arc<str>, i32);
 
 /// Remembers partitions taken away by a rebalance, so the caller can drop what it buffered for
-/// them: the new owner starts again from the last committed offset.
+/// them: the new owner starts again from the last committed offset. Also turns librdkafka's
+/// periodic statistics into the consumer-lag gauge.
 #[derive(Default)]
 pub struct RebalanceTracker {
+    group: String,
     revoked: Mutex<BTreeSet<(String, i32)>>,
     assigned: Mutex<BTreeSet<(String, i32)>>,
 }
 
-impl ClientContext for RebalanceTracker {}
+impl ClientContext for RebalanceTracker {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, topic_stats) in &statistics.topics {
+            // Partition -1 is librdkafka's internal "unassigned" queue; -1 lag means unknown.
+            let known = topic_stats.partitions.values().filter(|p| p.partition >= 0 && p.consumer_lag >= 0);
+            for partition in known {
+                metrics::gauge!(
+                    telemetry::KAFKA_CONSUMER_LAG,
+                    "group" => self.group.clone(),
+                    "topic" => topic.clone(),
+                    "partition" => partition.partition.to_string()
+                )
+                .set(partition.consumer_lag as f64);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceTracker {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -111,12 +131,14 @@ impl GroupConsumer {
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", "100")
             // Notice a topic created after the subscription within seconds, not minutes.
-            .set("topic.metadata.refresh.interval.ms", "5000");
+            .set("topic.metadata.refresh.interval.ms", "5000")
+            // Feeds the consumer-lag gauge.
+            .set("statistics.interval.ms", "5000");
         for (key, value) in &config.properties {
             client.set(key, value);
         }
         let consumer: StreamConsumer<RebalanceTracker> = client
-            .create_with_context(RebalanceTracker::default())
+            .create_with_context(RebalanceTracker { group: group.to_owned(), ..RebalanceTracker::default() })
             .map_err(|source| ConsumeError::Create { group: group.to_owned(), source })?;
         consumer
             .subscribe(&[topic])
@@ -212,6 +234,10 @@ impl GroupConsumer {
                 headers,
                 timestamp_ms: message.timestamp().to_millis(),
             });
+        }
+        if let Some(topic) = topic {
+            metrics::counter!(telemetry::KAFKA_CONSUMED, "group" => self.group.clone(), "topic" => topic.to_string())
+                .increment(batch.len() as u64);
         }
         Ok(batch)
     }

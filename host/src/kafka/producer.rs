@@ -12,6 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
+use crate::telemetry;
 
 /// Why a record was not stored; the caller must not acknowledge it.
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +103,15 @@ impl DurableProducer {
             record = record.key(key);
         }
         let producer = self.producer.load_full();
+        let started = Instant::now();
         // The delivery timeout configured above bounds the wait; no second timer here.
-        match producer.send(record, Timeout::Never).await {
+        let delivered = producer.send(record, Timeout::Never).await;
+        metrics::histogram!(telemetry::KAFKA_PRODUCE_DURATION, "topic" => topic.to_string())
+            .record(started.elapsed().as_secs_f64());
+        let outcome = if delivered.is_ok() { "ok" } else { "error" };
+        metrics::counter!(telemetry::KAFKA_PRODUCED, "topic" => topic.to_string(), "outcome" => outcome)
+            .increment(1);
+        match delivered {
             Ok(delivery) => Ok(StoredAt { partition: delivery.partition, offset: delivery.offset }),
             Err((error, _)) => {
                 self.renew();

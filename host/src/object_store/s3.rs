@@ -37,6 +37,17 @@ impl S3Client {
         S3Client { client: aws_sdk_s3::Client::from_conf(builder.build()) }
     }
 
+    /// Whether the server answers these credentials (ListBuckets), for readiness checks.
+    ///
+    /// # Errors
+    /// The server's error, or why it could not be reached.
+    pub async fn check_reachable(&self) -> Result<(), String> {
+        match self.client.list_buckets().send().await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(format!("{}", aws_sdk_s3::error::DisplayErrorContext(&error))),
+        }
+    }
+
     /// The bucket `name` through this client.
     pub fn bucket(&self, name: &str) -> S3Bucket {
         S3Bucket { client: self.client.clone(), name: name.to_owned() }

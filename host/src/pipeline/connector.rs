@@ -25,6 +25,7 @@ use crate::pipeline::stores::{StoreResolver, StoreSetupError};
 use crate::plugin::{Header, PluginError, PluginRegistry, RecordIn};
 use crate::sink::dead_letter::{DeadLetter, RawBytes, dead_letter_key, encode_lines, now_rfc3339};
 use crate::sink::table::{TableError, TableSink, TableWindow};
+use crate::telemetry;
 
 /// Why a connector cannot start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -527,6 +528,7 @@ impl Connector {
             }
         }
         let objects = uploads.len();
+        let bytes: usize = uploads.iter().map(|(_, _, body)| body.len()).sum();
         let stored = futures::future::join_all(
             uploads
                 .into_iter()
@@ -544,6 +546,14 @@ impl Connector {
                 return Err(interrupted());
             }
         }
+        let pipeline = self.pipeline.clone();
+        metrics::counter!(telemetry::OBJECTS_WRITTEN, "pipeline" => pipeline.clone())
+            .increment(objects as u64);
+        metrics::counter!(telemetry::OBJECT_BYTES_WRITTEN, "pipeline" => pipeline.clone())
+            .increment(bytes as u64);
+        metrics::counter!(telemetry::TABLE_ROWS, "pipeline" => pipeline.clone()).increment(rows as u64);
+        metrics::counter!(telemetry::DEAD_LETTERS, "pipeline" => pipeline)
+            .increment(window.dead_letters.len() as u64);
         let next = window.last_offset + 1;
         if let Err(error) = self.consumer.commit(&[(partition.clone(), next)]).await {
             // The objects are stored; a replay from the older offset rewrites the same ones.

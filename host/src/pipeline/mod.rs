@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod connector;
+pub mod reload;
 pub mod stores;
 pub mod sweep;
 

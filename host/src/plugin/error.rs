@@ -40,15 +40,26 @@ pub enum PluginError {
     Cache { path: PathBuf, source: std::io::Error },
     #[error("the plugin runtime could not start: {0}")]
     Engine(String),
+    #[error("{origin} declares the name `{declared}`, but it was offered as `{expected}`")]
+    WrongName { origin: String, declared: String, expected: String },
+    #[error("{origin} cannot replace `{plugin}`: {problems}")]
+    Incompatible { origin: String, plugin: String, problems: String },
 }
 
 impl PluginError {
     /// Whether the call was stopped by the sandbox (time, memory, trap) rather than by the
     /// plugin's own decision; these count as traps in metrics and the admin API.
     pub fn is_trap(&self) -> bool {
-        matches!(
-            self,
-            PluginError::Timeout { .. } | PluginError::MemoryLimit { .. } | PluginError::Trap { .. }
-        )
+        self.trap_kind().is_some()
+    }
+
+    /// Which sandbox limit stopped the call (`timeout`, `memory`, `trap`), if one did.
+    pub fn trap_kind(&self) -> Option<&'static str> {
+        match self {
+            PluginError::Timeout { .. } => Some("timeout"),
+            PluginError::MemoryLimit { .. } => Some("memory"),
+            PluginError::Trap { .. } => Some("trap"),
+            _ => None,
+        }
     }
 }

@@ -20,7 +20,7 @@ pub use engine::PluginEngine;
 pub use error::PluginError;
 pub use limits::PluginLimits;
 pub use loaded::{LoadedPlugin, PluginCall};
-pub use registry::{PluginHandle, PluginRegistry, PluginStats, Transformed};
+pub use registry::{PluginHandle, PluginRegistry, PluginStats, Rejection, Transformed};
 
 /// The WIT package version of `wit/transform.wit` that this host implements.
 pub const SUPPORTED_WIT_VERSION: &str = "0.2.0";

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
@@ -12,6 +13,7 @@ use super::bindings::{BatchResult, RecordIn};
 use super::cache::CompileCache;
 use super::engine::PluginEngine;
 use super::loaded::{LoadedPlugin, PluginCall};
+use crate::telemetry;
 
 /// A plugin name's slot: the current version, swapped atomically on reload, and its counters.
 ///
@@ -91,15 +93,28 @@ impl PluginHandle {
         batch: &[RecordIn],
     ) -> Result<Transformed, PluginError> {
         let plugin = self.current();
+        let name = plugin.name().to_string();
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
-        match plugin.transform(call, batch) {
+        metrics::counter!(telemetry::PLUGIN_CALLS, "plugin" => name.clone()).increment(1);
+        let started = Instant::now();
+        let outcome = plugin.transform(call, batch);
+        metrics::histogram!(telemetry::PLUGIN_DURATION, "plugin" => name.clone())
+            .record(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(result) => {
-                self.stats.failed_records.fetch_add(result.failures.len() as u64, Ordering::Relaxed);
+                let failed = result.failures.len() as u64;
+                self.stats.failed_records.fetch_add(failed, Ordering::Relaxed);
+                metrics::counter!(telemetry::PLUGIN_FAILED_RECORDS, "plugin" => name).increment(failed);
                 Ok(Transformed { result, plugin })
             }
             Err(error) => {
-                let counter = if error.is_trap() { &self.stats.traps } else { &self.stats.batch_errors };
-                counter.fetch_add(1, Ordering::Relaxed);
+                if let Some(kind) = error.trap_kind() {
+                    self.stats.traps.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(telemetry::PLUGIN_TRAPS, "plugin" => name, "kind" => kind).increment(1);
+                } else {
+                    self.stats.batch_errors.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(telemetry::PLUGIN_BATCH_ERRORS, "plugin" => name).increment(1);
+                }
                 self.stats.record_error(&error);
                 Err(error)
             }
@@ -111,16 +126,50 @@ impl PluginHandle {
     }
 }
 
+/// A component that was offered for a plugin name and refused; the running version (if any)
+/// stays. Kept until a later version of that name is accepted, for the admin API.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    /// The file or upload it came from.
+    pub origin: String,
+    pub content_hash: String,
+    pub error: String,
+    pub at: SystemTime,
+}
+
 /// Every loaded plugin by name, sharing one engine and compile cache.
 pub struct PluginRegistry {
     engine: PluginEngine,
     cache: CompileCache,
     plugins: RwLock<BTreeMap<String, PluginHandle>>,
+    rejections: Mutex<BTreeMap<String, Rejection>>,
 }
 
 impl PluginRegistry {
     pub fn new(engine: PluginEngine, cache: CompileCache) -> Self {
-        PluginRegistry { engine, cache, plugins: RwLock::new(BTreeMap::new()) }
+        PluginRegistry {
+            engine,
+            cache,
+            plugins: RwLock::new(BTreeMap::new()),
+            rejections: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Remembers that a component offered as `name` was refused, and makes it the name's last
+    /// error.
+    pub fn record_rejection(&self, name: &str, rejection: Rejection) {
+        if let Some(handle) = self.get(name)
+            && let Ok(mut last) = handle.stats.last_error.lock()
+        {
+            *last = Some(rejection.error.clone());
+        }
+        let mut rejections = self.rejections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        rejections.insert(name.to_owned(), rejection);
+    }
+
+    /// The latest refused component of each name since that name last accepted one.
+    pub fn rejections(&self) -> BTreeMap<String, Rejection> {
+        self.rejections.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     pub fn engine(&self) -> &PluginEngine {
@@ -177,6 +226,7 @@ impl PluginRegistry {
     /// Makes `plugin` the current version of its name: a new slot, or an atomic swap.
     pub fn install(&self, plugin: LoadedPlugin) -> PluginHandle {
         let name = plugin.name().to_string();
+        self.rejections.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&name);
         let mut plugins = self.plugins.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(handle) = plugins.get(&name) {
             handle.swap(plugin);

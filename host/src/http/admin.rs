@@ -1,0 +1,293 @@
+//! The admin API: plugin status, plugin uploads and pipeline reloads, behind a bearer token.
+//!
+//! The token comes from the environment variable `admin.token_env` at start; without it the
+//! API answers 403 naming the variable. The token is compared by digest and never logged.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, AppState, Endpoint, Endpoints};
+use crate::config::{HostConfig, Pipeline, SourceConfig, load_pipeline_dir};
+use crate::pipeline::connector::runs_connector;
+use crate::pipeline::reload::{Offered, PluginSwapper, persist_component};
+use crate::plugin::{PluginError, PluginHandle, Rejection};
+
+/// What the admin endpoints need beyond the shared state.
+pub struct AdminApi {
+    token_digest: Option<[u8; 32]>,
+    token_env: String,
+    max_upload_bytes: usize,
+    swapper: PluginSwapper,
+    host: HostConfig,
+}
+
+impl AdminApi {
+    /// Reads the token from the environment variable the config names.
+    pub fn new(host: &HostConfig, swapper: PluginSwapper) -> Self {
+        let token_env = host.admin.token_env.clone();
+        let token_digest = std::env::var(&token_env)
+            .ok()
+            .filter(|token| !token.trim().is_empty())
+            .map(|token| Sha256::digest(token.trim().as_bytes()).into());
+        if token_digest.is_none() {
+            tracing::info!("the admin API is off: {token_env} is not set");
+        }
+        let max_upload_bytes = usize::try_from(host.admin.max_upload_mb << 20).unwrap_or(usize::MAX);
+        AdminApi { token_digest, token_env, max_upload_bytes, swapper, host: host.clone() }
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = &self.token_digest else {
+            return Err(ApiError::Forbidden(format!(
+                "the admin API is off; set {} to enable it",
+                self.token_env
+            )));
+        };
+        let given = headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <admin token>`".into()))?;
+        let digest: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
+        if &digest == expected {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized("the admin token is wrong".into()))
+        }
+    }
+}
+
+/// The admin API of `state`, once the caller has shown the token.
+fn admin<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Arc<AdminApi>, ApiError> {
+    let api = state.admin.as_ref().ok_or_else(|| ApiError::Forbidden("the admin API is off".into()))?;
+    api.authorize(headers)?;
+    Ok(api)
+}
+
+/// `GET /v1/admin/plugins`: every loaded plugin with its counters, and refused versions.
+pub async fn list_plugins(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    admin(&state, &headers)?;
+    let mut rejections = state.registry.rejections();
+    let plugins: Vec<Value> = state
+        .registry
+        .list()
+        .into_iter()
+        .map(|(name, handle)| {
+            let rejected = rejections.remove(&name);
+            plugin_view(&name, &handle, rejected.as_ref())
+        })
+        .collect();
+    // Names offered only by broken files: nothing of theirs is running.
+    let never_loaded: Vec<Value> = rejections
+        .iter()
+        .map(|(name, rejection)| json!({ "name": name, "rejected": rejection_view(rejection) }))
+        .collect();
+    Ok(Json(json!({ "plugins": plugins, "rejected": never_loaded })))
+}
+
+fn plugin_view(name: &str, handle: &PluginHandle, rejected: Option<&Rejection>) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let plugin = handle.current();
+    let stats = handle.stats();
+    json!({
+        "name": name,
+        "version": plugin.version(),
+        "content_hash": plugin.content_hash(),
+        "origin": plugin.origin(),
+        "loaded_at": rfc3339(plugin.loaded_at()),
+        "calls": stats.calls.load(Relaxed),
+        "failures": stats.failed_records.load(Relaxed),
+        "batch_errors": stats.batch_errors.load(Relaxed),
+        "traps": stats.traps.load(Relaxed),
+        "last_error": stats.last_error(),
+        "rejected": rejected.map(rejection_view),
+    })
+}
+
+fn rejection_view(rejection: &Rejection) -> Value {
+    json!({
+        "origin": rejection.origin,
+        "content_hash": rejection.content_hash,
+        "error": rejection.error,
+        "at": rfc3339(rejection.at),
+    })
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `PUT /v1/admin/plugins/{name}`: checks the uploaded component as the directory watcher
+/// would, swaps it in, and keeps it in the plugins directory for the next start.
+pub async fn upload_plugin(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let api = admin(&state, &headers)?.clone();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Err(ApiError::BadRequest {
+            reason: format!("`{name}` is not a plugin name: use lowercase letters, digits and `-`"),
+            field: Some("name".into()),
+        });
+    }
+    let limit = api.max_upload_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let swapper = api.swapper.clone();
+    let offered = tokio::task::spawn_blocking(move || {
+        let offered = swapper.offer(&name, &format!("upload of `{name}`"), &bytes)?;
+        if let Offered::Swapped { .. } = &offered
+            && let Err(error) = persist_component(swapper.dir(), &name, &bytes)
+        {
+            return Ok((offered, Some(error.to_string())));
+        }
+        Ok::<_, PluginError>((offered, None))
+    })
+    .await
+    .map_err(|error| ApiError::Internal(format!("the upload check failed: {error}")))?;
+    match offered {
+        Err(error) => Err(ApiError::Unprocessable(error.to_string())),
+        Ok((Offered::Swapped { name, version, content_hash, previous }, None)) => Ok(Json(json!({
+            "name": name, "version": version, "content_hash": content_hash, "previous_version": previous,
+            "swapped": true,
+        }))),
+        Ok((Offered::Swapped { name, version, .. }, Some(problem))) => Err(ApiError::Internal(format!(
+            "`{name}` {version} is running, but it could not be kept in the plugins directory ({problem}); \
+             it will be gone after a restart"
+        ))),
+        Ok((Offered::Unchanged { name, version, content_hash }, _)) => Ok(Json(json!({
+            "name": name, "version": version, "content_hash": content_hash, "swapped": false,
+        }))),
+    }
+}
+
+/// `POST /v1/admin/pipelines/reload`: reads the pipelines directory again and serves it.
+///
+/// HTTP and webhook endpoints change at once. Consumers (connectors and job runners) keep the
+/// definitions they started with; pipelines of theirs that changed are listed under
+/// `restart_required`.
+pub async fn reload_pipelines(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let api = admin(&state, &headers)?.clone();
+    let registry = state.registry.clone();
+    let dir = api.host.pipelines.dir.clone();
+    let loaded = tokio::task::spawn_blocking(move || load_pipeline_dir(&dir, &registry))
+        .await
+        .map_err(|error| ApiError::Internal(format!("the pipeline reload failed: {error}")))?;
+    let fresh = loaded.map_err(|errors| {
+        let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        ApiError::Unprocessable(format!("the pipelines were not reloaded: {}", problems.join("; ")))
+    })?;
+    let old = state.pipelines.load_full();
+    let old_endpoints = state.endpoints.load_full();
+    let mut endpoints = Endpoints::build(&fresh, &state.registry, &api.host)
+        .map_err(|error| ApiError::Unprocessable(format!("the pipelines were not reloaded: {error}")))?;
+    // Job endpoints need the job services started with the host; keep them where they were.
+    for pipeline in old.iter() {
+        if let SourceConfig::S3Job { path, .. } = &pipeline.source
+            && let Some(endpoint) = old_endpoints.get(path)
+            && matches!(endpoint.as_ref(), Endpoint::Job(_))
+        {
+            endpoints.insert_shared(path, endpoint);
+        }
+    }
+    let changes = PipelineChanges::between(&old, &fresh);
+    state.endpoints.store(Arc::new(endpoints));
+    state.pipelines.store(Arc::new(fresh));
+    tracing::info!(added = ?changes.added, removed = ?changes.removed, changed = ?changes.changed, "pipelines reloaded");
+    Ok(Json(json!({
+        "pipelines": state.pipelines.load().iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+        "added": changes.added,
+        "removed": changes.removed,
+        "changed": changes.changed,
+        "restart_required": changes.restart_required,
+    })))
+}
+
+/// Pipeline names that a reload added, removed or changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct PipelineChanges {
+    added: Vec<String>,
+    removed: Vec<String>,
+    changed: Vec<String>,
+    /// Of the above, those a consumer runs, which keeps its old definition until restart.
+    restart_required: Vec<String>,
+}
+
+impl PipelineChanges {
+    fn between(old: &[Pipeline], fresh: &[Pipeline]) -> Self {
+        let find = |list: &[Pipeline], name: &str| list.iter().find(|p| p.name == name).cloned();
+        let consumed = |p: &Pipeline| runs_connector(p) || matches!(p.source, SourceConfig::S3Job { .. });
+        let mut changes = PipelineChanges::default();
+        for pipeline in fresh {
+            match find(old, &pipeline.name) {
+                None => changes.added.push(pipeline.name.clone()),
+                Some(before) if before != *pipeline => {
+                    changes.changed.push(pipeline.name.clone());
+                    if consumed(&before) || consumed(pipeline) {
+                        changes.restart_required.push(pipeline.name.clone());
+                    }
+                }
+                Some(_) => {}
+            }
+            if find(old, &pipeline.name).is_none() && consumed(pipeline) {
+                changes.restart_required.push(pipeline.name.clone());
+            }
+        }
+        for pipeline in old.iter().filter(|p| find(fresh, &p.name).is_none()) {
+            changes.removed.push(pipeline.name.clone());
+            if consumed(pipeline) {
+                changes.restart_required.push(pipeline.name.clone());
+            }
+        }
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(name: &str, source: &str) -> Pipeline {
+        let text = format!("name = \"{name}\"\n[source]\n{source}\n");
+        toml::from_str(&text).expect("pipeline")
+    }
+
+    const HTTP: &str = "kind = \"http\"\npath = \"/a\"";
+    const KAFKA: &str = "kind = \"kafka\"\ntopic = \"t\"\ngroup = \"g\"";
+
+    #[test]
+    fn consumer_pipelines_that_change_need_a_restart_and_http_ones_do_not() {
+        let old = [pipeline("web", HTTP), pipeline("feed", KAFKA), pipeline("gone", KAFKA)];
+        let fresh = [
+            pipeline("web", "kind = \"http\"\npath = \"/b\""),
+            pipeline("feed", "kind = \"kafka\"\ntopic = \"t2\"\ngroup = \"g\""),
+            pipeline("new", HTTP),
+        ];
+        let changes = PipelineChanges::between(&old, &fresh);
+        assert_eq!(changes.added, ["new"]);
+        assert_eq!(changes.removed, ["gone"]);
+        assert_eq!(changes.changed, ["web", "feed"]);
+        assert_eq!(changes.restart_required, ["feed", "gone"]);
+    }
+
+    #[test]
+    fn the_same_definitions_are_no_change() {
+        let old = [pipeline("web", HTTP), pipeline("feed", KAFKA)];
+        assert_eq!(PipelineChanges::between(&old, &old.clone()), PipelineChanges::default());
+    }
+}

@@ -1,0 +1,281 @@
+//! Swapping plugin versions while the host serves: from the plugins directory (a watcher) and
+//! from admin uploads, both through [`PluginSwapper::offer`].
+//!
+//! A component is compiled and checked before anything changes: contract version and `info`
+//! (when it loads), its declared name, `init` with the config of every pipeline step that calls
+//! it, the outputs those pipelines read, and the schemas their table and PostgreSQL sinks were
+//! built with. Only then is it installed, in one atomic swap; calls already running finish on
+//! the old version. A refused component changes nothing but the plugin's last error.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::config::{Pipeline, SinkKind, StepInput};
+use crate::plugin::{
+    LoadedPlugin, PluginCall, PluginError, PluginLimits, PluginRegistry, Rejection, content_hash,
+};
+use crate::telemetry;
+
+/// What became of an offered component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offered {
+    /// It is the current version now; `previous` is the version it replaced, if any.
+    Swapped { name: String, version: String, content_hash: String, previous: Option<String> },
+    /// The same bytes are already the current version.
+    Unchanged { name: String, version: String, content_hash: String },
+}
+
+/// Checks and installs plugin versions against the pipelines being served.
+#[derive(Clone)]
+pub struct PluginSwapper {
+    registry: Arc<PluginRegistry>,
+    pipelines: Arc<ArcSwap<Vec<Pipeline>>>,
+    dir: PathBuf,
+}
+
+impl PluginSwapper {
+    /// `pipelines` is the served list, so a pipeline reload changes what new versions must fit.
+    pub fn new(registry: Arc<PluginRegistry>, pipelines: Arc<ArcSwap<Vec<Pipeline>>>, dir: PathBuf) -> Self {
+        PluginSwapper { registry, pipelines, dir }
+    }
+
+    /// The plugins directory, where accepted uploads are kept for the next start.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Compiles, checks and installs `bytes` as plugin `name`; CPU-heavy, so call it from a
+    /// blocking thread.
+    ///
+    /// # Errors
+    /// The [`PluginError`] that refused it; the current version keeps running and the error
+    /// is recorded as a [`Rejection`].
+    pub fn offer(&self, name: &str, origin: &str, bytes: &[u8]) -> Result<Offered, PluginError> {
+        let hash = content_hash(bytes);
+        if let Some(current) = self.registry.get(name).map(|handle| handle.current())
+            && current.content_hash() == hash
+        {
+            metrics::counter!(telemetry::PLUGIN_RELOADS, "plugin" => name.to_owned(), "outcome" => "unchanged")
+                .increment(1);
+            return Ok(Offered::Unchanged {
+                name: name.to_owned(),
+                version: current.version().to_owned(),
+                content_hash: hash,
+            });
+        }
+        match self.check(name, origin, bytes) {
+            Ok(candidate) => {
+                let version = candidate.version().to_owned();
+                let previous = self.registry.get(name).map(|handle| handle.current().version().to_owned());
+                self.registry.install(candidate);
+                metrics::counter!(telemetry::PLUGIN_RELOADS, "plugin" => name.to_owned(), "outcome" => "swapped")
+                    .increment(1);
+                tracing::info!(plugin = name, %version, previous = ?previous, hash = &hash[..12], origin, "plugin swapped");
+                Ok(Offered::Swapped { name: name.to_owned(), version, content_hash: hash, previous })
+            }
+            Err(error) => {
+                metrics::counter!(telemetry::PLUGIN_RELOADS, "plugin" => name.to_owned(), "outcome" => "rejected")
+                    .increment(1);
+                tracing::error!(
+                    plugin = name,
+                    origin,
+                    "plugin version refused, the running one stays: {error}"
+                );
+                let rejection = Rejection {
+                    origin: origin.to_owned(),
+                    content_hash: hash,
+                    error: error.to_string(),
+                    at: SystemTime::now(),
+                };
+                self.registry.record_rejection(name, rejection);
+                Err(error)
+            }
+        }
+    }
+
+    fn check(&self, name: &str, origin: &str, bytes: &[u8]) -> Result<LoadedPlugin, PluginError> {
+        let candidate = self.registry.compile(origin, bytes)?;
+        if candidate.name() != name {
+            return Err(PluginError::WrongName {
+                origin: origin.to_owned(),
+                declared: candidate.name().to_owned(),
+                expected: name.to_owned(),
+            });
+        }
+        let current = self.registry.get(name).map(|handle| handle.current());
+        let problems = fit_problems(&candidate, current.as_deref(), &self.pipelines.load());
+        if problems.is_empty() {
+            Ok(candidate)
+        } else {
+            Err(PluginError::Incompatible {
+                origin: origin.to_owned(),
+                plugin: name.to_owned(),
+                problems: problems.join("; "),
+            })
+        }
+    }
+}
+
+/// Why `candidate` cannot replace `current` under `pipelines`, one entry per problem.
+fn fit_problems(
+    candidate: &LoadedPlugin,
+    current: Option<&LoadedPlugin>,
+    pipelines: &[Pipeline],
+) -> Vec<String> {
+    let name = candidate.name();
+    let mut problems = Vec::new();
+    for pipeline in pipelines {
+        for step in pipeline.steps.iter().filter(|step| step.plugin == name) {
+            let call = PluginCall {
+                config: step.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                limits: step.limits.over(PluginLimits::default()),
+            };
+            if let Err(error) = candidate.check_config(&call) {
+                problems.push(format!("pipeline `{}`: {error}", pipeline.name));
+            }
+        }
+        let step_inputs = pipeline.steps.iter().filter_map(|step| match &step.input {
+            StepInput::Output { plugin, output } if plugin == name => Some((output.as_str(), None)),
+            _ => None,
+        });
+        let sink_inputs = pipeline.sinks.iter().filter_map(|sink| {
+            let (plugin, output) = sink.from.split_once('.')?;
+            (plugin == name).then_some((output, Some(&sink.kind)))
+        });
+        let mut seen = BTreeSet::new();
+        for (output, sink) in step_inputs.chain(sink_inputs) {
+            if !candidate.has_output(output) {
+                if seen.insert(output) {
+                    problems.push(format!(
+                        "pipeline `{}` reads output `{output}`, which it does not declare",
+                        pipeline.name
+                    ));
+                }
+                continue;
+            }
+            // Table and PostgreSQL sinks fixed their columns when they started.
+            let fixed_columns =
+                sink.is_some_and(|kind| kind.table().is_some() || matches!(kind, SinkKind::Postgres { .. }));
+            if fixed_columns && schema_of(candidate, output) != current.and_then(|c| schema_of(c, output)) {
+                problems.push(format!(
+                    "pipeline `{}`: the schema of output `{output}` differs from the running version's, \
+                     and its sink's columns are fixed until the host restarts",
+                    pipeline.name
+                ));
+            }
+        }
+    }
+    problems
+}
+
+fn schema_of<'a>(plugin: &'a LoadedPlugin, output: &str) -> Option<&'a str> {
+    plugin.info().outputs.iter().find(|o| o.name == output).map(|o| o.schema.as_str())
+}
+
+/// Keeps the directory watch alive; dropping it stops watching.
+pub struct PluginWatch {
+    _watcher: RecommendedWatcher,
+}
+
+/// Watches `swapper`'s directory (not its subdirectories) and offers every new or changed
+/// `<name>.wasm` once writes to it have been quiet for `debounce`. A removed file changes
+/// nothing: its version keeps running until the host restarts.
+///
+/// # Errors
+/// When the directory cannot be watched.
+pub fn watch_plugins(swapper: PluginSwapper, debounce: Duration) -> Result<PluginWatch, notify::Error> {
+    let (changed, mut changes) = mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+        Ok(event) if matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) => {
+            for path in event.paths.into_iter().filter(|path| is_component_file(path)) {
+                let _ = changed.send(path);
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!("plugin directory watch: {error}"),
+    })?;
+    watcher.watch(swapper.dir(), RecursiveMode::NonRecursive)?;
+    tracing::info!(dir = %swapper.dir().display(), "watching for plugin changes");
+    tokio::spawn(async move {
+        while let Some(first) = changes.recv().await {
+            let mut pending = BTreeSet::from([first]);
+            while let Ok(Some(path)) = tokio::time::timeout(debounce, changes.recv()).await {
+                pending.insert(path);
+            }
+            for path in pending {
+                let swapper = swapper.clone();
+                let offered = tokio::task::spawn_blocking(move || offer_file(&swapper, &path)).await;
+                if let Err(error) = offered {
+                    tracing::error!("plugin reload task failed: {error}");
+                }
+            }
+        }
+    });
+    Ok(PluginWatch { _watcher: watcher })
+}
+
+/// `<name>.wasm`, not a hidden temporary file of a write-then-rename.
+fn is_component_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    path.extension().is_some_and(|ext| ext == "wasm") && !name.starts_with('.')
+}
+
+fn offer_file(swapper: &PluginSwapper, path: &Path) {
+    let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { return };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            tracing::info!(plugin = name, "plugin file removed; the loaded version runs until restart");
+            return;
+        }
+        Err(error) => {
+            tracing::error!(plugin = name, path = %path.display(), "cannot read the changed plugin: {error}");
+            return;
+        }
+    };
+    // The outcome is logged, counted and kept for the admin API by `offer`.
+    let _ = swapper.offer(name, &path.display().to_string(), &bytes);
+}
+
+/// Writes an accepted upload to `dir/<name>.wasm` by temporary file and rename, so a restart
+/// keeps it and a watcher never reads half a file.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn persist_component(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let destination = dir.join(format!("{name}.wasm"));
+    let temporary = dir.join(format!(".{name}.wasm.upload"));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, &destination)?;
+    Ok(destination)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_visible_wasm_files_are_components() {
+        assert!(is_component_file(Path::new("/p/mail-request.wasm")));
+        assert!(!is_component_file(Path::new("/p/.mail-request.wasm.tmp")));
+        assert!(!is_component_file(Path::new("/p/.mail-request.wasm")));
+        assert!(!is_component_file(Path::new("/p/notes.txt")));
+    }
+
+    #[test]
+    fn a_persisted_upload_replaces_the_file_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("p.wasm"), b"old").expect("seed");
+        let path = persist_component(dir.path(), "p", b"new bytes").expect("persist");
+        assert_eq!(std::fs::read(path).expect("read"), b"new bytes");
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names, ["p.wasm"]);
+    }
+}
