@@ -108,7 +108,7 @@ PY
 count() { psql "$url" -tAc "SELECT count(*) FROM $1"; }
 got_valid="$(count user_status)"; got_invalid="$(count user_status_error_rec)"; got_logs="$(count user_status_log)"
 read -r want_valid want_invalid want_logs < <(python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print(e["valid"], e["invalid"], e["log_rows"])' "$expected")
-psql "$DATABASE_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null
+psql "$DATABASE_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
 if [[ "$got_valid/$got_invalid/$got_logs" != "$want_valid/$want_invalid/$want_logs" ]]; then
     echo "etl-1m: tables hold $got_valid/$got_invalid/$got_logs rows, expected $want_valid/$want_invalid/$want_logs" >&2
     exit 1
