@@ -12,8 +12,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::HostOptions;
-use super::serve::load_plugins;
-use crate::config::{Pipeline, load_pipeline_dir};
+use super::serve::{load_pipelines, load_plugins};
+use crate::config::Pipeline;
 use crate::http::job_view;
 use crate::job::{JobCounts, JobRequest, JobServices, JobState, RunOutcome, is_job_pipeline};
 
@@ -39,15 +39,7 @@ pub struct JobRunArgs {
 pub async fn run(args: JobRunArgs) -> anyhow::Result<ExitCode> {
     let config = args.host.load()?;
     let registry = load_plugins(&config)?;
-    let pipelines = match load_pipeline_dir(&config.pipelines.dir, &registry) {
-        Ok(pipelines) => pipelines,
-        Err(errors) => {
-            for error in &errors {
-                tracing::error!("{error}");
-            }
-            bail!("{} problem(s) in the pipelines at {}", errors.len(), config.pipelines.dir.display());
-        }
-    };
+    let pipelines = load_pipelines(&config, &registry)?;
     let pipeline = choose_pipeline(&pipelines, args.pipeline.as_deref())?;
     let services = JobServices::start(&config).await?;
     let job_pipeline = services.prepare(pipeline, &registry, &config).await?;

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::HostOptions;
-use crate::config::{HostConfig, load_pipeline_dir};
+use crate::config::{HostConfig, Pipeline, load_pipeline_dir};
 use crate::http::readiness::Dependencies;
 use crate::http::{AdminApi, AppState, Endpoint, Endpoints, JobEndpoint, router};
 use crate::job::serve_job_pipelines;
@@ -51,21 +51,28 @@ pub fn load_plugins(config: &HostConfig) -> anyhow::Result<PluginRegistry> {
     Ok(registry)
 }
 
+/// Loads and validates the pipelines directory.
+///
+/// # Errors
+/// When any pipeline file is invalid; the message lists every problem, one per line.
+pub fn load_pipelines(config: &HostConfig, registry: &PluginRegistry) -> anyhow::Result<Vec<Pipeline>> {
+    load_pipeline_dir(&config.pipelines.dir, registry).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "the pipelines at {} have problems:\n{}",
+            config.pipelines.dir.display(),
+            lines.join("\n")
+        )
+    })
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = args.host.load()?;
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
     let registry = Arc::new(load_plugins(&config)?);
-    let pipelines = match load_pipeline_dir(&config.pipelines.dir, &registry) {
-        Ok(pipelines) => pipelines,
-        Err(errors) => {
-            for error in &errors {
-                tracing::error!("{error}");
-            }
-            bail!("{} problem(s) in the pipelines at {}", errors.len(), config.pipelines.dir.display());
-        }
-    };
+    let pipelines = load_pipelines(&config, &registry)?;
     for pipeline in &pipelines {
         tracing::info!(pipeline = %pipeline.name, source = pipeline.source.kind(), steps = pipeline.steps.len(), sinks = pipeline.sinks.len(), "pipeline loaded");
     }

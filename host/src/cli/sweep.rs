@@ -7,8 +7,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::HostOptions;
-use super::serve::load_plugins;
-use crate::config::{HostConfig, Pipeline, load_pipeline_dir};
+use super::serve::{load_pipelines, load_plugins};
+use crate::config::{HostConfig, Pipeline};
 use crate::pipeline::StoreResolver;
 use crate::pipeline::sweep::{Sweep, SweepReport};
 use crate::plugin::PluginRegistry;
@@ -28,14 +28,7 @@ pub struct SweepArgs {
 /// Loads the plugins and the named pipeline.
 pub(super) fn load_pipeline(config: &HostConfig, name: &str) -> anyhow::Result<(PluginRegistry, Pipeline)> {
     let registry = load_plugins(config)?;
-    let pipelines = load_pipeline_dir(&config.pipelines.dir, &registry).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!(
-            "the pipelines at {} have problems:\n{}",
-            config.pipelines.dir.display(),
-            lines.join("\n")
-        )
-    })?;
+    let pipelines = load_pipelines(config, &registry)?;
     let names: Vec<String> = pipelines.iter().map(|p| p.name.clone()).collect();
     let pipeline = pipelines.into_iter().find(|p| p.name == name).with_context(|| {
         format!(

@@ -15,4 +15,4 @@ pub use pipeline::{
     BodyFormat, DeadLetterConfig, Pipeline, SignatureConfig, SignatureScheme, SinkConfig, SinkKind,
     SourceConfig, StepConfig, StepInput, StoreLocation, TableSinkSettings,
 };
-pub use validate::{load_pipeline_dir, load_pipeline_file, validate_pipeline};
+pub use validate::{is_plain_name, load_pipeline_dir, load_pipeline_file, validate_pipeline};

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::plugin::limits::PluginLimitsConfig;
+use crate::plugin::{PluginCall, PluginLimits};
 
 /// One pipeline file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -160,6 +161,16 @@ pub struct StepConfig {
     /// Overrides the host's limits for this plugin in this step.
     #[serde(default)]
     pub limits: PluginLimitsConfig,
+}
+
+impl StepConfig {
+    /// How this step calls its plugin: its `init` config, and its own limits over `base`.
+    pub fn call(&self, base: PluginLimits) -> PluginCall {
+        PluginCall {
+            config: self.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            limits: self.limits.over(base),
+        }
+    }
 }
 
 /// What a step consumes.

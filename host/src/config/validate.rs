@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::pipeline::{SinkKind, SourceConfig, StepInput};
 use super::{ConfigError, Pipeline};
-use crate::plugin::{PluginCall, PluginRegistry};
+use crate::plugin::{PluginLimits, PluginRegistry};
 
 /// Parses one pipeline file (syntax and types only; see [`validate_pipeline`]).
 ///
@@ -68,6 +68,12 @@ pub fn load_pipeline_dir(dir: &Path, registry: &PluginRegistry) -> Result<Vec<Pi
     if errors.is_empty() { Ok(pipelines) } else { Err(errors) }
 }
 
+/// Lowercase letters, digits and `-`, not empty: what pipeline and plugin names may use, so
+/// they are safe in file names, paths and metric labels.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 fn http_path(source: &SourceConfig) -> Option<&str> {
     match source {
         SourceConfig::Http { path, .. }
@@ -87,9 +93,7 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
     let mut invalid = |key: String, problem: String| {
         errors.push(ConfigError::Invalid { path: pipeline.file.clone(), key, problem });
     };
-    if pipeline.name.is_empty()
-        || !pipeline.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
+    if !is_plain_name(&pipeline.name) {
         invalid("name".into(), "use lowercase letters, digits and `-` only".into());
     }
     if let Some(path) = http_path(&pipeline.source)
@@ -122,11 +126,7 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
                 format!("`{}` is already a step of this pipeline", step.plugin),
             );
         }
-        let call = PluginCall {
-            config: step.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            limits: step.limits.over(crate::plugin::PluginLimits::default()),
-        };
-        if let Err(error) = handle.current().check_config(&call) {
+        if let Err(error) = handle.current().check_config(&step.call(PluginLimits::default())) {
             invalid(format!("steps[{index}].config"), error.to_string());
         }
         earlier_steps.push(&step.plugin);

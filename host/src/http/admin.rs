@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState, Endpoint, Endpoints};
-use crate::config::{HostConfig, Pipeline, SourceConfig, load_pipeline_dir};
+use crate::config::{HostConfig, Pipeline, SourceConfig, is_plain_name, load_pipeline_dir};
 use crate::pipeline::connector::runs_connector;
 use crate::pipeline::reload::{Offered, PluginSwapper, persist_component};
 use crate::plugin::{PluginError, PluginHandle, Rejection};
@@ -137,7 +137,7 @@ pub async fn upload_plugin(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let api = admin(&state, &headers)?.clone();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if !is_plain_name(&name) {
         return Err(ApiError::BadRequest {
             reason: format!("`{name}` is not a plugin name: use lowercase letters, digits and `-`"),
             field: Some("name".into()),

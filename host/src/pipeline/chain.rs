@@ -68,10 +68,7 @@ impl Chain {
             .map(|step| {
                 let handle =
                     registry.get(&step.plugin).ok_or_else(|| PluginError::NotLoaded(step.plugin.clone()))?;
-                let call = PluginCall {
-                    config: step.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                    limits: step.limits.over(host.plugins.limits_for(&step.plugin)),
-                };
+                let call = step.call(host.plugins.limits_for(&step.plugin));
                 Ok(ChainStep {
                     plugin: step.plugin.clone(),
                     handle,

@@ -17,9 +17,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::config::{Pipeline, SinkKind, StepInput};
-use crate::plugin::{
-    LoadedPlugin, PluginCall, PluginError, PluginLimits, PluginRegistry, Rejection, content_hash,
-};
+use crate::plugin::{LoadedPlugin, PluginError, PluginLimits, PluginRegistry, Rejection, content_hash};
 use crate::telemetry;
 
 /// What became of an offered component.
@@ -132,11 +130,7 @@ fn fit_problems(
     let mut problems = Vec::new();
     for pipeline in pipelines {
         for step in pipeline.steps.iter().filter(|step| step.plugin == name) {
-            let call = PluginCall {
-                config: step.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                limits: step.limits.over(PluginLimits::default()),
-            };
-            if let Err(error) = candidate.check_config(&call) {
+            if let Err(error) = candidate.check_config(&step.call(PluginLimits::default())) {
                 problems.push(format!("pipeline `{}`: {error}", pipeline.name));
             }
         }
