@@ -90,6 +90,11 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (self.status(), Json(body)).into_response();
+        // The rest of an oversized body is never read, so the connection cannot carry another
+        // request; saying so keeps clients from reusing it and failing their next request.
+        if let ApiError::PayloadTooLarge { .. } = &self {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let ApiError::Unavailable { retry_after: Some(wait), .. } = &self
             && let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
         {
