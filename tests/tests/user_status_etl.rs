@@ -24,7 +24,10 @@ fn pipeline(scope: &TestScope) -> String {
          [[sinks]]\nfrom = \"explode-status-logs.user_status_log\"\nkind = \"postgres\"\ntable = \"user_status_log\"\n\
          ingested_at_column = \"ingested_at\"\n\
          [[sinks]]\nfrom = \"validate-user-status.user_status_error_rec\"\nkind = \"postgres\"\n\
-         table = \"user_status_error_rec\"\n"
+         table = \"user_status_error_rec\"\n\
+         [dead_letters]\nkind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}dead-letters\"\n",
+        bucket = scope.bucket(),
+        prefix = scope.prefix(),
     )
 }
 
@@ -377,6 +380,100 @@ async fn a_later_file_updates_the_latest_status_and_appends_logs() {
         .expect("loads")
         .get(0);
     assert_eq!(loads, 2, "appended rows keep their own job's time");
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+/// Lines no validation can read as a user: not JSON, or JSON that is not an object.
+const UNREADABLE: [&str; 4] = ["not json at all", "[1, 2]", "42", "{\"userId\": \"0010\""];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_the_plugins_refuse_become_dead_letters_so_every_record_is_accounted_for() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_refused_records").await.expect("scope");
+    let bucket = scope.bucket();
+    let key = scope.key("mixed.jsonl");
+    let body = format!("{}\n{}\n", RECORDS.trim_end(), UNREADABLE.join("\n"));
+    scope.s3().put_object(bucket, &key, body).await.expect("put");
+    let host = start_host(&scope).await;
+
+    let job = load(&host, bucket, &key).await;
+    let id = job["job_id"].as_str().expect("id").to_owned();
+    let read = 11 + UNREADABLE.len();
+    assert_eq!(job["counts"]["records_read"], read, "{job}");
+    assert_eq!(job["counts"]["records_failed"], UNREADABLE.len(), "{job}");
+    assert_eq!(job["counts"]["dead_letters"], UNREADABLE.len(), "{job}");
+    let folder = format!("{}dead-letters/{id}/", scope.prefix());
+    assert_eq!(job["dead_letters"].as_str(), Some(format!("s3://{bucket}/{folder}").as_str()), "{job}");
+
+    let client = scope.postgres().await.expect("postgres");
+    let status_rows = count(&client, "user_status").await;
+    let error_rows = count(&client, "user_status_error_rec").await;
+    let mut letters = Vec::new();
+    for object in scope.s3().list_keys(bucket, &folder).await.expect("list") {
+        let text = scope.s3().get_object(bucket, &object).await.expect("get");
+        for line in text.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+            letters.push(serde_json::from_slice::<Value>(line).expect("a dead letter is JSON"));
+        }
+    }
+    // Every record that entered left as exactly one row, error row or dead letter.
+    assert_eq!((status_rows, error_rows), (3, 8));
+    assert_eq!(status_rows as usize + error_rows as usize + letters.len(), read);
+    let kept: Vec<(u64, &str)> = letters
+        .iter()
+        .map(|letter| (letter["record"].as_u64().expect("record"), letter["value"].as_str().expect("value")))
+        .collect();
+    let expected: Vec<(u64, &str)> = (12..).zip(UNREADABLE).collect();
+    assert_eq!(kept, expected);
+    for letter in &letters {
+        assert_eq!(letter["job_id"], id.as_str());
+        assert_eq!((letter["bucket"].as_str(), letter["key"].as_str()), (Some(bucket), Some(key.as_str())));
+        assert_eq!(letter["step"], "validate-user-status");
+        assert!(letter["plugin_version"].as_str().is_some_and(|v| v.starts_with("validate-user-status@")));
+        assert!(letter["reason"].as_str().is_some_and(|r| !r.is_empty()), "{letter}");
+        assert_eq!(letter["trapped"], false);
+    }
+    assert_eq!(letters[1]["reason"], "expected a JSON object, found an array");
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_left_queued_by_a_host_that_stopped_before_queueing_it_runs_when_requested_again() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_stranded").await.expect("scope");
+    let bucket = scope.bucket();
+    let key = scope.key("stranded.jsonl");
+    scope.s3().put_object(bucket, &key, RECORDS).await.expect("put");
+    let host = start_host(&scope).await;
+
+    // What a host leaves when it stops after creating the job row and before producing the
+    // job message: a job `queued` a while ago that no message names.
+    let head = scope.s3().client().head_object().bucket(bucket).key(&key).send().await.expect("head");
+    let etag = head.e_tag().expect("etag").trim_matches('"').to_owned();
+    let size = head.content_length().expect("size");
+    let client = scope.postgres().await.expect("postgres");
+    let stranded: String = client
+        .query_one(
+            "INSERT INTO sluice_jobs (id, pipeline, bucket, object_key, etag, size_bytes, state, queued_at) \
+             VALUES (gen_random_uuid(), 'user-status', $1, $2, $3, $4, 'queued', now() - interval '5 minutes') \
+             RETURNING id::text",
+            &[&bucket, &key, &etag, &size],
+        )
+        .await
+        .expect("insert the stranded job")
+        .get(0);
+
+    let (status, again) = post(&host, &json!({"bucket": bucket, "key": key})).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(
+        (again["job_id"].as_str(), again["duplicate"].as_bool()),
+        (Some(stranded.as_str()), Some(true))
+    );
+    let job = wait_for_job(&host, &stranded, Duration::from_secs(60), finished).await;
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", host.log());
+    assert_eq!(job["attempts"], 1);
+    assert_eq!((count(&client, "user_status").await, count(&client, "user_status_error_rec").await), (3, 8));
     drop(host);
     scope.cleanup().await.expect("cleanup");
 }

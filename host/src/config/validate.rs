@@ -153,6 +153,16 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
             );
         }
     }
+    if matches!(pipeline.source, SourceConfig::S3Job { .. })
+        && !pipeline.steps.is_empty()
+        && pipeline.dead_letters.is_none()
+    {
+        invalid(
+            "dead_letters".into(),
+            "an `s3-job` pipeline with steps needs [dead_letters], so records its plugins refuse are kept"
+                .into(),
+        );
+    }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
@@ -244,6 +254,17 @@ mod tests {
             parse(&format!("{SOURCE}[[sinks]]\nfrom = \"source\"\nkind = \"sendgrid\"\n")).expect("parses");
         let errors = validate_pipeline(&pipeline, &empty_registry()).unwrap_err();
         assert!(errors[0].to_string().contains("sinks[0].kind"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn a_job_pipeline_with_steps_must_keep_its_refused_records() {
+        let job = "name = \"p\"\n[source]\nkind = \"s3-job\"\npath = \"/v1/jobs/p\"\njob_topic = \"t\"\ngroup = \"g\"\n\
+                   [[steps]]\nplugin = \"validate\"\n";
+        let errors = validate_pipeline(&parse(job).expect("parses"), &empty_registry()).unwrap_err();
+        assert!(errors.iter().any(|e| e.to_string().contains("needs [dead_letters]")), "{errors:?}");
+        let kept = format!("{job}[dead_letters]\nkind = \"local\"\ndir = \"/tmp/dl\"\n");
+        let errors = validate_pipeline(&parse(&kept).expect("parses"), &empty_registry()).unwrap_err();
+        assert!(!errors.iter().any(|e| e.to_string().contains("dead_letters")), "{errors:?}");
     }
 
     #[test]

@@ -19,6 +19,10 @@ use crate::job::{
 
 /// The largest request body: two names.
 const BODY_LIMIT: usize = 64 << 10;
+/// How long a job may stay `queued` before asking for its object again puts it on the job
+/// topic anew: long enough that a busy topic is not flooded with repeats, short enough that
+/// a job whose host stopped before queueing it is not stuck.
+const REQUEUE_WAITING_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An `s3-job` pipeline's request endpoint.
 pub struct JobEndpoint {
@@ -49,8 +53,9 @@ impl From<SubmitError> for ApiError {
 }
 
 impl JobEndpoint {
-    /// Checks the request, finds or creates the job, and queues it when it is new or failed
-    /// before.
+    /// Checks the request, finds or creates the job, and queues it when it is new, failed
+    /// before, or has waited in `queued` for a while (a host may have stopped between creating
+    /// and queueing it; a second message for a job is harmless).
     ///
     /// # Errors
     /// 400 for a request to fix (with the field), 413 for a large body, 503 when S3, the job
@@ -72,6 +77,11 @@ impl JobEndpoint {
             (job, true)
         } else if job.state == JobState::Failed {
             match store.requeue_failed(job.id).await.map_err(SubmitError::from)? {
+                Some(requeued) => (requeued, true),
+                None => (job, false),
+            }
+        } else if job.state == JobState::Queued {
+            match store.requeue_waiting(job.id, REQUEUE_WAITING_AFTER).await.map_err(SubmitError::from)? {
                 Some(requeued) => (requeued, true),
                 None => (job, false),
             }
@@ -161,6 +171,7 @@ pub fn job_view(job: &JobRecord) -> Value {
         "attempts": job.attempts,
         "counts": job.counts,
         "failures": job.failures,
+        "dead_letters": job.dead_letter_location,
         "error": job.error,
         "created_at": job.created_at.to_rfc3339(),
         "queued_at": job.queued_at.to_rfc3339(),

@@ -5,14 +5,16 @@
 //! [`store`] (the job record, unique per object version, shared by all hosts) → [`queue`]
 //! (the Kafka job topic a consumer group works through) → [`runner`] (one attempt: [`reader`]
 //! splits the object into records, the chain transforms them, the postgres sink stages and
-//! moves them). [`JobPipeline`] ties them together for the HTTP endpoint, the queue worker and
+//! moves them, and [`dead_letters`] keeps the records the plugins refused). [`JobPipeline`] ties them together for the HTTP endpoint, the queue worker and
 //! `sluice job run`.
 //!
 //! States: `queued` → `running` → `succeeded` | `failed`. A host that dies mid-job never
 //! committed the job's Kafka offset, so the group hands the job out again and the next attempt
 //! starts over (the previous attempt's staging tables are dropped). Requesting a failed job's
-//! object again re-queues it; requesting a queued, running or succeeded one returns it as is.
+//! object again re-queues it, and so does requesting one still queued after a while (its host
+//! may have stopped before queueing it); requesting a running or succeeded one returns it.
 
+pub mod dead_letters;
 mod pipeline;
 pub mod queue;
 pub mod reader;

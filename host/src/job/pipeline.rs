@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::request::{JobRequest, RequestError};
 use super::runner::{Attempt, AttemptOutcome};
 use super::store::{JobCounts, JobRecord, JobState, JobStore, JobStoreError, Submission};
-use crate::config::{HostConfig, Pipeline, SinkKind, SourceConfig};
-use crate::object_store::S3Client;
+use crate::config::{DeadLetterConfig, HostConfig, Pipeline, SinkKind, SourceConfig};
+use crate::object_store::{LocalDir, ObjectStore, S3Client};
 use crate::pipeline::Chain;
 use crate::plugin::{PluginError, PluginRegistry};
 use crate::sink::parquet::schema::{SchemaError, parse_output_schema};
@@ -45,6 +45,13 @@ pub enum JobSetupError {
     Plugin { pipeline: String, source: PluginError },
     #[error("pipeline `{pipeline}`: {source}")]
     Table { pipeline: String, source: Box<TablePlanError> },
+    #[error("pipeline `{pipeline}`: cannot create the dead-letter directory {dir}: {source}")]
+    DeadLetterDir {
+        pipeline: String,
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Database(#[from] DatabaseError),
 }
@@ -70,12 +77,19 @@ pub enum RunOutcome {
     Unknown(Uuid),
 }
 
+/// Where a pipeline's jobs keep the records their plugins refuse.
+pub(super) struct DeadLetterTarget {
+    pub store: ObjectStore,
+    pub prefix: String,
+}
+
 /// An `s3-job` pipeline ready to accept and run jobs.
 pub struct JobPipeline {
     pub(super) name: String,
     pub(super) source: JobSource,
     pub(super) chain: Chain,
     pub(super) sinks: Vec<JobSink>,
+    pub(super) dead_letters: Option<DeadLetterTarget>,
     pub(super) database: Database,
     pub(super) store: Arc<JobStore>,
     pub(super) s3: S3Client,
@@ -135,7 +149,24 @@ impl JobPipeline {
             let last_reader = !pipeline.sinks[index + 1..].iter().any(|later| later.from == sink.from);
             sinks.push(JobSink { output: sink.from.clone(), plan: Arc::new(plan), last_reader });
         }
-        Ok(JobPipeline { name, source, chain, sinks, database, store, s3 })
+        let dead_letters = match &pipeline.dead_letters {
+            None => None,
+            Some(DeadLetterConfig::S3 { bucket, prefix }) => {
+                Some(DeadLetterTarget { store: ObjectStore::S3(s3.bucket(bucket)), prefix: prefix.clone() })
+            }
+            Some(DeadLetterConfig::Local { dir }) => {
+                std::fs::create_dir_all(dir).map_err(|source| JobSetupError::DeadLetterDir {
+                    pipeline: name.clone(),
+                    dir: dir.display().to_string(),
+                    source,
+                })?;
+                Some(DeadLetterTarget {
+                    store: ObjectStore::Local(LocalDir::new(dir)),
+                    prefix: String::new(),
+                })
+            }
+        };
+        Ok(JobPipeline { name, source, chain, sinks, dead_letters, database, store, s3 })
     }
 
     pub fn name(&self) -> &str {

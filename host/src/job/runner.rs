@@ -11,6 +11,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
 
+use super::dead_letters::{JobDeadLetters, job_dead_letter};
 use super::pipeline::JobPipeline;
 use super::reader::{ReadError, RecordReader};
 use super::store::{
@@ -51,6 +52,10 @@ pub enum AttemptError {
     Store(#[from] JobStoreError),
     #[error("the job's {0} task stopped unexpectedly")]
     TaskLost(&'static str),
+    #[error("cannot keep the records the plugins refused: {0}")]
+    DeadLetters(StoreError),
+    #[error("a plugin refused record {record} and the pipeline has no [dead_letters] to keep it")]
+    NowhereToKeep { record: u64 },
 }
 
 /// How an attempt that did not fail ended.
@@ -88,6 +93,7 @@ pub struct Attempt<'a> {
     job: &'a JobRecord,
     progress: &'a watch::Sender<JobCounts>,
     report: AttemptReport,
+    letters: Option<JobDeadLetters>,
 }
 
 impl<'a> Attempt<'a> {
@@ -96,7 +102,7 @@ impl<'a> Attempt<'a> {
         job: &'a JobRecord,
         progress: &'a watch::Sender<JobCounts>,
     ) -> Self {
-        Attempt { pipeline, job, progress, report: AttemptReport::default() }
+        Attempt { pipeline, job, progress, report: AttemptReport::default(), letters: None }
     }
 
     /// Runs the attempt; staging tables are dropped whatever the outcome.
@@ -145,6 +151,16 @@ impl<'a> Attempt<'a> {
             });
         }
         let body = bucket.open(&job.object.key).await?.ok_or_else(gone)?;
+        if let Some(target) = &self.pipeline.dead_letters {
+            let letters = JobDeadLetters::start(target.store.clone(), &target.prefix, job.id)
+                .await
+                .map_err(AttemptError::DeadLetters)?;
+            self.pipeline
+                .store
+                .record_dead_letter_location(job.id, job.attempts, &letters.location())
+                .await?;
+            self.letters = Some(letters);
+        }
 
         let stages: Vec<String> = (0..self.pipeline.sinks.len())
             .map(|index| staging_table_name(&job.id, job.attempts, index))
@@ -169,22 +185,35 @@ impl<'a> Attempt<'a> {
             tokio::spawn(read_batches(reader, self.pipeline.source.batch_records, batch_sender));
 
         let mut sinks_open = true;
+        let mut stopped = None;
         while sinks_open && let Some(batch) = batches.recv().await {
             let first_record = self.report.counts.records_read;
             self.report.counts.records_read += batch.records.len() as u64;
             self.report.counts.bytes_read = batch.bytes_read;
             let records = batch
                 .records
-                .into_iter()
-                .map(|value| RecordIn { key: None, value, headers: Vec::new() })
+                .iter()
+                .map(|value| RecordIn { key: None, value: value.clone(), headers: Vec::new() })
                 .collect();
             let output = self.pipeline.chain.run(records).await;
+            if let Err(error) = self.keep_refused(&output, first_record, &batch.records).await {
+                stopped = Some(error);
+                break;
+            }
             sinks_open = self.route(output, first_record, &senders).await;
             self.progress.send_replace(self.report.counts.clone());
         }
         drop(batches);
         let read = reader_task.await.map_err(|_| AttemptError::TaskLost("reader"))?;
-        if sinks_open && read.is_ok() {
+        if let Some(letters) = self.letters.take()
+            && stopped.is_none()
+        {
+            match letters.finish().await {
+                Ok(written) => self.report.counts.dead_letters = written,
+                Err(error) => stopped = Some(AttemptError::DeadLetters(error)),
+            }
+        }
+        if sinks_open && read.is_ok() && stopped.is_none() {
             for sender in &senders {
                 // A sink that stopped reports its own error below.
                 let _ = sender.send(SinkMessage::Finish).await;
@@ -201,6 +230,9 @@ impl<'a> Attempt<'a> {
                     sink_error.get_or_insert(error);
                 }
             }
+        }
+        if let Some(error) = stopped {
+            return Err(error);
         }
         // A sink's own error explains a stop better than the reader's or a closed channel.
         if let Some(error) = sink_error {
@@ -220,7 +252,6 @@ impl<'a> Attempt<'a> {
         first_record: u64,
         senders: &[mpsc::Sender<SinkMessage>],
     ) -> bool {
-        self.note_failures(&output, first_record);
         for (sink, sender) in self.pipeline.sinks.iter().zip(senders) {
             let emitted = if sink.last_reader {
                 output.outputs.remove(&sink.output).unwrap_or_default()
@@ -239,21 +270,42 @@ impl<'a> Attempt<'a> {
         true
     }
 
-    fn note_failures(&mut self, output: &ChainOutput, first_record: u64) {
+    /// Counts the batch's refused records, keeps a few as samples on the job, and writes each
+    /// refusal as a dead letter.
+    async fn keep_refused(
+        &mut self,
+        output: &ChainOutput,
+        first_record: u64,
+        values: &[Vec<u8>],
+    ) -> Result<(), AttemptError> {
         let mut failed: Vec<usize> = output.failures.iter().map(|failure| failure.source_index).collect();
         failed.sort_unstable();
         failed.dedup();
         self.report.counts.records_failed += failed.len() as u64;
         for failure in &output.failures {
-            if self.report.failures.len() >= FAILURE_SAMPLES {
-                break;
+            let record = first_record + failure.source_index as u64 + 1;
+            if self.report.failures.len() < FAILURE_SAMPLES {
+                self.report.failures.push(FailureSample {
+                    record,
+                    step: failure.step.clone(),
+                    reason: failure.reason.clone(),
+                });
             }
-            self.report.failures.push(FailureSample {
-                record: first_record + failure.source_index as u64 + 1,
-                step: failure.step.clone(),
-                reason: failure.reason.clone(),
-            });
+            let Some(letters) = self.letters.as_mut() else {
+                return Err(AttemptError::NowhereToKeep { record });
+            };
+            let value = values.get(failure.source_index).map_or(&[][..], Vec::as_slice);
+            letters
+                .add(&job_dead_letter(self.job.id, &self.job.object, record, value, failure))
+                .await
+                .map_err(AttemptError::DeadLetters)?;
+            self.report.counts.dead_letters = letters.count();
         }
+        if !output.failures.is_empty() {
+            metrics::counter!(telemetry::DEAD_LETTERS, "pipeline" => self.pipeline.name.clone())
+                .increment(output.failures.len() as u64);
+        }
+        Ok(())
     }
 
     /// Moves every staging table into its table and marks the job succeeded, in one

@@ -2,6 +2,7 @@
 //! `GET /v1/jobs/{id}`, and the unique (pipeline, bucket, key, ETag) makes a file load once.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -71,6 +72,8 @@ pub struct JobCounts {
     pub records_read: u64,
     /// Records a plugin step refused (each counted once); they load nothing of their own.
     pub records_failed: u64,
+    /// Dead letters written for them (one per refusal, so a record refused in two parts has two).
+    pub dead_letters: u64,
     /// Rows the plugins produced for each table.
     pub rows: BTreeMap<String, u64>,
 }
@@ -86,6 +89,8 @@ pub struct JobRecord {
     pub attempts: i32,
     pub counts: JobCounts,
     pub failures: Vec<FailureSample>,
+    /// Where the running or last attempt keeps its dead letters.
+    pub dead_letter_location: Option<String>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub queued_at: DateTime<Utc>,
@@ -103,7 +108,8 @@ pub enum JobStoreError {
 }
 
 const COLUMNS: &str = "id, pipeline, bucket, object_key, etag, size_bytes, state, attempts, bytes_read, \
-     records_read, records_failed, rows_by_table, failures, error, created_at, queued_at, started_at, finished_at";
+     records_read, records_failed, dead_letters, dead_letter_location, rows_by_table, failures, error, created_at, \
+     queued_at, started_at, finished_at";
 
 fn unsigned(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
@@ -134,9 +140,11 @@ fn job_from_row(row: &Row) -> Result<JobRecord, JobStoreError> {
             bytes_read: unsigned(row.get("bytes_read")),
             records_read: unsigned(row.get("records_read")),
             records_failed: unsigned(row.get("records_failed")),
+            dead_letters: unsigned(row.get("dead_letters")),
             rows: serde_json::from_value(rows).unwrap_or_default(),
         },
         failures: serde_json::from_value(failures).unwrap_or_default(),
+        dead_letter_location: row.get("dead_letter_location"),
         error: row.get("error"),
         created_at: row.get("created_at"),
         queued_at: row.get("queued_at"),
@@ -261,6 +269,60 @@ impl JobStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
+    /// Notes where `attempt` of job `id` keeps its dead letters.
+    ///
+    /// # Errors
+    /// [`JobStoreError`] when the database fails.
+    pub async fn record_dead_letter_location(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        location: &str,
+    ) -> Result<(), JobStoreError> {
+        self.with_client("recording where dead letters go", async |client| {
+            client
+                .execute(
+                    "UPDATE sluice_jobs SET dead_letter_location = $3, updated_at = now() \
+                     WHERE id = $1 AND attempts = $2",
+                    &[&id, &attempt, &location],
+                )
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a `queued` job that has waited at least `waited` as queued anew and returns it, so
+    /// it can be put on the job topic again; `None` when it is not queued (any more) or was
+    /// queued more recently. This recovers a job whose host stopped between creating it and
+    /// queueing it; queueing one twice is harmless, as an attempt starts only on a job that
+    /// has not succeeded and the job row lock lets exactly one attempt load.
+    ///
+    /// # Errors
+    /// [`JobStoreError`] when the database fails.
+    pub async fn requeue_waiting(
+        &self,
+        id: Uuid,
+        waited: Duration,
+    ) -> Result<Option<JobRecord>, JobStoreError> {
+        let seconds = waited.as_secs_f64();
+        let row = self
+            .with_client("re-queueing a waiting job", async |client| {
+                client
+                    .query_opt(
+                        &format!(
+                            "UPDATE sluice_jobs SET queued_at = now(), updated_at = now() \
+                             WHERE id = $1 AND state = 'queued' \
+                             AND queued_at <= now() - make_interval(secs => $2) RETURNING {COLUMNS}"
+                        ),
+                        &[&id, &seconds],
+                    )
+                    .await
+            })
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
     /// Marks a `queued` job failed because it could not be put on the job topic, so asking
     /// for the object again queues it anew instead of finding it waiting forever.
     ///
@@ -294,7 +356,8 @@ impl JobStore {
                         &format!(
                             "UPDATE sluice_jobs SET state = 'running', attempts = attempts + 1, started_at = now(), \
                              finished_at = NULL, error = NULL, bytes_read = 0, records_read = 0, \
-                             records_failed = 0, rows_by_table = '{{}}', failures = '[]', updated_at = now() \
+                             records_failed = 0, dead_letters = 0, dead_letter_location = NULL, rows_by_table = '{{}}', \
+                             failures = '[]', updated_at = now() \
                              WHERE id = $1 AND state <> 'succeeded' RETURNING {COLUMNS}"
                         ),
                         &[&id],
@@ -317,12 +380,14 @@ impl JobStore {
     ) -> Result<(), JobStoreError> {
         let (bytes, records, failed) =
             (signed(counts.bytes_read), signed(counts.records_read), signed(counts.records_failed));
+        let letters = signed(counts.dead_letters);
         self.with_client("recording job progress", async |client| {
             client
                 .execute(
-                    "UPDATE sluice_jobs SET bytes_read = $3, records_read = $4, records_failed = $5, updated_at = now() \
+                    "UPDATE sluice_jobs SET bytes_read = $3, records_read = $4, records_failed = $5, \
+                     dead_letters = $6, updated_at = now() \
                      WHERE id = $1 AND attempts = $2 AND state = 'running'",
-                    &[&id, &attempt, &bytes, &records, &failed],
+                    &[&id, &attempt, &bytes, &records, &failed, &letters],
                 )
                 .await
         })
@@ -347,13 +412,15 @@ impl JobStore {
             (signed(counts.bytes_read), signed(counts.records_read), signed(counts.records_failed));
         let failures = serde_json::to_value(failures).unwrap_or_default();
         let rows = rows_json(counts);
+        let letters = signed(counts.dead_letters);
         self.with_client("recording a job failure", async |client| {
             client
                 .execute(
                     "UPDATE sluice_jobs SET state = 'failed', error = $3, bytes_read = $4, records_read = $5, \
-                     records_failed = $6, rows_by_table = $7, failures = $8, finished_at = now(), updated_at = now() \
+                     records_failed = $6, rows_by_table = $7, failures = $8, dead_letters = $9, \
+                     finished_at = now(), updated_at = now() \
                      WHERE id = $1 AND attempts = $2 AND state = 'running'",
-                    &[&id, &attempt, &error, &bytes, &records, &failed, &rows, &failures],
+                    &[&id, &attempt, &error, &bytes, &records, &failed, &rows, &failures, &letters],
                 )
                 .await
         })
@@ -394,12 +461,13 @@ pub async fn record_success(
         (signed(counts.bytes_read), signed(counts.records_read), signed(counts.records_failed));
     let failures = serde_json::to_value(failures).unwrap_or_default();
     let rows = rows_json(counts);
+    let letters = signed(counts.dead_letters);
     client
         .execute(
             "UPDATE sluice_jobs SET state = 'succeeded', error = NULL, bytes_read = $2, records_read = $3, \
-             records_failed = $4, rows_by_table = $5, failures = $6, finished_at = now(), updated_at = now() \
-             WHERE id = $1",
-            &[&id, &bytes, &records, &failed, &rows, &failures],
+             records_failed = $4, rows_by_table = $5, failures = $6, dead_letters = $7, finished_at = now(), \
+             updated_at = now() WHERE id = $1",
+            &[&id, &bytes, &records, &failed, &rows, &failures, &letters],
         )
         .await
         .map_err(DatabaseError::query("marking the job succeeded"))?;

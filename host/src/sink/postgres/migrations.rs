@@ -22,6 +22,11 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "sluice_jobs", sql: include_str!("migrations/0001_sluice_jobs.sql") },
     Migration { version: 2, name: "user_status", sql: include_str!("migrations/0002_user_status.sql") },
+    Migration {
+        version: 3,
+        name: "job_dead_letters",
+        sql: include_str!("migrations/0003_job_dead_letters.sql"),
+    },
 ];
 
 /// Why the schema could not be brought up to date.
@@ -119,7 +124,9 @@ mod tests {
     }
 
     #[test]
-    fn every_migration_has_sql() {
-        assert!(MIGRATIONS.iter().all(|m| m.sql.contains("CREATE TABLE")));
+    fn migrations_are_numbered_in_order_and_each_has_sql() {
+        let versions: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert_eq!(versions, (1..=MIGRATIONS.len() as i32).collect::<Vec<_>>());
+        assert!(MIGRATIONS.iter().all(|m| m.sql.trim_end().ends_with(';')), "every statement is terminated");
     }
 }

@@ -1,0 +1,205 @@
+//! A job's dead letters: input records the plugins refused (not JSON, not an object, or any
+//! other refusal), kept as JSON lines under `{prefix}/{job id}/` so every record that entered
+//! a job leaves as a row, an error row or a dead letter.
+//!
+//! An attempt first removes what an earlier attempt of the same job left there, then writes
+//! its letters in objects named by the first record they hold. The objects are written before
+//! the load commits, so a job marked succeeded always has its letters in place; a failed
+//! attempt's letters are replaced by the retry's.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::store::ObjectVersion;
+use crate::object_store::{ObjectStore, StoreError, join_key};
+use crate::sink::dead_letter::RawBytes;
+
+/// Letters are buffered up to this many bytes of JSON lines before an object is written, which
+/// bounds an attempt's memory however many records are refused.
+const OBJECT_BYTES: usize = 8 << 20;
+
+/// One refused input record of a job, with what is needed to find and fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobDeadLetter {
+    pub job_id: Uuid,
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+    /// The record's position in the object, from 1 (array element, or non-blank line).
+    pub record: u64,
+    /// The record as read (or the failed part of it, see `part`).
+    pub value: RawBytes,
+    /// True when `value` is the part of the record the plugin named as failed; the rest of the
+    /// record was loaded.
+    #[serde(default)]
+    pub part: bool,
+    pub reason: String,
+    /// The pipeline step whose plugin refused it.
+    pub step: String,
+    /// `name@version` of that plugin.
+    pub plugin_version: String,
+    /// Whether the sandbox stopped the call (timeout, memory, trap).
+    pub trapped: bool,
+    /// RFC 3339, UTC.
+    pub failed_at: String,
+}
+
+/// Where one job's dead letters go, and those of the running attempt not yet written.
+pub struct JobDeadLetters {
+    store: ObjectStore,
+    folder: String,
+    pending: Vec<u8>,
+    pending_first: u64,
+    written: u64,
+}
+
+impl JobDeadLetters {
+    /// The folder of job `id` under `prefix`, ending in `/`.
+    pub fn folder(prefix: &str, id: Uuid) -> String {
+        join_key(prefix, &format!("{id}/"))
+    }
+
+    /// Starts an attempt of job `id`: the letters of earlier attempts are removed.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be listed or cleared.
+    pub async fn start(store: ObjectStore, prefix: &str, id: Uuid) -> Result<Self, StoreError> {
+        let folder = Self::folder(prefix, id);
+        for earlier in store.list(&folder).await? {
+            store.delete(&earlier.key).await?;
+        }
+        Ok(JobDeadLetters { store, folder, pending: Vec::new(), pending_first: 0, written: 0 })
+    }
+
+    /// Where the letters go, as `s3://bucket/folder/` or a path.
+    pub fn location(&self) -> String {
+        self.store.describe(&self.folder)
+    }
+
+    /// How many letters this attempt has added.
+    pub fn count(&self) -> u64 {
+        self.written
+    }
+
+    /// Adds a letter; an object is written once enough are buffered.
+    ///
+    /// # Errors
+    /// [`StoreError`] when that object cannot be written.
+    pub async fn add(&mut self, letter: &JobDeadLetter) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            self.pending_first = letter.record;
+        }
+        // Strings, numbers and booleans always serialize.
+        if serde_json::to_writer(&mut self.pending, letter).is_ok() {
+            self.pending.push(b'\n');
+        }
+        self.written += 1;
+        if self.pending.len() >= OBJECT_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered; returns how many letters the attempt wrote in all.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the last object cannot be written.
+    pub async fn finish(mut self) -> Result<u64, StoreError> {
+        self.flush().await?;
+        Ok(self.written)
+    }
+
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let key = join_key(&self.folder, &format!("{:012}.jsonl", self.pending_first));
+        self.store.put(&key, std::mem::take(&mut self.pending)).await
+    }
+}
+
+/// A letter for record `record` of `object` in job `job_id`.
+pub fn job_dead_letter(
+    job_id: Uuid,
+    object: &ObjectVersion,
+    record: u64,
+    value: &[u8],
+    failure: &crate::pipeline::ChainFailure,
+) -> JobDeadLetter {
+    let (value, part) = match &failure.part {
+        Some(part) => (part.as_slice(), true),
+        None => (value, false),
+    };
+    JobDeadLetter {
+        job_id,
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        etag: object.etag.clone(),
+        record,
+        value: RawBytes::from_bytes(value),
+        part,
+        reason: failure.reason.clone(),
+        step: failure.step.clone(),
+        plugin_version: failure.plugin_version.to_string(),
+        trapped: failure.trapped,
+        failed_at: crate::sink::dead_letter::now_rfc3339(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::object_store::LocalDir;
+    use crate::pipeline::ChainFailure;
+
+    fn failure(part: Option<&[u8]>) -> ChainFailure {
+        ChainFailure {
+            source_index: 0,
+            step: "validate".into(),
+            reason: "not a JSON object".into(),
+            trapped: false,
+            plugin_version: Arc::from("validate@1.0.0"),
+            part: part.map(<[u8]>::to_vec),
+        }
+    }
+
+    fn object() -> ObjectVersion {
+        ObjectVersion { bucket: "b".into(), key: "in/k.jsonl".into(), etag: "e1".into(), size: 10 }
+    }
+
+    #[tokio::test]
+    async fn an_attempt_replaces_the_letters_of_the_one_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ObjectStore::Local(LocalDir::new(dir.path()));
+        let id = Uuid::nil();
+        let mut first = JobDeadLetters::start(store.clone(), "dl", id).await.expect("start");
+        for record in [3, 9] {
+            first.add(&job_dead_letter(id, &object(), record, b"{oops", &failure(None))).await.expect("add");
+        }
+        assert_eq!(first.finish().await.expect("finish"), 2);
+        let folder = JobDeadLetters::folder("dl", id);
+        let keys: Vec<String> = store.list(&folder).await.expect("list").into_iter().map(|o| o.key).collect();
+        assert_eq!(keys, vec![format!("{folder}000000000003.jsonl")]);
+        let text = store.get(&keys[0]).await.expect("get").expect("object");
+        let letters: Vec<JobDeadLetter> = text
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).expect("a letter"))
+            .collect();
+        assert_eq!(letters.iter().map(|l| l.record).collect::<Vec<_>>(), vec![3, 9]);
+        assert_eq!(letters[0].value, RawBytes::Text("{oops".into()));
+        assert_eq!((letters[0].key.as_str(), letters[0].etag.as_str()), ("in/k.jsonl", "e1"));
+
+        let retry = JobDeadLetters::start(store.clone(), "dl", id).await.expect("restart");
+        assert_eq!(retry.finish().await.expect("finish"), 0);
+        assert!(store.list(&folder).await.expect("list").is_empty(), "the retry refused nothing");
+    }
+
+    #[test]
+    fn a_failed_part_is_kept_instead_of_the_whole_record() {
+        let letter = job_dead_letter(Uuid::nil(), &object(), 1, b"[1,2]", &failure(Some(b"2")));
+        assert_eq!((letter.value, letter.part), (RawBytes::Text("2".into()), true));
+    }
+}
