@@ -1,0 +1,146 @@
+//! `plugin-ratio`: the normalization plugin run as WebAssembly against the same source run
+//! natively, on the same batches.
+//!
+//! Generates `--bodies` SendGrid webhook bodies of `--events-per-body` events (about 1%
+//! malformed), then for each `--batch-records` size times passes over all of them in batches of
+//! that many records: natively through `normalize_sendgrid_events::transform_batch`, and as a
+//! component through sluice's own plugin runtime (`LoadedPlugin::transform`: a fresh store,
+//! instantiate, `init`, `transform` per call, as the connector's calls do). Prints one JSON
+//! line per batch size with events/s of each, the wasm/native ratio (DESIGN.md aims for at
+//! least 0.7) and the fixed cost of one call (instantiate + `init` on an empty batch).
+//!
+//! ```text
+//! scripts/build-plugins.sh /tmp/rsbench-plugins   # SLUICE_PLUGINS=normalize-sendgrid-events for just it
+//! plugin-ratio --plugin /tmp/rsbench-plugins/normalize-sendgrid-events.wasm
+//! ```
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use serde_json::json;
+use sluice::plugin::{CompileCache, LoadedPlugin, PluginCall, PluginEngine, PluginLimits};
+use sluice_bench::events::{EventGenerator, GeneratorSettings};
+
+/// Events/s of the normalization plugin as WASM and as native code, and their ratio.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The component: `<dir>/normalize-sendgrid-events.wasm` after `scripts/build-plugins.sh <dir>`.
+    #[arg(long)]
+    plugin: PathBuf,
+    /// Webhook bodies (plugin input records) per pass.
+    #[arg(long, default_value_t = 2000)]
+    bodies: usize,
+    /// Events per body.
+    #[arg(long, default_value_t = 100)]
+    events_per_body: usize,
+    /// Records per plugin call, comma-separated. sluice's connector hands a plugin up to the
+    /// pipeline's `batch_records` per call: 500 by default and in `pipelines/sendgrid-events.toml`.
+    #[arg(long, value_delimiter = ',', default_values_t = [500, 100])]
+    batch_records: Vec<usize>,
+    /// Timed passes over all bodies for each measurement; the fastest is reported.
+    #[arg(long, default_value_t = 5)]
+    passes: usize,
+    /// Malformed events per thousand.
+    #[arg(long, default_value_t = 10)]
+    malformed_per_mille: u64,
+    /// Seeds the event generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Memory cap per call, in MiB (sluice's default is 256).
+    #[arg(long, default_value_t = PluginLimits::default().memory_bytes >> 20)]
+    memory_mb: u64,
+}
+
+/// What one pass over every body produced, to check both builds agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Produced {
+    rows: usize,
+    failures: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.passes == 0 || args.batch_records.contains(&0) {
+        bail!("--passes and every --batch-records must be at least 1");
+    }
+    let mut generator = EventGenerator::new(GeneratorSettings::for_run(args.seed, args.malformed_per_mille));
+    let bodies: Vec<Vec<u8>> = (0..args.bodies).map(|_| generator.body(args.events_per_body)).collect();
+    let native_records: Vec<sluice_plugin_sdk::RecordIn> =
+        bodies.iter().map(|body| sluice_plugin_sdk::RecordIn::from_value(body.clone())).collect();
+    let wasm_records: Vec<sluice::plugin::RecordIn> = bodies
+        .into_iter()
+        .map(|value| sluice::plugin::RecordIn { key: None, value, headers: Vec::new() })
+        .collect();
+
+    let limits = PluginLimits { memory_bytes: args.memory_mb << 20, ..PluginLimits::default() };
+    let engine = PluginEngine::new(limits.memory_bytes)?;
+    let plugin = LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &args.plugin)
+        .with_context(|| format!("cannot load {}", args.plugin.display()))?;
+    let call = PluginCall { config: Vec::new(), limits };
+
+    for &batch_records in &args.batch_records {
+        let native = fastest(args.passes, || {
+            let mut produced = Produced { rows: 0, failures: 0 };
+            for batch in native_records.chunks(batch_records) {
+                let result = black_box(normalize_sendgrid_events::transform_batch(batch));
+                produced.rows += result.records.len();
+                produced.failures += result.failures.len();
+            }
+            Ok(produced)
+        })?;
+        let wasm = fastest(args.passes, || {
+            let mut produced = Produced { rows: 0, failures: 0 };
+            for batch in wasm_records.chunks(batch_records) {
+                let result = black_box(plugin.transform(&call, batch)?);
+                produced.rows += result.records.len();
+                produced.failures += result.failures.len();
+            }
+            Ok(produced)
+        })?;
+        if native.1 != wasm.1 {
+            bail!("the builds disagree: native gave {:?}, wasm {:?}", native.1, wasm.1);
+        }
+        let call_overhead = fastest(args.passes, || Ok(plugin.check_config(&call)?))?.0;
+        let events = wasm_records.len() * args.events_per_body;
+        let native_rate = events as f64 / native.0.as_secs_f64();
+        let wasm_rate = events as f64 / wasm.0.as_secs_f64();
+        println!(
+            "{}",
+            json!({
+                "bench": "plugin-ratio",
+                "plugin": plugin.name(),
+                "batch_records": batch_records,
+                "events_per_body": args.events_per_body,
+                "events": events,
+                "rows": wasm.1.rows,
+                "failures": wasm.1.failures,
+                "native_events_per_s": native_rate.round(),
+                "wasm_events_per_s": wasm_rate.round(),
+                "wasm_to_native": (wasm_rate / native_rate * 1000.0).round() / 1000.0,
+                "calls_per_pass": wasm_records.len().div_ceil(batch_records),
+                "wasm_call_overhead_us": (call_overhead.as_secs_f64() * 1e6).round(),
+            })
+        );
+    }
+    Ok(())
+}
+
+/// Runs `pass` once to warm up, then `passes` times; the shortest time and what it produced.
+///
+/// # Errors
+/// The first error of a pass.
+fn fastest<T>(passes: usize, mut pass: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(Duration, T)> {
+    let mut best = (Duration::MAX, pass()?);
+    for _ in 0..passes {
+        let started = Instant::now();
+        let produced = pass()?;
+        let elapsed = started.elapsed();
+        if elapsed < best.0 {
+            best = (elapsed, produced);
+        }
+    }
+    Ok(best)
+}

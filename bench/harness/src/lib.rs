@@ -1,0 +1,14 @@
+//! Tools that measure sluice against the peers named in `DESIGN.md` ("Where we aim").
+//!
+//! The binaries each measure one thing (see their module docs); this library holds what more
+//! than one of them needs:
+//!
+//! - [`events`]: reproducible, realistic SendGrid event webhook bodies with unique event ids
+//!   and a chosen share of events the normalization plugin must refuse;
+//! - [`signing`]: P-256 keys and the SendGrid webhook signature sluice verifies;
+//! - [`kafka`]: a producer configured exactly like sluice's `DurableProducer`, and topic
+//!   creation.
+
+pub mod events;
+pub mod kafka;
+pub mod signing;
