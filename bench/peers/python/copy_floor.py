@@ -1,0 +1,148 @@
+"""The floor of the user-status ETL benchmark: plain COPY of the finished rows.
+
+What it measures: how long PostgreSQL takes to take in exactly the rows the ETL must write
+(user_status, user_status_log, user_status_error_rec, same tables and indexes as sluice's
+migration), streamed from CSV files with `COPY ... FROM STDIN (FORMAT csv)` in one
+transaction over one connection. No parsing, no validation, no staging: no ETL can load the
+same rows faster through COPY on this machine.
+
+Not timed: reading the input, applying the rules (user_status_rules.py; the latest record per
+userId wins, as sluice's upsert), writing the CSV files, and creating the schema. Timed: the
+three COPYs and the commit.
+
+Usage:
+  eval "$(scripts/services.sh env)"
+  .run/bench/venv/bin/python bench/peers/python/copy_floor.py \
+      --input .run/bench/python-peers/us-1m.jsonl --schema pypeer_floor [--drop]
+
+Prints one JSON line: {"seconds", "rows_per_s", "records", "rows": {table: count}, ...}.
+The row counts are read back from the tables after the timed part.
+"""
+
+import argparse
+import csv
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from user_status_rules import RecordFailure, error_rec, is_valid, parse_record, status_log_rows
+from user_status_tables import (
+    ERROR_REC_COLUMNS,
+    USER_STATUS_COLUMNS,
+    USER_STATUS_LOG_COLUMNS,
+    copy_statement,
+    create_schema,
+    drop_schema,
+    row_counts,
+)
+
+COPY_BLOCK = 1 << 20
+
+
+def prepare_csv(input_path: Path, out_dir: Path) -> dict:
+    """Writes user_status.csv, user_status_log.csv and user_status_error_rec.csv; returns counts."""
+    ingested_at = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    latest: dict[str, tuple] = {}
+    records = failures = 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        open(input_path, "rb") as lines,
+        open(out_dir / "user_status_log.csv", "w", newline="") as log_file,
+        open(out_dir / "user_status_error_rec.csv", "w", newline="") as error_file,
+    ):
+        logs, errors = csv.writer(log_file), csv.writer(error_file)
+        for line in lines:
+            if not line.strip():
+                continue
+            records += 1
+            try:
+                record = parse_record(line)
+            except RecordFailure:
+                failures += 1
+                continue
+            if not is_valid(record):
+                errors.writerow((error_rec(record),))
+                continue
+            user_id = record["userId"]
+            latest[user_id] = (
+                user_id,
+                record["createdAt"],
+                record["status"],
+                record["lastVisitedAt"],
+                "t" if record["isBlacklisted"] else "f",
+                ingested_at,
+            )
+            try:
+                for row in status_log_rows(user_id, record["statusLogs"]):
+                    logs.writerow((*row, ingested_at))
+            except RecordFailure:
+                failures += 1
+    with open(out_dir / "user_status.csv", "w", newline="") as status_file:
+        csv.writer(status_file).writerows(latest.values())
+    return {"records": records, "failures": failures}
+
+
+def copy_all(conninfo: str, schema: str, csv_dir: Path) -> float:
+    """COPYs the three CSV files in one transaction; returns the seconds it took."""
+    tables = (
+        ("user_status", USER_STATUS_COLUMNS),
+        ("user_status_log", USER_STATUS_LOG_COLUMNS),
+        ("user_status_error_rec", ERROR_REC_COLUMNS),
+    )
+    with psycopg.connect(conninfo) as connection:
+        started = time.monotonic()
+        with connection.cursor() as cursor:
+            for table, columns in tables:
+                with (
+                    open(csv_dir / f"{table}.csv", "rb") as source,
+                    cursor.copy(copy_statement(schema, table, columns, "(FORMAT csv)")) as copy,
+                ):
+                    while block := source.read(COPY_BLOCK):
+                        copy.write(block)
+        connection.commit()
+        return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, type=Path, help="user-status JSON lines (gen_user_status.py)")
+    parser.add_argument("--schema", required=True, help="PostgreSQL schema to create (must not exist)")
+    parser.add_argument(
+        "--database-url", default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
+    parser.add_argument("--csv-dir", type=Path, help="where the CSV files go (default: next to the input)")
+    parser.add_argument("--drop", action="store_true", help="drop the schema after counting")
+    args = parser.parse_args()
+    csv_dir = args.csv_dir or args.input.with_suffix(".csv.d")
+
+    prepared = prepare_csv(args.input, csv_dir)
+    create_schema(args.database_url, args.schema)
+    try:
+        seconds = copy_all(args.database_url, args.schema, csv_dir)
+        rows = row_counts(args.database_url, args.schema)
+    finally:
+        if args.drop:
+            drop_schema(args.database_url, args.schema)
+    total_rows = sum(rows.values())
+    print(
+        json.dumps(
+            {
+                "system": "copy-floor",
+                "seconds": round(seconds, 2),
+                "records": prepared["records"],
+                "records_per_s": round(prepared["records"] / seconds),
+                "rows_per_s": round(total_rows / seconds),
+                "rows": rows,
+                "failures": prepared["failures"],
+                "csv_bytes": sum(f.stat().st_size for f in csv_dir.glob("*.csv")),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
