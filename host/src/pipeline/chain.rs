@@ -47,9 +47,11 @@ struct ChainStep {
     input: StepInput,
 }
 
-/// The steps of one pipeline, ready to run.
+/// The steps of one pipeline, ready to run. Cloning is cheap (the steps are shared), so a
+/// batch can run on a task of its own while the next one is read.
+#[derive(Clone)]
 pub struct Chain {
-    steps: Vec<ChainStep>,
+    steps: Arc<[ChainStep]>,
 }
 
 impl Chain {
@@ -77,7 +79,7 @@ impl Chain {
                 })
             })
             .collect::<Result<Vec<_>, PluginError>>()?;
-        Ok(Chain { steps })
+        Ok(Chain { steps: steps.into() })
     }
 
     /// Runs every step over `records`. A step's failure of one record, or of its whole batch,
@@ -87,7 +89,7 @@ impl Chain {
         // The last step reading the source takes the records; only earlier ones copy them.
         let mut source_readers_left = self.steps.iter().filter(|s| s.input == StepInput::Source).count();
         let mut records = Some(records);
-        for step in &self.steps {
+        for step in self.steps.iter() {
             let inputs: Vec<(usize, RecordIn)> = match &step.input {
                 StepInput::Source => {
                     source_readers_left -= 1;
