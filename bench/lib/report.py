@@ -1,0 +1,420 @@
+"""Writes bench/RESULTS.md from the JSON files bench/run.sh leaves in .run/bench/results/.
+
+Every figure in the files goes into the report, with each ratio against its peer or floor and
+a PASS/MISS per target of DESIGN.md "Where we aim". Benchmarks without a result file are listed
+as not run. Standard library only.
+
+Usage: python3 bench/lib/report.py --results .run/bench/results --out bench/RESULTS.md
+"""
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+# DESIGN.md "Where we aim".
+WEBHOOK_THROUGHPUT_VS_BARE = 0.9
+WEBHOOK_P99_VS_BARE = 1.2
+CONNECTOR_VS_PYTHON = 5.0
+CONNECTOR_EVENTS_PER_S = 100_000
+CONNECTOR_RSS_MB = 300
+WASM_VS_NATIVE = 0.7
+ETL_VS_PYSPARK = 10.0
+ETL_VS_FLOOR = 1.3
+SWAP_VISIBLE_MS = 100
+SOAK_FLAT_SHARE = 0.10
+
+
+def load(results: Path, name: str) -> dict | None:
+    path = results / f"{name}.json"
+    if not path.exists():
+        return None
+    with open(path) as source:
+        return json.load(source)
+
+
+def verdict(ok: bool | None) -> str:
+    if ok is None:
+        return "n/a"
+    return "**PASS**" if ok else "**MISS**"
+
+
+def number(value, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, (int, float)):
+        if digits == 0:
+            return f"{round(value):,}"
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def ratio(a, b) -> float | None:
+    if a is None or b in (None, 0):
+        return None
+    return a / b
+
+
+def provenance(result: dict) -> str:
+    quick = " — **quick run (smoke sizes; not comparable with the targets' sizes)**" if result.get("quick") else ""
+    load = f", load average at its end {result['loadavg_at_end']}" if result.get("loadavg_at_end") else ""
+    return f"_Run {result.get('run_id')} (git {result.get('git')}), written {result.get('written_at')}{load}{quick}._"
+
+
+class Report:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.targets: list[tuple[str, str, str, str]] = []  # benchmark, target, measured, verdict
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def target(self, bench: str, what: str, measured: str, ok: bool | None) -> None:
+        self.targets.append((bench, what, measured, verdict(ok)))
+
+
+def webhook(report: Report, result: dict) -> None:
+    runs = {(r["system"], r["events_per_body"]): r for r in result.get("runs", [])}
+    report.add(
+        "## 1. Webhook → Kafka (answer after acks=all)",
+        "",
+        provenance(result),
+        "",
+        f"wrk -t{result.get('threads')} -c{result.get('connections')} -d{result.get('duration_s')}s after a "
+        f"{result.get('warmup_s')} s warm-up, one fixed body per run (bench/wrk/post.lua), topics of "
+        f"{result.get('partitions')} partitions. sluice checks the ECDSA P-256 signature of every request "
+        "(body signed by `sign-webhook` just before each run); bare-ingest (axum + rdkafka) and the FastAPI "
+        "peer (2 uvicorn workers) check only that the body is a JSON array.",
+        "",
+        "| body | system | req/s | events/s | p50 ms | p99 ms | max ms | requests | non-2xx | socket errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    )
+    for events in (100, 1):
+        for system in ("sluice", "bare", "python"):
+            run = runs.get((system, events))
+            if run is None:
+                continue
+            errors = sum(run.get("socket_errors", {}).values())
+            report.add(
+                f"| {events} event{'s' if events > 1 else ''} | {system} | {number(run['requests_per_s'])} | "
+                f"{number(run['requests_per_s'] * events)} | {number(run['p50_ms'], 2)} | {number(run['p99_ms'], 2)} | "
+                f"{number(run['max_ms'], 1)} | {number(run['requests'])} | {number(run['non_2xx'])} | {number(errors)} |"
+            )
+    report.add(
+        "",
+        "| body | sluice/bare req/s | sluice/bare p99 | sluice/python req/s |",
+        "|---|---:|---:|---:|",
+    )
+    for events in (100, 1):
+        sluice, bare, python = (runs.get((s, events)) for s in ("sluice", "bare", "python"))
+        if sluice is None:
+            continue
+        throughput = ratio(sluice["requests_per_s"], bare and bare["requests_per_s"])
+        p99 = ratio(sluice["p99_ms"], bare and bare["p99_ms"])
+        vs_python = ratio(sluice["requests_per_s"], python and python["requests_per_s"])
+        report.add(f"| {events} | {number(throughput, 2)} | {number(p99, 2)} | {number(vs_python, 2)} |")
+        bench = f"webhook, {events}-event body"
+        report.target(
+            bench,
+            f"throughput ≥ {WEBHOOK_THROUGHPUT_VS_BARE}× bare",
+            f"{number(throughput, 2)}×",
+            None if throughput is None else throughput >= WEBHOOK_THROUGHPUT_VS_BARE,
+        )
+        report.target(
+            bench,
+            f"p99 ≤ {WEBHOOK_P99_VS_BARE}× bare",
+            f"{number(p99, 2)}× ({number(sluice['p99_ms'], 2)} vs {number(bare and bare['p99_ms'], 2)} ms)",
+            None if p99 is None else p99 <= WEBHOOK_P99_VS_BARE,
+        )
+        failed = sluice.get("failed", 0)
+        report.target(bench, "no failed requests (sluice)", f"{failed}", failed == 0)
+    report.add("")
+
+
+def connector(report: Report, result: dict) -> None:
+    fill, sluice, python = result.get("fill", {}), result.get("sluice", {}), result.get("python", {})
+    peer = python.get("output") or {}
+    events = result.get("events")
+    python_rate = ratio(events, python.get("wall_seconds"))
+    report.add(
+        "## 2. Kafka → normalize-sendgrid-events → Parquet on S3",
+        "",
+        provenance(result),
+        "",
+        f"`fill-topic` stored {number(fill.get('events'))} events ({number(fill.get('malformed'))} malformed) in "
+        f"{number(fill.get('bodies'))} bodies of {result.get('events_per_body')} events on {result.get('partitions')} "
+        f"partitions ({number(fill.get('bytes', 0) / 1e6, 1)} MB, {number(fill.get('seconds'), 1)} s). Both systems read "
+        f"the same topic with their own consumer group; file windows: {result.get('window')}. Wall time runs from "
+        "starting the process until every event is accounted for (sluice: `sluice_sink_rows_total` + "
+        "`sluice_dead_letters_total` on /metrics, polled every 0.1 s; Python: until the process exits), so it "
+        "includes start-up and joining the group. Peak RSS: sluice VmHWM, Python ru_maxrss.",
+        "",
+        "| system | wall s | events/s (wall) | s from first record | events/s (from first record) | rows | dead letters | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| sluice | {number(sluice.get('seconds'), 2)} | {number(sluice.get('events_per_s'))} | "
+        f"{number(sluice.get('seconds_from_first_record'), 2)} | {number(sluice.get('events_per_s_from_first_record'))} | "
+        f"{number(sluice.get('rows'))} | {number(sluice.get('dead_letters'))} | {number(sluice.get('peak_rss_mb'), 1)} |",
+        f"| Python peer | {number(python.get('wall_seconds'), 2)} | {number(python_rate)} | "
+        f"{number(peer.get('seconds'), 2)} | {number(peer.get('events_per_s'))} | {number(peer.get('rows'))} | "
+        f"{number(peer.get('dead_letters'))} | {number(peer.get('peak_rss_mb'), 1)} |",
+        "",
+    )
+    vs_python = ratio(sluice.get("events_per_s"), python_rate)
+    vs_python_first = ratio(sluice.get("events_per_s_from_first_record"), peer.get("events_per_s"))
+    report.add(
+        f"sluice/Python events/s: **{number(vs_python, 2)}×** by wall time, {number(vs_python_first, 2)}× from the "
+        "first record received.",
+        "",
+    )
+    report.target("connector", f"≥ {CONNECTOR_VS_PYTHON:g}× the Python peer (wall)", f"{number(vs_python, 2)}×",
+                  None if vs_python is None else vs_python >= CONNECTOR_VS_PYTHON)
+    rate = sluice.get("events_per_s")
+    report.target("connector", f"≥ {CONNECTOR_EVENTS_PER_S:,} events/s", f"{number(rate)} events/s",
+                  None if rate is None else rate >= CONNECTOR_EVENTS_PER_S)
+    rss = sluice.get("peak_rss_mb")
+    report.target("connector", f"peak RSS < {CONNECTOR_RSS_MB} MB", f"{number(rss, 1)} MB",
+                  None if rss is None else rss < CONNECTOR_RSS_MB)
+
+
+def plugin_ratio(report: Report, result: dict) -> None:
+    runs = result.get("runs", [])
+    report.add(
+        "## 3. WASM vs native normalization (`plugin-ratio`)",
+        "",
+        provenance(result),
+        "",
+        "The same batches through `normalize_sendgrid_events::transform_batch` natively and through sluice's "
+        "plugin runtime (fresh store, instantiate, `init`, `transform` per call); fastest of the passes.",
+        "",
+        "| records per call | events | native events/s | WASM events/s | WASM/native | call overhead µs |",
+        "|---:|---:|---:|---:|---:|---:|",
+    )
+    for run in runs:
+        report.add(
+            f"| {run['batch_records']} | {number(run['events'])} | {number(run['native_events_per_s'])} | "
+            f"{number(run['wasm_events_per_s'])} | {number(run['wasm_to_native'], 3)} | "
+            f"{number(run['wasm_call_overhead_us'])} |"
+        )
+        report.target(f"ratio, {run['batch_records']} records/call", f"WASM ≥ {WASM_VS_NATIVE}× native",
+                      f"{number(run['wasm_to_native'], 3)}×", run["wasm_to_native"] >= WASM_VS_NATIVE)
+    report.add("")
+
+
+def etl(report: Report, result: dict) -> None:
+    records = result.get("records")
+    sluice, spark, floor = result.get("sluice", {}), result.get("pyspark", {}), result.get("floor", {})
+    spark_out, floor_out = spark.get("output") or {}, floor.get("output") or {}
+    rows = sluice.get("rows", {})
+    sluice_s = sluice.get("wall_seconds")
+    spark_s = spark_out.get("seconds") or spark.get("wall_seconds")
+    floor_s = floor_out.get("seconds")
+    report.add(
+        "## 4. User-status ETL: S3 JSON lines → 3 PostgreSQL tables",
+        "",
+        provenance(result),
+        "",
+        f"{number(records)} records ({number((result.get('input_bytes') or 0) / 2**20)} MiB JSON lines, "
+        "bench/peers/python/gen_user_status.py, same bytes as bench/etl-1m.sh) on S3. sluice: `sluice job run` "
+        "into a fresh schema, wall time and peak RSS measured by the parent; row counts checked "
+        f"({'match' if sluice.get('counts_match') else 'DO NOT MATCH'}: "
+        f"{number(rows.get('user_status'))} user_status, {number(rows.get('user_status_log'))} user_status_log, "
+        f"{number(rows.get('user_status_error_rec'))} user_status_error_rec). PySpark `local[2]` peer: its own "
+        "`seconds` (download + Spark start + load + upsert). Floor: plain `COPY` of the finished rows from CSV.",
+        "",
+        "| system | seconds | records/s | peak RSS MB | wall s (process) |",
+        "|---|---:|---:|---:|---:|",
+        f"| sluice | {number(sluice_s, 2)} | {number(ratio(records, sluice_s))} | "
+        f"{number(sluice.get('max_child_rss_mb'), 1)} | {number(sluice_s, 2)} |",
+        f"| PySpark | {number(spark_s, 2)} | {number(ratio(records, spark_s))} | "
+        f"{number(spark_out.get('peak_rss_mb'), 1)} | {number(spark.get('wall_seconds'), 2)} |",
+        f"| COPY floor | {number(floor_s, 2)} | {number(ratio(records, floor_s))} | — | "
+        f"{number(floor.get('wall_seconds'), 2)} (incl. untimed CSV preparation) |",
+        "",
+    )
+    vs_spark = ratio(spark_s, sluice_s)
+    vs_floor = ratio(sluice_s, floor_s)
+    report.add(f"PySpark/sluice time: **{number(vs_spark, 2)}×**; sluice/floor time: **{number(vs_floor, 2)}×**.", "")
+    report.target("etl", f"≥ {ETL_VS_PYSPARK:g}× PySpark", f"{number(vs_spark, 2)}×",
+                  None if vs_spark is None else vs_spark >= ETL_VS_PYSPARK)
+    report.target("etl", f"≤ {ETL_VS_FLOOR}× the COPY floor", f"{number(vs_floor, 2)}×",
+                  None if vs_floor is None else vs_floor <= ETL_VS_FLOOR)
+    report.target("etl", "row counts match the generator", "yes" if sluice.get("counts_match") else "no",
+                  bool(sluice.get("counts_match")))
+
+
+def swap(report: Report, result: dict) -> None:
+    swaps = result.get("swaps", {})
+    load = (result.get("load") or [{}])
+    load = load[0] if isinstance(load, list) else load
+    errors = sum((load.get("socket_errors") or {}).values())
+    failed = load.get("non_2xx", 0) + errors
+    report.add(
+        "## 5. Plugin hot swap under load",
+        "",
+        provenance(result),
+        "",
+        f"An HTTP request/reply pipeline answered by `fixture-hostile` (`behavior = \"fail-before-v2\"`), wrk "
+        f"-c{result.get('connections')} for {result.get('load_seconds')} s posting `{{\"id\":…,\"n\":1}}`; "
+        f"{swaps.get('swaps')} swaps alternating v3/v2 by copy to a temporary file + rename over "
+        "`fixture-hostile.wasm` in the watched plugins directory "
+        f"(`watch_debounce_ms = {result.get('watch_debounce_ms')}`; the default is 200), a fresh compile cache "
+        "(the first swap to v3 compiles it). Latency: rename → `GET /v1/admin/plugins` shows the new version "
+        f"(polled every {swaps.get('poll_ms')} ms). Swaps finished {result.get('swaps_finished_at_s')} s into the load.",
+        "",
+        "| swaps | not visible | p50 ms | max ms | first swap ms | requests | req/s | p99 ms | non-2xx | socket errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {swaps.get('swaps')} | {swaps.get('not_visible')} | {number(swaps.get('p50_ms'), 1)} | "
+        f"{number(swaps.get('max_ms'), 1)} | {number(swaps.get('first_ms'), 1)} | {number(load.get('requests'))} | "
+        f"{number(load.get('requests_per_s'))} | {number(load.get('p99_ms'), 2)} | {number(load.get('non_2xx'))} | "
+        f"{number(errors)} |",
+        "",
+        "Each swap (ms): " + ", ".join(f"{s['version']} {number(s['visible_ms'], 1)}" for s in swaps.get("each", [])),
+        "",
+    )
+    later = [s["visible_ms"] for s in swaps.get("each", [])[1:] if s["visible_ms"] is not None]
+    if later:
+        report.add(
+            "Swaps 2–20 load versions whose compiled code is already cached (v2 was compiled at start, v3 by "
+            f"the first swap): max {number(max(later), 1)} ms, p50 {number(statistics.median(later), 1)} ms. The verdict "
+            "below counts every swap, the compiling ones included.",
+            "",
+        )
+    report.target("swap", "0 failed requests", f"{failed}", failed == 0 and load.get("requests", 0) > 0)
+    max_ms = swaps.get("max_ms")
+    report.target("swap", f"every swap visible < {SWAP_VISIBLE_MS} ms", f"max {number(max_ms, 1)} ms, "
+                  f"p50 {number(swaps.get('p50_ms'), 1)} ms",
+                  None if max_ms is None else (max_ms < SWAP_VISIBLE_MS and swaps.get("not_visible") == 0))
+
+
+def soak_windows(duration: float) -> tuple[tuple[float, float], tuple[float, float], str]:
+    if duration >= 300:
+        return (60, 180), (duration - 60, duration + 1), "minutes 2–3 vs the last minute"
+    return (duration * 0.2, duration * 0.4), (duration * 0.8, duration + 1), \
+        "20–40% of the run vs its last 20% (the run is shorter than 5 minutes)"
+
+
+def soak(report: Report, result: dict) -> None:
+    samples = result.get("rss", {}).get("samples", [])
+    load = (result.get("load") or [{}])
+    load = load[0] if isinstance(load, list) else load
+    counts = result.get("counts", {})
+    duration = result.get("seconds") or (samples[-1]["t"] if samples else 0)
+    base_window, last_window, rule = soak_windows(duration)
+    base = [s["rss_mb"] for s in samples if base_window[0] <= s["t"] < base_window[1]]
+    last = [s["rss_mb"] for s in samples if last_window[0] <= s["t"] < last_window[1]]
+    base_mean = statistics.mean(base) if base else None
+    last_mean = statistics.mean(last) if last else None
+    change = ratio(last_mean, base_mean)
+    after_first_minute = [s for s in samples if s["t"] >= min(60, duration * 0.2)]
+    slope = None
+    if len(after_first_minute) >= 2:
+        ts = [s["t"] / 60 for s in after_first_minute]
+        ys = [s["rss_mb"] for s in after_first_minute]
+        mean_t, mean_y = statistics.mean(ts), statistics.mean(ys)
+        denominator = sum((t - mean_t) ** 2 for t in ts)
+        slope = sum((t - mean_t) * (y - mean_y) for t, y in zip(ts, ys)) / denominator if denominator else None
+    rss = [s["rss_mb"] for s in samples]
+    errors = sum((load.get("socket_errors") or {}).values())
+    report.add(
+        "## 6. Soak: RSS under steady load",
+        "",
+        provenance(result),
+        "",
+        f"The full sendgrid-events style pipeline (signed webhook → Kafka → normalize-sendgrid-events → Parquet "
+        f"on S3 + dead letters) for {number(duration)} s under wrk -c{result.get('connections')} with a "
+        f"{result.get('delay_ms')} ms pause per connection between requests, one signed {result.get('events_per_body')}-event "
+        f"body replayed throughout — so for the soak only the pipeline's `tolerance_secs` is "
+        f"{result.get('tolerance_secs')} (a day) instead of 600. The same sg_event_ids repeat, so most rows are "
+        "deduplicated within a file window. RSS (VmRSS) sampled every "
+        f"{result.get('rss', {}).get('interval_s')} s.",
+        "",
+        "| requests | req/s | events/s | p99 ms | non-2xx | socket errors | Kafka records consumed | rows written | dead letters |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {number(load.get('requests'))} | {number(load.get('requests_per_s'))} | "
+        f"{number((load.get('requests_per_s') or 0) * (result.get('events_per_body') or 0))} | "
+        f"{number(load.get('p99_ms'), 2)} | {number(load.get('non_2xx'))} | {number(errors)} | "
+        f"{number(counts.get('kafka_consumed'))} | {number(counts.get('sink_rows'))} | {number(counts.get('dead_letters'))} |",
+        "",
+        "| first RSS MB | last RSS MB | max RSS MB | slope MB/min (after warm-up) | baseline mean MB | last mean MB | change |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {number(rss[0] if rss else None, 1)} | {number(rss[-1] if rss else None, 1)} | "
+        f"{number(max(rss) if rss else None, 1)} | {number(slope, 2)} | {number(base_mean, 1)} | "
+        f"{number(last_mean, 1)} | {number(None if change is None else (change - 1) * 100, 1)}% |",
+        "",
+        f"Flat means the last window's mean RSS is within {SOAK_FLAT_SHARE:.0%} of the baseline's ({rule}).",
+        "",
+        "RSS samples (s: MB): " + ", ".join(f"{number(s['t'])}: {number(s['rss_mb'], 1)}" for s in samples),
+        "",
+    )
+    flat = None if change is None else abs(change - 1) <= SOAK_FLAT_SHARE
+    report.target("soak", f"RSS flat (±{SOAK_FLAT_SHARE:.0%})",
+                  f"{number(None if change is None else (change - 1) * 100, 1)}%, slope {number(slope, 2)} MB/min", flat)
+
+
+SECTIONS = (
+    ("webhook", webhook),
+    ("connector", connector),
+    ("ratio", plugin_ratio),
+    ("etl", etl),
+    ("swap", swap),
+    ("soak", soak),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    machine = load(args.results, "machine") or {}
+    report = Report()
+    body = Report()
+    missing = []
+    for name, section in SECTIONS:
+        result = load(args.results, name)
+        if result is None:
+            missing.append(name)
+            continue
+        section(body, result)
+    report.targets = body.targets
+
+    written = max(
+        (json.load(open(p)).get("written_at", "") for p in args.results.glob("*.json") if p.name != "machine.json"),
+        default="",
+    )
+    report.add(
+        "# Benchmark results",
+        "",
+        "Generated by `bench/run.sh` (this whole file is rewritten on every run; raw JSON in "
+        "`.run/bench/results/`). Reproduce with:",
+        "",
+        "```sh",
+        "bench/run.sh                  # every benchmark and its peers, ~30 min",
+        "bench/run.sh --quick          # smoke sizes: 100k events/records, 5 s wrk runs, 1-minute soak",
+        "bench/run.sh --only webhook,swap",
+        "```",
+        "",
+        f"- **Date:** {written[:10] or '—'} (latest result written {written or '—'}; each section names its run)",
+        f"- **Machine:** {machine.get('cpu_model', '?')}, {machine.get('cores', '?')} cores, "
+        f"{machine.get('ram_gib', '?')} GiB RAM, Linux {machine.get('kernel', '?')}",
+        "- **Services:** tansu (Kafka, stored on SeaweedFS S3), SeaweedFS `weed mini` (S3), local PostgreSQL — "
+        "all on the same machine as the systems measured and the load generator, as in DESIGN.md.",
+        "- **Targets:** DESIGN.md \"Where we aim\"; peers run in the same invocation, one after another.",
+        "",
+        "## Targets",
+        "",
+        "| benchmark | target | measured | verdict |",
+        "|---|---|---|---|",
+    )
+    for bench, what, measured, result in report.targets:
+        report.add(f"| {bench} | {what} | {measured} | {result} |")
+    if missing:
+        report.add("", "Not run (no result file): " + ", ".join(missing) + ".")
+    report.add("")
+    report.add(*body.lines)
+    args.out.write_text("\n".join(report.lines).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    main()
