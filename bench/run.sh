@@ -356,7 +356,7 @@ name = "bench-connector"
 kind = "kafka"
 topic = "$topic"
 group = "rsbench-conn-$run_id"
-batch_records = 500
+batch_records = 50
 batch_max_ms = 1000
 TOML
         normalize_to_s3 "$prefix"

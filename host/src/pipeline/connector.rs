@@ -32,6 +32,8 @@ use crate::telemetry;
 pub enum ConnectorError {
     #[error("pipeline `{pipeline}`: {problem}")]
     Setup { pipeline: String, problem: String },
+    #[error("pipeline `{0}`: a plugin task stopped unexpectedly")]
+    TaskLost(String),
     #[error(transparent)]
     Plugin(#[from] PluginError),
     #[error(transparent)]
@@ -289,6 +291,20 @@ fn retry_delay(attempt: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)).min(30_000))
 }
 
+/// A batch whose plugin chain runs on a task of its own.
+struct Transforming {
+    batch: Vec<SourceRecord>,
+    output: tokio::task::JoinHandle<ChainOutput>,
+}
+
+impl Transforming {
+    fn start(chain: &Chain, batch: Vec<SourceRecord>) -> Self {
+        let records = batch.iter().map(record_in).collect();
+        let chain = chain.clone();
+        Transforming { batch, output: tokio::spawn(async move { chain.run(records).await }) }
+    }
+}
+
 impl Connector {
     /// Joins the pipeline's consumer group and prepares its sinks.
     ///
@@ -330,6 +346,7 @@ impl Connector {
     /// (a bug or an unrecoverable client error).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ConnectorError> {
         tracing::info!(pipeline = %self.pipeline, group = self.consumer.group(), "connector started");
+        let mut transforming: Option<Transforming> = None;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -346,13 +363,19 @@ impl Connector {
                     continue;
                 }
             };
-            for partition in self.consumer.take_revoked() {
+            let revoked = self.consumer.take_revoked();
+            for partition in &revoked {
                 // The next owner starts again from the committed offset.
-                self.windows.remove(&partition);
-                self.stored_up_to.remove(&partition);
+                self.windows.remove(partition);
+                self.stored_up_to.remove(partition);
             }
-            if !batch.is_empty() {
-                self.process(&batch, &shutdown).await?;
+            // This batch's plugins run while the one before it is written; that one was read
+            // before the revocations above, so its records of those partitions are skipped.
+            let next = (!batch.is_empty()).then(|| Transforming::start(&self.chain, batch));
+            if let Some(previous) = std::mem::replace(&mut transforming, next) {
+                let output =
+                    previous.output.await.map_err(|_| ConnectorError::TaskLost(self.pipeline.clone()))?;
+                self.process(&previous.batch, output, &revoked, &shutdown).await?;
             }
             let expired: Vec<TopicPartition> = self
                 .windows
@@ -363,6 +386,11 @@ impl Connector {
             for partition in expired {
                 self.close(&partition, &shutdown).await?;
             }
+        }
+        // A batch still in the plugins is in no window, so its offsets are not committed: the
+        // next owner reads it again.
+        if let Some(abandoned) = transforming {
+            abandoned.output.abort();
         }
         let open: Vec<TopicPartition> = self.windows.keys().cloned().collect();
         for partition in open {
@@ -378,13 +406,17 @@ impl Connector {
     async fn process(
         &mut self,
         batch: &[SourceRecord],
+        output: ChainOutput,
+        revoked: &[TopicPartition],
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), ConnectorError> {
-        let output = self.chain.run(batch.iter().map(record_in).collect()).await;
         let mut routed = route(output, batch.len(), &self.outputs.tables);
         let mut touched: HashSet<TopicPartition> = HashSet::new();
         for (index, record) in batch.iter().enumerate() {
             let partition: TopicPartition = (record.topic.clone(), record.partition);
+            if revoked.contains(&partition) {
+                continue;
+            }
             self.ensure_window(&partition, record.offset).await?;
             let Some(window) = self.windows.get_mut(&partition) else { continue };
             window.last_offset = record.offset;
