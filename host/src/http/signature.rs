@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ParsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
@@ -24,9 +24,11 @@ pub enum SignatureError {
 }
 
 /// A public key that has been checked at start, and the headers that carry signatures.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignatureVerifier {
-    public_key: Vec<u8>,
+    /// Parsed once: parsing (and validating) the key on every request cost as much as the
+    /// verification itself.
+    public_key: ParsedPublicKey,
     signature_header: String,
     timestamp_header: String,
     tolerance: Duration,
@@ -56,20 +58,31 @@ impl SignatureVerifier {
         let public_key = BASE64.decode(encoded.trim()).map_err(|_| key_error("not base64"))?;
         match config.scheme {
             SignatureScheme::EcdsaP256Sha256 => {
-                // A verification of nothing tells a malformed key (KeyRejected-like error on
-                // every call) from a good one; parse it once here instead.
-                aws_lc_rs::signature::ParsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public_key)
+                let public_key = ParsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public_key)
                     .map_err(|_| key_error("not a DER P-256 public key"))?;
+                Ok(Some(SignatureVerifier {
+                    public_key,
+                    signature_header: config.signature_header.clone(),
+                    timestamp_header: config.timestamp_header.clone(),
+                    tolerance: Duration::from_secs(config.tolerance_secs),
+                }))
             }
         }
-        Ok(Some(SignatureVerifier {
-            public_key,
-            signature_header: config.signature_header.clone(),
-            timestamp_header: config.timestamp_header.clone(),
-            tolerance: Duration::from_secs(config.tolerance_secs),
-        }))
     }
+}
 
+impl std::fmt::Debug for SignatureVerifier {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SignatureVerifier")
+            .field("signature_header", &self.signature_header)
+            .field("timestamp_header", &self.timestamp_header)
+            .field("tolerance", &self.tolerance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignatureVerifier {
     /// Checks the signature of `body` with the request's `headers`, and the timestamp's age.
     ///
     /// # Errors
@@ -99,9 +112,7 @@ impl SignatureVerifier {
         let mut signed = Vec::with_capacity(timestamp.len() + body.len());
         signed.extend_from_slice(timestamp);
         signed.extend_from_slice(body);
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &self.public_key)
-            .verify(&signed, &signature)
-            .map_err(|_| SignatureError::Mismatch)
+        self.public_key.verify_sig(&signed, &signature).map_err(|_| SignatureError::Mismatch)
     }
 }
 
@@ -120,7 +131,7 @@ mod tests {
     fn verifier(key_pair: &EcdsaKeyPair, tolerance_secs: u64) -> SignatureVerifier {
         let der = key_pair.public_key().as_der().expect("public key DER");
         SignatureVerifier {
-            public_key: der.as_ref().to_vec(),
+            public_key: ParsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, der.as_ref()).expect("a P-256 key"),
             signature_header: SIG.into(),
             timestamp_header: TS.into(),
             tolerance: Duration::from_secs(tolerance_secs),
