@@ -413,22 +413,9 @@ bench_etl() {
 
     local schema="rsbench_etl_$run_id"
     psql "$DATABASE_URL" -qc "CREATE SCHEMA $schema" >/dev/null
-    mkdir -p "$work/pipelines-etl"
+    # `job run` serves nothing; the config's listen port is never bound.
+    host_config etl 0 "$plugins" "watch = false" >/dev/null
     cp pipelines/user-status.toml "$work/pipelines-etl/"
-    cat >"$work/etl.toml" <<TOML
-[plugins]
-dir = "$plugins"
-cache_dir = "$repo/.run/cache/plugins"
-watch = false
-[pipelines]
-dir = "$work/pipelines-etl"
-[kafka]
-brokers = "$SLUICE_KAFKA_BROKERS"
-[s3]
-endpoint = "$SLUICE_S3_ENDPOINT"
-region = "$AWS_REGION"
-force_path_style = true
-TOML
     local url
     url="${DATABASE_URL}$([[ "$DATABASE_URL" == *\?* ]] && echo '&' || echo '?')options=-csearch_path%3D$schema"
     DATABASE_URL="$url" "${measure[@]}" timed --out "$work/etl-sluice.json" --label "sluice job run" -- \
