@@ -126,7 +126,7 @@ free_port() { "${measure[@]}" free-port; }
 log "run $run_id: ${only} ($( ((quick)) && echo quick || echo full)); work dir $work"
 
 log "building release binaries"
-cargo build --release --locked -p sluice --bin sluice -p sluice-bench
+cargo build --release --locked -p sluice -p sluice-bench --bins
 release="$CARGO_TARGET_DIR/release"
 sluice_bin="$release/sluice"
 for binary in sluice bare-ingest sign-webhook fill-topic plugin-ratio; do

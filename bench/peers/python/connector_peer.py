@@ -2,14 +2,14 @@
 
 What it measures: how fast a competent single-process Python consumer (confluent-kafka,
 orjson, pyarrow, boto3) turns SendGrid webhook bodies from a Kafka topic into the same
-Hive-partitioned zstd Parquet table sluice writes, with the same at-least-once contract:
+Hive-partitioned Snappy Parquet table sluice writes, with the same at-least-once contract:
 offsets are committed only after a window's files are uploaded.
 
 Per Kafka partition, events are gathered into a window that closes at --window-events events
 or --window-seconds of age. Each event is normalized exactly like the sluice plugin
 `normalize-sendgrid-events` (see sendgrid_events.py), deduplicated on sg_event_id within the
 window (first wins, like the plugin plus the sink's dedupe_by_key), and grouped by its
-`dt=YYYY-MM-DD/event=<type>/` partition. A closed window is encoded (zstd level 1, as sluice)
+`dt=YYYY-MM-DD/event=<type>/` partition. A closed window is encoded (Snappy, as sluice)
 and uploaded by a worker thread while the main thread consumes the next one; its offset is
 committed once every object of it is stored. Refused events and bodies go as JSON lines (the
 shape of sluice's dead letters) under --dead-letter-prefix. Object names are deterministic
@@ -56,7 +56,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from sendgrid_events import DATA_SCHEMA, BodyError, EventError, normalize_event, parse_body
 
 PLUGIN_VERSION = "normalize-sendgrid-events@python-peer"
-ZSTD_LEVEL = 1
 
 
 class Window:
@@ -165,7 +164,7 @@ class WindowUploader:
                 schema=DATA_SCHEMA,
             )
             buffer = io.BytesIO()
-            pq.write_table(table, buffer, compression="zstd", compression_level=ZSTD_LEVEL)
+            pq.write_table(table, buffer, compression="snappy")
             key = f"{self.prefix}/dt={dt}/event={event}/{name}.parquet"
             puts.append(self.puts.submit(self._put, key, buffer.getvalue()))
         if window.dead_letters:

@@ -112,6 +112,10 @@ pub struct GroupConsumer {
     group: String,
 }
 
+/// How much the consumer prefetches ahead of the pipeline, in KiB (librdkafka's
+/// `queued.max.messages.kbytes`; a `[kafka.properties]` entry overrides it).
+const PREFETCH_KBYTES: &str = "16384";
+
 impl GroupConsumer {
     /// Joins `group` and subscribes to `topic`; a group with no committed offsets starts at the
     /// beginning of the topic, so nothing written before the first start is skipped.
@@ -130,6 +134,9 @@ impl GroupConsumer {
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", "100")
+            // librdkafka prefetches up to 64 MiB of decompressed messages by default: more than
+            // the windows themselves. A quarter of that still keeps several batches queued.
+            .set("queued.max.messages.kbytes", PREFETCH_KBYTES)
             // Notice a topic created after the subscription within seconds, not minutes.
             .set("topic.metadata.refresh.interval.ms", "5000")
             // Feeds the consumer-lag gauge.

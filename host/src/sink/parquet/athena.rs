@@ -69,7 +69,7 @@ pub fn create_table_statement(
     }
     statement.push_str("STORED AS PARQUET\n");
     statement.push_str(&format!("LOCATION '{}'\n", string_literal(&s3_location(location))));
-    statement.push_str("TBLPROPERTIES ('parquet.compression'='ZSTD')");
+    statement.push_str("TBLPROPERTIES ('parquet.compression'='SNAPPY')");
     Ok(statement)
 }
 
@@ -149,7 +149,7 @@ mod tests {
              )\n\
              STORED AS PARQUET\n\
              LOCATION 's3://lake/tables/events/'\n\
-             TBLPROPERTIES ('parquet.compression'='ZSTD')"
+             TBLPROPERTIES ('parquet.compression'='SNAPPY')"
         );
     }
 
