@@ -63,37 +63,62 @@ pub fn string_content(raw: &RawValue) -> Option<Cow<'_, str>> {
 /// The same JSON value without insignificant whitespace, keeping the field order.
 ///
 /// Outputs must be compact JSON, while inputs (for example a pretty-printed JSON array file)
-/// need not be. Borrows `raw` when it is already compact.
+/// need not be. Borrows `raw` when it is already compact, which is the common case: spaces
+/// inside strings (a user agent, an SMTP response) do not count. Works on bytes: every byte
+/// that matters (quote, backslash, whitespace) is ASCII, so UTF-8 text passes through whole.
 pub fn compact(raw: &RawValue) -> Cow<'_, RawValue> {
-    let text = raw.get();
-    if !text.bytes().any(is_insignificant_whitespace) {
+    let bytes = raw.get().as_bytes();
+    let Some(first) = first_whitespace_outside_strings(bytes) else {
         return Cow::Borrowed(raw);
-    }
-    let mut compacted = String::with_capacity(text.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for character in text.chars() {
-        if in_string {
-            compacted.push(character);
-            if escaped {
-                escaped = false;
-            } else if character == '\\' {
-                escaped = true;
-            } else if character == '"' {
-                in_string = false;
-            }
-        } else if character == '"' {
-            in_string = true;
-            compacted.push(character);
-        } else if !character.is_ascii() || !is_insignificant_whitespace(character as u8) {
-            compacted.push(character);
+    };
+    let mut compacted = Vec::with_capacity(bytes.len());
+    compacted.extend_from_slice(&bytes[..first]);
+    // `first` is outside any string, so the scan below starts outside one too.
+    let mut scanner = StringScanner::default();
+    for &byte in &bytes[first..] {
+        if scanner.step(byte) || !is_insignificant_whitespace(byte) {
+            compacted.push(byte);
         }
     }
-    // Removing whitespace outside strings from valid JSON leaves valid JSON, so this only
-    // falls back to the original text if that reasoning were ever wrong.
-    match RawValue::from_string(compacted) {
-        Ok(value) => Cow::Owned(value),
-        Err(_) => Cow::Borrowed(raw),
+    // Removing ASCII whitespace outside strings from valid JSON leaves valid UTF-8 JSON, so
+    // this only falls back to the original text if that reasoning were ever wrong.
+    match String::from_utf8(compacted).map(RawValue::from_string) {
+        Ok(Ok(value)) => Cow::Owned(value),
+        _ => Cow::Borrowed(raw),
+    }
+}
+
+/// Where the first insignificant whitespace byte of JSON text is, if there is one.
+fn first_whitespace_outside_strings(bytes: &[u8]) -> Option<usize> {
+    let mut scanner = StringScanner::default();
+    bytes.iter().position(|&byte| !scanner.step(byte) && is_insignificant_whitespace(byte))
+}
+
+/// Follows JSON text byte by byte, knowing whether each byte is part of a string.
+#[derive(Debug, Default)]
+struct StringScanner {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl StringScanner {
+    /// Whether `byte` belongs to a string (its quotes included).
+    fn step(&mut self, byte: u8) -> bool {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if byte == b'\\' {
+                self.escaped = true;
+            } else if byte == b'"' {
+                self.in_string = false;
+            }
+            true
+        } else if byte == b'"' {
+            self.in_string = true;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -218,6 +243,9 @@ mod tests {
     #[test]
     fn compact_keeps_compact_text_borrowed() {
         assert!(matches!(compact(raw(r#"[{"a":1}]"#)), Cow::Borrowed(_)));
+        // Spaces, tabs and escaped quotes inside strings are content, not layout.
+        let spaced = raw(r#"{"useragent":"Mozilla/5.0 (X11; Linux)","response":"250 \"OK\"\t x"}"#);
+        assert!(matches!(compact(spaced), Cow::Borrowed(_)));
     }
 
     #[test]
