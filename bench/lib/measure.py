@@ -37,14 +37,19 @@ def fail(message: str) -> None:
 
 
 def parse_pairs(pairs: list[str] | None) -> dict:
-    """`k=v` strings into a dict; values that read as JSON numbers or booleans are typed."""
+    """`k=v` strings into a dict; values that read as JSON numbers or booleans are typed.
+
+    Only when the typed value writes back as the same text: a commit like `1787e63` stays a
+    string instead of becoming the number 1.787e+66.
+    """
     result = {}
     for pair in pairs or []:
         key, _, value = pair.partition("=")
         try:
-            result[key] = json.loads(value)
+            typed = json.loads(value)
         except json.JSONDecodeError:
-            result[key] = value
+            typed = value
+        result[key] = typed if json.dumps(typed) == value else value
     return result
 
 
