@@ -42,8 +42,11 @@ eval "$(scripts/services.sh env)"
 
 run_id="$(date -u +%Y%m%d%H%M%S)"
 work="$repo/.run/bench/profiles/webhook-$run_id"
-mkdir -p "$work/pipelines"
+mkdir -p "$work"
 measure=(python3 "$repo/bench/lib/measure.py")
+# host_config and webhook_pipeline, as bench/run.sh writes them.
+# shellcheck source=bench/lib/config.sh
+source "$repo/bench/lib/config.sh"
 pids=()
 cleanup() {
     local pid
@@ -95,44 +98,15 @@ PY
 
 topic="rsprof_wh_$run_id"
 "$release/fill-topic" --brokers "$SLUICE_KAFKA_BROKERS" --topic "$topic" --events 0 --partitions 4 >/dev/null
-cat >"$work/host.toml" <<TOML
-[server]
-listen = "127.0.0.1:18471"
-[plugins]
-dir = "$repo/.run/bench/plugins"
-watch = false
-[pipelines]
-dir = "$work/pipelines"
-[kafka]
-brokers = "$SLUICE_KAFKA_BROKERS"
-[s3]
-endpoint = "$SLUICE_S3_ENDPOINT"
-region = "$AWS_REGION"
-force_path_style = true
-TOML
-cat >"$work/pipelines/webhook.toml" <<TOML
-name = "profile-webhook"
-[source]
-kind = "webhook"
-path = "/v1/webhooks/profile"
-topic = "$topic"
-group = "rsprof-$run_id"
-body_format = "json-array"
-
-[source.signature]
-scheme = "ecdsa-p256-sha256"
-public_key_env = "SENDGRID_WEBHOOK_PUBLIC_KEY"
-signature_header = "X-Twilio-Email-Event-Webhook-Signature"
-timestamp_header = "X-Twilio-Email-Event-Webhook-Timestamp"
-tolerance_secs = 600
-TOML
+config="$(host_config profile 18471 "$repo/.run/bench/plugins" "watch = false")"
+webhook_pipeline profile-webhook /v1/webhooks/profile "$topic" 600 >"$work/pipelines-profile/webhook.toml"
 
 echo "| system | req/s | CPU s per 1k requests: system | tansu | SeaweedFS | wrk | all |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for verify in on off; do
     key="$public_key"
     [[ "$verify" == on ]] || key=""
-    SENDGRID_WEBHOOK_PUBLIC_KEY="$key" "$release/sluice" serve --config "$work/host.toml" \
+    SENDGRID_WEBHOOK_PUBLIC_KEY="$key" "$release/sluice" serve --config "$config" \
         >"$work/sluice-$verify.log" 2>&1 &
     pid=$!
     pids+=("$pid")
