@@ -90,6 +90,43 @@ fn the_wall_clock_a_plugin_sees_is_stopped_at_the_unix_epoch() {
     assert_eq!(text, r#"{"value":0}"#, "the plugin saw the host's time of day");
 }
 
+/// What `hoard` answered for a batch of one `{"mb": mb}`: the instance's calls and holdings.
+fn hoard_once(
+    plugin: &sluice::plugin::PluginHandle,
+    limits: PluginLimits,
+    mb: usize,
+) -> Result<(u64, u64), PluginError> {
+    let record = RecordIn { key: None, value: format!("{{\"mb\":{mb}}}").into_bytes(), headers: vec![] };
+    let done = plugin.transform_blocking(&call("hoard", limits), &[record])?;
+    let answer: serde_json::Value =
+        serde_json::from_slice(&done.result.records[0].value).expect("hoard answers JSON");
+    Ok((answer["calls"].as_u64().expect("calls"), answer["held_mb"].as_u64().expect("held_mb")))
+}
+
+#[test]
+fn an_instance_serves_later_batches_until_it_traps_or_holds_over_half_its_cap() {
+    let registry = registry();
+    let plugin = hostile(&registry);
+    let cap = PluginLimits { timeout: Duration::from_secs(30), memory_bytes: 32 << 20 };
+    // The same step's batches share an instance, and what it kept is still there.
+    assert_eq!(hoard_once(&plugin, cap, 4).unwrap(), (1, 4));
+    assert_eq!(hoard_once(&plugin, cap, 4).unwrap(), (2, 8));
+    // Other limits are another step: a fresh instance.
+    let other = PluginLimits { memory_bytes: 48 << 20, ..cap };
+    assert_eq!(hoard_once(&plugin, other, 1).unwrap(), (1, 1));
+    // 26 MiB on top of the 8 held passes the cap; the batch runs again on a fresh instance,
+    // where it fits, so what earlier batches left behind cannot fail it.
+    assert_eq!(hoard_once(&plugin, cap, 26).unwrap(), (1, 26));
+    assert_eq!(plugin.stats().traps.load(Ordering::Relaxed), 0);
+    // That instance holds over half the cap, so it was not kept.
+    assert_eq!(hoard_once(&plugin, cap, 1).unwrap(), (1, 1));
+    assert_eq!(hoard_once(&plugin, cap, 1).unwrap(), (2, 2));
+    // A batch too big even for a fresh instance fails with the limit, and the instance goes.
+    let error = hoard_once(&plugin, cap, 40).unwrap_err();
+    assert!(matches!(error, PluginError::MemoryLimit { limit_mb: 32, .. }), "{error}");
+    assert_eq!(hoard_once(&plugin, cap, 1).unwrap(), (1, 1));
+}
+
 #[test]
 fn output_larger_than_the_memory_cap_is_stopped_inside_the_sandbox() {
     let registry = registry();

@@ -10,7 +10,8 @@ use wasmtime::component::{Component, types::ComponentItem};
 use super::bindings::{BatchResult, PluginInfo, PluginPre, RecordIn};
 use super::cache::{CompileCache, content_hash};
 use super::engine::PluginEngine;
-use super::sandbox::{SandboxState, new_store};
+use super::instances::{WarmInstance, WarmInstances};
+use super::sandbox::{SandboxState, arm_deadline, new_store};
 use super::{PluginError, PluginLimits, SUPPORTED_WIT_VERSION, WIT_PACKAGE};
 
 /// The settings a pipeline step calls a plugin with: its `init` config and its limits.
@@ -29,6 +30,7 @@ pub struct LoadedPlugin {
     loaded_at: SystemTime,
     engine: PluginEngine,
     pre: PluginPre<SandboxState>,
+    warm: WarmInstances,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -89,6 +91,7 @@ impl LoadedPlugin {
             loaded_at: SystemTime::now(),
             engine: engine.clone(),
             pre,
+            warm: WarmInstances::new(idle_instances_per_plugin()),
         })
     }
 
@@ -124,52 +127,88 @@ impl LoadedPlugin {
     }
 
     /// Instantiates the plugin and runs its `init` with `call.config`, to check a pipeline's
-    /// configuration at load time rather than on the first batch.
+    /// configuration at load time rather than on the first batch. The instance is kept for
+    /// that step's first batch.
     ///
     /// # Errors
     /// [`PluginError::Init`] when the plugin rejects the configuration, or a trap.
     pub fn check_config(&self, call: &PluginCall) -> Result<(), PluginError> {
-        self.run(call, |_, _| Ok(Ok(BatchResult { records: Vec::new(), failures: Vec::new() }))).map(|_| ())
+        let warm = self.instantiate(call)?;
+        self.warm.give_back(warm);
+        Ok(())
     }
 
-    /// Runs one batch in a fresh store: instantiate, `init`, `transform`.
+    /// Runs one batch: `transform` on an idle instance already set up for `call`, or on a
+    /// fresh one (instantiate, `init`). A batch that hits the memory cap on a reused instance
+    /// is run once more on a fresh one, so what an earlier batch left in memory cannot make it
+    /// fail.
     ///
     /// Blocking and CPU-bound; async callers go through [`super::PluginHandle::transform`].
     ///
     /// # Errors
-    /// A timeout, memory-limit or trap error (the store is dropped), [`PluginError::Init`],
-    /// [`PluginError::BatchRejected`] when the plugin fails the whole batch, or
-    /// [`PluginError::UndeclaredOutput`] / a bad index when its answer breaks the contract.
+    /// A timeout, memory-limit or trap error (the instance and its store are dropped),
+    /// [`PluginError::Init`], [`PluginError::BatchRejected`] when the plugin fails the whole
+    /// batch, or [`PluginError::UndeclaredOutput`] / a bad index when its answer breaks the
+    /// contract.
     pub fn transform(&self, call: &PluginCall, batch: &[RecordIn]) -> Result<BatchResult, PluginError> {
-        let result = self.run(call, |plugin, store| {
-            plugin.sluice_transform_transformer().call_transform(store, batch).map(|answer| {
-                answer
-                    .map_err(|message| PluginError::BatchRejected { plugin: self.info.name.clone(), message })
-            })
-        })?;
+        let result = match self.warm.take(call) {
+            Some(warm) => match self.transform_on(warm, call, batch) {
+                Err(PluginError::MemoryLimit { .. }) => return self.transform_in_fresh_instance(call, batch),
+                other => other,
+            },
+            None => self.transform_on(self.instantiate(call)?, call, batch),
+        }?;
         self.check_answer(&result, batch.len())?;
         Ok(result)
     }
 
-    fn run(
+    /// Runs one batch on a new instance, as [`LoadedPlugin::transform`] does when none is idle
+    /// (the instance is kept afterwards). `plugin-ratio` uses it to show what reuse saves.
+    ///
+    /// # Errors
+    /// As for [`LoadedPlugin::transform`].
+    pub fn transform_in_fresh_instance(
         &self,
         call: &PluginCall,
-        body: impl FnOnce(
-            &super::bindings::Plugin,
-            &mut Store<SandboxState>,
-        ) -> wasmtime::Result<Result<BatchResult, PluginError>>,
+        batch: &[RecordIn],
     ) -> Result<BatchResult, PluginError> {
+        let result = self.transform_on(self.instantiate(call)?, call, batch)?;
+        self.check_answer(&result, batch.len())?;
+        Ok(result)
+    }
+
+    /// A fresh instance with `init` run on `call.config`.
+    fn instantiate(&self, call: &PluginCall) -> Result<WarmInstance, PluginError> {
         let mut store = new_store(&self.engine, call.limits);
         let outcome = (|| {
             let plugin = self.pre.instantiate(&mut store)?;
-            if let Err(message) = plugin.sluice_transform_transformer().call_init(&mut store, &call.config)? {
-                return Ok(Err(PluginError::Init { plugin: self.info.name.clone(), message }));
-            }
-            body(&plugin, &mut store)
+            let init = plugin.sluice_transform_transformer().call_init(&mut store, &call.config)?;
+            Ok(init.map(|()| plugin))
         })();
         match outcome {
-            Ok(answer) => answer,
+            Ok(Ok(plugin)) => Ok(WarmInstance { call: call.clone(), store, plugin, calls: 0 }),
+            Ok(Err(message)) => Err(PluginError::Init { plugin: self.info.name.clone(), message }),
             Err(error) => Err(self.classify_trap(&store, call.limits, error)),
+        }
+    }
+
+    /// Calls `transform` on `warm`, and keeps the instance for later unless the call trapped.
+    fn transform_on(
+        &self,
+        mut warm: WarmInstance,
+        call: &PluginCall,
+        batch: &[RecordIn],
+    ) -> Result<BatchResult, PluginError> {
+        arm_deadline(&mut warm.store, call.limits);
+        warm.calls += 1;
+        let outcome = warm.plugin.sluice_transform_transformer().call_transform(&mut warm.store, batch);
+        match outcome {
+            Ok(answer) => {
+                self.warm.give_back(warm);
+                answer
+                    .map_err(|message| PluginError::BatchRejected { plugin: self.info.name.clone(), message })
+            }
+            Err(error) => Err(self.classify_trap(&warm.store, call.limits, error)),
         }
     }
 
@@ -235,4 +274,9 @@ fn check_contract_version(
             supported: SUPPORTED_WIT_VERSION,
         }),
     }
+}
+
+/// Idle instances kept per plugin version: one per core, as at most that many calls run at once.
+fn idle_instances_per_plugin() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }

@@ -1,14 +1,16 @@
 //! The plugin runtime: compiles WebAssembly components once, keeps them ready to instantiate,
 //! and runs batches through them inside per-call time and memory limits.
 //!
-//! Each call gets a fresh `Store`, so a trap, a timeout or a memory bomb in one batch can never
-//! leave state behind for the next. Reloads swap the ready-to-run component atomically; calls
-//! already running finish on the version they started with.
+//! An instance serves many batches of the same pipeline step while its calls succeed; a trap,
+//! a timeout or a memory bomb drops it with its `Store`, so none can leave state behind for the
+//! next batch. Reloads swap the ready-to-run component atomically; calls already running
+//! finish on the version they started with, and the old version's idle instances go with it.
 
 mod bindings;
 mod cache;
 mod engine;
 mod error;
+mod instances;
 pub mod limits;
 mod loaded;
 mod registry;

@@ -9,7 +9,7 @@ use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use super::engine::{EPOCH_TICK, PluginEngine};
 use super::limits::PluginLimits;
 
-/// Store data for one call. WASI is linked only because Rust's standard library imports it;
+/// Store data for one instance. WASI is linked only because Rust's standard library imports it;
 /// the context has no preopened directories, no environment, no arguments, closed stdio, no
 /// network and a wall clock stopped at the Unix epoch, so a plugin can compute and nothing
 /// more. (The monotonic clock runs, so a plugin may time itself, but it tells no date.)
@@ -30,6 +30,16 @@ impl SandboxState {
     pub fn memory_cap_hit(&self) -> bool {
         self.memory.hit
     }
+
+    /// The size the instance's linear memory has grown to (the largest it asked for).
+    pub fn memory_grown_bytes(&self) -> usize {
+        self.memory.grown
+    }
+
+    /// The most linear memory the instance may have.
+    pub fn memory_cap_bytes(&self) -> usize {
+        self.memory.max_bytes
+    }
 }
 
 /// The only time of day a plugin sees: the Unix epoch. Output that cannot depend on when a
@@ -46,10 +56,11 @@ impl HostWallClock for EpochClock {
     }
 }
 
-/// Refuses memory growth past the cap and remembers that it did.
+/// Refuses memory growth past the cap and remembers that it did, and how far memory grew.
 struct MemoryCap {
     max_bytes: usize,
     hit: bool,
+    grown: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -65,6 +76,7 @@ impl ResourceLimiter for MemoryCap {
             // failed grow, which Rust's allocator would turn into an abort anyway.
             return Err(wasmtime::Error::msg("memory limit exceeded"));
         }
+        self.grown = self.grown.max(desired);
         Ok(true)
     }
 
@@ -78,7 +90,7 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// A fresh store for one call, with its memory cap and wall-time deadline set.
+/// A fresh store for one instance, with its memory cap and first call's deadline set.
 pub(super) fn new_store(engine: &PluginEngine, limits: PluginLimits) -> Store<SandboxState> {
     let wasi = WasiCtx::builder()
         .allow_tcp(false)
@@ -90,13 +102,22 @@ pub(super) fn new_store(engine: &PluginEngine, limits: PluginLimits) -> Store<Sa
     let state = SandboxState {
         wasi,
         table: ResourceTable::new(),
-        memory: MemoryCap { max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX), hit: false },
+        memory: MemoryCap {
+            max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+            hit: false,
+            grown: 0,
+        },
     };
     let mut store = Store::new(engine.engine(), state);
     store.limiter(|state| &mut state.memory);
-    store.set_epoch_deadline(deadline_ticks(limits));
     store.epoch_deadline_trap();
+    arm_deadline(&mut store, limits);
     store
+}
+
+/// Starts the call's wall-time budget from now; done before every call on a reused store.
+pub(super) fn arm_deadline(store: &mut Store<SandboxState>, limits: PluginLimits) {
+    store.set_epoch_deadline(deadline_ticks(limits));
 }
 
 /// The call's timeout in whole clock ticks, at least one.

@@ -4,12 +4,13 @@
 //! Generates `--bodies` SendGrid webhook bodies of `--events-per-body` events (about 1%
 //! malformed), then for each `--batch-records` size times passes over all of them in batches of
 //! that many records: natively through `normalize_sendgrid_events::transform_batch`, and as a
-//! component through sluice's own plugin runtime (`LoadedPlugin::transform`: a fresh store,
-//! instantiate, `init`, `transform` per call, as the connector's calls do). Prints one JSON
-//! line per batch size with the fastest events/s of each, the wasm/native ratio (DESIGN.md
-//! aims for at least 0.7) and the fixed cost of one call (instantiate + `init` on an empty
-//! batch). Native and wasm passes alternate and the ratio is the median of the rounds', so a
-//! slow spell of a shared machine does not land on one side only.
+//! component through sluice's own plugin runtime: `LoadedPlugin::transform`, which reuses an
+//! idle instance as the connector's calls do, and `transform_in_fresh_instance` (instantiate,
+//! `init`, `transform` every call) to show what reuse saves. Prints one JSON line per batch
+//! size with the fastest events/s of each, the wasm/native ratios (DESIGN.md aims for at least
+//! 0.7) and the fixed cost of one call on an empty batch, warm and on a new instance. The three
+//! passes take turns and each ratio is the median of the rounds', so a slow spell of a shared
+//! machine does not land on one side only.
 //!
 //! ```text
 //! scripts/build-plugins.sh /tmp/rsbench-plugins   # SLUICE_PLUGINS=normalize-sendgrid-events for just it
@@ -42,7 +43,7 @@ struct Args {
     /// pipeline's `batch_records` per call: 500 by default and in `pipelines/sendgrid-events.toml`.
     #[arg(long, value_delimiter = ',', default_values_t = [500, 100])]
     batch_records: Vec<usize>,
-    /// Timed rounds (a native pass, then a wasm pass) per batch size; the median ratio is reported.
+    /// Timed rounds (a native pass, then the two wasm passes) per batch size; the median ratio is reported.
     #[arg(long, default_value_t = 9)]
     passes: usize,
     /// Malformed events per thousand.
@@ -84,7 +85,7 @@ fn main() -> anyhow::Result<()> {
     let call = PluginCall { config: Vec::new(), limits };
 
     for &batch_records in &args.batch_records {
-        let native_pass = || {
+        let mut native_pass = || {
             let mut produced = Produced { rows: 0, failures: 0 };
             for batch in native_records.chunks(batch_records) {
                 let result = black_box(normalize_sendgrid_events::transform_batch(batch));
@@ -93,23 +94,38 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(produced)
         };
-        let wasm_pass = || {
+        let wasm_pass = |fresh: bool| {
             let mut produced = Produced { rows: 0, failures: 0 };
             for batch in wasm_records.chunks(batch_records) {
-                let result = black_box(plugin.transform(&call, batch)?);
+                let result = if fresh {
+                    plugin.transform_in_fresh_instance(&call, batch)?
+                } else {
+                    plugin.transform(&call, batch)?
+                };
+                let result = black_box(result);
                 produced.rows += result.records.len();
                 produced.failures += result.failures.len();
             }
             Ok(produced)
         };
-        let (native, wasm, ratios) = paired(args.passes, native_pass, wasm_pass)?;
-        if native.1 != wasm.1 {
-            bail!("the builds disagree: native gave {:?}, wasm {:?}", native.1, wasm.1);
+        let mut reused_pass = || wasm_pass(false);
+        let mut fresh_pass = || wasm_pass(true);
+        let rounds = Rounds::run(args.passes, &mut [&mut native_pass, &mut reused_pass, &mut fresh_pass])?;
+        let [native, reused, fresh] = [0, 1, 2].map(|contender| rounds.fastest[contender]);
+        if native.1 != reused.1 || native.1 != fresh.1 {
+            bail!(
+                "the builds disagree: native gave {:?}, wasm {:?} (reused instances) and {:?} (fresh)",
+                native.1,
+                reused.1,
+                fresh.1
+            );
         }
-        let call_overhead = fastest(args.passes, || Ok(plugin.check_config(&call)?))?.0;
+        let warm_call = fastest(args.passes, || Ok(plugin.transform(&call, &[])?))?.0;
+        let new_instance = fastest(args.passes, || Ok(plugin.transform_in_fresh_instance(&call, &[])?))?.0;
         let events = wasm_records.len() * args.events_per_body;
-        let native_rate = events as f64 / native.0.as_secs_f64();
-        let wasm_rate = events as f64 / wasm.0.as_secs_f64();
+        let rate = |time: Duration| events as f64 / time.as_secs_f64();
+        let reused_ratios = rounds.ratios(1);
+        let fresh_ratios = rounds.ratios(2);
         println!(
             "{}",
             json!({
@@ -118,44 +134,64 @@ fn main() -> anyhow::Result<()> {
                 "batch_records": batch_records,
                 "events_per_body": args.events_per_body,
                 "events": events,
-                "rows": wasm.1.rows,
-                "failures": wasm.1.failures,
-                "native_events_per_s": native_rate.round(),
-                "wasm_events_per_s": wasm_rate.round(),
-                "wasm_to_native": round3(median(&ratios)),
-                "wasm_to_native_min": round3(ratios.first().copied().unwrap_or(0.0)),
-                "wasm_to_native_max": round3(ratios.last().copied().unwrap_or(0.0)),
-                "fastest_wasm_to_native": round3(wasm_rate / native_rate),
+                "rows": reused.1.rows,
+                "failures": reused.1.failures,
+                "native_events_per_s": rate(native.0).round(),
+                "wasm_events_per_s": rate(reused.0).round(),
+                "wasm_to_native": round3(median(&reused_ratios)),
+                "wasm_to_native_min": round3(reused_ratios.first().copied().unwrap_or(0.0)),
+                "wasm_to_native_max": round3(reused_ratios.last().copied().unwrap_or(0.0)),
+                "fastest_wasm_to_native": round3(rate(reused.0) / rate(native.0)),
+                "fresh_wasm_events_per_s": rate(fresh.0).round(),
+                "fresh_wasm_to_native": round3(median(&fresh_ratios)),
                 "calls_per_pass": wasm_records.len().div_ceil(batch_records),
-                "wasm_call_overhead_us": (call_overhead.as_secs_f64() * 1e6).round(),
+                "wasm_call_overhead_us": (warm_call.as_secs_f64() * 1e6).round(),
+                "wasm_fresh_call_overhead_us": (new_instance.as_secs_f64() * 1e6).round(),
             })
         );
     }
     Ok(())
 }
 
-/// Runs each pass once to warm up, then `passes` times in turn, native then wasm, so a slow
-/// spell of the machine hits both alike. Returns the fastest time of each with what it
-/// produced, and each round's wasm/native speed ratio, sorted.
-///
-/// # Errors
-/// The first error of a pass.
-#[allow(clippy::type_complexity)]
-fn paired<T>(
-    passes: usize,
-    mut native: impl FnMut() -> anyhow::Result<T>,
-    mut wasm: impl FnMut() -> anyhow::Result<T>,
-) -> anyhow::Result<((Duration, T), (Duration, T), Vec<f64>)> {
-    let mut best_native = (Duration::MAX, native()?);
-    let mut best_wasm = (Duration::MAX, wasm()?);
-    let mut ratios = Vec::with_capacity(passes);
-    for _ in 0..passes {
-        let native_time = timed(&mut native, &mut best_native)?;
-        let wasm_time = timed(&mut wasm, &mut best_wasm)?;
-        ratios.push(native_time.as_secs_f64() / wasm_time.as_secs_f64());
+/// Timed passes of several contenders over the same batches, taken in turn round after round
+/// so that a slow spell of a shared machine hits them all alike.
+struct Rounds {
+    /// Each contender's fastest pass and what it produced.
+    fastest: Vec<(Duration, Produced)>,
+    /// Each round's pass time per contender.
+    times: Vec<Vec<Duration>>,
+}
+
+type Pass<'a> = &'a mut dyn FnMut() -> anyhow::Result<Produced>;
+
+impl Rounds {
+    /// Runs every contender once to warm up, then `passes` rounds of one pass each.
+    ///
+    /// # Errors
+    /// The first error of a pass.
+    fn run(passes: usize, contenders: &mut [Pass<'_>]) -> anyhow::Result<Self> {
+        let mut fastest = Vec::with_capacity(contenders.len());
+        for pass in contenders.iter_mut() {
+            fastest.push((Duration::MAX, pass()?));
+        }
+        let mut times = Vec::with_capacity(passes);
+        for _ in 0..passes {
+            let mut round = Vec::with_capacity(contenders.len());
+            for (pass, best) in contenders.iter_mut().zip(&mut fastest) {
+                round.push(timed(pass, best)?);
+            }
+            times.push(round);
+        }
+        Ok(Rounds { fastest, times })
     }
-    ratios.sort_by(f64::total_cmp);
-    Ok((best_native, best_wasm, ratios))
+
+    /// Contender `index`'s speed relative to the first contender in each round, sorted.
+    fn ratios(&self, index: usize) -> Vec<f64> {
+        let mut ratios: Vec<f64> =
+            self.times.iter().map(|round| round[0].as_secs_f64() / round[index].as_secs_f64()).collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios
+    }
 }
 
 /// Times one pass, keeping it in `best` when it is the fastest so far.
