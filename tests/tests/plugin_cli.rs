@@ -1,4 +1,4 @@
-//! `sluice plugin test` and `sluice plugin info` on the real plugins and their samples, with
+//! `sluice plugin test`, `plugin info` and `plugin compile` on the real plugins and their samples, with
 //! no services running.
 
 use std::path::{Path, PathBuf};
@@ -131,4 +131,76 @@ fn a_pipeline_naming_an_undeclared_output_fails_with_file_and_key() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("broken.toml") && stderr.contains("sinks[0].from"), "{stderr}");
     assert!(stderr.contains("its outputs: user_status_log"), "{stderr}");
+}
+
+/// The `.cwasm` files in a compile cache, with when each was last written.
+fn cached_files(cache: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(cache)
+        .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .map(|path| {
+            let written = std::fs::metadata(&path).and_then(|m| m.modified()).expect("cache file time");
+            (path, written)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn plugin_compile_fills_the_cache_that_the_host_then_loads_from() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (plugins, pipelines, cache) =
+        (dir.path().join("plugins"), dir.path().join("pipelines"), dir.path().join("cache"));
+    for made in [&plugins, &pipelines] {
+        std::fs::create_dir(made).expect("make dir");
+    }
+    let component = plugin_path("normalize-sendgrid-events");
+    std::fs::copy(&component, plugins.join("normalize-sendgrid-events.wasm")).expect("copy plugin");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[plugins]\ndir = {:?}\ncache_dir = {:?}\n\n[pipelines]\ndir = {:?}\n",
+            plugins.display().to_string(),
+            cache.display().to_string(),
+            pipelines.display().to_string()
+        ),
+    )
+    .expect("write config");
+    let sluice = |args: &[&str]| {
+        Command::new(sluice_bin()).args(args).arg("--config").arg(&config).output().expect("run sluice")
+    };
+
+    let compiled = Command::new(sluice_bin())
+        .args(["plugin", "compile", "--config"])
+        .arg(&config)
+        .arg(&component)
+        .output()
+        .expect("run sluice plugin compile");
+    let stdout = String::from_utf8_lossy(&compiled.stdout);
+    assert!(compiled.status.success(), "{stdout}{}", String::from_utf8_lossy(&compiled.stderr));
+    assert!(stdout.starts_with("normalize-sendgrid-events ") && stdout.contains("ready in"), "{stdout}");
+    let cached = cached_files(&cache);
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let hash = sluice::plugin::content_hash(&std::fs::read(&component).expect("read plugin"));
+    let file_name = cached[0].0.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    assert!(file_name.starts_with(&hash), "{file_name} is not keyed by {hash}");
+
+    // Loading the plugins dir as `serve` does finds that entry: nothing is compiled or written.
+    let checked = sluice(&["pipelines", "check"]);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert_eq!(cached_files(&cache), cached, "the host compiled the plugin again");
+
+    let refused = Command::new(sluice_bin())
+        .args(["plugin", "compile", "--config"])
+        .arg(&config)
+        .arg(plugin_path("fixtures/fixture-wrong-version"))
+        .output()
+        .expect("run sluice plugin compile");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("fixture-wrong-version") && !stderr.contains("panicked"), "{stderr}");
 }

@@ -1,4 +1,4 @@
-//! The `sluice` command line: `serve`, `plugin test`, `plugin info`, `pipelines check`,
+//! The `sluice` command line: `serve`, `plugin test`, `plugin info`, `plugin compile`, `pipelines check`,
 //! `sweep`, `athena-ddl`, `job run`.
 //!
 //! This is the binary's edge, so errors here are `anyhow` with context for the person typing.
@@ -6,6 +6,7 @@
 mod athena_ddl;
 mod job;
 mod pipelines_check;
+mod plugin_compile;
 mod plugin_info;
 mod plugin_test;
 mod serve;
@@ -56,6 +57,8 @@ enum PluginCommand {
     Test(plugin_test::PluginTestArgs),
     /// Print a plugin's name, version, WIT contract version and outputs with their schemas.
     Info(plugin_info::PluginInfoArgs),
+    /// Compile plugins into the host's cache before a deploy, so the hot swap is only a load.
+    Compile(plugin_compile::PluginCompileArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +104,7 @@ impl Cli {
             Command::Serve(args) => serve::run(args).await,
             Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
             Command::Plugin(PluginCommand::Info(args)) => plugin_info::run(args),
+            Command::Plugin(PluginCommand::Compile(args)) => plugin_compile::run(args),
             Command::Pipelines(PipelinesCommand::Check(args)) => pipelines_check::run(args),
             Command::Sweep(args) => sweep::run(args).await,
             Command::AthenaDdl(args) => athena_ddl::run(args),
