@@ -10,7 +10,7 @@
 //! closes the window at the same last offset: it rewrites exactly the same objects, so a replay
 //! never duplicates rows and never leaves a stale object beside a new one.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -291,27 +291,17 @@ fn retry_delay(attempt: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)).min(30_000))
 }
 
-/// Batches whose plugins run while the oldest batch read is written: enough to keep both
-/// cores of a small machine busy (the plugin calls of two batches, or one and the writing).
-const BATCHES_IN_PLUGINS: usize = 2;
-
 /// A batch whose plugin chain runs on a task of its own.
 struct Transforming {
     batch: Vec<SourceRecord>,
     output: tokio::task::JoinHandle<ChainOutput>,
-    /// Partitions revoked since the batch was read: its records of them are skipped.
-    revoked_since: Vec<TopicPartition>,
 }
 
 impl Transforming {
     fn start(chain: &Chain, batch: Vec<SourceRecord>) -> Self {
         let records = batch.iter().map(record_in).collect();
         let chain = chain.clone();
-        Transforming {
-            batch,
-            output: tokio::spawn(async move { chain.run(records).await }),
-            revoked_since: Vec::new(),
-        }
+        Transforming { batch, output: tokio::spawn(async move { chain.run(records).await }) }
     }
 }
 
@@ -356,7 +346,7 @@ impl Connector {
     /// (a bug or an unrecoverable client error).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ConnectorError> {
         tracing::info!(pipeline = %self.pipeline, group = self.consumer.group(), "connector started");
-        let mut transforming: VecDeque<Transforming> = VecDeque::with_capacity(BATCHES_IN_PLUGINS + 1);
+        let mut transforming: Option<Transforming> = None;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -379,22 +369,13 @@ impl Connector {
                 self.windows.remove(partition);
                 self.stored_up_to.remove(partition);
             }
-            // Batches already in the plugins were read before the revocations above, so their
-            // records of those partitions are skipped.
-            for earlier in &mut transforming {
-                earlier.revoked_since.extend(revoked.iter().cloned());
-            }
-            let quiet = batch.is_empty();
-            if !quiet {
-                transforming.push_back(Transforming::start(&self.chain, batch));
-            }
-            // The oldest batch is written once enough newer ones are in the plugins; when the
-            // topic is quiet every batch is, so no window waits for records that do not come.
-            while transforming.len() > BATCHES_IN_PLUGINS || (quiet && !transforming.is_empty()) {
-                let Some(oldest) = transforming.pop_front() else { break };
+            // This batch's plugins run while the one before it is written; that one was read
+            // before the revocations above, so its records of those partitions are skipped.
+            let next = (!batch.is_empty()).then(|| Transforming::start(&self.chain, batch));
+            if let Some(previous) = std::mem::replace(&mut transforming, next) {
                 let output =
-                    oldest.output.await.map_err(|_| ConnectorError::TaskLost(self.pipeline.clone()))?;
-                self.process(&oldest.batch, output, &oldest.revoked_since, &shutdown).await?;
+                    previous.output.await.map_err(|_| ConnectorError::TaskLost(self.pipeline.clone()))?;
+                self.process(&previous.batch, output, &revoked, &shutdown).await?;
             }
             let expired: Vec<TopicPartition> = self
                 .windows
@@ -408,7 +389,7 @@ impl Connector {
         }
         // A batch still in the plugins is in no window, so its offsets are not committed: the
         // next owner reads it again.
-        for abandoned in transforming {
+        if let Some(abandoned) = transforming {
             abandoned.output.abort();
         }
         let open: Vec<TopicPartition> = self.windows.keys().cloned().collect();
