@@ -413,7 +413,6 @@ watch_debounce_ms = $swap_debounce_ms")"
     # A fresh compile cache: the host compiles v2 at start, and v3 is compiled into it by
     # `sluice plugin compile` before the swaps, as a deploy would (timed: the cost a swap pays
     # when that step is skipped).
-    rm -rf "$work/cache-swap"
     sed -i "s|^cache_dir = .*|cache_dir = \"$work/cache-swap\"|" "$config"
     cat >"$work/pipelines-swap/rows.toml" <<TOML
 name = "rows"

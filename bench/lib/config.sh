@@ -7,7 +7,7 @@
 host_config() {
     local name="$1" port="$2" plugins_dir="$3" extra="${4:-}"
     local config="$work/$name.toml"
-    mkdir -p "$work/pipelines-$name" "$work/cache-$name"
+    mkdir -p "$work/pipelines-$name"
     cat >"$config" <<TOML
 [server]
 listen = "127.0.0.1:$port"

@@ -12,7 +12,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::HostOptions;
-use crate::plugin::{CompileCache, LoadedPlugin, PluginEngine};
+use super::serve::plugin_runtime;
+use crate::plugin::LoadedPlugin;
 
 #[derive(Debug, Args)]
 pub struct PluginCompileArgs {
@@ -25,9 +26,7 @@ pub struct PluginCompileArgs {
 
 pub fn run(args: PluginCompileArgs) -> anyhow::Result<ExitCode> {
     let config = args.host.load()?;
-    // The same engine settings as `serve`, or the cached code would not match its engine.
-    let engine = PluginEngine::new(config.plugins.max_memory_mb << 20)?;
-    let cache = CompileCache::in_dir(&config.plugins.cache_dir);
+    let (engine, cache) = plugin_runtime(&config)?;
     for path in &args.plugins {
         let started = Instant::now();
         let plugin = LoadedPlugin::from_file(&engine, &cache, path)

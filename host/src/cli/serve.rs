@@ -36,8 +36,8 @@ pub struct ServeArgs {
 /// # Errors
 /// When the engine cannot start or the directory cannot be read.
 pub fn load_plugins(config: &HostConfig) -> anyhow::Result<PluginRegistry> {
-    let engine = PluginEngine::new(config.plugins.max_memory_mb << 20)?;
-    let registry = PluginRegistry::new(engine, CompileCache::in_dir(&config.plugins.cache_dir));
+    let (engine, cache) = plugin_runtime(config)?;
+    let registry = PluginRegistry::new(engine, cache);
     let failures = registry.load_dir(&config.plugins.dir).with_context(|| {
         format!("no plugins at {} (build them with scripts/build-plugins.sh)", config.plugins.dir.display())
     })?;
@@ -49,6 +49,16 @@ pub fn load_plugins(config: &HostConfig) -> anyhow::Result<PluginRegistry> {
         tracing::info!(plugin = %name, version = plugin.version(), hash = &plugin.content_hash()[..12], "plugin loaded");
     }
     Ok(registry)
+}
+
+/// The engine and compile cache `config` describes. `plugin compile` fills the cache through
+/// this too: cached code only loads into an engine with the same settings.
+///
+/// # Errors
+/// When the engine cannot start.
+pub fn plugin_runtime(config: &HostConfig) -> anyhow::Result<(PluginEngine, CompileCache)> {
+    let engine = PluginEngine::new(config.plugins.max_memory_mb << 20)?;
+    Ok((engine, CompileCache::in_dir(&config.plugins.cache_dir)))
 }
 
 /// Loads and validates the pipelines directory.

@@ -59,8 +59,8 @@ impl WarmInstances {
 
     /// Returns an instance after a call that ended without a trap; it is dropped instead when
     /// it is not worth keeping. When `max_idle` are idle already, the one idle longest goes,
-    /// so instances set up for a call nobody makes any more (a load-time config check, an
-    /// edited pipeline) cannot hold the places.
+    /// so instances set up for a call nobody makes any more (a pipeline edited and reloaded)
+    /// cannot hold the places.
     pub fn give_back(&self, warm: WarmInstance) {
         if !warm.worth_keeping() {
             return;

@@ -127,15 +127,13 @@ impl LoadedPlugin {
     }
 
     /// Instantiates the plugin and runs its `init` with `call.config`, to check a pipeline's
-    /// configuration at load time rather than on the first batch. The instance is kept for
-    /// that step's first batch.
+    /// configuration at load time rather than on the first batch. The instance is dropped:
+    /// checks run with default limits, so batches could not reuse it.
     ///
     /// # Errors
     /// [`PluginError::Init`] when the plugin rejects the configuration, or a trap.
     pub fn check_config(&self, call: &PluginCall) -> Result<(), PluginError> {
-        let warm = self.instantiate(call)?;
-        self.warm.give_back(warm);
-        Ok(())
+        self.instantiate(call).map(drop)
     }
 
     /// Runs one batch: `transform` on an idle instance already set up for `call`, or on a
@@ -151,15 +149,13 @@ impl LoadedPlugin {
     /// batch, or [`PluginError::UndeclaredOutput`] / a bad index when its answer breaks the
     /// contract.
     pub fn transform(&self, call: &PluginCall, batch: &[RecordIn]) -> Result<BatchResult, PluginError> {
-        let result = match self.warm.take(call) {
+        match self.warm.take(call) {
             Some(warm) => match self.transform_on(warm, call, batch) {
-                Err(PluginError::MemoryLimit { .. }) => return self.transform_in_fresh_instance(call, batch),
+                Err(PluginError::MemoryLimit { .. }) => self.transform_in_fresh_instance(call, batch),
                 other => other,
             },
-            None => self.transform_on(self.instantiate(call)?, call, batch),
-        }?;
-        self.check_answer(&result, batch.len())?;
-        Ok(result)
+            None => self.transform_in_fresh_instance(call, batch),
+        }
     }
 
     /// Runs one batch on a new instance, as [`LoadedPlugin::transform`] does when none is idle
@@ -172,9 +168,7 @@ impl LoadedPlugin {
         call: &PluginCall,
         batch: &[RecordIn],
     ) -> Result<BatchResult, PluginError> {
-        let result = self.transform_on(self.instantiate(call)?, call, batch)?;
-        self.check_answer(&result, batch.len())?;
-        Ok(result)
+        self.transform_on(self.instantiate(call)?, call, batch)
     }
 
     /// A fresh instance with `init` run on `call.config`.
@@ -192,7 +186,8 @@ impl LoadedPlugin {
         }
     }
 
-    /// Calls `transform` on `warm`, and keeps the instance for later unless the call trapped.
+    /// Calls `transform` on `warm`, keeps the instance for later unless the call trapped, and
+    /// checks the answer against the contract.
     fn transform_on(
         &self,
         mut warm: WarmInstance,
@@ -205,8 +200,12 @@ impl LoadedPlugin {
         match outcome {
             Ok(answer) => {
                 self.warm.give_back(warm);
-                answer
-                    .map_err(|message| PluginError::BatchRejected { plugin: self.info.name.clone(), message })
+                let result = answer.map_err(|message| PluginError::BatchRejected {
+                    plugin: self.info.name.clone(),
+                    message,
+                })?;
+                self.check_answer(&result, batch.len())?;
+                Ok(result)
             }
             Err(error) => Err(self.classify_trap(&warm.store, call.limits, error)),
         }
