@@ -1,17 +1,23 @@
-//! One attempt at a job: stream the object through the plugin chain into staging tables, then
-//! move every staging table into its real table in one transaction.
+//! One attempt at a job: stream the object through the plugin chain into the load's
+//! transaction, then commit it.
+//!
+//! The transaction is opened first, on the attempt's control connection. The first sink that
+//! appends (no upsert key) copies its rows straight into its table inside that transaction, so
+//! they are written once; every other sink streams into an unlogged staging table on a
+//! connection of its own (one connection runs one `COPY` at a time), and the staged rows are
+//! moved into their tables by the same transaction once the object is read.
 //!
 //! Reading, plugin calls and `COPY` overlap: a reader task splits the object into batches, this
-//! task runs the chain, and one task per sink streams rows into its staging table. The channels
-//! between them hold two batches each, so memory is bounded by the batch size whatever the
-//! object's size. Nothing reaches the real tables before the final transaction, which also
-//! marks the job succeeded; a crash at any point leaves the tables as they were.
+//! task runs the chain, and one task per sink streams its rows. The channels between them hold
+//! two batches each, so memory is bounded by the batch size whatever the object's size.
+//! Nothing is visible in the real tables before the transaction commits, which also marks the
+//! job succeeded; a crash at any point leaves the tables as they were.
 
 use std::collections::VecDeque;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use super::dead_letters::{JobDeadLetters, job_dead_letter};
 use super::pipeline::JobPipeline;
@@ -22,9 +28,7 @@ use super::store::{
 use crate::object_store::{ObjectStore, StoreError};
 use crate::pipeline::{Chain, ChainOutput};
 use crate::plugin::RecordIn;
-use crate::sink::postgres::{
-    DatabaseError, LoadError, StagingWriter, drop_staging_tables, staging_table_name,
-};
+use crate::sink::postgres::{CopyWriter, DatabaseError, LoadError, drop_staging_tables, staging_table_name};
 use crate::telemetry;
 
 /// How many refused records a job keeps as examples.
@@ -190,16 +194,44 @@ impl<'a> Attempt<'a> {
             self.letters = Some(letters);
         }
 
-        let stages: Vec<String> = (0..self.pipeline.sinks.len())
-            .map(|index| staging_table_name(&job.id, job.attempts, index))
+        let loaded_at = job.started_at.unwrap_or_else(Utc::now);
+        let transaction =
+            control.transaction().await.map_err(DatabaseError::query("starting the load transaction"))?;
+        // The upsert's DISTINCT ON sorts the whole staged output; with the default 4 MB it
+        // spills to disk. Local to this transaction.
+        transaction
+            .batch_execute(&format!("SET LOCAL work_mem = '{MOVE_WORK_MEM}'"))
+            .await
+            .map_err(DatabaseError::query("sizing the load's sort memory"))?;
+        let mut direct = None;
+        for (index, sink) in self.pipeline.sinks.iter().enumerate() {
+            if let Some(writer) = CopyWriter::open_direct(&transaction, sink.plan.clone(), loaded_at).await? {
+                direct = Some((index, writer));
+                break;
+            }
+        }
+        let direct_index = direct.as_ref().map(|(index, _)| *index);
+        // Per sink, its staging table; `None` for the one copied straight into its table.
+        let stages: Vec<Option<String>> = (0..self.pipeline.sinks.len())
+            .map(|index| {
+                (Some(index) != direct_index).then(|| staging_table_name(&job.id, job.attempts, index))
+            })
             .collect();
-        let writers =
-            futures::future::try_join_all(
-                self.pipeline.sinks.iter().zip(&stages).map(|(sink, stage)| {
-                    StagingWriter::open(&self.pipeline.database, sink.plan.clone(), stage)
-                }),
-            )
-            .await?;
+        let mut staged = futures::future::try_join_all(self.pipeline.sinks.iter().zip(&stages).filter_map(
+            |(sink, stage)| {
+                stage
+                    .as_ref()
+                    .map(|stage| CopyWriter::open(&self.pipeline.database, sink.plan.clone(), stage))
+            },
+        ))
+        .await?
+        .into_iter();
+        let mut direct = direct.map(|(_, writer)| writer);
+        let writers: Vec<CopyWriter> = stages
+            .iter()
+            .map(|stage| if stage.is_some() { staged.next() } else { direct.take() })
+            .collect::<Option<_>>()
+            .ok_or(AttemptError::TaskLost("sink"))?;
         let mut senders = Vec::with_capacity(writers.len());
         let mut sink_tasks = Vec::with_capacity(writers.len());
         for writer in writers {
@@ -283,8 +315,12 @@ impl<'a> Attempt<'a> {
         if !all_finished {
             return Err(AttemptError::TaskLost("sink"));
         }
-        tracing::debug!(job = %job.id, elapsed = ?streaming.elapsed(), "object streamed into the staging tables");
-        self.commit(control, &stages).await
+        tracing::debug!(job = %job.id, elapsed = ?streaming.elapsed(), "object streamed into the load");
+        let outcome = self.commit(transaction, &stages, loaded_at).await?;
+        if outcome == AttemptOutcome::LoadedElsewhere {
+            drop_staging_tables(control, &job.id, None).await?;
+        }
+        Ok(outcome)
     }
 
     /// Sends each sink the rows of its output; false when a sink has stopped.
@@ -350,31 +386,28 @@ impl<'a> Attempt<'a> {
         Ok(())
     }
 
-    /// Moves every staging table into its table and marks the job succeeded, in one
-    /// transaction; the job row is locked first so two attempts cannot both load.
-    async fn commit(&self, control: &mut Client, stages: &[String]) -> Result<AttemptOutcome, AttemptError> {
+    /// Moves every staging table into its table and marks the job succeeded, then commits the
+    /// load's transaction; the job row is locked first so two attempts cannot both load (the
+    /// loser's transaction, with the rows it copied in place, is rolled back).
+    async fn commit(
+        &self,
+        transaction: Transaction<'_>,
+        stages: &[Option<String>],
+        loaded_at: DateTime<Utc>,
+    ) -> Result<AttemptOutcome, AttemptError> {
         let job = self.job;
-        let loaded_at = job.started_at.unwrap_or_else(Utc::now);
-        let transaction =
-            control.transaction().await.map_err(DatabaseError::query("starting the load transaction"))?;
-        // The upsert's DISTINCT ON sorts the whole staged output; with the default 4 MB it
-        // spills to disk. Local to this transaction.
-        transaction
-            .batch_execute(&format!("SET LOCAL work_mem = '{MOVE_WORK_MEM}'"))
-            .await
-            .map_err(DatabaseError::query("sizing the load's sort memory"))?;
         if lock_for_commit(&transaction, job.id).await? == Some(JobState::Succeeded) {
             transaction.rollback().await.map_err(DatabaseError::query("rolling back"))?;
-            drop_staging_tables(control, &job.id, None).await?;
             return Ok(AttemptOutcome::LoadedElsewhere);
         }
         for (sink, stage) in self.pipeline.sinks.iter().zip(stages) {
+            let Some(stage) = stage else { continue };
             let started = std::time::Instant::now();
             let moved = sink.plan.move_staged(&transaction, stage, loaded_at).await?;
             tracing::debug!(job = %job.id, table = %sink.plan.table, moved, elapsed = ?started.elapsed(), "rows moved");
         }
         record_success(&transaction, job.id, &self.report.counts, &self.report.failures).await?;
-        for stage in stages {
+        for stage in stages.iter().flatten() {
             transaction
                 .batch_execute(&format!("DROP TABLE {}", crate::sink::postgres::quote_identifier(stage)))
                 .await
@@ -410,7 +443,7 @@ async fn read_batches<R: tokio::io::AsyncRead + Unpin>(
 /// Streams a sink's rows into its staging table; `Ok(None)` when the attempt was abandoned
 /// (the `COPY` is aborted by dropping it).
 async fn stage_rows(
-    mut writer: StagingWriter,
+    mut writer: CopyWriter,
     mut messages: mpsc::Receiver<SinkMessage>,
 ) -> Result<Option<u64>, LoadError> {
     while let Some(message) = messages.recv().await {

@@ -1,11 +1,13 @@
-//! Streaming one output's rows into its staging table with binary `COPY`.
+//! Streaming one output's rows with binary `COPY`: into its staging table, or, for one append
+//! per load, straight into its table inside the load's transaction.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio_postgres::Client;
+use chrono::{DateTime, Utc};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Transaction};
 
 use super::cell::Cell;
 use super::row::RowFields;
@@ -69,17 +71,28 @@ pub async fn drop_staging_tables(
     Ok(dropped)
 }
 
-/// A `COPY` into one staging table, open for the whole job on a connection of its own, so the
-/// sinks of one job load side by side.
-pub struct StagingWriter {
+/// A `COPY` of one sink's rows, open for the whole job, so the sinks of one job load side by
+/// side: into a staging table on a connection of its own, or straight into the table on the
+/// connection whose transaction commits the load.
+pub struct CopyWriter {
     plan: Arc<TablePlan>,
     writer: Pin<Box<BinaryCopyInWriter>>,
-    /// Keeps the connection open while the copy runs.
-    _client: Client,
+    target: CopyTarget,
     rows: u64,
 }
 
-impl StagingWriter {
+/// Where a [`CopyWriter`]'s rows go.
+enum CopyTarget {
+    /// A staging table; rows lead with their input position, which the move orders by.
+    Staged {
+        /// Keeps the connection open while the copy runs.
+        _client: Client,
+    },
+    /// The table itself; rows end with the load time when the table has a column for it.
+    Direct { ingested_at: Option<Cell> },
+}
+
+impl CopyWriter {
     /// Connects, creates the staging table `stage` and starts the `COPY`.
     ///
     /// # Errors
@@ -99,7 +112,29 @@ impl StagingWriter {
             .await
             .map_err(DatabaseError::query(format!("starting the COPY into {stage}")))?;
         let writer = Box::pin(BinaryCopyInWriter::new(sink, &plan.copy_types()));
-        Ok(StagingWriter { plan, writer, _client: client, rows: 0 })
+        Ok(CopyWriter { plan, writer, target: CopyTarget::Staged { _client: client }, rows: 0 })
+    }
+
+    /// Starts a `COPY` straight into the plan's table inside `transaction`, so its rows are
+    /// written once and become visible with the load's commit; `None` when the plan cannot be
+    /// copied that way (see [`TablePlan::direct_copy_statement`]). The transaction's
+    /// connection runs nothing else until [`CopyWriter::finish`].
+    ///
+    /// # Errors
+    /// [`LoadError::Database`] when the copy cannot start.
+    pub async fn open_direct(
+        transaction: &Transaction<'_>,
+        plan: Arc<TablePlan>,
+        loaded_at: DateTime<Utc>,
+    ) -> Result<Option<Self>, LoadError> {
+        let Some(statement) = plan.direct_copy_statement() else { return Ok(None) };
+        let sink = transaction
+            .copy_in(&statement)
+            .await
+            .map_err(DatabaseError::query(format!("starting the COPY into `{}`", plan.table)))?;
+        let writer = Box::pin(BinaryCopyInWriter::new(sink, &plan.direct_copy_types()));
+        let ingested_at = plan.ingested_at_cell(loaded_at);
+        Ok(Some(CopyWriter { plan, writer, target: CopyTarget::Direct { ingested_at }, rows: 0 }))
     }
 
     /// Stages one plugin output value (a JSON object) as input record `record`'s row.
@@ -114,7 +149,9 @@ impl StagingWriter {
             reason,
         })?;
         let mut cells = Vec::with_capacity(self.plan.columns().len() + 1);
-        cells.push(Cell::Int8(record));
+        if let CopyTarget::Staged { .. } = self.target {
+            cells.push(Cell::Int8(record));
+        }
         for column in self.plan.columns() {
             let cell = column.kind.read(fields.get(&column.field)).map_err(|reason| LoadError::Value {
                 output: self.plan.output.clone(),
@@ -126,6 +163,9 @@ impl StagingWriter {
             })?;
             cells.push(cell);
         }
+        if let CopyTarget::Direct { ingested_at: Some(loaded_at) } = &self.target {
+            cells.push(loaded_at.clone());
+        }
         let values: Vec<&(dyn ToSql + Sync)> = cells.iter().map(|cell| cell as &(dyn ToSql + Sync)).collect();
         self.writer
             .as_mut()
@@ -136,7 +176,7 @@ impl StagingWriter {
         Ok(())
     }
 
-    /// Ends the `COPY`; returns the rows staged. Dropping the writer instead aborts the copy.
+    /// Ends the `COPY`; returns the rows copied. Dropping the writer instead aborts the copy.
     ///
     /// # Errors
     /// [`LoadError::Database`] when the server rejects the copy.
@@ -149,7 +189,7 @@ impl StagingWriter {
         Ok(self.rows)
     }
 
-    /// Rows staged so far.
+    /// Rows copied so far.
     pub fn rows(&self) -> u64 {
         self.rows
     }

@@ -7,7 +7,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient};
 
 use super::DatabaseError;
-use super::cell::{CellKind, SUPPORTED_TYPES};
+use super::cell::{Cell, CellKind, SUPPORTED_TYPES};
 
 /// What a `postgres` sink is asked to do, before the table has been looked at.
 #[derive(Debug, Clone)]
@@ -72,7 +72,8 @@ pub struct TablePlan {
     table_sql: String,
     columns: Vec<PlannedColumn>,
     upsert_key: Vec<String>,
-    ingested_at: Option<String>,
+    /// The column filled with the load time, and its type.
+    ingested_at: Option<(String, Type)>,
 }
 
 /// The staging tables' extra column: a row's position in the input, so an upsert keeps the
@@ -161,7 +162,7 @@ impl TablePlan {
         let ingested_at = match &spec.ingested_at_column {
             None => None,
             Some(name) => {
-                let Some((column, _)) = find_column(&catalog, name) else {
+                let Some((column, ty)) = find_column(&catalog, name) else {
                     return Err(TablePlanError::NoIngestedAtColumn {
                         table: spec.table.clone(),
                         column: name.clone(),
@@ -173,7 +174,7 @@ impl TablePlan {
                         column: name.clone(),
                     });
                 }
-                Some(column.clone())
+                Some((column.clone(), ty.clone()))
             }
         };
         let mut upsert_key = Vec::with_capacity(spec.upsert_key.len());
@@ -233,6 +234,42 @@ impl TablePlan {
         std::iter::once(Type::INT8).chain(self.columns.iter().map(|c| c.ty.clone())).collect()
     }
 
+    /// The binary `COPY` straight into the table, for an append whose rows are written inside
+    /// the load's own transaction: the table's planned columns, then the load time when there
+    /// is an `ingested_at` column. `None` for an upsert (its last row per key is only known
+    /// once every row is in) and for an `ingested_at` column that is not a timestamp.
+    pub fn direct_copy_statement(&self) -> Option<String> {
+        if !self.upsert_key.is_empty() {
+            return None;
+        }
+        let mut columns = self.column_list();
+        if let Some((column, ty)) = &self.ingested_at {
+            if *ty != Type::TIMESTAMP && *ty != Type::TIMESTAMPTZ {
+                return None;
+            }
+            columns = format!("{columns}, {}", quote_identifier(column));
+        }
+        Some(format!("COPY {} ({columns}) FROM STDIN (FORMAT binary)", self.table_sql))
+    }
+
+    /// The column types of [`TablePlan::direct_copy_statement`], in its order.
+    pub fn direct_copy_types(&self) -> Vec<Type> {
+        let ingested_at = self.ingested_at.iter().map(|(_, ty)| ty.clone());
+        self.columns.iter().map(|c| c.ty.clone()).chain(ingested_at).collect()
+    }
+
+    /// The load time as the `ingested_at` column's cell, when the table has one: the same value
+    /// [`TablePlan::move_statement`] writes, UTC wall time for a `timestamp`.
+    pub fn ingested_at_cell(&self, loaded_at: DateTime<Utc>) -> Option<Cell> {
+        self.ingested_at.as_ref().map(|(_, ty)| {
+            if *ty == Type::TIMESTAMPTZ {
+                Cell::TimestampTz(loaded_at)
+            } else {
+                Cell::Timestamp(loaded_at.naive_utc())
+            }
+        })
+    }
+
     /// The statement that moves `stage` into the table; `$1` (timestamptz) is the load time
     /// when there is an `ingested_at` column.
     ///
@@ -243,7 +280,7 @@ impl TablePlan {
     pub fn move_statement(&self, stage: &str) -> String {
         let mut target: Vec<String> = self.columns.iter().map(|c| quote_identifier(&c.column)).collect();
         let mut selected = target.clone();
-        if let Some(column) = &self.ingested_at {
+        if let Some((column, _)) = &self.ingested_at {
             target.push(quote_identifier(column));
             selected.push("$1::timestamptz".to_owned());
         }
@@ -318,7 +355,7 @@ mod tests {
             table_sql: quote_table("t"),
             columns,
             upsert_key: upsert_key.iter().map(|k| (*k).to_owned()).collect(),
-            ingested_at: ingested_at.map(str::to_owned),
+            ingested_at: ingested_at.map(|column| (column.to_owned(), Type::TIMESTAMP)),
         }
     }
 
@@ -364,6 +401,23 @@ mod tests {
     fn a_key_of_every_column_does_nothing_on_conflict() {
         let statement = plan(&["id", "name", "n"], None).move_statement("stage");
         assert!(statement.ends_with("ON CONFLICT (\"id\", \"name\", \"n\") DO NOTHING"), "{statement}");
+    }
+
+    #[test]
+    fn only_appends_with_a_timestamp_load_time_are_copied_straight_into_the_table() {
+        assert_eq!(
+            plan(&[], Some("ingested_at")).direct_copy_statement().as_deref(),
+            Some("COPY \"t\" (\"id\", \"name\", \"n\", \"ingested_at\") FROM STDIN (FORMAT binary)")
+        );
+        assert_eq!(plan(&[], Some("ingested_at")).direct_copy_types().last(), Some(&Type::TIMESTAMP));
+        assert_eq!(
+            plan(&[], None).direct_copy_statement().as_deref(),
+            Some("COPY \"t\" (\"id\", \"name\", \"n\") FROM STDIN (FORMAT binary)")
+        );
+        assert_eq!(plan(&["id"], Some("ingested_at")).direct_copy_statement(), None);
+        let mut dated = plan(&[], Some("ingested_at"));
+        dated.ingested_at = Some(("ingested_at".into(), Type::DATE));
+        assert_eq!(dated.direct_copy_statement(), None);
     }
 
     #[test]
