@@ -270,29 +270,6 @@ impl GroupConsumer {
     /// # Errors
     /// [`ConsumeError::Commit`] when the broker did not take the commit.
     pub async fn commit(&self, next_offsets: &[(TopicPartition, i64)]) -> Result<(), ConsumeError> {
-        self.committer().commit(next_offsets).await
-    }
-
-    /// A handle that commits for this member from another task, so a connector can store a
-    /// window and commit past it while it reads on.
-    pub fn committer(&self) -> OffsetCommitter {
-        OffsetCommitter { consumer: self.consumer.clone() }
-    }
-}
-
-/// Commits offsets for one [`GroupConsumer`]; see [`GroupConsumer::committer`].
-#[derive(Clone)]
-pub struct OffsetCommitter {
-    consumer: Arc<StreamConsumer<RebalanceTracker>>,
-}
-
-impl OffsetCommitter {
-    /// Commits, for each partition, the offset of the next record to read; returns once the
-    /// broker has it.
-    ///
-    /// # Errors
-    /// [`ConsumeError::Commit`] when the broker did not take the commit.
-    pub async fn commit(&self, next_offsets: &[(TopicPartition, i64)]) -> Result<(), ConsumeError> {
         if next_offsets.is_empty() {
             return Ok(());
         }

@@ -3,6 +3,6 @@
 mod consumer;
 mod producer;
 
-pub use consumer::{ConsumeError, GroupConsumer, OffsetCommitter, SourceRecord, TopicPartition};
+pub use consumer::{ConsumeError, GroupConsumer, SourceRecord, TopicPartition};
 
 pub use producer::{DurableProducer, ProduceError, StoredAt};

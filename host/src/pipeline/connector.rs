@@ -9,10 +9,6 @@
 //! the next owner of the partition starts again at the committed offset, finds the marker and
 //! closes the window at the same last offset: it rewrites exactly the same objects, so a replay
 //! never duplicates rows and never leaves a stale object beside a new one.
-//!
-//! A closed window is stored on a task of its own while the member reads, transforms and
-//! encodes the next records. At most one window per partition is being stored at a time: a
-//! partition's next close waits for the one before, so its commits stay in offset order.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::{HostConfig, Pipeline, SourceConfig};
-use crate::kafka::{ConsumeError, GroupConsumer, OffsetCommitter, SourceRecord, TopicPartition};
+use crate::kafka::{ConsumeError, GroupConsumer, SourceRecord, TopicPartition};
 use crate::object_store::{ObjectStore, StoreError, join_key};
 use crate::pipeline::chain::{Chain, ChainFailure, ChainOutput, OutputRecord};
 use crate::pipeline::stores::{StoreResolver, StoreSetupError};
@@ -112,30 +108,18 @@ pub(crate) struct Outputs {
     limits: WindowLimits,
 }
 
-impl Outputs {
-    /// Where the marker of the window of `partition` starting at `first_offset` is kept.
-    fn marker_key(&self, partition: &TopicPartition, first_offset: i64) -> Option<(ObjectStore, String)> {
-        let table = self.tables.first()?;
-        let name = dead_letter_key("", &partition.0, partition.1, first_offset);
-        let name = format!("{}.json", name.trim_end_matches(".jsonl"));
-        Some((table.store.clone(), join_key(&table.prefix, &format!("_sluice/windows/{name}"))))
-    }
-}
-
 /// One pipeline's consumer group member.
 pub struct Connector {
     pipeline: String,
     consumer: GroupConsumer,
     chain: Chain,
-    outputs: Arc<Outputs>,
+    outputs: Outputs,
     batch_records: usize,
     batch_wait: Duration,
     windows: HashMap<TopicPartition, Window>,
     /// Per partition, the offset after the last window this member stored: a window opening
     /// there cannot have been attempted before, so it needs no marker lookup.
     stored_up_to: HashMap<TopicPartition, i64>,
-    /// Per partition, the task storing its last closed window.
-    storing: HashMap<TopicPartition, tokio::task::JoinHandle<Result<(), ConnectorError>>>,
 }
 
 /// The topic, group and batching of a pipeline whose source is read from Kafka.
@@ -347,12 +331,11 @@ impl Connector {
             pipeline: pipeline.name.clone(),
             consumer,
             chain,
-            outputs: Arc::new(outputs),
+            outputs,
             batch_records: batch_records.max(1),
             batch_wait: Duration::from_millis(batch_max_ms),
             windows: HashMap::new(),
             stored_up_to: HashMap::new(),
-            storing: HashMap::new(),
         })
     }
 
@@ -382,11 +365,9 @@ impl Connector {
             };
             let revoked = self.consumer.take_revoked();
             for partition in &revoked {
-                // The next owner starts again from the committed offset; a window closed before
-                // the revocation is still stored, and its commit is refused or harmless.
+                // The next owner starts again from the committed offset.
                 self.windows.remove(partition);
                 self.stored_up_to.remove(partition);
-                self.finish_storing(partition).await?;
             }
             // This batch's plugins run while the one before it is written; that one was read
             // before the revocations above, so its records of those partitions are skipped.
@@ -405,15 +386,6 @@ impl Connector {
             for partition in expired {
                 self.close(&partition, &shutdown).await?;
             }
-            let stored: Vec<TopicPartition> = self
-                .storing
-                .iter()
-                .filter(|(_, task)| task.is_finished())
-                .map(|(partition, _)| partition.clone())
-                .collect();
-            for partition in stored {
-                self.finish_storing(&partition).await?;
-            }
         }
         // A batch still in the plugins is in no window, so its offsets are not committed: the
         // next owner reads it again.
@@ -424,12 +396,6 @@ impl Connector {
         for partition in open {
             // On shutdown a store failure is not retried for long: the replay rewrites it.
             if let Err(error) = self.close(&partition, &shutdown).await {
-                tracing::warn!(pipeline = %self.pipeline, "{error}");
-            }
-        }
-        let storing: Vec<TopicPartition> = self.storing.keys().cloned().collect();
-        for partition in storing {
-            if let Err(error) = self.finish_storing(&partition).await {
                 tracing::warn!(pipeline = %self.pipeline, "{error}");
             }
         }
@@ -492,7 +458,7 @@ impl Connector {
         let planned_end = if self.stored_up_to.get(partition) == Some(&offset) {
             None
         } else {
-            match self.outputs.marker_key(partition, offset) {
+            match self.marker_key(partition, offset) {
                 Some((store, key)) => read_marker(&store, &key).await?,
                 None => None,
             }
@@ -513,6 +479,13 @@ impl Connector {
             },
         );
         Ok(())
+    }
+
+    fn marker_key(&self, partition: &TopicPartition, first_offset: i64) -> Option<(ObjectStore, String)> {
+        let table = self.outputs.tables.first()?;
+        let name = dead_letter_key("", &partition.0, partition.1, first_offset);
+        let name = format!("{}.json", name.trim_end_matches(".jsonl"));
+        Some((table.store.clone(), join_key(&table.prefix, &format!("_sluice/windows/{name}"))))
     }
 
     /// Moves the window's pending rows into its files; rows a table refuses make their whole
@@ -554,56 +527,20 @@ impl Connector {
         Ok(())
     }
 
-    /// Hands the window to a task that stores it and commits past it, once the partition's
-    /// previous window is stored.
+    /// Stores the window and commits past it (see the module documentation for the order).
     async fn close(
         &mut self,
         partition: &TopicPartition,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), ConnectorError> {
         let Some(window) = self.windows.remove(partition) else { return Ok(()) };
-        self.finish_storing(partition).await?;
-        self.stored_up_to.insert(partition.clone(), window.last_offset + 1);
-        let store = WindowStore {
-            pipeline: self.pipeline.clone(),
-            outputs: self.outputs.clone(),
-            committer: self.consumer.committer(),
-            partition: partition.clone(),
-        };
-        let shutdown = shutdown.clone();
-        self.storing
-            .insert(partition.clone(), tokio::spawn(async move { store.store(window, &shutdown).await }));
-        Ok(())
-    }
-
-    /// Waits until the partition's last closed window is stored.
-    async fn finish_storing(&mut self, partition: &TopicPartition) -> Result<(), ConnectorError> {
-        match self.storing.remove(partition) {
-            Some(task) => task.await.map_err(|_| ConnectorError::TaskLost(self.pipeline.clone()))?,
-            None => Ok(()),
-        }
-    }
-}
-
-/// What storing one closed window needs, owned, so it runs on a task of its own.
-struct WindowStore {
-    pipeline: String,
-    outputs: Arc<Outputs>,
-    committer: OffsetCommitter,
-    partition: TopicPartition,
-}
-
-impl WindowStore {
-    /// Stores the window and commits past it (see the module documentation for the order).
-    async fn store(self, window: Window, shutdown: &watch::Receiver<bool>) -> Result<(), ConnectorError> {
-        let partition = &self.partition;
         let (topic, number) = (partition.0.as_ref(), partition.1);
         let interrupted = || ConnectorError::Interrupted {
             topic: topic.to_owned(),
             partition: number,
             first_offset: window.first_offset,
         };
-        let marker = self.outputs.marker_key(partition, window.first_offset);
+        let marker = self.marker_key(partition, window.first_offset);
         if window.planned_end.is_none()
             && let Some((store, key)) = &marker
         {
@@ -650,10 +587,11 @@ impl WindowStore {
         metrics::counter!(telemetry::DEAD_LETTERS, "pipeline" => pipeline)
             .increment(window.dead_letters.len() as u64);
         let next = window.last_offset + 1;
-        if let Err(error) = self.committer.commit(&[(partition.clone(), next)]).await {
+        if let Err(error) = self.consumer.commit(&[(partition.clone(), next)]).await {
             // The objects are stored; a replay from the older offset rewrites the same ones.
             tracing::warn!(pipeline = %self.pipeline, topic, partition = number, "{error}");
         }
+        self.stored_up_to.insert(partition.clone(), next);
         if let Some((store, key)) = &marker
             && let Err(error) = store.delete(key).await
         {
