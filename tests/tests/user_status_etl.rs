@@ -524,9 +524,26 @@ async fn a_host_killed_mid_job_leaves_no_rows_and_the_retry_loads_once() {
     }
 
     host.restart().await;
+    let loading = wait_for_job(&host, &id, Duration::from_secs(180), |job| {
+        finished(job)
+            || (job["attempts"] == 2 && job["counts"]["records_read"].as_u64().is_some_and(|read| read > 0))
+    })
+    .await;
+    let seen_loading: String =
+        client.query_one("SELECT clock_timestamp()::text", &[]).await.expect("clock").get(0);
     let job = wait_for_job(&host, &id, Duration::from_secs(180), finished).await;
     assert_eq!(job["state"], "succeeded", "{job}\n{}", host.log());
     assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(loading["state"], "running", "the retry was seen reading: {loading}");
+    let finished_after: bool = client
+        .query_one(
+            "SELECT finished_at >= $1::text::timestamptz FROM sluice_jobs WHERE id = $2::text::uuid",
+            &[&seen_loading, &id],
+        )
+        .await
+        .expect("finished_at")
+        .get(0);
+    assert!(finished_after, "finished_at is when the load committed, after rows were read: {job}");
     let valid = records - invalid;
     assert_eq!(job["counts"]["records_read"], records);
     assert_eq!(

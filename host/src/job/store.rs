@@ -447,7 +447,9 @@ pub async fn lock_for_commit(
     Ok(Some(JobState::parse(&state).ok_or(JobStoreError::UnknownState { id, found: state })?))
 }
 
-/// Inside the load's transaction: marks job `id` succeeded with its final counts.
+/// Inside the load's transaction: marks job `id` succeeded with its final counts. The finish
+/// time is this statement's, not the transaction's (`now()`), which began before the first row
+/// was read.
 ///
 /// # Errors
 /// [`JobStoreError`] when the database fails.
@@ -465,8 +467,8 @@ pub async fn record_success(
     client
         .execute(
             "UPDATE sluice_jobs SET state = 'succeeded', error = NULL, bytes_read = $2, records_read = $3, \
-             records_failed = $4, rows_by_table = $5, failures = $6, dead_letters = $7, finished_at = now(), \
-             updated_at = now() WHERE id = $1",
+             records_failed = $4, rows_by_table = $5, failures = $6, dead_letters = $7, \
+             finished_at = statement_timestamp(), updated_at = statement_timestamp() WHERE id = $1",
             &[&id, &bytes, &records, &failed, &rows, &failures, &letters],
         )
         .await
