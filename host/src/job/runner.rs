@@ -227,11 +227,11 @@ impl<'a> Attempt<'a> {
         .await?
         .into_iter();
         let mut direct = direct.map(|(_, writer)| writer);
+        // Back in the sinks' order: one writer per sink by construction.
         let writers: Vec<CopyWriter> = stages
             .iter()
-            .map(|stage| if stage.is_some() { staged.next() } else { direct.take() })
-            .collect::<Option<_>>()
-            .ok_or(AttemptError::TaskLost("sink"))?;
+            .filter_map(|stage| if stage.is_some() { staged.next() } else { direct.take() })
+            .collect();
         let mut senders = Vec::with_capacity(writers.len());
         let mut sink_tasks = Vec::with_capacity(writers.len());
         for writer in writers {
