@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::digest;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ParsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -109,10 +110,12 @@ impl SignatureVerifier {
         if age_secs > self.tolerance.as_secs() {
             return Err(SignatureError::Stale { age_secs, tolerance_secs: self.tolerance.as_secs() });
         }
-        let mut signed = Vec::with_capacity(timestamp.len() + body.len());
-        signed.extend_from_slice(timestamp);
-        signed.extend_from_slice(body);
-        self.public_key.verify_sig(&signed, &signature).map_err(|_| SignatureError::Mismatch)
+        // The signed message is the timestamp followed by the body; hashing the two in turn
+        // spares a copy of the body (35 kB for 100 events) on every request.
+        let mut signed = digest::Context::new(&digest::SHA256);
+        signed.update(timestamp);
+        signed.update(body);
+        self.public_key.verify_digest_sig(&signed.finish(), &signature).map_err(|_| SignatureError::Mismatch)
     }
 }
 
