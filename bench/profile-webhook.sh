@@ -2,9 +2,11 @@
 # Profiles the webhook benchmark's 1-event case: where the CPU goes, per process, for sluice
 # with signature checks on, sluice with them off, and the bare axum + rdkafka handler.
 #
-# Usage: bench/profile-webhook.sh [--events N] [--seconds S]
+# Usage: bench/profile-webhook.sh [--events N] [--seconds S] [--broker memory|s3]
 #   --events N    events per body (default 1: the case that misses its target)
 #   --seconds S   seconds of load per system (default 20); CPU and perf cover the middle 10 s
+#   --broker B    s3 (default): the services' tansu on SeaweedFS; memory: a tansu of its own
+#                 keeping its log in memory, as bench/run.sh's first webhook round
 #
 # Needs what bench/run.sh leaves behind: the release binaries (sluice, bare-ingest,
 # sign-webhook), wrk and perf (Debian's linux-perf; installed here when missing). Starts the
@@ -20,10 +22,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}"
 release="$CARGO_TARGET_DIR/release"
 events=1
 seconds=20
+broker=s3
 while (($#)); do
     case "$1" in
         --events) events="${2:?}"; shift 2 ;;
         --seconds) seconds="${2:?}"; shift 2 ;;
+        --broker) broker="${2:?}"; shift 2 ;;
         *) echo "bench/profile-webhook.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -54,6 +58,18 @@ cleanup() {
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
+
+if [[ "$broker" == memory ]]; then
+    "$(scripts/services.sh tansu-bin)" broker --listener-url tcp://127.0.0.1:18473 \
+        --advertised-listener-url tcp://127.0.0.1:18473 --storage-engine memory://tansu/ \
+        >"$work/tansu-memory.log" 2>&1 &
+    pids+=("$!")
+    for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/18473) 2>/dev/null && break; sleep 0.2; done
+    export SLUICE_KAFKA_BROKERS=127.0.0.1:18473
+elif [[ "$broker" != s3 ]]; then
+    echo "bench/profile-webhook.sh: --broker must be memory or s3" >&2
+    exit 2
+fi
 
 "$release/sign-webhook" --events "$events" --out "$work/body.json" --key "$work/webhook.p8" \
     --env-out "$work/sign.env" >/dev/null

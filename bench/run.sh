@@ -16,7 +16,9 @@
 #
 # The benchmarks (targets: /work/shared/DESIGN.md "Where we aim"):
 #   webhook    signed 100-event and 1-event bodies, wrk -t2 -c32 (3 s warm-up, then 20 s):
-#              sluice serve (signature checked) vs bare-ingest (axum + rdkafka) vs FastAPI peer
+#              sluice serve (signature checked) vs bare-ingest (axum + rdkafka) vs FastAPI peer,
+#              once against a tansu in memory (as DESIGN.md's peers) and once against the
+#              services' tansu on SeaweedFS
 #   connector  a filled topic → normalize-sendgrid-events → Parquet on S3: sluice vs connector_peer.py
 #   ratio      plugin-ratio: the normalization as WASM vs native
 #   etl        user-status file on S3 → 3 PostgreSQL tables: sluice job run vs PySpark vs COPY floor
@@ -24,7 +26,8 @@
 #   soak       the full webhook → Kafka → Parquet pipeline under steady load, RSS sampled
 #
 # Environment: CARGO_TARGET_DIR (default $HOME/.cache/sluice/target); SLUICE_BENCH_VENV (the
-# peers' venv); SOAK_SECONDS, SOAK_DELAY_MS, SWAP_DEBOUNCE_MS to override those settings.
+# peers' venv); SOAK_SECONDS, SOAK_DELAY_MS, SWAP_DEBOUNCE_MS to override those settings;
+# WEBHOOK_BROKERS (memory,s3): the brokers the webhook benchmark runs against, in order.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -63,6 +66,7 @@ else
     wrk_seconds=20 warmup_seconds=3 soak_seconds="${SOAK_SECONDS:-600}" soak_interval=10 ratio_args=()
 fi
 soak_delay_ms="${SOAK_DELAY_MS:-25}"
+webhook_brokers="${WEBHOOK_BROKERS:-memory,s3}"
 swap_debounce_ms="${SWAP_DEBOUNCE_MS:-20}"
 
 run_id="$(date -u +%Y%m%d%H%M%S)"
@@ -227,63 +231,99 @@ prefix = "$1/dead-letters"
 TOML
 }
 
-# One wrk measurement: SYSTEM EVENTS URL; appends to $work/webhook.jsonl.
+# One wrk measurement: SYSTEM EVENTS URL BROKER; appends to $work/webhook.jsonl.
 wrk_webhook() {
-    local system="$1" events="$2" url="$3"
+    local system="$1" events="$2" url="$3" broker="$4"
     sign_body "$events"
     "${measure[@]}" wrk --url "$url" --body-file "$work/body-$events.json" --sign-env "$work/sign-$events.env" \
         --duration "$warmup_seconds" --label warmup >/dev/null
     sign_body "$events"
     "${measure[@]}" wrk --url "$url" --body-file "$work/body-$events.json" --sign-env "$work/sign-$events.env" \
         --duration "$wrk_seconds" --label "$system-$events" --append "$work/webhook.jsonl" \
-        --extra "system=$system" --extra "events_per_body=$events"
+        --extra "system=$system" --extra "events_per_body=$events" --extra "broker=$broker"
 }
 
 # --- 1. webhook → Kafka ----------------------------------------------------------------------
 
+# Starts a second tansu that keeps its log in memory, on a free port; sets $memory_brokers and
+# $memory_broker_pid. DESIGN.md's peer figures were measured against such a broker: the
+# services' tansu stores every produced batch in SeaweedFS, which on 2 shared cores costs more
+# CPU per request than any of the systems measured.
+start_memory_broker() {
+    local port deadline=$((SECONDS + 30))
+    port="$(free_port)"
+    start_bg tansu-memory "$(scripts/services.sh tansu-bin)" broker \
+        --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine "memory://tansu/"
+    memory_broker_pid="$last_pid"
+    memory_brokers="127.0.0.1:$port"
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        kill -0 "$memory_broker_pid" 2>/dev/null || die "the in-memory tansu exited; see $work/logs/tansu-memory.log"
+        ((SECONDS < deadline)) || die "the in-memory tansu did not listen within 30 s"
+        sleep 0.2
+    done
+}
+
 bench_webhook() {
-    log "webhook: sluice vs bare-ingest vs FastAPI, ${wrk_seconds}s runs"
     rm -f "$work/webhook.jsonl" "$results/webhook.json"
-    local sluice_topic="rsbench_wh_sluice_$run_id" bare_topic="rsbench_wh_bare_$run_id"
-    local python_topic="pypeer_wh_$run_id" port
+    local broker
+    for broker in ${webhook_brokers//,/ }; do
+        case "$broker" in
+            memory)
+                start_memory_broker
+                SLUICE_KAFKA_BROKERS="$memory_brokers" webhook_round memory
+                stop_pid "$memory_broker_pid"
+                ;;
+            s3) webhook_round s3 ;;
+            *) die "unknown webhook broker '$broker' (allowed: memory, s3)" ;;
+        esac
+    done
+    "${measure[@]}" bundle --bench webhook --out "$results/webhook.json" "${meta[@]}" \
+        --meta "threads=2" --meta "connections=32" --meta "duration_s=$wrk_seconds" \
+        --meta "warmup_s=$warmup_seconds" --meta "partitions=4" --jsonl "$work/webhook.jsonl"
+}
+
+# sluice, bare-ingest and the FastAPI peer in turn against the broker at $SLUICE_KAFKA_BROKERS;
+# BROKER (memory or s3) labels the runs.
+webhook_round() {
+    local broker="$1"
+    log "webhook ($broker broker at $SLUICE_KAFKA_BROKERS): sluice vs bare-ingest vs FastAPI, ${wrk_seconds}s runs"
+    local sluice_topic="rsbench_wh_sluice_${broker}_$run_id" bare_topic="rsbench_wh_bare_${broker}_$run_id"
+    local python_topic="pypeer_wh_${broker}_$run_id" port
     for topic in "$sluice_topic" "$bare_topic" "$python_topic"; do create_topic "$topic"; done
     sign_body 1
 
     port="$(free_port)"
     local config
-    config="$(host_config webhook "$port" "$plugins" "watch = false")"
-    webhook_pipeline bench-webhook /v1/webhooks/bench "$sluice_topic" 600 >"$work/pipelines-webhook/webhook.toml"
-    SENDGRID_WEBHOOK_PUBLIC_KEY="$(public_key "$work/sign-1.env")" start_sluice sluice-webhook "$config" "$port"
+    config="$(host_config "webhook-$broker" "$port" "$plugins" "watch = false")"
+    webhook_pipeline bench-webhook /v1/webhooks/bench "$sluice_topic" 600 >"$work/pipelines-webhook-$broker/webhook.toml"
+    SENDGRID_WEBHOOK_PUBLIC_KEY="$(public_key "$work/sign-1.env")" start_sluice "sluice-webhook-$broker" "$config" "$port"
     for events in 100 1; do
-        wrk_webhook sluice "$events" "http://127.0.0.1:$port/v1/webhooks/bench"
+        wrk_webhook sluice "$events" "http://127.0.0.1:$port/v1/webhooks/bench" "$broker"
     done
     stop_pid "$sluice_pid"
 
     port="$(free_port)"
-    start_bg bare-ingest "$release/bare-ingest" --listen "127.0.0.1:$port" --brokers "$SLUICE_KAFKA_BROKERS" \
+    start_bg "bare-ingest-$broker" "$release/bare-ingest" --listen "127.0.0.1:$port" --brokers "$SLUICE_KAFKA_BROKERS" \
         --topic "$bare_topic" --partitions 4
     local bare_pid="$last_pid"
     "${measure[@]}" wait-ready --url "http://127.0.0.1:$port/webhook" --any-status --pid "$bare_pid" \
-        --log "$work/logs/bare-ingest.log"
+        --log "$work/logs/bare-ingest-$broker.log"
     for events in 100 1; do
-        wrk_webhook bare "$events" "http://127.0.0.1:$port/webhook"
+        wrk_webhook bare "$events" "http://127.0.0.1:$port/webhook" "$broker"
     done
     stop_pid "$bare_pid"
 
     port="$(free_port)"
     PEER_TOPIC="$python_topic" KAFKA_BROKERS="$SLUICE_KAFKA_BROKERS" \
-        start_bg python-webhook "$py" "$peers/webhook_peer.py" --port "$port" --workers 2
+        start_bg "python-webhook-$broker" "$py" "$peers/webhook_peer.py" --port "$port" --workers 2
     local python_pid="$last_pid"
     "${measure[@]}" wait-ready --url "http://127.0.0.1:$port/webhook" --any-status --pid "$python_pid" \
-        --log "$work/logs/python-webhook.log"
+        --log "$work/logs/python-webhook-$broker.log"
     for events in 100 1; do
-        wrk_webhook python "$events" "http://127.0.0.1:$port/webhook"
+        wrk_webhook python "$events" "http://127.0.0.1:$port/webhook" "$broker"
     done
     stop_pid "$python_pid"
-
-    "${measure[@]}" bundle --bench webhook --out "$results/webhook.json" "${meta[@]}" \
-        --meta "threads=2" --meta "connections=32" --meta "duration_s=$wrk_seconds" \
-        --meta "warmup_s=$warmup_seconds" --meta "partitions=4" --jsonl "$work/webhook.jsonl"
 }
 
 # --- 2. Kafka → normalize → Parquet on S3 ------------------------------------------------------

