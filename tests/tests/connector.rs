@@ -1,6 +1,7 @@
 //! The Kafka connector against the real broker and S3 server: SendGrid webhook bodies become
 //! a Hive-partitioned Parquet table and dead letters; a crash replays into the same objects;
-//! `sluice sweep` brings fixed records into the table; two hosts share a consumer group.
+//! `sluice sweep` brings fixed records into the table; two hosts share a consumer group, and so
+//! do the two members one host runs with `members = 2`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -445,6 +446,51 @@ async fn two_hosts_in_one_group_split_the_partitions_and_take_over_from_each_oth
     let unique: BTreeSet<&String> = row_ids.iter().collect();
     assert_eq!(unique.len(), row_ids.len(), "no event stored twice");
     assert_eq!(row_ids.len(), 800, "every event of both rounds stored");
+    let partitions: BTreeSet<i64> =
+        all.iter().filter_map(|r| r.columns["kafka_partition"].as_i64()).collect();
+    assert_eq!(partitions, BTreeSet::from([0, 1, 2, 3]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_with_two_members_splits_the_partitions_and_stores_every_event_once() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "connector_members").await.expect("scope");
+    let topic = scope.create_topic("events", 4).await.expect("topic");
+    let prefix = scope.prefix();
+    let source = format!("{}\nmembers = 2", kafka_source(&topic, &scope.group_id("members")));
+    let pipeline = events_pipeline(&source, scope.bucket(), &prefix, 100_000, 1_500);
+    let host = SluiceHost::start(&host_config(services), &[("events", pipeline)], &host_env(services)).await;
+    // Each member logs its own assignment; once both have joined, each holds two partitions.
+    let split = wait_until(Duration::from_secs(60), || async {
+        let log = host.log();
+        log.lines()
+            .filter(|line| line.contains("partitions assigned") && line.matches(topic.as_str()).count() == 2)
+            .count()
+            >= 2
+    })
+    .await;
+    assert!(split, "two members share the four partitions:\n{}", host.log());
+    assert_eq!(host.log().matches("connector started").count(), 2, "{}", host.log());
+
+    let records: Vec<ProducedRecord> = (0..40)
+        .map(|body| {
+            let events: Vec<Value> =
+                (0..10).map(|n| event(&format!("m-{body:02}-{n}"), "delivered", n % 2)).collect();
+            ProducedRecord::new(serde_json::to_vec(&events).expect("body")).to_partition(body % 4)
+        })
+        .collect();
+    scope.produce(&topic, &records).await.expect("produce");
+    let table = format!("{prefix}table/");
+    let stored =
+        wait_until(Duration::from_secs(60), || async { rows(&scope, &table).await.len() >= 400 }).await;
+    assert!(stored, "every event stored:\n{}", host.log());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let all = rows(&scope, &table).await;
+    let row_ids = ids(&all);
+    let unique: BTreeSet<&String> = row_ids.iter().collect();
+    assert_eq!(unique.len(), row_ids.len(), "no event stored twice");
+    assert_eq!(row_ids.len(), 400, "every event stored");
+    assert!(dead_letters(&scope, &format!("{prefix}dead-letters/")).await.is_empty(), "no dead letters");
     let partitions: BTreeSet<i64> =
         all.iter().filter_map(|r| r.columns["kafka_partition"].as_i64()).collect();
     assert_eq!(partitions, BTreeSet::from([0, 1, 2, 3]));

@@ -72,6 +72,9 @@ pub enum SourceConfig {
         batch_records: usize,
         #[serde(default = "default_batch_max_ms")]
         batch_max_ms: u64,
+        /// Consumer-group members this host runs for the pipeline (see `Kafka::members`).
+        #[serde(default = "default_members")]
+        members: usize,
     },
     /// A Kafka topic read by a consumer group.
     Kafka {
@@ -81,6 +84,11 @@ pub enum SourceConfig {
         batch_records: usize,
         #[serde(default = "default_batch_max_ms")]
         batch_max_ms: u64,
+        /// Consumer-group members this host runs for the pipeline. Each takes its share of the
+        /// partitions with plugin instances of its own, so one host can use more than one core;
+        /// each also holds its own batches and windows, so memory grows with it.
+        #[serde(default = "default_members")]
+        members: usize,
     },
     /// Jobs that each name an S3 object to stream through the steps.
     S3Job {
@@ -382,6 +390,9 @@ fn default_max_record_bytes() -> usize {
 }
 fn default_batch_max_ms() -> u64 {
     1000
+}
+fn default_members() -> usize {
+    1
 }
 fn default_rotate_records() -> usize {
     100_000

@@ -68,6 +68,10 @@ pub fn load_pipeline_dir(dir: &Path, registry: &PluginRegistry) -> Result<Vec<Pi
     if errors.is_empty() { Ok(pipelines) } else { Err(errors) }
 }
 
+/// The most consumer-group members one host runs for a pipeline; each holds its own batches,
+/// plugin instances and windows.
+pub const MAX_MEMBERS: usize = 64;
+
 /// Lowercase letters, digits and `-`, not empty: what pipeline and plugin names may use, so
 /// they are safe in file names, paths and metric labels.
 pub fn is_plain_name(name: &str) -> bool {
@@ -152,6 +156,16 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
                 "`sendgrid` answers an HTTP request, so it needs an `http` source".into(),
             );
         }
+    }
+    if let SourceConfig::Kafka { members, .. } | SourceConfig::Webhook { members, .. } = &pipeline.source
+        && !(1..=MAX_MEMBERS).contains(members)
+    {
+        invalid(
+            "source.members".into(),
+            format!(
+                "{members} is not allowed: use 1 to {MAX_MEMBERS} (more members than partitions stay idle)"
+            ),
+        );
     }
     if matches!(pipeline.source, SourceConfig::S3Job { .. })
         && !pipeline.steps.is_empty()
@@ -265,6 +279,20 @@ mod tests {
         let kept = format!("{job}[dead_letters]\nkind = \"local\"\ndir = \"/tmp/dl\"\n");
         let errors = validate_pipeline(&parse(&kept).expect("parses"), &empty_registry()).unwrap_err();
         assert!(!errors.iter().any(|e| e.to_string().contains("dead_letters")), "{errors:?}");
+    }
+
+    #[test]
+    fn members_must_be_between_one_and_the_maximum() {
+        for (members, accepted) in [(0, false), (1, true), (4, true), (MAX_MEMBERS + 1, false)] {
+            let pipeline = parse(&format!("{SOURCE}members = {members}\n")).expect("parses");
+            let result = validate_pipeline(&pipeline, &empty_registry());
+            assert_eq!(result.is_ok(), accepted, "members = {members}: {result:?}");
+            if let Err(errors) = result {
+                assert!(errors[0].to_string().contains("source.members"), "{}", errors[0]);
+            }
+        }
+        let default = parse(SOURCE).expect("parses");
+        assert!(matches!(default.source, SourceConfig::Kafka { members: 1, .. }));
     }
 
     #[test]

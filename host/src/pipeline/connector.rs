@@ -125,11 +125,22 @@ pub struct Connector {
 /// The topic, group and batching of a pipeline whose source is read from Kafka.
 pub fn kafka_source(pipeline: &Pipeline) -> Option<(&str, &str, usize, u64)> {
     match &pipeline.source {
-        SourceConfig::Kafka { topic, group, batch_records, batch_max_ms }
+        SourceConfig::Kafka { topic, group, batch_records, batch_max_ms, .. }
         | SourceConfig::Webhook { topic, group, batch_records, batch_max_ms, .. } => {
             Some((topic, group, *batch_records, *batch_max_ms))
         }
         SourceConfig::Http { .. } | SourceConfig::S3Job { .. } => None,
+    }
+}
+
+/// How many consumer-group members this host runs for `pipeline`: 0 when it needs no connector.
+pub fn connector_members(pipeline: &Pipeline) -> usize {
+    if !runs_connector(pipeline) {
+        return 0;
+    }
+    match &pipeline.source {
+        SourceConfig::Kafka { members, .. } | SourceConfig::Webhook { members, .. } => *members,
+        SourceConfig::Http { .. } | SourceConfig::S3Job { .. } => 0,
     }
 }
 
