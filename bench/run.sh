@@ -19,7 +19,8 @@
 #              sluice serve (signature checked) vs bare-ingest (axum + rdkafka) vs FastAPI peer,
 #              once against a tansu in memory (as DESIGN.md's peers) and once against the
 #              services' tansu on SeaweedFS
-#   connector  a filled topic → normalize-sendgrid-events → Parquet on S3: sluice vs connector_peer.py
+#   connector  a filled topic → normalize-sendgrid-events → Parquet on S3: sluice (one consumer-group
+#              member, then two) vs connector_peer.py
 #   ratio      plugin-ratio: the normalization as WASM vs native
 #   etl        user-status file on S3 → 3 PostgreSQL tables: sluice job run vs PySpark vs COPY floor
 #   swap       20 plugin swaps (rename in the watched plugins dir) under wrk load
@@ -336,28 +337,33 @@ bench_connector() {
         --events-per-body 100 --partitions 4 >"$work/fill-topic.json"
     cat "$work/fill-topic.json"
 
-    port="$(free_port)"
-    config="$(host_config connector "$port" "$plugins" "watch = false")"
-    {
-        cat <<TOML
+    # Once with one consumer-group member (the default) and once with two, one per core.
+    local members
+    for members in 1 2; do
+        port="$(free_port)"
+        config="$(host_config "connector-$members" "$port" "$plugins" "watch = false")"
+        {
+            cat <<TOML
 name = "bench-connector"
 [source]
 kind = "kafka"
 topic = "$topic"
-group = "rsbench-conn-$run_id"
+group = "rsbench-conn-$members-$run_id"
 batch_records = 50
 batch_max_ms = 1000
+members = $members
 TOML
-        normalize_to_s3 "$prefix"
-    } >"$work/pipelines-connector/connector.toml"
-    local since
-    since="$(date +%s.%N)"
-    start_bg sluice-connector "$sluice_bin" serve --config "$config"
-    sluice_pid="$last_pid"
-    "${measure[@]}" connector-wait --metrics-url "http://127.0.0.1:$port/metrics" --pid "$sluice_pid" \
-        --since "$since" --target "$connector_events" --pipeline bench-connector \
-        --out "$work/connector-sluice.json" --timeout 900
-    stop_pid "$sluice_pid"
+            normalize_to_s3 "$prefix-$members"
+        } >"$work/pipelines-connector-$members/connector.toml"
+        local since
+        since="$(date +%s.%N)"
+        start_bg "sluice-connector-$members" "$sluice_bin" serve --config "$config"
+        sluice_pid="$last_pid"
+        "${measure[@]}" connector-wait --metrics-url "http://127.0.0.1:$port/metrics" --pid "$sluice_pid" \
+            --since "$since" --target "$connector_events" --pipeline bench-connector \
+            --out "$work/connector-sluice-$members.json" --timeout 900
+        stop_pid "$sluice_pid"
+    done
 
     "${measure[@]}" timed --out "$work/connector-python.json" --label connector_peer -- \
         "$py" "$peers/connector_peer.py" --brokers "$SLUICE_KAFKA_BROKERS" --topic "$topic" \
@@ -367,7 +373,8 @@ TOML
     "${measure[@]}" bundle --bench connector --out "$results/connector.json" "${meta[@]}" \
         --meta "events=$connector_events" --meta "events_per_body=100" --meta "partitions=4" \
         --meta "window=100000 records or 2 s (both systems)" \
-        --part "fill=$work/fill-topic.json" --part "sluice=$work/connector-sluice.json" \
+        --part "fill=$work/fill-topic.json" --part "sluice=$work/connector-sluice-1.json" \
+        --part "sluice_members_2=$work/connector-sluice-2.json" \
         --part "python=$work/connector-python.json"
 }
 
