@@ -436,7 +436,7 @@ def main() -> None:
         "`.run/bench/results/`). Reproduce with:",
         "",
         "```sh",
-        "bench/run.sh                  # every benchmark and its peers, ~30 min",
+        "bench/run.sh                  # every benchmark and its peers, 20–60 min",
         "bench/run.sh --quick          # smoke sizes: 100k events/records, 5 s wrk runs, 1-minute soak",
         "bench/run.sh --only webhook,swap",
         "```",
