@@ -101,6 +101,28 @@ fn ids(rows: &[TableRow]) -> Vec<String> {
     ids
 }
 
+/// 40 bodies of 10 `delivered` events, ids `{id_prefix}-{body}-{n}`, spread over partitions 0–3.
+fn bodies_over_four_partitions(id_prefix: &str) -> Vec<ProducedRecord> {
+    (0..40)
+        .map(|body| {
+            let events: Vec<Value> =
+                (0..10).map(|n| event(&format!("{id_prefix}-{body:02}-{n}"), "delivered", 0)).collect();
+            ProducedRecord::new(serde_json::to_vec(&events).expect("body")).to_partition(body % 4)
+        })
+        .collect()
+}
+
+/// The table holds `expected` events, none twice, from all four partitions.
+fn assert_each_event_once_from_four_partitions(all: &[TableRow], expected: usize) {
+    let row_ids = ids(all);
+    let unique: BTreeSet<&String> = row_ids.iter().collect();
+    assert_eq!(unique.len(), row_ids.len(), "no event stored twice");
+    assert_eq!(row_ids.len(), expected, "every event stored");
+    let partitions: BTreeSet<i64> =
+        all.iter().filter_map(|r| r.columns["kafka_partition"].as_i64()).collect();
+    assert_eq!(partitions, BTreeSet::from([0, 1, 2, 3]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_events_become_table_rows_or_dead_letters_and_nothing_else() {
     let Some(services) = require_services!() else { return };
@@ -417,17 +439,7 @@ async fn two_hosts_in_one_group_split_the_partitions_and_take_over_from_each_oth
     assert!(joined, "both hosts join the group:\n{}\n---\n{}", first.log(), second.log());
     tokio::time::sleep(Duration::from_secs(8)).await;
 
-    let produce = |round: usize| {
-        let records: Vec<ProducedRecord> = (0..40)
-            .map(|body| {
-                let events: Vec<Value> =
-                    (0..10).map(|n| event(&format!("g{round}-{body:02}-{n}"), "delivered", 0)).collect();
-                ProducedRecord::new(serde_json::to_vec(&events).expect("body")).to_partition(body % 4)
-            })
-            .collect();
-        records
-    };
-    scope.produce(&topic, &produce(1)).await.expect("produce");
+    scope.produce(&topic, &bodies_over_four_partitions("g1")).await.expect("produce");
     let table = format!("{prefix}table/");
     let first_round =
         wait_until(Duration::from_secs(60), || async { rows(&scope, &table).await.len() >= 400 }).await;
@@ -436,19 +448,12 @@ async fn two_hosts_in_one_group_split_the_partitions_and_take_over_from_each_oth
     assert!(second.log().contains("window stored"), "the second host wrote part:\n{}", second.log());
 
     first.kill();
-    scope.produce(&topic, &produce(2)).await.expect("produce");
+    scope.produce(&topic, &bodies_over_four_partitions("g2")).await.expect("produce");
     let second_round =
         wait_until(Duration::from_secs(90), || async { rows(&scope, &table).await.len() >= 800 }).await;
     assert!(second_round, "the second host took over every partition:\n{}", second.log());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let all = rows(&scope, &table).await;
-    let row_ids = ids(&all);
-    let unique: BTreeSet<&String> = row_ids.iter().collect();
-    assert_eq!(unique.len(), row_ids.len(), "no event stored twice");
-    assert_eq!(row_ids.len(), 800, "every event of both rounds stored");
-    let partitions: BTreeSet<i64> =
-        all.iter().filter_map(|r| r.columns["kafka_partition"].as_i64()).collect();
-    assert_eq!(partitions, BTreeSet::from([0, 1, 2, 3]));
+    assert_each_event_once_from_four_partitions(&rows(&scope, &table).await, 800);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,28 +477,14 @@ async fn one_host_with_two_members_splits_the_partitions_and_stores_every_event_
     assert!(split, "two members share the four partitions:\n{}", host.log());
     assert_eq!(host.log().matches("connector started").count(), 2, "{}", host.log());
 
-    let records: Vec<ProducedRecord> = (0..40)
-        .map(|body| {
-            let events: Vec<Value> =
-                (0..10).map(|n| event(&format!("m-{body:02}-{n}"), "delivered", n % 2)).collect();
-            ProducedRecord::new(serde_json::to_vec(&events).expect("body")).to_partition(body % 4)
-        })
-        .collect();
-    scope.produce(&topic, &records).await.expect("produce");
+    scope.produce(&topic, &bodies_over_four_partitions("m")).await.expect("produce");
     let table = format!("{prefix}table/");
     let stored =
         wait_until(Duration::from_secs(60), || async { rows(&scope, &table).await.len() >= 400 }).await;
     assert!(stored, "every event stored:\n{}", host.log());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let all = rows(&scope, &table).await;
-    let row_ids = ids(&all);
-    let unique: BTreeSet<&String> = row_ids.iter().collect();
-    assert_eq!(unique.len(), row_ids.len(), "no event stored twice");
-    assert_eq!(row_ids.len(), 400, "every event stored");
+    assert_each_event_once_from_four_partitions(&rows(&scope, &table).await, 400);
     assert!(dead_letters(&scope, &format!("{prefix}dead-letters/")).await.is_empty(), "no dead letters");
-    let partitions: BTreeSet<i64> =
-        all.iter().filter_map(|r| r.columns["kafka_partition"].as_i64()).collect();
-    assert_eq!(partitions, BTreeSet::from([0, 1, 2, 3]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

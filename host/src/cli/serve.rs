@@ -15,7 +15,7 @@ use crate::config::{HostConfig, Pipeline, load_pipeline_dir};
 use crate::http::readiness::Dependencies;
 use crate::http::{AdminApi, AppState, Endpoint, Endpoints, JobEndpoint, router};
 use crate::job::serve_job_pipelines;
-use crate::pipeline::connector::connector_members;
+use crate::pipeline::connector::runs_connector;
 use crate::pipeline::reload::{PluginSwapper, watch_plugins};
 use crate::pipeline::{Connector, StoreResolver};
 use crate::plugin::{CompileCache, PluginEngine, PluginRegistry};
@@ -90,12 +90,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let stores = StoreResolver::new(config.s3.clone());
     let (stop, stopping) = watch::channel(false);
     let mut connectors = JoinSet::new();
-    for pipeline in &pipelines {
-        // Each member joins the group on its own; the group spreads the partitions over them.
-        for _ in 0..connector_members(pipeline) {
-            let connector = Connector::new(pipeline, &registry, &config, &stores)
-                .await
-                .with_context(|| format!("cannot start the connector of pipeline `{}`", pipeline.name))?;
+    for pipeline in pipelines.iter().filter(|p| runs_connector(p)) {
+        // The group spreads the partitions over this host's members and any other host's.
+        let members = Connector::group_members(pipeline, &registry, &config, &stores)
+            .await
+            .with_context(|| format!("cannot start the connector of pipeline `{}`", pipeline.name))?;
+        for connector in members {
             let name = pipeline.name.clone();
             let stopping = stopping.clone();
             connectors.spawn(async move { (name, connector.run(stopping).await) });

@@ -113,7 +113,8 @@ pub struct Connector {
     pipeline: String,
     consumer: GroupConsumer,
     chain: Chain,
-    outputs: Outputs,
+    /// The pipeline's sinks, shared by this host's members of the group.
+    outputs: Arc<Outputs>,
     batch_records: usize,
     batch_wait: Duration,
     windows: HashMap<TopicPartition, Window>,
@@ -122,25 +123,29 @@ pub struct Connector {
     stored_up_to: HashMap<TopicPartition, i64>,
 }
 
-/// The topic, group and batching of a pipeline whose source is read from Kafka.
-pub fn kafka_source(pipeline: &Pipeline) -> Option<(&str, &str, usize, u64)> {
-    match &pipeline.source {
-        SourceConfig::Kafka { topic, group, batch_records, batch_max_ms, .. }
-        | SourceConfig::Webhook { topic, group, batch_records, batch_max_ms, .. } => {
-            Some((topic, group, *batch_records, *batch_max_ms))
-        }
-        SourceConfig::Http { .. } | SourceConfig::S3Job { .. } => None,
-    }
+/// What a connector reads: a pipeline's topic, group, batching and members per host.
+pub struct KafkaSource<'a> {
+    pub topic: &'a str,
+    pub group: &'a str,
+    pub batch_records: usize,
+    pub batch_max_ms: u64,
+    pub members: usize,
 }
 
-/// How many consumer-group members this host runs for `pipeline`: 0 when it needs no connector.
-pub fn connector_members(pipeline: &Pipeline) -> usize {
-    if !runs_connector(pipeline) {
-        return 0;
-    }
+/// The Kafka side of a pipeline whose source is read from Kafka.
+pub fn kafka_source(pipeline: &Pipeline) -> Option<KafkaSource<'_>> {
     match &pipeline.source {
-        SourceConfig::Kafka { members, .. } | SourceConfig::Webhook { members, .. } => *members,
-        SourceConfig::Http { .. } | SourceConfig::S3Job { .. } => 0,
+        SourceConfig::Kafka { topic, group, batch_records, batch_max_ms, members }
+        | SourceConfig::Webhook { topic, group, batch_records, batch_max_ms, members, .. } => {
+            Some(KafkaSource {
+                topic,
+                group,
+                batch_records: *batch_records,
+                batch_max_ms: *batch_max_ms,
+                members: *members,
+            })
+        }
+        SourceConfig::Http { .. } | SourceConfig::S3Job { .. } => None,
     }
 }
 
@@ -317,37 +322,40 @@ impl Transforming {
 }
 
 impl Connector {
-    /// Joins the pipeline's consumer group and prepares its sinks.
+    /// Prepares the pipeline's sinks and topic once, then joins its consumer group with the
+    /// source's `members` members, which share the sinks and each run their own plugins.
     ///
     /// # Errors
     /// [`ConnectorError`] when the pipeline is not Kafka-fed, its sinks are not tables, a
-    /// plugin is missing, or the consumer cannot be created.
-    pub async fn new(
+    /// plugin is missing, or a consumer cannot be created.
+    pub async fn group_members(
         pipeline: &Pipeline,
         registry: &PluginRegistry,
         host: &HostConfig,
         stores: &StoreResolver,
-    ) -> Result<Self, ConnectorError> {
-        let Some((topic, group, batch_records, batch_max_ms)) = kafka_source(pipeline) else {
+    ) -> Result<Vec<Self>, ConnectorError> {
+        let Some(source) = kafka_source(pipeline) else {
             return Err(ConnectorError::Setup {
                 pipeline: pipeline.name.clone(),
                 problem: format!("source `{}` is not read from Kafka", pipeline.source.kind()),
             });
         };
-        let chain = Chain::new(pipeline, registry, host)?;
-        let outputs = build_outputs(pipeline, registry, stores).await?;
-        GroupConsumer::ensure_topic(&host.kafka, topic, DEFAULT_PARTITIONS).await?;
-        let consumer = GroupConsumer::new(&host.kafka, group, topic)?;
-        Ok(Connector {
-            pipeline: pipeline.name.clone(),
-            consumer,
-            chain,
-            outputs,
-            batch_records: batch_records.max(1),
-            batch_wait: Duration::from_millis(batch_max_ms),
-            windows: HashMap::new(),
-            stored_up_to: HashMap::new(),
-        })
+        let outputs = Arc::new(build_outputs(pipeline, registry, stores).await?);
+        GroupConsumer::ensure_topic(&host.kafka, source.topic, DEFAULT_PARTITIONS).await?;
+        (0..source.members)
+            .map(|_| {
+                Ok(Connector {
+                    pipeline: pipeline.name.clone(),
+                    consumer: GroupConsumer::new(&host.kafka, source.group, source.topic)?,
+                    chain: Chain::new(pipeline, registry, host)?,
+                    outputs: outputs.clone(),
+                    batch_records: source.batch_records.max(1),
+                    batch_wait: Duration::from_millis(source.batch_max_ms),
+                    windows: HashMap::new(),
+                    stored_up_to: HashMap::new(),
+                })
+            })
+            .collect()
     }
 
     /// Consumes until `shutdown` turns true, then stores every open window and returns.
