@@ -29,10 +29,10 @@ fn push_rows(index: u32, record: &RecordIn, records: &mut Vec<RecordOut>) -> Res
     for entry in &exploded.entries {
         let row = UserStatusLogRow {
             user_id: &exploded.user_id,
-            updated_on: &entry.updated_on,
-            status: &entry.status,
+            updated_on: entry.updated_on.as_deref(),
+            status: entry.status.as_deref(),
         };
-        // Rows of plain strings always encode; if one ever did not, say so instead of panicking.
+        // Rows of plain strings and nulls always encode; if one ever did not, say so instead of panicking.
         let value = serde_json::to_vec(&row).map_err(|error| format!("could not encode a row: {error}"))?;
         records.push(RecordOut {
             output: USER_STATUS_LOG.to_owned(),
@@ -89,9 +89,26 @@ mod tests {
     }
 
     #[test]
-    fn partly_bad_record_gives_no_rows_and_one_failure() {
-        let batch =
-            [r#"{"userId":"a","statusLogs":[{"status":"A1","updatedOn":1},{},7]}"#].map(RecordIn::from_value);
+    fn entries_lacking_fields_give_rows_with_nulls() {
+        let batch = [r#"{"userId":"a","statusLogs":[{"updatedOn":1.5},{"status":""},{"status":true,"updatedOn":[1, 2]}]}"#]
+            .map(RecordIn::from_value);
+        let result = transform(&batch);
+        let values: Vec<&[u8]> = result.records.iter().map(|record| record.value.as_slice()).collect();
+        assert_eq!(
+            values,
+            [
+                &br#"{"userId":"a","updatedOn":"1.5","status":null}"#[..],
+                br#"{"userId":"a","updatedOn":null,"status":""}"#,
+                br#"{"userId":"a","updatedOn":"[1,2]","status":"true"}"#,
+            ]
+        );
+        assert!(result.failures.is_empty());
+    }
+
+    #[test]
+    fn record_with_an_entry_that_is_not_an_object_gives_no_rows_and_one_failure() {
+        let batch = [r#"{"userId":"a","statusLogs":[{"status":"A1","updatedOn":1},{},7,"B"]}"#]
+            .map(RecordIn::from_value);
         let result = transform(&batch);
         assert_eq!(result.records.len(), 0);
         assert_eq!(result.failures.len(), 1);
@@ -99,19 +116,19 @@ mod tests {
         assert_eq!(result.failures[0].part, None, "the whole record fails, not its bad entries");
         assert_eq!(
             result.failures[0].reason,
-            "statusLogs[1].status: missing or null; statusLogs[2]: expected an object, found a number"
+            "statusLogs[2]: expected an object, found a number; statusLogs[3]: expected an object, found a string"
         );
     }
 
     #[test]
-    fn partly_bad_record_leaves_its_neighbours_whole() {
-        let good = r#"{"userId":"a","statusLogs":[{"status":"A1","updatedOn":1}]}"#;
-        let partly_bad = r#"{"userId":"b","statusLogs":[{"status":"B1","updatedOn":2},{"status":""}]}"#;
-        let result = transform(&[good, partly_bad, good].map(RecordIn::from_value));
+    fn failing_record_leaves_its_neighbours_whole() {
+        let good = r#"{"userId":"a","statusLogs":[{"status":"A1","updatedOn":1},{"status":"A2"}]}"#;
+        let bad = r#"{"userId":"b","statusLogs":[{"status":"B1","updatedOn":2},null]}"#;
+        let result = transform(&[good, bad, good].map(RecordIn::from_value));
         let inputs: Vec<u32> = result.records.iter().map(|record| record.input).collect();
-        assert_eq!(inputs, [0, 2]);
+        assert_eq!(inputs, [0, 0, 2, 2]);
         let failures: Vec<_> = result.failures.iter().map(|f| (f.index, f.reason.as_str())).collect();
-        assert_eq!(failures, [(1, "statusLogs[1].status: empty")]);
+        assert_eq!(failures, [(1, "statusLogs[1]: expected an object, found null")]);
     }
 
     #[test]

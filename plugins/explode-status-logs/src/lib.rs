@@ -2,9 +2,11 @@
 //!
 //! It reads the `status_logs` records that `validate-user-status` emits
 //! (`{"userId": ..., "statusLogs": [...]}`) and writes one `user_status_log` row per entry of
-//! `statusLogs`. A record with any malformed entry fails whole: one failure lists every bad
-//! entry and none of its entries become rows, so replaying the fixed dead letter cannot insert
-//! the good entries twice. See [`status_log`] for the exact rules. The plugin takes no settings.
+//! `statusLogs`, as the original job's Spark `explode` did: every entry that is an object gives
+//! a row, with NULL for a field it lacks. A record with an entry that is not an object fails
+//! whole: one failure lists every such entry and none of its entries become rows, so replaying
+//! the fixed dead letter cannot insert the other entries twice. See [`status_log`] for the
+//! exact rules. The plugin takes no settings.
 
 mod batch;
 mod outputs;

@@ -8,10 +8,13 @@ use sluice_plugin_sdk::schema::{Column, ColumnType};
 pub const USER_STATUS_LOG: &str = "user_status_log";
 
 /// The fields of a [`UserStatusLogRow`], in the order it serializes them.
+///
+/// `updatedOn` and `status` are nullable because every entry becomes a row, even one that lacks
+/// them, as the original job's `explode` did.
 const USER_STATUS_LOG_COLUMNS: &[Column] = &[
     Column::required("userId", ColumnType::String),
-    Column::required("updatedOn", ColumnType::String),
-    Column::required("status", ColumnType::String),
+    Column::nullable("updatedOn", ColumnType::String),
+    Column::nullable("status", ColumnType::String),
 ];
 
 /// The outputs this plugin declares in `info()`.
@@ -19,14 +22,14 @@ pub fn declared() -> Vec<OutputInfo> {
     vec![OutputInfo::new(USER_STATUS_LOG, USER_STATUS_LOG_COLUMNS)]
 }
 
-/// A `user_status_log` row, its fields in the schema's order.
+/// A `user_status_log` row, its fields in the schema's order; `None` is written as `null`.
 #[derive(Debug, Serialize)]
 pub struct UserStatusLogRow<'a> {
     #[serde(rename = "userId")]
     pub user_id: &'a str,
     #[serde(rename = "updatedOn")]
-    pub updated_on: &'a str,
-    pub status: &'a str,
+    pub updated_on: Option<&'a str>,
+    pub status: Option<&'a str>,
 }
 
 #[cfg(test)]
@@ -34,7 +37,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn declares_one_output_with_three_string_fields() {
+    fn declares_one_output_with_three_string_fields_two_of_them_nullable() {
         let outputs = declared();
         assert_eq!(outputs.len(), 1);
         assert_eq!(outputs[0].name, USER_STATUS_LOG);
@@ -49,16 +52,26 @@ mod tests {
             .collect();
         assert_eq!(
             fields,
-            [("userId", "string", false), ("updatedOn", "string", false), ("status", "string", false)]
+            [("userId", "string", false), ("updatedOn", "string", true), ("status", "string", true)]
         );
     }
 
     #[test]
     fn row_follows_the_schema_order() {
-        let row = UserStatusLogRow { user_id: "0000", updated_on: "1644527391", status: "INITIATED" };
+        let row =
+            UserStatusLogRow { user_id: "0000", updated_on: Some("1644527391"), status: Some("INITIATED") };
         assert_eq!(
             serde_json::to_string(&row).unwrap(),
             r#"{"userId":"0000","updatedOn":"1644527391","status":"INITIATED"}"#
+        );
+    }
+
+    #[test]
+    fn missing_values_are_written_as_null() {
+        let row = UserStatusLogRow { user_id: "0000", updated_on: None, status: None };
+        assert_eq!(
+            serde_json::to_string(&row).unwrap(),
+            r#"{"userId":"0000","updatedOn":null,"status":null}"#
         );
     }
 }

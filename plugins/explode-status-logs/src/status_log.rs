@@ -1,32 +1,45 @@
-//! The `status_logs` record and which of its entries become `user_status_log` rows.
+//! The `status_logs` record and the `user_status_log` rows its entries become.
+//!
+//! The rules follow the Glue job this plugin replaces: Spark's `explode(statusLogs)` makes one
+//! row per entry, selecting `statuslogs["updatedOn"]` and `statuslogs["status"]`, so no entry is
+//! ever dropped and a field an entry lacks is NULL.
 //!
 //! - The record must be an object whose `userId` is a string and whose `statusLogs` is an
 //!   array; otherwise the whole record fails and gives no rows.
-//! - Each entry must be an object whose `status` is a non-empty string and whose `updatedOn`
-//!   is an integer (written as its decimal text) or a string (kept as is): the
-//!   `user_status_log.updatedOn` column is varchar, and the source uses both forms.
-//! - A record with any bad entry fails whole: it gives no rows, and one failure lists every
-//!   bad entry, so the dead letter shows everything to fix and the record is reported once.
-//!   Keeping the good entries back is what makes replaying the fixed dead letter safe: the
-//!   `user_status_log` table has no key to deduplicate on, so rows written on the first pass
-//!   would be inserted again.
-//! - An empty `statusLogs` gives no rows and no failure. Unknown fields are ignored.
+//! - Every entry that is an object becomes one row, in order. `updatedOn` and `status` are
+//!   NULL when the entry lacks them or holds `null`; any other value is kept as text, because
+//!   both columns are varchar: a string as its content (`""` stays empty), a number as its
+//!   literal JSON text (`1644527391`, `1.5`, `1e3`), `true`/`false` as that word, and an array
+//!   or object as its compact JSON text. An entry that repeats a field keeps the last value,
+//!   as Spark's JSON reader does. Unknown fields are ignored.
+//! - An entry that is not an object has no fields to select, so it is the one thing refused:
+//!   the record fails whole, gives no rows, and one failure names every such entry, so the dead
+//!   letter shows everything to fix and the record is reported once. Keeping the other entries
+//!   back is what makes replaying the fixed dead letter safe: the `user_status_log` table has
+//!   no key to deduplicate on, so rows written on the first pass would be inserted again.
+//!   (`validate-user-status` already sends such a record to its error rows, so this only
+//!   catches `status_logs` records from elsewhere.)
+//! - An empty `statusLogs` gives no rows and no failure.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use sluice_plugin_sdk::json::{kind, parse_object, string_content};
+use sluice_plugin_sdk::json::{compact, kind, parse_object, string_content};
 
-/// One good entry of a user's status history.
+/// One entry of a user's status history, its fields as the varchar columns hold them.
 #[derive(Debug, PartialEq)]
 pub struct StatusLogEntry<'a> {
-    pub updated_on: Cow<'a, str>,
-    pub status: Cow<'a, str>,
+    /// `None` when the entry has no `updatedOn` or holds `null` there.
+    pub updated_on: Option<Cow<'a, str>>,
+    /// `None` when the entry has no `status` or holds `null` there.
+    pub status: Option<Cow<'a, str>>,
 }
 
-/// A `status_logs` record taken apart, every entry of it good.
+/// A `status_logs` record taken apart, one entry per row to write.
 #[derive(Debug, PartialEq)]
 pub struct ExplodedRecord<'a> {
     pub user_id: Cow<'a, str>,
@@ -41,20 +54,64 @@ struct RecordFields<'a> {
     status_logs: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+/// The two fields an entry is read for; missing and `null` are both `None`.
+///
+/// Deserialized by hand rather than derived: a derived struct refuses a repeated field, while
+/// the original job took the last value and refused no entry that is an object.
+#[derive(Default)]
 struct EntryFields<'a> {
-    #[serde(borrow, default)]
     status: Option<&'a RawValue>,
-    #[serde(rename = "updatedOn", borrow, default)]
     updated_on: Option<&'a RawValue>,
+}
+
+/// The keys of an entry object that matter; escaped spellings are decoded before matching.
+#[derive(Deserialize)]
+#[serde(field_identifier)]
+enum EntryKey {
+    #[serde(rename = "status")]
+    Status,
+    #[serde(rename = "updatedOn")]
+    UpdatedOn,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for EntryFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+
+        impl<'de> Visitor<'de> for Fields {
+            type Value = EntryFields<'de>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a status log entry object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = EntryFields::default();
+                while let Some(key) = map.next_key()? {
+                    match key {
+                        EntryKey::Status => fields.status = map.next_value()?,
+                        EntryKey::UpdatedOn => fields.updated_on = map.next_value()?,
+                        EntryKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(fields)
+            }
+        }
+
+        deserializer.deserialize_map(Fields)
+    }
 }
 
 /// Takes one `status_logs` record apart into its entries, all of them or none.
 ///
 /// # Errors
 /// Why the record is unusable: not a JSON object; `userId` or `statusLogs` missing, null or
-/// of the wrong type; or, joined by `; ` in entry order, a `statusLogs[i]...: problem` for
-/// every bad entry.
+/// of the wrong type; or, joined by `; ` in entry order,
+/// `statusLogs[i]: expected an object, found ...` for every entry that is not an object.
 pub fn explode(bytes: &[u8]) -> Result<ExplodedRecord<'_>, String> {
     let fields: RecordFields = parse_object(bytes)?;
     let user_id = match fields.user_id {
@@ -74,47 +131,36 @@ pub fn explode(bytes: &[u8]) -> Result<ExplodedRecord<'_>, String> {
     for (position, raw) in raw_entries.into_iter().enumerate() {
         match entry(raw) {
             Ok(entry) => entries.push(entry),
-            Err(problem) => problems.push(format!("statusLogs[{position}]{problem}")),
+            Err(problem) => problems.push(format!("statusLogs[{position}]: {problem}")),
         }
     }
     if problems.is_empty() { Ok(ExplodedRecord { user_id, entries }) } else { Err(problems.join("; ")) }
 }
 
-/// Checks one entry; a problem is returned as the rest of its path (`.status: empty`).
+/// Reads one entry, or says why it has no fields to read.
 fn entry(raw: &RawValue) -> Result<StatusLogEntry<'_>, String> {
+    // Array elements are captured without surrounding whitespace, so the first byte is the kind.
     if !raw.get().starts_with('{') {
-        return Err(format!(": expected an object, found {}", kind(raw)));
+        return Err(format!("expected an object, found {}", kind(raw)));
     }
-    let fields: EntryFields = serde_json::from_str(raw.get()).map_err(|error| format!(": {error}"))?;
-    let status = match fields.status {
-        None => return Err(".status: missing or null".to_owned()),
-        Some(raw) => match string_content(raw) {
-            None => return Err(format!(".status: expected a string, found {}", kind(raw))),
-            Some(status) if status.is_empty() => return Err(".status: empty".to_owned()),
-            Some(status) => status,
-        },
-    };
-    let updated_on = match fields.updated_on {
-        None => return Err(".updatedOn: missing or null".to_owned()),
-        Some(raw) => updated_on_text(raw)?,
-    };
-    Ok(StatusLogEntry { updated_on, status })
+    // The array was already parsed, so an object here always reads; the error is kept
+    // for the reason rather than assumed away.
+    let fields: EntryFields = serde_json::from_str(raw.get()).map_err(|error| error.to_string())?;
+    Ok(StatusLogEntry {
+        updated_on: fields.updated_on.map(column_text),
+        status: fields.status.map(column_text),
+    })
 }
 
-/// `updatedOn` as the varchar column holds it.
-fn updated_on_text(raw: &RawValue) -> Result<Cow<'_, str>, String> {
+/// A non-null value as a varchar column holds it: a string's content, anything else its
+/// compact JSON text (a number exactly as written, `true`, `{"a":1}`).
+fn column_text(raw: &RawValue) -> Cow<'_, str> {
     if let Some(text) = string_content(raw) {
-        return Ok(text);
+        return text;
     }
-    let is_number = raw.get().starts_with(|first: char| first == '-' || first.is_ascii_digit());
-    if !is_number {
-        return Err(format!(".updatedOn: expected an integer or a string, found {}", kind(raw)));
-    }
-    // JSON integers have no leading zeros or `+`, so a literal that parses is already the
-    // decimal text to store.
-    match raw.get().parse::<i64>() {
-        Ok(_) => Ok(Cow::Borrowed(raw.get())),
-        Err(_) => Err(format!(".updatedOn: not a 64-bit integer: {}", raw.get())),
+    match compact(raw) {
+        Cow::Borrowed(raw) => Cow::Borrowed(raw.get()),
+        Cow::Owned(raw) => Cow::Owned(String::from(Box::<str>::from(raw))),
     }
 }
 
@@ -122,24 +168,34 @@ fn updated_on_text(raw: &RawValue) -> Result<Cow<'_, str>, String> {
 mod tests {
     use super::*;
 
-    fn entries_of(text: &str) -> Vec<(String, String)> {
+    type Texts = (Option<String>, Option<String>);
+
+    /// Each entry's `(updatedOn, status)`, as owned text.
+    fn entries_of(text: &str) -> Vec<Texts> {
         let exploded = explode(text.as_bytes()).unwrap();
-        exploded.entries.into_iter().map(|e| (e.updated_on.into(), e.status.into())).collect()
+        exploded
+            .entries
+            .into_iter()
+            .map(|e| (e.updated_on.map(Into::into), e.status.map(Into::into)))
+            .collect()
     }
 
     fn reason_of(text: &str) -> String {
         explode(text.as_bytes()).unwrap_err()
     }
 
-    fn pair(updated_on: &str, status: &str) -> (String, String) {
-        (updated_on.to_owned(), status.to_owned())
+    fn pair(updated_on: Option<&str>, status: Option<&str>) -> Texts {
+        (updated_on.map(str::to_owned), status.map(str::to_owned))
     }
 
     #[test]
     fn every_entry_becomes_a_row_in_order() {
         let text = r#"{"userId":"0000","statusLogs":[{"status":"INITIATED","updatedOn":1644527391},{"updatedOn":"2022-02-11","status":"VERIFIED"}]}"#;
         assert_eq!(explode(text.as_bytes()).unwrap().user_id, "0000");
-        assert_eq!(entries_of(text), [pair("1644527391", "INITIATED"), pair("2022-02-11", "VERIFIED")]);
+        assert_eq!(
+            entries_of(text),
+            [pair(Some("1644527391"), Some("INITIATED")), pair(Some("2022-02-11"), Some("VERIFIED"))]
+        );
     }
 
     #[test]
@@ -149,75 +205,110 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored() {
-        let text = r#"{"userId":"0","extra":1,"statusLogs":[{"status":"A","updatedOn":-7,"by":"x"}]}"#;
-        assert_eq!(entries_of(text), [pair("-7", "A")]);
+        let text = r#"{"userId":"0","extra":1,"statusLogs":[{"status":"A","updatedOn":-7,"by":{"x":[1]}}]}"#;
+        assert_eq!(entries_of(text), [pair(Some("-7"), Some("A"))]);
     }
 
     #[test]
     fn escaped_strings_are_decoded() {
         let text = r#"{"userId":"a\"b","statusLogs":[{"status":"\u00e9","updatedOn":"x\\y"}]}"#;
         assert_eq!(explode(text.as_bytes()).unwrap().user_id, "a\"b");
-        assert_eq!(entries_of(text), [pair("x\\y", "é")]);
+        assert_eq!(entries_of(text), [pair(Some("x\\y"), Some("é"))]);
     }
 
     #[test]
-    fn any_bad_entry_fails_the_record_naming_every_bad_entry() {
-        let text = r#"{"userId":"0","statusLogs":[{"status":"A","updatedOn":1},{"updatedOn":2},"B",{"status":"C","updatedOn":null},{"status":"D","updatedOn":4}]}"#;
+    fn escaped_field_names_are_matched_by_their_text() {
+        let text = r#"{"userId":"0","statusLogs":[{"st\u0061tus":"A","updated\u004fn":1}]}"#;
+        assert_eq!(entries_of(text), [pair(Some("1"), Some("A"))]);
+    }
+
+    #[test]
+    fn missing_or_null_fields_give_null_columns_and_keep_the_entry() {
+        let text = r#"{"userId":"0","statusLogs":[{"updatedOn":1},{"status":"B"},{"status":null,"updatedOn":null},{}]}"#;
         assert_eq!(
-            reason_of(text),
-            "statusLogs[1].status: missing or null; statusLogs[2]: expected an object, found a string; statusLogs[3].updatedOn: missing or null"
+            entries_of(text),
+            [pair(Some("1"), None), pair(None, Some("B")), pair(None, None), pair(None, None)]
         );
     }
 
     #[test]
-    fn one_bad_entry_among_good_ones_fails_the_record() {
-        let text = r#"{"userId":"0","statusLogs":[{"status":"A","updatedOn":1},{"status":"B","updatedOn":2},{"status":"C"}]}"#;
-        assert_eq!(reason_of(text), "statusLogs[2].updatedOn: missing or null");
+    fn empty_string_stays_an_empty_string_not_null() {
+        let text = r#"{"userId":"0","statusLogs":[{"status":"","updatedOn":""}]}"#;
+        assert_eq!(entries_of(text), [pair(Some(""), Some(""))]);
     }
 
     #[test]
-    fn entry_status_must_be_a_non_empty_string() {
-        let text = r#"{"userId":"0","statusLogs":[{"status":"","updatedOn":1},{"status":5,"updatedOn":1}]}"#;
+    fn numbers_keep_their_literal_text() {
+        let text = r#"{"userId":"0","statusLogs":[{"status":0,"updatedOn":1.5},{"status":-2.50,"updatedOn":1e3},{"status":1E-2,"updatedOn":99999999999999999999}]}"#;
         assert_eq!(
-            reason_of(text),
-            "statusLogs[0].status: empty; statusLogs[1].status: expected a string, found a number"
+            entries_of(text),
+            [
+                pair(Some("1.5"), Some("0")),
+                pair(Some("1e3"), Some("-2.50")),
+                pair(Some("99999999999999999999"), Some("1E-2")),
+            ]
         );
     }
 
     #[test]
-    fn updated_on_must_be_an_integer_or_a_string() {
-        let text = r#"{"userId":"0","statusLogs":[{"status":"A","updatedOn":1.5},{"status":"A","updatedOn":1e3},{"status":"A","updatedOn":99999999999999999999},{"status":"A","updatedOn":true},{"status":"A","updatedOn":[1]}]}"#;
+    fn booleans_become_their_word() {
+        let text = r#"{"userId":"0","statusLogs":[{"status":true,"updatedOn":false}]}"#;
+        assert_eq!(entries_of(text), [pair(Some("false"), Some("true"))]);
+    }
+
+    #[test]
+    fn arrays_and_objects_become_compact_json_text() {
+        let text = r#"{"userId":"0","statusLogs":[ { "status" : [ "A", "B c" ] , "updatedOn" : { "at" : 1, "tz" : null } } ]}"#;
+        assert_eq!(entries_of(text), [pair(Some(r#"{"at":1,"tz":null}"#), Some(r#"["A","B c"]"#))]);
+    }
+
+    #[test]
+    fn repeated_entry_field_keeps_the_last_value() {
+        let text = r#"{"userId":"0","statusLogs":[{"status":"A","status":"B","updatedOn":1},{"status":"C","status":null}]}"#;
+        assert_eq!(entries_of(text), [pair(Some("1"), Some("B")), pair(None, None)]);
+    }
+
+    #[test]
+    fn entries_that_are_not_objects_fail_the_record_naming_every_one() {
+        let text = r#"{"userId":"0","statusLogs":[{"status":"A","updatedOn":1},"B",{},null,7,[{"status":"C"}],true]}"#;
         assert_eq!(
             reason_of(text),
             [
-                "statusLogs[0].updatedOn: not a 64-bit integer: 1.5",
-                "statusLogs[1].updatedOn: not a 64-bit integer: 1e3",
-                "statusLogs[2].updatedOn: not a 64-bit integer: 99999999999999999999",
-                "statusLogs[3].updatedOn: expected an integer or a string, found a boolean",
-                "statusLogs[4].updatedOn: expected an integer or a string, found an array",
+                "statusLogs[1]: expected an object, found a string",
+                "statusLogs[3]: expected an object, found null",
+                "statusLogs[4]: expected an object, found a number",
+                "statusLogs[5]: expected an object, found an array",
+                "statusLogs[6]: expected an object, found a boolean",
             ]
             .join("; ")
         );
     }
 
     #[test]
-    fn repeated_entry_field_is_a_problem() {
-        let text = r#"{"userId":"0","statusLogs":[{"status":"A","status":"B","updatedOn":1}]}"#;
-        let reason = reason_of(text);
-        assert!(reason.starts_with("statusLogs[0]: duplicate field `status`"), "{reason}");
-        assert!(!reason.contains("; "), "one problem only: {reason}");
+    fn spaced_array_is_read_entry_by_entry() {
+        let text = "{\"userId\":\"0\",\"statusLogs\":[\n  {\"status\": \"A\"} ,\n  \"B\"\n]}";
+        assert_eq!(reason_of(text), "statusLogs[1]: expected an object, found a string");
+        let text = "{\"userId\":\"0\",\"statusLogs\":[\n  {\"status\": \"A\"} ,\n\t{}\n]}";
+        assert_eq!(entries_of(text), [pair(None, Some("A")), pair(None, None)]);
     }
 
     #[test]
-    fn all_good_entries_give_the_record() {
-        let exploded = explode(br#"{"userId":"0","statusLogs":[{"status":"A","updatedOn":1}]}"#);
+    fn good_record_gives_every_entry_borrowed_where_it_can() {
+        let exploded =
+            explode(br#"{"userId":"0","statusLogs":[{"status":"A","updatedOn":1},{"status":null}]}"#);
         assert_eq!(
             exploded,
             Ok(ExplodedRecord {
                 user_id: "0".into(),
-                entries: vec![StatusLogEntry { updated_on: "1".into(), status: "A".into() }]
+                entries: vec![
+                    StatusLogEntry { updated_on: Some("1".into()), status: Some("A".into()) },
+                    StatusLogEntry { updated_on: None, status: None },
+                ]
             })
         );
+        let exploded = exploded.unwrap();
+        assert!(matches!(exploded.entries[0].updated_on, Some(Cow::Borrowed(_))));
+        assert!(matches!(exploded.entries[0].status, Some(Cow::Borrowed(_))));
     }
 
     #[test]

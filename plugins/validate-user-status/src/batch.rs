@@ -114,6 +114,24 @@ mod tests {
     }
 
     #[test]
+    fn status_logs_entry_that_is_not_an_object_gives_an_error_rec_row_not_a_user_status_row() {
+        // explode-status-logs would dead-letter these logs after the user_status row was written.
+        let record = RecordIn::from_value(VALID.replace("[]", r#"[{"status":"INITIATED"},"VERIFIED"]"#));
+        let result = transform(&[record]);
+        assert!(result.failures.is_empty(), "{:?}", result.failures);
+        let error_rec = r#"{"error_rec":"userid:0000,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:1644527391,status:VERIFIED,statusLogs:[{\"status\":\"INITIATED\"},\"VERIFIED\"],isBlacklisted:false"}"#;
+        assert_eq!(outputs_of(&result), [(USER_STATUS_ERROR_REC, 0, error_rec)]);
+    }
+
+    #[test]
+    fn status_logs_entries_lacking_fields_are_passed_on_whole() {
+        let logs = r#"[{},{"status":null,"updatedOn":1.5}]"#;
+        let result = transform(&[RecordIn::from_value(VALID.replace("[]", logs))]);
+        let routed: Vec<_> = outputs_of(&result).into_iter().map(|(o, _, v)| (o, v.contains(logs))).collect();
+        assert_eq!(routed, [(USER_STATUS, false), (STATUS_LOGS, true)]);
+    }
+
+    #[test]
     fn rows_keep_the_input_key() {
         let mut record = RecordIn::from_value(VALID);
         record.key = Some(b"user-0000".to_vec());

@@ -1,11 +1,11 @@
 //! Sluice transform plugin: the validation step of the user-status ETL.
 //!
 //! Each input record is one user's status as exported by the upstream system. A record with
-//! every field present, non-null and well typed becomes a `user_status` row plus a
-//! `status_logs` record for `explode-status-logs`; any other object becomes one
-//! `user_status_error_rec` row holding all its fields as text. Input that is not a JSON object
-//! is a failure and goes to the dead letters. See [`user_status`] for the exact rules. The
-//! plugin takes no settings.
+//! every field present, non-null and well typed (`statusLogs` an array of objects) becomes a
+//! `user_status` row plus a `status_logs` record for `explode-status-logs`; any other object
+//! becomes one `user_status_error_rec` row holding all its fields as text. Input that is not a
+//! JSON object is a failure and goes to the dead letters. See [`user_status`] for the exact
+//! rules. The plugin takes no settings.
 
 mod batch;
 mod outputs;

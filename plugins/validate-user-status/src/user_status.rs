@@ -9,11 +9,16 @@
 //! | `lastVisitedAt` | an integer literal within PostgreSQL `int` (32-bit) range          |
 //! | `status`        | a non-empty string (whitespace counts as content)                  |
 //! | `isBlacklisted` | `true` or `false`                                                  |
-//! | `statusLogs`    | an array (its entries are checked by `explode-status-logs`)        |
+//! | `statusLogs`    | an array, every entry an object (no other entry gives a log row)   |
 //!
 //! Wrong types make a record invalid rather than coerced, as the original job's load would
 //! have rejected them; `lastVisitedAt` outside 32-bit range would make the whole database
-//! load fail, so it becomes an error row instead. Unknown fields are ignored.
+//! load fail, so it becomes an error row instead. An entry of `statusLogs` that is not an
+//! object has no `updatedOn` or `status` to explode into a log row, so `explode-status-logs`
+//! would dead-letter the logs of a user already written to `user_status`; checking it here
+//! keeps every record exactly one of: a `user_status` row with all its log rows, an error
+//! row, or a dead letter. What an object entry holds is not checked: as in the original's
+//! `explode`, a missing field is a NULL in its log row. Unknown fields are ignored.
 
 use std::borrow::Cow;
 
@@ -48,7 +53,7 @@ pub struct ValidUserStatus<'a> {
     pub last_visited_at: i32,
     pub status: Cow<'a, str>,
     pub is_blacklisted: bool,
-    /// The raw JSON array, passed on untouched for `explode-status-logs` to check.
+    /// The raw JSON array, every entry an object, passed on for `explode-status-logs` to read.
     pub status_logs: &'a RawValue,
 }
 
@@ -61,7 +66,7 @@ impl<'a> UserStatusFields<'a> {
             last_visited_at: self.last_visited_at.and_then(int32)?,
             status: self.status.and_then(string_content).filter(|status| !status.is_empty())?,
             is_blacklisted: self.is_blacklisted.and_then(boolean)?,
-            status_logs: self.status_logs.filter(|raw| raw.get().starts_with('['))?,
+            status_logs: self.status_logs.filter(|raw| is_array_of_objects(raw))?,
         })
     }
 
@@ -102,6 +107,16 @@ impl<'a> UserStatusFields<'a> {
 /// The value of an integer literal that fits a 32-bit column; `1.0`, `1e3` and strings do not.
 fn int32(raw: &RawValue) -> Option<i32> {
     raw.get().parse().ok()
+}
+
+/// Whether `raw` is a JSON array whose entries are all objects; an empty array is.
+///
+/// Reads each entry only as far as its first byte (array elements are captured without
+/// surrounding whitespace), so a valid record costs one small vector of borrowed entries.
+fn is_array_of_objects(raw: &RawValue) -> bool {
+    raw.get().starts_with('[')
+        && serde_json::from_str::<Vec<&RawValue>>(raw.get())
+            .is_ok_and(|entries| entries.iter().all(|entry| entry.get().starts_with('{')))
 }
 
 fn boolean(raw: &RawValue) -> Option<bool> {
@@ -186,6 +201,43 @@ mod tests {
             let text = with_field(field, Some(value));
             assert!(fields(&text).validate().is_none(), "{field} = {value}");
         }
+    }
+
+    #[test]
+    fn status_logs_entries_must_all_be_objects() {
+        let not_all_objects =
+            [r#"["INITIATED"]"#, r#"[{"status":"INITIATED"},7]"#, "[{},null]", "[[{}]]", "[true]"];
+        for entries in not_all_objects {
+            let text = with_field("statusLogs", Some(entries));
+            assert!(fields(&text).validate().is_none(), "statusLogs = {entries}");
+        }
+    }
+
+    #[test]
+    fn status_logs_entries_may_lack_fields() {
+        for entries in ["[{}]", r#"[{"status":null},{"updatedOn":1.5,"by":"x"}]"#, r#"[{"status":""}]"#] {
+            let text = with_field("statusLogs", Some(entries));
+            assert!(fields(&text).validate().is_some(), "statusLogs = {entries}");
+        }
+    }
+
+    #[test]
+    fn status_logs_entries_are_checked_whatever_the_spacing() {
+        let original = r#"[{"status":"INITIATED","updatedOn":1644527391}]"#;
+        let spaced = "[\n  {\"status\": \"INITIATED\"} ,\n\t{ }\n]";
+        let good = VALID.replace(original, spaced);
+        assert_eq!(fields(&good).validate().unwrap().status_logs.get(), spaced);
+        let bad = VALID.replace(original, "[\n  {\"status\": \"INITIATED\"} ,\n\t\"VERIFIED\"\n]");
+        assert!(fields(&bad).validate().is_none());
+    }
+
+    #[test]
+    fn error_rec_shows_status_logs_with_an_entry_that_is_not_an_object() {
+        let text = with_field("statusLogs", Some(r#"[{"status": "INITIATED"}, "VERIFIED"]"#));
+        assert_eq!(
+            fields(&text).error_rec(),
+            r#"userid:0000,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:1644527391,status:VERIFIED,statusLogs:[{"status":"INITIATED"},"VERIFIED"],isBlacklisted:false"#
+        );
     }
 
     #[test]
