@@ -411,7 +411,8 @@ bench_etl() {
     psql "$DATABASE_URL" -qc "CREATE SCHEMA $schema" >/dev/null
     # `job run` serves nothing; the config's listen port is never bound.
     host_config etl 0 "$plugins" "watch = false" >/dev/null
-    cp pipelines/user-status.toml "$work/pipelines-etl/"
+    # The toml names its tables file relative to itself, so the two travel together.
+    cp pipelines/user-status.toml pipelines/user-status.sql "$work/pipelines-etl/"
     local url
     url="${DATABASE_URL}$([[ "$DATABASE_URL" == *\?* ]] && echo '&' || echo '?')options=-csearch_path%3D$schema"
     DATABASE_URL="$url" "${measure[@]}" timed --out "$work/etl-sluice.json" --label "sluice job run" -- \

@@ -261,7 +261,7 @@ def etl(report: Report, result: dict) -> None:
         f"({'match' if sluice.get('counts_match') else 'DO NOT MATCH'}: "
         f"{number(rows.get('user_status'))} user_status, {number(rows.get('user_status_log'))} user_status_log, "
         f"{number(rows.get('user_status_error_rec'))} user_status_error_rec). PySpark `local[2]` peer: its own "
-        "`seconds` (download + Spark start + load + upsert). Floor: plain `COPY` of the finished rows from CSV.",
+        "`seconds` (download + Spark start + load + replace). Floor: plain `COPY` of the finished rows from CSV.",
         "",
         "| system | seconds | records/s | peak RSS MB | wall s (process) |",
         "|---|---:|---:|---:|---:|",

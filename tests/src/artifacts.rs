@@ -54,3 +54,47 @@ pub fn sluice_bin() -> &'static Path {
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
 }
+
+/// The repository's `pipelines/{name}.toml` as a test runs it: each `(key, value)` of
+/// `overrides` replaces that key's line (`key` for a top-level key, `section.key` for one in a
+/// `[section]`; `value` is TOML), and `tables_sql` points at the repository's file, so a test
+/// runs the real pipeline with only its topics, prefixes and such of its own.
+///
+/// # Panics
+/// When the file is missing or an overridden key is not in it.
+pub fn repo_pipeline(name: &str, overrides: &[(&str, String)]) -> String {
+    let path = repo_root().join("pipelines").join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for (qualified, value) in overrides {
+        let (section, key) = qualified.rsplit_once('.').map_or(("", *qualified), |(s, k)| (s, k));
+        let mut current = String::new();
+        let found = lines.iter().position(|line| {
+            let trimmed = line.trim();
+            if trimmed.starts_with('[') {
+                current = trimmed.trim_matches(|c| c == '[' || c == ']').to_owned();
+                return false;
+            }
+            current == section && trimmed.split('=').next().is_some_and(|k| k.trim() == key)
+        });
+        let index = found.unwrap_or_else(|| panic!("{}: no `{qualified}` to override", path.display()));
+        lines[index] = format!("{key} = {value}");
+    }
+    let dir = repo_root().join("pipelines");
+    for line in &mut lines {
+        if let Some(file) = line.strip_prefix("tables_sql = \"").and_then(|rest| rest.strip_suffix('"')) {
+            *line = format!("tables_sql = \"{}\"", dir.join(file).display());
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Copies a built component into `dir` under the name the host loads it by, atomically.
+///
+/// # Panics
+/// When the copy or the rename fails.
+pub fn install_plugin(dir: &Path, built: &Path, name: &str) {
+    let temporary = dir.join(format!(".{name}.tmp"));
+    std::fs::copy(built, &temporary).expect("copy plugin");
+    std::fs::rename(&temporary, dir.join(format!("{name}.wasm"))).expect("install plugin");
+}

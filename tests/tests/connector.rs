@@ -5,11 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_e2e::artifacts::plugin_path;
+use sluice_e2e::artifacts::{install_plugin, plugin_path};
 use sluice_e2e::host::{HostSpec, SluiceHost};
 use sluice_e2e::table::{TableRow, read_table, table_objects};
 use sluice_e2e::{ProducedRecord, Services, TestScope, require_services};
@@ -322,13 +321,6 @@ async fn a_killed_connector_replays_into_the_same_objects_without_duplicates() {
         let name = key.strip_prefix(&crashed_table).unwrap_or(&key);
         assert!(crashed_objects.contains_key(name), "{name}, written before the kill, was replaced in place");
     }
-}
-
-/// Copies a built component into `dir` under the name the host loads it by, atomically.
-fn install_plugin(dir: &Path, built: &Path, name: &str) {
-    let temporary = dir.join(format!(".{name}.tmp"));
-    std::fs::copy(built, &temporary).expect("copy plugin");
-    std::fs::rename(&temporary, dir.join(format!("{name}.wasm"))).expect("install plugin");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,34 +5,34 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_e2e::host::SluiceHost;
+use sluice_e2e::artifacts::{install_plugin, plugin_path, repo_pipeline};
+use sluice_e2e::host::{HostSpec, SluiceHost};
 use sluice_e2e::{TestScope, require_services};
 
 const PATH: &str = "/v1/jobs/user-status";
 
-/// The pipeline of `pipelines/user-status.toml` with this scope's job topic and group.
+/// `pipelines/user-status.toml` itself, with this scope's job topic, group and dead-letter
+/// prefix.
 fn pipeline(scope: &TestScope) -> String {
     let topic = scope.topic("jobs");
-    format!(
-        "name = \"user-status\"\n\
-         [source]\nkind = \"s3-job\"\npath = \"{PATH}\"\njob_topic = \"{topic}\"\ngroup = \"g-{topic}\"\n\
-         batch_records = 5000\njob_partitions = 2\n\
-         [[steps]]\nplugin = \"validate-user-status\"\n\
-         [[steps]]\nplugin = \"explode-status-logs\"\ninput = \"validate-user-status.status_logs\"\n\
-         [[sinks]]\nfrom = \"validate-user-status.user_status\"\nkind = \"postgres\"\ntable = \"user_status\"\n\
-         upsert_key = [\"userId\"]\ningested_at_column = \"ingested_at\"\n\
-         [[sinks]]\nfrom = \"explode-status-logs.user_status_log\"\nkind = \"postgres\"\ntable = \"user_status_log\"\n\
-         ingested_at_column = \"ingested_at\"\n\
-         [[sinks]]\nfrom = \"validate-user-status.user_status_error_rec\"\nkind = \"postgres\"\n\
-         table = \"user_status_error_rec\"\n\
-         [dead_letters]\nkind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}dead-letters\"\n",
-        bucket = scope.bucket(),
-        prefix = scope.prefix(),
+    repo_pipeline(
+        "user-status",
+        &[
+            ("source.job_topic", format!("\"{topic}\"")),
+            ("source.group", format!("\"g-{topic}\"")),
+            ("dead_letters.bucket", format!("\"{}\"", scope.bucket())),
+            ("dead_letters.prefix", format!("\"{}dead-letters\"", scope.prefix())),
+        ],
     )
 }
 
 /// A host serving the pipeline, its tables in the scope's schema (`search_path` in the URL).
 async fn start_host(scope: &TestScope) -> SluiceHost {
+    start_host_with(scope, &pipeline(scope)).await
+}
+
+/// A host serving `pipeline` as `user-status`, its tables in the scope's schema.
+async fn start_host_with(scope: &TestScope, pipeline: &str) -> SluiceHost {
     let services = scope.services();
     let config = format!(
         "[kafka]\nbrokers = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"{}\"\nforce_path_style = true\n",
@@ -40,7 +40,7 @@ async fn start_host(scope: &TestScope) -> SluiceHost {
     );
     let mut env: Vec<(&str, String)> = services.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     env.push(("DATABASE_URL", scope.database_url()));
-    SluiceHost::start(&config, &[("user-status", pipeline(scope))], &env).await
+    SluiceHost::start(&config, &[("user-status", pipeline.to_owned())], &env).await
 }
 
 async fn post(host: &SluiceHost, body: &Value) -> (u16, Value) {
@@ -94,12 +94,12 @@ async fn load(host: &SluiceHost, bucket: &str, key: &str) -> Value {
 }
 
 type UserStatusRow = (String, String, String, i32, bool);
-type LogRow = (String, String, String);
+type LogRow = (String, Option<String>, Option<String>);
 
 async fn user_status(client: &tokio_postgres::Client) -> Vec<UserStatusRow> {
     let rows = client
         .query(
-            r#"SELECT "userId", "createdAt", status, "lastVisitedAt", "isBlacklisted" FROM user_status ORDER BY "userId""#,
+            "SELECT userid, createdat, status, lastvisitedat, isblacklisted FROM user_status ORDER BY userid",
             &[],
         )
         .await
@@ -109,7 +109,10 @@ async fn user_status(client: &tokio_postgres::Client) -> Vec<UserStatusRow> {
 
 async fn user_status_log(client: &tokio_postgres::Client) -> Vec<LogRow> {
     let rows = client
-        .query(r#"SELECT "userId", "updatedOn", status FROM user_status_log ORDER BY "userId", "updatedOn", status"#, &[])
+        .query(
+            "SELECT userid, updatedon, status FROM user_status_log ORDER BY userid, updatedon, status",
+            &[],
+        )
         .await
         .expect("user_status_log");
     rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
@@ -132,7 +135,7 @@ fn status_row(user: &str, created: &str, status: &str, visited: i32, blacklisted
 }
 
 fn log_row(user: &str, updated: &str, status: &str) -> LogRow {
-    (user.into(), updated.into(), status.into())
+    (user.into(), Some(updated.into()), Some(status.into()))
 }
 
 /// Valid records, a null in each field, an empty status, an empty `statusLogs` and a missing
@@ -310,7 +313,16 @@ async fn a_requested_file_loads_the_three_tables_exactly_once() {
     );
     assert_eq!(again["state"], "succeeded");
     let (status, by_get) = get(&host, &format!("{PATH}?bucket={bucket}&key={key}")).await;
-    assert_eq!((status, by_get["job_id"].as_str()), (202, Some(id.as_str())), "{by_get}");
+    assert_eq!(
+        (status, by_get["job_id"].as_str()),
+        (200, Some(id.as_str())),
+        "the original API's 200: {by_get}"
+    );
+    assert_eq!(
+        by_get["message"].as_str(),
+        Some(format!("File {key} found in the bucket {bucket}. Job status: SUCCEEDED").as_str()),
+        "{by_get}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         (
@@ -394,7 +406,7 @@ async fn records_the_plugins_refuse_become_dead_letters_so_every_record_is_accou
     let bucket = scope.bucket();
     let key = scope.key("mixed.jsonl");
     let body = format!("{}\n{}\n", RECORDS.trim_end(), UNREADABLE.join("\n"));
-    scope.s3().put_object(bucket, &key, body).await.expect("put");
+    scope.s3().put_object(bucket, &key, body.clone()).await.expect("put");
     let host = start_host(&scope).await;
 
     let job = load(&host, bucket, &key).await;
@@ -433,7 +445,12 @@ async fn records_the_plugins_refuse_become_dead_letters_so_every_record_is_accou
         assert!(letter["reason"].as_str().is_some_and(|r| !r.is_empty()), "{letter}");
         assert_eq!(letter["trapped"], false);
     }
-    assert_eq!(letters[1]["reason"], "expected a JSON object, found an array");
+    let offset = body.find(UNREADABLE[1]).expect("in the file");
+    assert_eq!(
+        letters[1]["reason"],
+        format!("record 13 at byte {offset}: expected a JSON object, found an array"),
+        "the reason says where the reader found the record"
+    );
     drop(host);
     scope.cleanup().await.expect("cleanup");
 }
@@ -610,6 +627,466 @@ async fn sluice_job_run_loads_a_file_once_from_the_command_line() {
     // The host sees the CLI's job too: the job store is shared.
     let (status, seen) = get(&host, &format!("/v1/jobs/{}", job["job_id"].as_str().expect("id"))).await;
     assert_eq!((status, seen["state"].as_str()), (200, Some("succeeded")));
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+/// The original system's valid sample: one pretty-printed object.
+const PRETTY_VALID: &str = r#"{
+    "userId": "0000",
+    "createdAt": "2022-02-10T21:09:51Z",
+    "lastVisitedAt": 1644527391,
+    "status": "VERIFIED",
+    "statusLogs": [
+        {
+            "status": "INITIATED",
+            "updatedOn": 1644527391
+        },
+        {
+            "status": "PENDING_VERIFICATION",
+            "updatedOn": 1644528391
+        },
+        {
+            "status": "VERIFIED",
+            "updatedOn": 1644529391
+        }
+    ],
+    "isBlacklisted": false
+ }
+"#;
+
+/// The original system's invalid sample: nulls and an empty status.
+const PRETTY_INVALID: &str = r#"{
+    "userId": null,
+    "createdAt": null,
+    "lastVisitedAt": null,
+    "status": "",
+    "statusLogs": [
+        {
+            "status": "INITIATED",
+            "updatedOn": 1644527391
+        }
+    ],
+    "isBlacklisted": false
+ }
+"#;
+
+/// Three records (valid; invalid; valid with a log entry that lacks `updatedOn`), to be
+/// written in every shape.
+fn shape_records() -> Vec<Value> {
+    vec![
+        json!({"userId": "0100", "createdAt": "2022-02-10T21:09:51Z", "lastVisitedAt": 1644527391,
+               "status": "VERIFIED", "isBlacklisted": false,
+               "statusLogs": [{"status": "INITIATED", "updatedOn": 1644527391}, {"status": "VERIFIED", "updatedOn": "1644527400"}]}),
+        json!({"userId": "0101", "createdAt": null, "lastVisitedAt": 1644527391,
+               "status": "VERIFIED", "isBlacklisted": false, "statusLogs": []}),
+        json!({"userId": "0102", "createdAt": "2022-03-01T10:00:00Z", "lastVisitedAt": 1646128800,
+               "status": "BLOCKED", "isBlacklisted": true,
+               "statusLogs": [{"status": "INITIATED"}, {"updatedOn": 1646128800, "status": "BLOCKED"}]}),
+    ]
+}
+
+async fn truncate_tables(client: &tokio_postgres::Client) {
+    client
+        .batch_execute("TRUNCATE user_status, user_status_log, user_status_error_rec")
+        .await
+        .expect("truncate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shape_of_user_status_file_loads_the_same_rows() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_shapes").await.expect("scope");
+    let bucket = scope.bucket();
+    let host = start_host(&scope).await;
+    let client = scope.postgres().await.expect("postgres");
+
+    // The original's own samples: one pretty-printed object per `.json` file.
+    let valid = scope.key("user_status_valid.json");
+    scope.s3().put_object(bucket, &valid, PRETTY_VALID).await.expect("put");
+    let job = load(&host, bucket, &valid).await;
+    assert_eq!(job["counts"]["records_read"], 1, "{job}");
+    assert_eq!(
+        user_status(&client).await,
+        [status_row("0000", "2022-02-10T21:09:51Z", "VERIFIED", 1_644_527_391, false)]
+    );
+    assert_eq!(
+        user_status_log(&client).await,
+        [
+            log_row("0000", "1644527391", "INITIATED"),
+            log_row("0000", "1644528391", "PENDING_VERIFICATION"),
+            log_row("0000", "1644529391", "VERIFIED"),
+        ]
+    );
+    assert!(error_recs(&client).await.is_empty());
+    truncate_tables(&client).await;
+
+    let invalid = scope.key("user_status_invalid.json");
+    scope.s3().put_object(bucket, &invalid, PRETTY_INVALID).await.expect("put");
+    let job = load(&host, bucket, &invalid).await;
+    assert_eq!(
+        (job["counts"]["records_read"].as_u64(), job["counts"]["dead_letters"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        error_recs(&client).await,
+        [
+            r#"userid:null,createdAt:null,lastVisitedAt:null,status:,statusLogs:[{"status":"INITIATED","updatedOn":1644527391}],isBlacklisted:false"#
+        ]
+    );
+    assert!(user_status(&client).await.is_empty() && user_status_log(&client).await.is_empty());
+    truncate_tables(&client).await;
+
+    let records = shape_records();
+    let pretty: Vec<String> =
+        records.iter().map(|r| serde_json::to_string_pretty(r).expect("json")).collect();
+    let compact: Vec<String> = records.iter().map(Value::to_string).collect();
+    let shapes = [
+        ("concatenated.json", pretty.join("\n")),
+        ("concatenated-bom.json", format!("\u{feff}{}\n", pretty.join(""))),
+        ("lines.jsonl", compact.join("\n") + "\n"),
+        ("crlf-lines.json", compact.join("\r\n")),
+        ("array.json", serde_json::to_string_pretty(&records).expect("json")),
+    ];
+    for (name, text) in shapes {
+        let key = scope.key(name);
+        scope.s3().put_object(bucket, &key, text).await.expect("put");
+        let job = load(&host, bucket, &key).await;
+        assert_eq!(
+            (job["counts"]["records_read"].as_u64(), job["counts"]["dead_letters"].as_u64()),
+            (Some(3), Some(0)),
+            "{name}: {job}"
+        );
+        assert_eq!(
+            user_status(&client).await,
+            [
+                status_row("0100", "2022-02-10T21:09:51Z", "VERIFIED", 1_644_527_391, false),
+                status_row("0102", "2022-03-01T10:00:00Z", "BLOCKED", 1_646_128_800, true),
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            user_status_log(&client).await,
+            [
+                log_row("0100", "1644527391", "INITIATED"),
+                log_row("0100", "1644527400", "VERIFIED"),
+                log_row("0102", "1646128800", "BLOCKED"),
+                // The original's explode keeps an entry without `updatedOn`, with a null there.
+                ("0102".to_owned(), None, Some("INITIATED".to_owned())),
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            error_recs(&client).await,
+            [
+                "userid:0101,createdAt:null,lastVisitedAt:1644527391,status:VERIFIED,statusLogs:[],isBlacklisted:false"
+            ],
+            "{name}"
+        );
+        truncate_tables(&client).await;
+    }
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+/// The original system's DDL, as it creates the tables (no schema: the scope's search_path).
+const ORIGINAL_DDL: &str = "create table user_status (userId varchar, createdAt varchar, status varchar, lastVisitedAt int, isBlacklisted boolean, ingested_at timestamp);
+create table user_status_log (userId varchar, updatedon varchar, status varchar, ingested_at timestamp);
+create table user_status_error_rec (error_rec varchar);";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_made_by_the_original_ddl_are_used_as_they_are() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_original_ddl").await.expect("scope");
+    let bucket = scope.bucket();
+    let client = scope.postgres().await.expect("postgres");
+    client.batch_execute(ORIGINAL_DDL).await.expect("the original DDL");
+    // What the original's appending loads leave: the same user twice. A lineage column the
+    // operator added to one table only.
+    client
+        .batch_execute(
+            "INSERT INTO user_status VALUES ('0000', 'old', 'INITIATED', 1, false, now()), ('0000', 'old', 'PENDING', 2, false, now());
+             ALTER TABLE user_status_log ADD COLUMN plugin_version varchar;",
+        )
+        .await
+        .expect("earlier rows");
+    let key = scope.key("users.jsonl");
+    scope.s3().put_object(bucket, &key, RECORDS).await.expect("put");
+    let host = start_host(&scope).await;
+    load(&host, bucket, &key).await;
+
+    let rows = client
+        .query(
+            "SELECT userid, createdat, status, lastvisitedat, isblacklisted FROM user_status ORDER BY userid",
+            &[],
+        )
+        .await
+        .expect("the original's SELECT");
+    let loaded: Vec<UserStatusRow> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect();
+    assert_eq!(
+        loaded,
+        [
+            status_row("0000", "2022-02-10T21:09:51Z", "VERIFIED", 1_644_527_391, false),
+            status_row("0007", "2022-01-05T08:00:00Z", "BLOCKED", 1_644_600_000, true),
+            status_row("0009", "2022-03-01T10:00:00Z", "INITIATED", 1_646_128_800, false),
+        ],
+        "one row per user: the load replaced both earlier rows of 0000"
+    );
+    let camel: i64 =
+        client.query_one("SELECT count(userId) FROM user_status", &[]).await.expect("camelCase SQL").get(0);
+    assert_eq!(camel, 3);
+    let constraints: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
+             WHERE t.relnamespace = current_schema()::regnamespace AND t.relname LIKE 'user_status%'",
+            &[],
+        )
+        .await
+        .expect("constraints")
+        .get(0);
+    assert_eq!(constraints, 0, "no key was added to the original's tables");
+    let versions: Vec<Option<String>> = client
+        .query("SELECT DISTINCT plugin_version FROM user_status_log", &[])
+        .await
+        .expect("lineage")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert!(
+        versions[0].as_deref().is_some_and(|v| v.starts_with("explode-status-logs@")),
+        "the table that has a plugin_version column gets it filled: {versions:?}"
+    );
+    assert_eq!(error_recs(&client).await, expected_error_recs());
+    let recorded: i64 = client
+        .query_one("SELECT count(*) FROM sluice_pipeline_sql WHERE pipeline = 'user-status'", &[])
+        .await
+        .expect("recorded")
+        .get(0);
+    assert_eq!(recorded, 1, "the pipeline's table SQL is recorded once applied");
+
+    // A column an output needs and the table lacks is refused when the pipeline is prepared,
+    // naming the table and the column, before anything is read.
+    client.batch_execute("ALTER TABLE user_status_log DROP COLUMN status").await.expect("drop a column");
+    let refused = host.cli(&["job", "run", "--bucket", bucket, "--key", &key]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("`status`") && stderr.contains("table `user_status_log`"), "{stderr}");
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_read_is_one_row_one_error_row_or_one_dead_letter_and_sweep_keeps_it_so() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_accounting").await.expect("scope");
+    let bucket = scope.bucket();
+    let lines = [
+        // valid, with a log entry lacking `status`: a row with a null status
+        r#"{"userId":"a1","createdAt":"c","lastVisitedAt":1,"status":"S","isBlacklisted":false,"statusLogs":[{"updatedOn":5},{"status":"X","updatedOn":6}]}"#,
+        // valid, no logs
+        r#"{"userId":"a2","createdAt":"c","lastVisitedAt":2,"status":"S","isBlacklisted":true,"statusLogs":[]}"#,
+        // invalid: a null, an empty status, a wrong type, a log entry that is not an object
+        r#"{"userId":"b1","createdAt":null,"lastVisitedAt":1,"status":"S","isBlacklisted":false,"statusLogs":[]}"#,
+        r#"{"userId":"b2","createdAt":"c","lastVisitedAt":1,"status":"","isBlacklisted":false,"statusLogs":[]}"#,
+        r#"{"userId":"b3","createdAt":"c","lastVisitedAt":"1","status":"S","isBlacklisted":false,"statusLogs":[]}"#,
+        r#"{"userId":"b4","createdAt":"c","lastVisitedAt":1,"status":"S","isBlacklisted":false,"statusLogs":[{"status":"A","updatedOn":1},"B"]}"#,
+        // not a user at all
+        "not json at all",
+        "[1, 2]",
+        "42",
+        r#"{"userId": "d4""#,
+    ];
+    let body = lines.join("\n") + "\n";
+    let key = scope.key("mixed.jsonl");
+    scope.s3().put_object(bucket, &key, body.clone()).await.expect("put");
+    let host = start_host(&scope).await;
+    let job = load(&host, bucket, &key).await;
+    let id = job["job_id"].as_str().expect("id").to_owned();
+    let counts = &job["counts"];
+    let read = counts["records_read"].as_u64().expect("read");
+    let valid = counts["rows"]["user_status"].as_u64().expect("valid");
+    let errors = counts["rows"]["user_status_error_rec"].as_u64().expect("errors");
+    let dead = counts["dead_letters"].as_u64().expect("dead letters");
+    assert_eq!((read, valid, errors, dead), (10, 2, 4, 4), "{job}");
+    assert_eq!(read, valid + errors + dead, "records_read = valid + error rows + dead letters");
+    assert_eq!(counts["records_failed"], dead, "{job}");
+
+    let client = scope.postgres().await.expect("postgres");
+    assert_eq!((count(&client, "user_status").await, count(&client, "user_status_error_rec").await), (2, 4));
+    assert_eq!(
+        user_status_log(&client).await,
+        [("a1".to_owned(), Some("5".to_owned()), None), log_row("a1", "6", "X")],
+        "every entry of a valid record is a row; b4's entries load nothing, it is an error row"
+    );
+    let folder = format!("{}dead-letters/{id}/", scope.prefix());
+    let letters = read_letters(&scope, &folder).await;
+    assert_eq!(letters.len(), 4);
+    // Each letter says where the reader found the record.
+    for (letter, line) in letters.iter().zip(&lines[6..]) {
+        let number = lines.iter().position(|l| l == line).expect("line") + 1;
+        let offset = body.find(line).expect("offset");
+        assert_eq!(letter["value"], *line);
+        assert_eq!(
+            (letter["record"].as_u64(), letter["offset"].as_u64()),
+            (Some(number as u64), Some(offset as u64))
+        );
+        let at = format!("record {number} at byte {offset}: ");
+        assert!(letter["reason"].as_str().is_some_and(|r| r.starts_with(&at)), "{at}: {letter}");
+    }
+
+    // Sweeping with the same plugins loads nothing, keeps every letter, and moves the swept
+    // object aside: still one letter per refused record.
+    let swept = host.cli(&["sweep", "--pipeline", "user-status"]);
+    let out = String::from_utf8_lossy(&swept.stdout);
+    assert!(swept.status.success(), "{out}{}", String::from_utf8_lossy(&swept.stderr));
+    assert!(
+        out.contains(
+            "1 dead-letter objects, 4 records: 0 passed (0 rows), 4 still failing; 1 objects moved to swept/"
+        ),
+        "{out}"
+    );
+    assert!(read_letters(&scope, &folder).await.is_empty(), "the swept object moved away");
+    let all = read_letters(&scope, &format!("{}dead-letters/", scope.prefix())).await;
+    assert_eq!(all.len(), 8, "the swept copy and the sweep job's own letters");
+    // The sweep job's letters name the dead-letter object they came from, and keep the
+    // record's place in the original file.
+    let again: Vec<(&Value, &Value, &Value)> = all
+        .iter()
+        .filter(|l| l["key"].as_str().is_some_and(|k| k.contains("dead-letters/")))
+        .map(|l| (&l["value"], &l["record"], &l["offset"]))
+        .collect();
+    let first: Vec<(&Value, &Value, &Value)> =
+        letters.iter().map(|l| (&l["value"], &l["record"], &l["offset"])).collect();
+    assert_eq!(again, first);
+    assert_eq!((count(&client, "user_status").await, count(&client, "user_status_error_rec").await), (2, 4));
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+/// Every dead letter under `prefix`, in key order.
+async fn read_letters(scope: &TestScope, prefix: &str) -> Vec<Value> {
+    let mut letters = Vec::new();
+    for object in scope.s3().list_keys(scope.bucket(), prefix).await.expect("list") {
+        let text = scope.s3().get_object(scope.bucket(), &object).await.expect("get");
+        for line in text.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+            letters.push(serde_json::from_slice::<Value>(line).expect("a dead letter is JSON"));
+        }
+    }
+    letters
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_nobody_can_read_fails_and_loads_nothing() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_unreadable").await.expect("scope");
+    let bucket = scope.bucket();
+    let key = scope.key("users.csv.json");
+    scope
+        .s3()
+        .put_object(bucket, &key, "userId,createdAt,status\n0000,2022-02-10T21:09:51Z,VERIFIED\n")
+        .await
+        .expect("put");
+    let host = start_host(&scope).await;
+    let client = scope.postgres().await.expect("postgres");
+    client.batch_execute("INSERT INTO user_status_error_rec VALUES ('before')").await.expect("a row before");
+    let (status, accepted) = post(&host, &json!({"bucket": bucket, "key": key})).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["job_id"].as_str().expect("job id").to_owned();
+    let job = wait_for_job(&host, &id, Duration::from_secs(60), finished).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(
+        (job["counts"]["records_read"].as_u64(), job["counts"]["dead_letters"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let error = job["error"].as_str().expect("error");
+    assert!(error.contains("2 of the 2 records are dead letters"), "{error}");
+    assert!(error.contains("read as JSON lines"), "names the shape: {error}");
+    assert!(error.contains("record 1 at byte 0: not valid JSON"), "names the first dead letter: {error}");
+    assert_eq!(error_recs(&client).await, ["before"], "the tables are untouched");
+    assert_eq!((count(&client, "user_status").await, count(&client, "user_status_log").await), (0, 0));
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_loads_a_jobs_dead_letters_once_the_plugin_is_fixed() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_sweep").await.expect("scope");
+    let bucket = scope.bucket();
+    let plugins = tempfile::tempdir().expect("plugins dir");
+    install_plugin(plugins.path(), &plugin_path("fixtures/fixture-hostile"), "fixture-hostile");
+    let tables = plugins.path().join("records.sql");
+    std::fs::write(&tables, "CREATE TABLE IF NOT EXISTS records (id text, n bigint, raw jsonb);\n")
+        .expect("sql");
+    let topic = scope.topic("jobs");
+    // Version 1 of the fixture refuses every record; a job that keeps them all as dead
+    // letters still succeeds when the pipeline allows it.
+    let pipeline = format!(
+        "name = \"records\"\ntables_sql = \"{tables}\"\n\
+         [source]\nkind = \"s3-job\"\npath = \"/v1/jobs/records\"\njob_topic = \"{topic}\"\ngroup = \"g-{topic}\"\n\
+         job_partitions = 1\nmax_dead_letter_ratio = 1.0\n\
+         [[steps]]\nplugin = \"fixture-hostile\"\nconfig = {{ behavior = \"fail-before-v2\" }}\n\
+         [[sinks]]\nfrom = \"fixture-hostile.rows\"\nkind = \"postgres\"\ntable = \"records\"\n\
+         [dead_letters]\nkind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}dead-letters\"\n",
+        tables = tables.display(),
+        prefix = scope.prefix(),
+    );
+    let services = scope.services();
+    let config = format!(
+        "[kafka]\nbrokers = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"{}\"\nforce_path_style = true\n",
+        services.kafka_brokers, services.s3_endpoint, services.aws_region
+    );
+    let mut env: Vec<(&str, String)> = services.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    env.push(("DATABASE_URL", scope.database_url()));
+    let host = SluiceHost::start_with(HostSpec {
+        extra_config: &config,
+        pipelines: &[("records", pipeline)],
+        env: &env,
+        plugins_dir: Some(plugins.path()),
+    })
+    .await;
+    let key = scope.key("records.json");
+    let records: Vec<Value> = (0..5).map(|n| json!({"id": format!("r{n}"), "n": n})).collect();
+    scope.s3().put_object(bucket, &key, Value::Array(records).to_string()).await.expect("put");
+    let output = host.cli(&["job", "run", "--pipeline", "records", "--bucket", bucket, "--key", &key]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let job: Value = serde_json::from_slice(&output.stdout).expect("job JSON");
+    assert_eq!(
+        (job["state"].as_str(), job["counts"]["dead_letters"].as_u64()),
+        (Some("succeeded"), Some(5)),
+        "{job}"
+    );
+    let client = scope.postgres().await.expect("postgres");
+    assert_eq!(count(&client, "records").await, 0);
+
+    install_plugin(plugins.path(), &plugin_path("fixtures/fixture-hostile-v2"), "fixture-hostile");
+    let dry = host.cli(&["sweep", "--pipeline", "records", "--dry-run"]);
+    let dry_out = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success(), "{dry_out}{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(dry_out.contains("5 records: 5 would pass (5 rows), 0 still failing"), "{dry_out}");
+    assert_eq!(count(&client, "records").await, 0, "a dry run loads nothing");
+
+    let swept = host.cli(&["sweep", "--pipeline", "records"]);
+    let out = String::from_utf8_lossy(&swept.stdout);
+    assert!(swept.status.success(), "{out}{}", String::from_utf8_lossy(&swept.stderr));
+    assert!(
+        out.contains("5 records: 5 passed (5 rows), 0 still failing; 1 objects moved to swept/"),
+        "{out}"
+    );
+    let ids: Vec<String> = client
+        .query("SELECT id FROM records ORDER BY id", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, ["r0", "r1", "r2", "r3", "r4"]);
+    let again = host.cli(&["sweep", "--pipeline", "records"]);
+    let again_out = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success() && again_out.contains("0 dead-letter objects"), "{again_out}");
+    assert_eq!(count(&client, "records").await, 5, "a second sweep loads nothing twice");
     drop(host);
     scope.cleanup().await.expect("cleanup");
 }

@@ -1,14 +1,15 @@
 """The floor of the user-status ETL benchmark: plain COPY of the finished rows.
 
 What it measures: how long PostgreSQL takes to take in exactly the rows the ETL must write
-(user_status, user_status_log, user_status_error_rec, same tables and indexes as sluice's
-migration), streamed from CSV files with `COPY ... FROM STDIN (FORMAT csv)` in one
-transaction over one connection. No parsing, no validation, no staging: no ETL can load the
-same rows faster through COPY on this machine.
+(user_status, user_status_log, user_status_error_rec, the same tables as sluice's, created by
+pipelines/user-status.sql), streamed from CSV files with `COPY ... FROM STDIN (FORMAT csv)` in
+one transaction over one connection. No parsing, no validation, no staging, no replacing of
+earlier rows (the tables start empty): no ETL can load the same rows faster through COPY on
+this machine.
 
-Not timed: reading the input, applying the rules (user_status_rules.py; the latest record per
-userId wins, as sluice's upsert), writing the CSV files, and creating the schema. Timed: the
-three COPYs and the commit.
+Not timed: reading the input, applying the rules (user_status_rules.py; only the last valid
+record per userId gives a user_status row, as sluice's delete-then-insert replace keeps),
+writing the CSV files, and creating the schema. Timed: the three COPYs and the commit.
 
 Usage:
   eval "$(scripts/services.sh env)"
@@ -43,8 +44,24 @@ from user_status_tables import (
 COPY_BLOCK = 1 << 20
 
 
+def write_row(file, writer, row: tuple) -> None:
+    """Writes `row` as one CSV line that COPY reads back as it is: None as NULL, "" as "".
+
+    csv.writer leaves both None and "" unquoted and empty, which COPY reads as NULL; a row
+    holding "" (rare) is written with every non-NULL field quoted instead.
+    """
+    if "" not in row:
+        writer.writerow(row)
+        return
+    fields = ("" if value is None else '"' + str(value).replace('"', '""') + '"' for value in row)
+    file.write(",".join(fields) + "\r\n")
+
+
 def prepare_csv(input_path: Path, out_dir: Path) -> dict:
-    """Writes user_status.csv, user_status_log.csv and user_status_error_rec.csv; returns counts."""
+    """Writes user_status.csv, user_status_log.csv and user_status_error_rec.csv.
+
+    Returns the input's record count and its failures (lines sluice would dead-letter).
+    """
     ingested_at = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
     latest: dict[str, tuple] = {}
     records = failures = 0
@@ -76,13 +93,12 @@ def prepare_csv(input_path: Path, out_dir: Path) -> dict:
                 "t" if record["isBlacklisted"] else "f",
                 ingested_at,
             )
-            try:
-                for row in status_log_rows(user_id, record["statusLogs"]):
-                    logs.writerow((*row, ingested_at))
-            except RecordFailure:
-                failures += 1
+            for row in status_log_rows(user_id, record["statusLogs"]):
+                write_row(log_file, logs, (*row, ingested_at))
     with open(out_dir / "user_status.csv", "w", newline="") as status_file:
-        csv.writer(status_file).writerows(latest.values())
+        statuses = csv.writer(status_file)
+        for row in latest.values():
+            write_row(status_file, statuses, row)
     return {"records": records, "failures": failures}
 
 

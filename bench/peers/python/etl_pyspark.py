@@ -2,21 +2,23 @@
 
 What it measures: wall time, records/s and peak memory of the original system's approach (a
 Glue-style Spark job) on this machine, loading a user-status JSON-lines file into the three
-tables sluice loads: user_status (latest record per userId, upserted), user_status_log and
+tables sluice loads: user_status (the latest record per userId), user_status_log and
 user_status_error_rec, with the rules of the sluice plugins validate-user-status and
 explode-status-logs (user_status_rules.py). No JDBC jar is available offline, so each Spark
 partition writes with psycopg COPY (foreachPartition): user_status_log and
 user_status_error_rec straight into their tables, user_status into an UNLOGGED staging table
-that the driver then upserts from (`DISTINCT ON ("userId") ... ORDER BY` input position, so
-the last record of a user wins, as in sluice) in one transaction.
+from which the driver then replaces the users' rows in one transaction, as sluice does
+without a key: it deletes the table's rows of every userid staged, and inserts the last
+staged row per userid (`DISTINCT ON (userid) ... ORDER BY userid, position DESC`, position
+being the input position).
 
 Input: with --bucket/--key the object is downloaded from S3 with boto3 to a local temporary
 file first, and that download is part of the measured time (sluice streams it from S3);
-with --input a local file is read as it is. The tables come from the host's migration, in a
-schema this job creates (--schema, which must not exist).
+with --input a local file is read as it is. The tables come from the pipeline's own DDL
+(pipelines/user-status.sql), in a schema this job creates (--schema, which must not exist).
 
 `seconds` covers everything from the start of main(): download, Spark start-up, the load and
-the upsert. `peak_rss_mb` is the largest sum of RSS over this process and all its
+the replace. `peak_rss_mb` is the largest sum of RSS over this process and all its
 descendants (the Spark JVM and its Python workers), sampled every 0.5 s with psutil.
 
 Usage:
@@ -111,9 +113,9 @@ def download(bucket: str, key: str, directory: str) -> Path:
 def load_partition(lines, conninfo: str, schema: str, ingested_at: datetime, counters: dict) -> None:
     """Applies the rules to one Spark partition's lines and COPYs its rows (runs on a worker)."""
     # Input position: partitions of a text file are in file order, so (partition, line)
-    # orders records as the file does; the upsert keeps the highest per user.
+    # orders records as the file does; the replace keeps the highest per user.
     base = TaskContext.get().partitionId() << 32
-    valid = invalid = logs = not_objects = log_failures = 0
+    valid = invalid = logs = not_objects = 0
     with ExitStack() as stack:
 
         def open_copy(table, columns):
@@ -149,11 +151,7 @@ def load_partition(lines, conninfo: str, schema: str, ingested_at: datetime, cou
                 )
             )
             valid += 1
-            try:
-                rows = status_log_rows(user_id, record["statusLogs"])
-            except RecordFailure:
-                log_failures += 1
-                continue
+            rows = status_log_rows(user_id, record["statusLogs"])
             for user, updated_on, status in rows:
                 log.write_row((user, updated_on, status, ingested_at))
             logs += len(rows)
@@ -162,27 +160,28 @@ def load_partition(lines, conninfo: str, schema: str, ingested_at: datetime, cou
     counters["invalid"].add(invalid)
     counters["log_rows"].add(logs)
     counters["not_objects"].add(not_objects)
-    counters["log_failures"].add(log_failures)
 
 
-def upsert_latest(conninfo: str, schema: str) -> int:
-    """Moves the staged user_status rows into the table, the last per userId winning."""
-    columns = sql.SQL(", ").join(
-        map(sql.Identifier, ("userId", "createdAt", "status", "lastVisitedAt", "isBlacklisted", "ingested_at"))
-    )
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name))
-        for name in ("createdAt", "status", "lastVisitedAt", "isBlacklisted", "ingested_at")
-    )
-    statement = sql.SQL(
+def replace_latest(conninfo: str, schema: str) -> int:
+    """Replaces the staged users' user_status rows by their last staged row; returns how many.
+
+    The table has no key, so, as sluice does, the rows of every staged userid are deleted and
+    the last staged row per userid inserted, in one transaction.
+    """
+    names = {"schema": sql.Identifier(schema), "stage": sql.Identifier(STAGE_TABLE)}
+    delete = sql.SQL(
+        "DELETE FROM {schema}.user_status AS target USING (SELECT DISTINCT userid FROM {schema}.{stage}) loaded "
+        "WHERE target.userid = loaded.userid"
+    ).format(**names)
+    insert = sql.SQL(
         "INSERT INTO {schema}.user_status ({columns}) "
-        'SELECT DISTINCT ON ("userId") {columns} FROM {schema}.{stage} ORDER BY "userId", position DESC '
-        'ON CONFLICT ("userId") DO UPDATE SET {updates}'
-    ).format(schema=sql.Identifier(schema), columns=columns, stage=sql.Identifier(STAGE_TABLE), updates=updates)
+        "SELECT DISTINCT ON (userid) {columns} FROM {schema}.{stage} ORDER BY userid, position DESC"
+    ).format(columns=sql.SQL(", ").join(map(sql.Identifier, USER_STATUS_COLUMNS)), **names)
     with psycopg.connect(conninfo) as connection:
-        moved = connection.execute(statement).rowcount
+        connection.execute(delete)
+        inserted = connection.execute(insert).rowcount
         connection.execute(sql.SQL("DROP TABLE {}.{}").format(sql.Identifier(schema), sql.Identifier(STAGE_TABLE)))
-    return moved
+    return inserted
 
 
 def create_stage(conninfo: str, schema: str) -> None:
@@ -221,13 +220,11 @@ def run(args: argparse.Namespace) -> dict:
         create_schema(args.database_url, args.schema)
         create_stage(args.database_url, args.schema)
         context = spark.sparkContext
-        counters = {
-            name: context.accumulator(0) for name in ("valid", "invalid", "log_rows", "not_objects", "log_failures")
-        }
+        counters = {name: context.accumulator(0) for name in ("valid", "invalid", "log_rows", "not_objects")}
         conninfo, schema = args.database_url, args.schema
         lines = context.textFile(str(path), minPartitions=args.partitions)
         lines.foreachPartition(lambda part: load_partition(part, conninfo, schema, ingested_at, counters))
-        upserted = upsert_latest(args.database_url, args.schema)
+        replaced = replace_latest(args.database_url, args.schema)
         seconds = time.monotonic() - started
         spark.stop()
 
@@ -241,8 +238,8 @@ def run(args: argparse.Namespace) -> dict:
         "records": records,
         "records_per_s": round(records / seconds),
         "rows": rows,
-        "upserted": upserted,
-        "failures": {name: counters[name].value for name in ("not_objects", "log_failures")},
+        "replaced": replaced,
+        "failures": counters["not_objects"].value,
     }
 
 

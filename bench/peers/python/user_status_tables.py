@@ -1,7 +1,8 @@
 """The user-status ETL's three PostgreSQL tables, for the Python peers.
 
-The DDL is read from the host's migration (host/src/sink/postgres/migrations/0002_user_status.sql)
-so the peers load exactly the tables sluice loads, indexes included.
+The DDL is the pipeline's own (pipelines/user-status.sql, the original system's DDL, which
+sluice runs before a load), so the peers load exactly the tables sluice loads: unquoted
+names, so lower-case columns, and no keys or indexes.
 """
 
 from pathlib import Path
@@ -9,10 +10,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-MIGRATION = Path(__file__).resolve().parents[3] / "host/src/sink/postgres/migrations/0002_user_status.sql"
+TABLES_SQL = Path(__file__).resolve().parents[3] / "pipelines/user-status.sql"
 
-USER_STATUS_COLUMNS = ("userId", "createdAt", "status", "lastVisitedAt", "isBlacklisted", "ingested_at")
-USER_STATUS_LOG_COLUMNS = ("userId", "updatedOn", "status", "ingested_at")
+USER_STATUS_COLUMNS = ("userid", "createdat", "status", "lastvisitedat", "isblacklisted", "ingested_at")
+USER_STATUS_LOG_COLUMNS = ("userid", "updatedon", "status", "ingested_at")
 ERROR_REC_COLUMNS = ("error_rec",)
 
 
@@ -21,7 +22,7 @@ def create_schema(conninfo: str, schema: str) -> None:
     with psycopg.connect(conninfo, autocommit=True) as connection:
         connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-        connection.execute(MIGRATION.read_text())
+        connection.execute(TABLES_SQL.read_text())
 
 
 def drop_schema(conninfo: str, schema: str) -> None:

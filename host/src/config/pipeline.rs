@@ -37,9 +37,24 @@ pub struct Pipeline {
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
     pub dead_letters: Option<DeadLetterConfig>,
+    /// SQL that creates the tables of the pipeline's `postgres` sinks, relative to this file;
+    /// applied once per version of the file before the tables are looked at, so the tables
+    /// belong to the pipeline and not to the host.
+    pub tables_sql: Option<PathBuf>,
     /// The file it was read from, for error messages and reloads.
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+impl Pipeline {
+    /// Where `tables_sql` is: as written when absolute, else beside the pipeline file.
+    pub fn tables_sql_path(&self) -> Option<PathBuf> {
+        let sql = self.tables_sql.as_ref()?;
+        Some(match self.file.parent() {
+            Some(dir) if sql.is_relative() => dir.join(sql),
+            _ => sql.clone(),
+        })
+    }
 }
 
 /// Where records enter the pipeline.
@@ -104,6 +119,10 @@ pub enum SourceConfig {
         /// The largest single record the job reader accepts; bounds its memory per record.
         #[serde(default = "default_max_record_bytes")]
         max_record_bytes: usize,
+        /// The share of a file's records (0 to 1) that may be dead letters before the job
+        /// fails and loads nothing; unset, a job fails only when every record is one (a file
+        /// nobody can read is not a success).
+        max_dead_letter_ratio: Option<f64>,
     },
 }
 

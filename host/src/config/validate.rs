@@ -167,6 +167,21 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
             ),
         );
     }
+    if let SourceConfig::S3Job { max_dead_letter_ratio: Some(ratio), .. } = &pipeline.source
+        && !(0.0..=1.0).contains(ratio)
+    {
+        invalid(
+            "source.max_dead_letter_ratio".into(),
+            format!("{ratio} is not allowed: use a share from 0 (no dead letter) to 1 (any number)"),
+        );
+    }
+    if let Some(path) = pipeline.tables_sql_path() {
+        if !pipeline.sinks.iter().any(|sink| matches!(sink.kind, SinkKind::Postgres { .. })) {
+            invalid("tables_sql".into(), "only a pipeline with `postgres` sinks has tables to create".into());
+        } else if !path.is_file() {
+            invalid("tables_sql".into(), format!("{} is not a readable file", path.display()));
+        }
+    }
     if matches!(pipeline.source, SourceConfig::S3Job { .. })
         && !pipeline.steps.is_empty()
         && pipeline.dead_letters.is_none()

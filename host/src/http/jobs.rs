@@ -1,5 +1,6 @@
-//! The job endpoints: `POST` (JSON body) or `GET` (query string) on an `s3-job` pipeline's
-//! path asks for a load and answers 202 with the job id; `GET /v1/jobs/{id}` reports the job.
+//! The job endpoints: `GET` (query string, the original system's API: 200) or `POST` (JSON
+//! body: 202) on an `s3-job` pipeline's path asks for a load and answers with the job;
+//! `GET /v1/jobs/{id}` reports the job.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,13 +58,16 @@ impl JobEndpoint {
     /// before, or has waited in `queued` for a while (a host may have stopped between creating
     /// and queueing it; a second message for a job is harmless).
     ///
+    /// The `GET` form answers 200, as the original API (API Gateway + Lambda) did for a key
+    /// it found, so its clients switch without a change; `POST` answers 202 Accepted.
+    ///
     /// # Errors
     /// 400 for a request to fix (with the field), 413 for a large body, 503 when S3, the job
     /// store or Kafka cannot be reached.
     pub async fn handle(&self, method: &Method, uri: &Uri, body: Body) -> Result<Response, ApiError> {
-        let request = match *method {
-            Method::GET => request_from_query(uri)?,
-            Method::POST => request_from_body(body).await?,
+        let (request, status) = match *method {
+            Method::GET => (request_from_query(uri)?, StatusCode::OK),
+            Method::POST => (request_from_body(body).await?, StatusCode::ACCEPTED),
             _ => {
                 return Err(ApiError::MethodNotAllowed {
                     method: method.to_string(),
@@ -101,8 +105,14 @@ impl JobEndpoint {
             "state": job.state,
             "duplicate": !created,
             "status_url": format!("/v1/jobs/{}", job.id),
+            "message": format!(
+                "File {} found in the bucket {}. Job status: {}",
+                job.object.key,
+                job.object.bucket,
+                job.state.as_str().to_uppercase()
+            ),
         });
-        Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        Ok((status, Json(body)).into_response())
     }
 }
 

@@ -25,8 +25,11 @@ pub struct JobDeadLetter {
     pub bucket: String,
     pub key: String,
     pub etag: String,
-    /// The record's position in the object, from 1 (array element, or non-blank line).
+    /// The record's position in the file it was first read from, from 1.
     pub record: u64,
+    /// Where the record starts in that file, in bytes (absent in letters of older builds).
+    #[serde(default)]
+    pub offset: Option<u64>,
     /// The record as read (or the failed part of it, see `part`).
     pub value: RawBytes,
     /// True when `value` is the part of the record the plugin named as failed; the rest of the
@@ -118,13 +121,28 @@ impl JobDeadLetters {
     }
 }
 
-/// A letter for record `record` of `object` in job `job_id`.
+impl JobDeadLetter {
+    /// One line of a dead-letter object, or `None` when it is not a letter.
+    pub fn parse_line(line: &[u8]) -> Option<Self> {
+        serde_json::from_slice(line).ok()
+    }
+}
+
+/// Where a refused record was read: its number and byte offset in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordPlace {
+    pub number: u64,
+    pub offset: Option<u64>,
+}
+
+/// A letter for the record at `place` of `object` in job `job_id`, refused for `reason`.
 pub fn job_dead_letter(
     job_id: Uuid,
     object: &ObjectVersion,
-    record: u64,
+    place: RecordPlace,
     value: &[u8],
     failure: &crate::pipeline::ChainFailure,
+    reason: String,
 ) -> JobDeadLetter {
     let (value, part) = match &failure.part {
         Some(part) => (part.as_slice(), true),
@@ -135,10 +153,11 @@ pub fn job_dead_letter(
         bucket: object.bucket.clone(),
         key: object.key.clone(),
         etag: object.etag.clone(),
-        record,
+        record: place.number,
+        offset: place.offset,
         value: RawBytes::from_bytes(value),
         part,
-        reason: failure.reason.clone(),
+        reason,
         step: failure.step.clone(),
         plugin_version: failure.plugin_version.to_string(),
         trapped: failure.trapped,
@@ -176,7 +195,9 @@ mod tests {
         let id = Uuid::nil();
         let mut first = JobDeadLetters::start(store.clone(), "dl", id).await.expect("start");
         for record in [3, 9] {
-            first.add(&job_dead_letter(id, &object(), record, b"{oops", &failure(None))).await.expect("add");
+            let place = RecordPlace { number: record, offset: Some(record * 10) };
+            let letter = job_dead_letter(id, &object(), place, b"{oops", &failure(None), "bad".into());
+            first.add(&letter).await.expect("add");
         }
         assert_eq!(first.finish().await.expect("finish"), 2);
         let folder = JobDeadLetters::folder("dl", id);
@@ -188,7 +209,14 @@ mod tests {
             .filter(|line| !line.is_empty())
             .map(|line| serde_json::from_slice(line).expect("a letter"))
             .collect();
-        assert_eq!(letters.iter().map(|l| l.record).collect::<Vec<_>>(), vec![3, 9]);
+        assert_eq!(
+            letters.iter().map(|l| (l.record, l.offset)).collect::<Vec<_>>(),
+            vec![(3, Some(30)), (9, Some(90))]
+        );
+        assert_eq!(
+            JobDeadLetter::parse_line(&text[..text.iter().position(|b| *b == b'\n').expect("a line")]),
+            Some(letters[0].clone())
+        );
         assert_eq!(letters[0].value, RawBytes::Text("{oops".into()));
         assert_eq!((letters[0].key.as_str(), letters[0].etag.as_str()), ("in/k.jsonl", "e1"));
 
@@ -199,7 +227,9 @@ mod tests {
 
     #[test]
     fn a_failed_part_is_kept_instead_of_the_whole_record() {
-        let letter = job_dead_letter(Uuid::nil(), &object(), 1, b"[1,2]", &failure(Some(b"2")));
+        let place = RecordPlace { number: 1, offset: None };
+        let letter =
+            job_dead_letter(Uuid::nil(), &object(), place, b"[1,2]", &failure(Some(b"2")), "bad".into());
         assert_eq!((letter.value, letter.part), (RawBytes::Text("2".into()), true));
     }
 }

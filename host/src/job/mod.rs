@@ -22,6 +22,7 @@ pub mod request;
 mod runner;
 mod services;
 pub mod store;
+mod sweep;
 
 pub use pipeline::{JobPipeline, JobSetupError, JobSource, RunOutcome, SubmitError};
 pub use queue::{JobQueue, QueueError};
@@ -29,4 +30,7 @@ pub use request::{JobRequest, RequestError};
 pub use services::{
     JobServices, JobStartError, ServedJobPipeline, ServedJobs, is_job_pipeline, serve_job_pipelines,
 };
-pub use store::{JobCounts, JobRecord, JobState, JobStore, JobStoreError, ObjectVersion, Submission};
+pub use store::{
+    JobCounts, JobInput, JobRecord, JobState, JobStore, JobStoreError, ObjectVersion, Submission,
+};
+pub use sweep::{JobSweepError, letter_value};

@@ -8,13 +8,15 @@ use uuid::Uuid;
 
 use super::request::{JobRequest, RequestError};
 use super::runner::{Attempt, AttemptOutcome};
-use super::store::{JobCounts, JobRecord, JobState, JobStore, JobStoreError, Submission};
+use super::store::{JobCounts, JobInput, JobRecord, JobState, JobStore, JobStoreError, Submission};
 use crate::config::{DeadLetterConfig, HostConfig, Pipeline, SinkKind, SourceConfig};
 use crate::object_store::{LocalDir, ObjectStore, S3Client};
 use crate::pipeline::Chain;
 use crate::plugin::{PluginError, PluginRegistry};
 use crate::sink::parquet::schema::{SchemaError, parse_output_schema};
-use crate::sink::postgres::{Database, DatabaseError, TablePlan, TablePlanError, TableSinkSpec};
+use crate::sink::postgres::{
+    Database, DatabaseError, MigrationError, TablePlan, TablePlanError, TableSinkSpec, apply_pipeline_sql,
+};
 
 /// How often a running job's counts are written to its record.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
@@ -28,6 +30,24 @@ pub struct JobSource {
     pub batch_records: usize,
     pub job_partitions: i32,
     pub max_record_bytes: usize,
+    /// The share of dead letters past which a job fails (see [`JobSource::too_many_dead_letters`]).
+    pub max_dead_letter_ratio: Option<f64>,
+}
+
+impl JobSource {
+    /// Whether `dead_letters` of `records` read fail the job: past the configured share, or,
+    /// with none configured, when every record of a non-empty input is a dead letter.
+    pub fn too_many_dead_letters(&self, records: u64, dead_letters: u64) -> bool {
+        if records == 0 {
+            return false;
+        }
+        match self.max_dead_letter_ratio {
+            // Counts far below 2^52 are exact as f64.
+            #[allow(clippy::cast_precision_loss)]
+            Some(ratio) => dead_letters as f64 / records as f64 > ratio,
+            None => dead_letters >= records,
+        }
+    }
 }
 
 /// Why a pipeline cannot run jobs.
@@ -52,6 +72,15 @@ pub enum JobSetupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("pipeline `{pipeline}`: cannot read tables_sql {file}: {source}")]
+    TablesSql {
+        pipeline: String,
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    TablesSqlFailed(#[from] MigrationError),
     #[error(transparent)]
     Database(#[from] DatabaseError),
 }
@@ -96,8 +125,9 @@ pub struct JobPipeline {
 }
 
 impl JobPipeline {
-    /// Resolves the pipeline's steps and tables. The tables must exist (the migrations run
-    /// first), and every field of every loaded output must have a column.
+    /// Resolves the pipeline's steps and tables: applies the pipeline's `tables_sql` (once per
+    /// version of the file), then every field of every loaded output must have a column, so a
+    /// table that lacks one stops the start rather than the first load.
     ///
     /// # Errors
     /// [`JobSetupError`] naming the pipeline and what does not fit.
@@ -110,8 +140,15 @@ impl JobPipeline {
         s3: S3Client,
     ) -> Result<Self, JobSetupError> {
         let name = pipeline.name.clone();
-        let SourceConfig::S3Job { path, job_topic, group, batch_records, job_partitions, max_record_bytes } =
-            &pipeline.source
+        let SourceConfig::S3Job {
+            path,
+            job_topic,
+            group,
+            batch_records,
+            job_partitions,
+            max_record_bytes,
+            max_dead_letter_ratio,
+        } = &pipeline.source
         else {
             return Err(JobSetupError::NotAJobPipeline(name));
         };
@@ -122,10 +159,23 @@ impl JobPipeline {
             batch_records: (*batch_records).max(1),
             job_partitions: (*job_partitions).max(1),
             max_record_bytes: *max_record_bytes,
+            max_dead_letter_ratio: *max_dead_letter_ratio,
         };
         let chain = Chain::new(pipeline, registry, host)
             .map_err(|source| JobSetupError::Plugin { pipeline: name.clone(), source })?;
-        let client = database.connect().await?;
+        let mut client = database.connect().await?;
+        if let Some(path) = pipeline.tables_sql_path() {
+            let sql = std::fs::read_to_string(&path).map_err(|source| JobSetupError::TablesSql {
+                pipeline: name.clone(),
+                file: path.display().to_string(),
+                source,
+            })?;
+            let file =
+                path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into());
+            if apply_pipeline_sql(&mut client, &name, &file, &sql).await? {
+                tracing::info!(pipeline = %name, file = %path.display(), "pipeline tables SQL applied");
+            }
+        }
         let mut sinks = Vec::with_capacity(pipeline.sinks.len());
         for (index, sink) in pipeline.sinks.iter().enumerate() {
             let SinkKind::Postgres { table, upsert_key, ingested_at_column } = &sink.kind else {
@@ -189,7 +239,7 @@ impl JobPipeline {
     /// job store fails.
     pub async fn submit(&self, request: &JobRequest) -> Result<Submission, SubmitError> {
         let object = request.resolve(&self.s3).await?;
-        Ok(self.store.create_or_get(&self.name, &object).await?)
+        Ok(self.store.create_or_get(&self.name, &object, JobInput::Object).await?)
     }
 
     /// Runs job `id` now, unless it has already been loaded. Progress goes to `progress` as
@@ -284,4 +334,38 @@ fn output_fields(
         source,
     })?;
     Ok(schema.fields().iter().map(|field| field.name().clone()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(max_dead_letter_ratio: Option<f64>) -> JobSource {
+        JobSource {
+            path: "/v1/jobs/x".into(),
+            job_topic: "t".into(),
+            group: "g".into(),
+            batch_records: 10,
+            job_partitions: 1,
+            max_record_bytes: 1024,
+            max_dead_letter_ratio,
+        }
+    }
+
+    #[test]
+    fn by_default_only_a_file_of_nothing_but_dead_letters_fails() {
+        let default = source(None);
+        assert!(default.too_many_dead_letters(3, 3));
+        assert!(!default.too_many_dead_letters(3, 2));
+        assert!(!default.too_many_dead_letters(0, 0), "an empty file loads nothing and fails nothing");
+    }
+
+    #[test]
+    fn a_ratio_fails_the_job_past_that_share() {
+        let tenth = source(Some(0.1));
+        assert!(!tenth.too_many_dead_letters(100, 10));
+        assert!(tenth.too_many_dead_letters(100, 11));
+        assert!(source(Some(0.0)).too_many_dead_letters(100, 1));
+        assert!(!source(Some(1.0)).too_many_dead_letters(100, 100), "1 accepts any number");
+    }
 }

@@ -19,16 +19,18 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Transaction};
 
-use super::dead_letters::{JobDeadLetters, job_dead_letter};
+use super::dead_letters::{JobDeadLetter, JobDeadLetters, RecordPlace, job_dead_letter};
 use super::pipeline::JobPipeline;
-use super::reader::{ReadError, RecordReader};
+use super::reader::{ReadError, ReadRecord, RecordReader, Shape};
 use super::store::{
-    FailureSample, JobCounts, JobRecord, JobState, JobStoreError, lock_for_commit, record_success,
+    FailureSample, JobCounts, JobInput, JobRecord, JobState, JobStoreError, lock_for_commit, record_success,
 };
 use crate::object_store::{ObjectStore, StoreError};
 use crate::pipeline::{Chain, ChainOutput};
 use crate::plugin::RecordIn;
-use crate::sink::postgres::{CopyWriter, DatabaseError, LoadError, drop_staging_tables, staging_table_name};
+use crate::sink::postgres::{
+    CopyWriter, DatabaseError, LoadError, RowOrigin, drop_staging_tables, staging_table_name,
+};
 use crate::telemetry;
 
 /// How many refused records a job keeps as examples.
@@ -66,6 +68,13 @@ pub enum AttemptError {
     DeadLetters(StoreError),
     #[error("a plugin refused record {record} and the pipeline has no [dead_letters] to keep it")]
     NowhereToKeep { record: u64 },
+    #[error("the job sweeps dead letters, but the pipeline has no [dead_letters] any more")]
+    NoDeadLetterStore,
+    #[error(
+        "{dead_letters} of the {records} records are dead letters ({limit}), so nothing was loaded; \
+         the file was read as {shape}, and the first dead letter is {first}"
+    )]
+    TooManyDeadLetters { records: u64, dead_letters: u64, limit: String, shape: String, first: String },
 }
 
 /// How an attempt that did not fail ended.
@@ -86,37 +95,86 @@ pub struct AttemptReport {
 
 /// A batch of records as read, with how far into the object it ends.
 struct ReadBatch {
-    records: Vec<Vec<u8>>,
+    records: Vec<ReadRecord>,
     bytes_read: u64,
+}
+
+/// One record of the input and its place in the file it was first read from.
+struct InputRecord {
+    /// Its position in that file, from 1.
+    number: u64,
+    /// Where it starts in that file, in bytes; unknown for letters written before offsets were.
+    offset: Option<u64>,
+    value: Vec<u8>,
+}
+
+impl InputRecord {
+    /// The `index`-th record of a batch whose first record is `first_record + 1`: for a user's
+    /// file the record as read; for a dead-letter object, the refused record a letter holds.
+    fn of(input: JobInput, read: ReadRecord, first_record: u64, index: usize) -> Self {
+        let number = first_record + index as u64 + 1;
+        match input {
+            JobInput::Object => InputRecord { number, offset: Some(read.offset), value: read.bytes },
+            JobInput::DeadLetters => match JobDeadLetter::parse_line(&read.bytes) {
+                Some(letter) => InputRecord {
+                    number: letter.record,
+                    offset: letter.offset,
+                    value: letter.value.to_bytes().unwrap_or_else(|| read.bytes.clone()),
+                },
+                None => InputRecord { number, offset: Some(read.offset), value: read.bytes },
+            },
+        }
+    }
+
+    /// `record N at byte B`, for reasons.
+    fn position(&self) -> String {
+        match self.offset {
+            Some(offset) => format!("record {} at byte {offset}", self.number),
+            None => format!("record {}", self.number),
+        }
+    }
 }
 
 /// One batch whose plugin chain runs on a task of its own.
 struct ChainRun {
     task: tokio::task::JoinHandle<ChainOutput>,
-    /// The records as read, kept for the dead letters of those the plugins refuse.
-    values: Vec<Vec<u8>>,
-    first_record: u64,
+    /// The records as read, kept for the rows' numbers and the dead letters.
+    inputs: Vec<InputRecord>,
     bytes_read: u64,
 }
 
 impl ChainRun {
-    fn start(chain: &Chain, batch: ReadBatch, first_record: u64) -> Self {
-        let records = batch
+    fn start(chain: &Chain, input: JobInput, batch: ReadBatch, first_record: u64) -> Self {
+        let inputs: Vec<InputRecord> = batch
             .records
+            .into_iter()
+            .enumerate()
+            .map(|(index, read)| InputRecord::of(input, read, first_record, index))
+            .collect();
+        let records = inputs
             .iter()
-            .map(|value| RecordIn { key: None, value: value.clone(), headers: Vec::new() })
+            .map(|record| RecordIn { key: None, value: record.value.clone(), headers: Vec::new() })
             .collect();
         let chain = chain.clone();
         let task = tokio::spawn(async move { chain.run(records).await });
-        ChainRun { task, values: batch.records, first_record, bytes_read: batch.bytes_read }
+        ChainRun { task, inputs, bytes_read: batch.bytes_read }
     }
 }
 
-/// What a sink task receives: rows as (input record number, plugin output value), then the
-/// word to commit its `COPY`. A channel closed without [`SinkMessage::Finish`] aborts it.
+/// What a sink task receives: rows, then the word to commit its `COPY`. A channel closed
+/// without [`SinkMessage::Finish`] aborts it.
 enum SinkMessage {
-    Rows(Vec<(i64, Vec<u8>)>),
+    Rows(Vec<SinkRow>),
     Finish,
+}
+
+/// One plugin output value bound for a sink.
+struct SinkRow {
+    /// The input record it came from, from 1.
+    record: i64,
+    value: Vec<u8>,
+    /// `name@version` of the plugin that made it, for a `plugin_version` column.
+    plugin_version: std::sync::Arc<str>,
 }
 
 /// One attempt of one job.
@@ -126,6 +184,8 @@ pub struct Attempt<'a> {
     progress: &'a watch::Sender<JobCounts>,
     report: AttemptReport,
     letters: Option<JobDeadLetters>,
+    /// Where and why the first refused record was refused, for a job that fails on them.
+    first_dead_letter: Option<String>,
 }
 
 impl<'a> Attempt<'a> {
@@ -134,7 +194,14 @@ impl<'a> Attempt<'a> {
         job: &'a JobRecord,
         progress: &'a watch::Sender<JobCounts>,
     ) -> Self {
-        Attempt { pipeline, job, progress, report: AttemptReport::default(), letters: None }
+        Attempt {
+            pipeline,
+            job,
+            progress,
+            report: AttemptReport::default(),
+            letters: None,
+            first_dead_letter: None,
+        }
     }
 
     /// Runs the attempt; staging tables are dropped whatever the outcome.
@@ -170,10 +237,14 @@ impl<'a> Attempt<'a> {
         if dropped > 0 {
             tracing::info!(job = %job.id, dropped, "dropped the staging tables of an earlier attempt");
         }
-        let bucket = self.pipeline.s3.bucket(&job.object.bucket);
+        let input = match (job.input, &self.pipeline.dead_letters) {
+            (JobInput::Object, _) => ObjectStore::S3(self.pipeline.s3.bucket(&job.object.bucket)),
+            (JobInput::DeadLetters, Some(target)) => target.store.clone(),
+            (JobInput::DeadLetters, None) => return Err(AttemptError::NoDeadLetterStore),
+        };
         let gone =
             || AttemptError::ObjectGone { bucket: job.object.bucket.clone(), key: job.object.key.clone() };
-        let current = ObjectStore::S3(bucket.clone()).head(&job.object.key).await?.ok_or_else(gone)?;
+        let current = input.head(&job.object.key).await?.ok_or_else(gone)?;
         if current.etag != job.object.etag {
             return Err(AttemptError::ObjectChanged {
                 bucket: job.object.bucket.clone(),
@@ -182,7 +253,7 @@ impl<'a> Attempt<'a> {
                 found: current.etag,
             });
         }
-        let body = bucket.open(&job.object.key).await?.ok_or_else(gone)?;
+        let body = input.open(&job.object.key).await?.ok_or_else(gone)?;
         if let Some(target) = &self.pipeline.dead_letters {
             let letters = JobDeadLetters::start(target.store.clone(), &target.prefix, job.id)
                 .await
@@ -237,11 +308,11 @@ impl<'a> Attempt<'a> {
         for writer in writers {
             let (sender, receiver) = mpsc::channel(CHANNEL_BATCHES);
             senders.push(sender);
-            sink_tasks.push(tokio::spawn(stage_rows(writer, receiver)));
+            sink_tasks.push(tokio::spawn(stage_rows(writer, receiver, job.id.to_string())));
         }
         let streaming = std::time::Instant::now();
         let (batch_sender, mut batches) = mpsc::channel(CHANNEL_BATCHES);
-        let reader = RecordReader::new(Box::pin(body), self.pipeline.source.max_record_bytes);
+        let reader = RecordReader::new(body, self.pipeline.source.max_record_bytes);
         let reader_task =
             tokio::spawn(read_batches(reader, self.pipeline.source.batch_records, batch_sender));
 
@@ -260,17 +331,18 @@ impl<'a> Attempt<'a> {
                 };
                 let first_record = records_started;
                 records_started += batch.records.len() as u64;
-                in_flight.push_back(ChainRun::start(&self.pipeline.chain, batch, first_record));
+                in_flight.push_back(ChainRun::start(&self.pipeline.chain, job.input, batch, first_record));
             }
             let Some(run) = in_flight.pop_front() else { break };
-            let output = run.task.await.map_err(|_| AttemptError::TaskLost("plugin"))?;
-            self.report.counts.records_read += run.values.len() as u64;
+            let mut output = run.task.await.map_err(|_| AttemptError::TaskLost("plugin"))?;
+            output.settle_failures();
+            self.report.counts.records_read += run.inputs.len() as u64;
             self.report.counts.bytes_read = run.bytes_read;
-            if let Err(error) = self.keep_refused(&output, run.first_record, &run.values).await {
+            if let Err(error) = self.keep_refused(&output, &run.inputs).await {
                 stopped = Some(error);
                 break;
             }
-            sinks_open = self.route(output, run.first_record, &senders).await;
+            sinks_open = self.route(output, &run.inputs, &senders).await;
             self.progress.send_replace(self.report.counts.clone());
         }
         for run in in_flight {
@@ -285,6 +357,11 @@ impl<'a> Attempt<'a> {
                 Ok(written) => self.report.counts.dead_letters = written,
                 Err(error) => stopped = Some(AttemptError::DeadLetters(error)),
             }
+        }
+        if stopped.is_none()
+            && let Ok(shape) = &read
+        {
+            stopped = self.refuse_if_mostly_dead_letters(*shape);
         }
         if sinks_open && read.is_ok() && stopped.is_none() {
             for sender in &senders {
@@ -327,7 +404,7 @@ impl<'a> Attempt<'a> {
     async fn route(
         &mut self,
         mut output: ChainOutput,
-        first_record: u64,
+        inputs: &[InputRecord],
         senders: &[mpsc::Sender<SinkMessage>],
     ) -> bool {
         for (sink, sender) in self.pipeline.sinks.iter().zip(senders) {
@@ -339,7 +416,11 @@ impl<'a> Attempt<'a> {
             *self.report.counts.rows.entry(sink.plan.table.clone()).or_default() += emitted.len() as u64;
             let rows = emitted
                 .into_iter()
-                .map(|row| (record_number(first_record, row.source_index), row.value))
+                .map(|row| SinkRow {
+                    record: inputs.get(row.source_index).map_or(0, |input| signed(input.number)),
+                    value: row.value,
+                    plugin_version: row.plugin_version,
+                })
                 .collect();
             if sender.send(SinkMessage::Rows(rows)).await.is_err() {
                 return false;
@@ -349,41 +430,73 @@ impl<'a> Attempt<'a> {
     }
 
     /// Counts the batch's refused records, keeps a few as samples on the job, and writes each
-    /// refusal as a dead letter.
+    /// refusal as a dead letter whose reason starts with where the record was read.
     async fn keep_refused(
         &mut self,
         output: &ChainOutput,
-        first_record: u64,
-        values: &[Vec<u8>],
+        inputs: &[InputRecord],
     ) -> Result<(), AttemptError> {
         let mut failed: Vec<usize> = output.failures.iter().map(|failure| failure.source_index).collect();
         failed.sort_unstable();
         failed.dedup();
         self.report.counts.records_failed += failed.len() as u64;
         for failure in &output.failures {
-            let record = first_record + failure.source_index as u64 + 1;
+            let Some(input) = inputs.get(failure.source_index) else { continue };
+            let reason = format!("{}: {}", input.position(), failure.reason);
             if self.report.failures.len() < FAILURE_SAMPLES {
                 self.report.failures.push(FailureSample {
-                    record,
+                    record: input.number,
                     step: failure.step.clone(),
-                    reason: failure.reason.clone(),
+                    reason: reason.clone(),
                 });
             }
             let Some(letters) = self.letters.as_mut() else {
-                return Err(AttemptError::NowhereToKeep { record });
+                return Err(AttemptError::NowhereToKeep { record: input.number });
             };
-            let value = values.get(failure.source_index).map_or(&[][..], Vec::as_slice);
+            let place = RecordPlace { number: input.number, offset: input.offset };
             letters
-                .add(&job_dead_letter(self.job.id, &self.job.object, record, value, failure))
+                .add(&job_dead_letter(
+                    self.job.id,
+                    &self.job.object,
+                    place,
+                    &input.value,
+                    failure,
+                    reason.clone(),
+                ))
                 .await
                 .map_err(AttemptError::DeadLetters)?;
             self.report.counts.dead_letters = letters.count();
+            self.first_dead_letter.get_or_insert(reason);
         }
         if !output.failures.is_empty() {
             metrics::counter!(telemetry::DEAD_LETTERS, "pipeline" => self.pipeline.name.clone())
                 .increment(output.failures.len() as u64);
         }
         Ok(())
+    }
+
+    /// The error that fails a user's file whose dead letters pass the pipeline's limit, so a
+    /// file nobody could read is not reported as loaded. A sweep of dead letters is exempt:
+    /// letters that fail again are kept again, whatever their share.
+    fn refuse_if_mostly_dead_letters(&mut self, shape: Option<Shape>) -> Option<AttemptError> {
+        let counts = &self.report.counts;
+        let source = &self.pipeline.source;
+        if self.job.input != JobInput::Object
+            || !source.too_many_dead_letters(counts.records_read, counts.dead_letters)
+        {
+            return None;
+        }
+        let limit = match source.max_dead_letter_ratio {
+            Some(ratio) => format!("more than the share of {ratio} that `max_dead_letter_ratio` allows"),
+            None => "all of them; `max_dead_letter_ratio` sets the share a job may have".to_owned(),
+        };
+        Some(AttemptError::TooManyDeadLetters {
+            records: counts.records_read,
+            dead_letters: counts.dead_letters,
+            limit,
+            shape: shape.map_or_else(|| "nothing".to_owned(), |shape| shape.to_string()),
+            first: self.first_dead_letter.take().unwrap_or_default(),
+        })
     }
 
     /// Moves every staging table into its table and marks the job succeeded, then commits the
@@ -418,24 +531,26 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// The input position, from 1, of a batch's `index`-th record.
-fn record_number(first_record: u64, index: usize) -> i64 {
-    i64::try_from(first_record + index as u64 + 1).unwrap_or(i64::MAX)
+/// A record number as the staging tables' `bigint` holds it.
+fn signed(number: u64) -> i64 {
+    i64::try_from(number).unwrap_or(i64::MAX)
 }
 
 /// Reads the object batch by batch until it ends or the receiver goes away.
+/// Reads the object batch by batch until it ends or the receiver goes away; returns the
+/// shape the reader found.
 async fn read_batches<R: tokio::io::AsyncRead + Unpin>(
     mut reader: RecordReader<R>,
     batch_records: usize,
     batches: mpsc::Sender<ReadBatch>,
-) -> Result<(), ReadError> {
+) -> Result<Option<Shape>, ReadError> {
     loop {
         let records = reader.next_batch(batch_records).await?;
         if records.is_empty() {
-            return Ok(());
+            return Ok(reader.shape());
         }
         if batches.send(ReadBatch { records, bytes_read: reader.bytes_read() }).await.is_err() {
-            return Ok(());
+            return Ok(reader.shape());
         }
     }
 }
@@ -445,12 +560,14 @@ async fn read_batches<R: tokio::io::AsyncRead + Unpin>(
 async fn stage_rows(
     mut writer: CopyWriter,
     mut messages: mpsc::Receiver<SinkMessage>,
+    job_id: String,
 ) -> Result<Option<u64>, LoadError> {
     while let Some(message) = messages.recv().await {
         match message {
             SinkMessage::Rows(rows) => {
-                for (record, value) in rows {
-                    writer.write(record, &value).await?;
+                for row in rows {
+                    let origin = RowOrigin { plugin_version: &row.plugin_version, job_id: &job_id };
+                    writer.write(row.record, &row.value, origin).await?;
                 }
             }
             SinkMessage::Finish => return writer.finish().await.map(Some),

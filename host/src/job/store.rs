@@ -47,6 +47,30 @@ impl JobState {
     }
 }
 
+/// What a job's object holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobInput {
+    /// A user's file: records in any shape the reader takes.
+    Object,
+    /// A dead-letter object of an earlier job, one letter per line, whose refused records
+    /// `sluice sweep` runs through the plugins again.
+    DeadLetters,
+}
+
+impl JobInput {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobInput::Object => "object",
+            JobInput::DeadLetters => "dead-letters",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        if text == "dead-letters" { JobInput::DeadLetters } else { JobInput::Object }
+    }
+}
+
 /// One version of one object: what a job loads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectVersion {
@@ -84,6 +108,7 @@ pub struct JobRecord {
     pub id: Uuid,
     pub pipeline: String,
     pub object: ObjectVersion,
+    pub input: JobInput,
     pub state: JobState,
     /// Attempts started so far; the current attempt's number while running.
     pub attempts: i32,
@@ -107,7 +132,7 @@ pub enum JobStoreError {
     UnknownState { id: Uuid, found: String },
 }
 
-const COLUMNS: &str = "id, pipeline, bucket, object_key, etag, size_bytes, state, attempts, bytes_read, \
+const COLUMNS: &str = "id, pipeline, bucket, object_key, etag, size_bytes, input, state, attempts, bytes_read, \
      records_read, records_failed, dead_letters, dead_letter_location, rows_by_table, failures, error, created_at, \
      queued_at, started_at, finished_at";
 
@@ -134,6 +159,7 @@ fn job_from_row(row: &Row) -> Result<JobRecord, JobStoreError> {
             etag: row.get("etag"),
             size: unsigned(row.get("size_bytes")),
         },
+        input: JobInput::parse(row.get("input")),
         state,
         attempts: row.get("attempts"),
         counts: JobCounts {
@@ -199,6 +225,7 @@ impl JobStore {
         &self,
         pipeline: &str,
         object: &ObjectVersion,
+        input: JobInput,
     ) -> Result<Submission, JobStoreError> {
         let id = Uuid::new_v4();
         let size = signed(object.size);
@@ -207,11 +234,11 @@ impl JobStore {
                 client
                     .query_opt(
                         &format!(
-                            "INSERT INTO sluice_jobs (id, pipeline, bucket, object_key, etag, size_bytes, state) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'queued') \
+                            "INSERT INTO sluice_jobs (id, pipeline, bucket, object_key, etag, size_bytes, input, state) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued') \
                              ON CONFLICT (pipeline, bucket, object_key, etag) DO NOTHING RETURNING {COLUMNS}"
                         ),
-                        &[&id, &pipeline, &object.bucket, &object.key, &object.etag, &size],
+                        &[&id, &pipeline, &object.bucket, &object.key, &object.etag, &size, &input.as_str()],
                     )
                     .await
             })

@@ -79,6 +79,23 @@ impl ObjectStore {
         }
     }
 
+    /// Streams the object's body, or `None` when there is no such key. A local file is read
+    /// whole first (local stores hold the quick start's small objects).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the read fails for another reason.
+    pub async fn open(
+        &self,
+        key: &str,
+    ) -> Result<Option<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>>, StoreError> {
+        Ok(match self {
+            ObjectStore::S3(bucket) => bucket.open(key).await?.map(|body| Box::pin(body) as _),
+            ObjectStore::Local(dir) => {
+                dir.get(key).await?.map(|bytes| Box::pin(std::io::Cursor::new(bytes)) as _)
+            }
+        })
+    }
+
     /// The object's size and version, or `None` when there is no such key.
     ///
     /// # Errors

@@ -40,6 +40,41 @@ pub struct ChainOutput {
     pub failures: Vec<ChainFailure>,
 }
 
+impl ChainOutput {
+    /// Makes each source record one thing: a record with a whole failure at any step keeps
+    /// none of its rows (an earlier step's rows would otherwise load beside its dead letter,
+    /// and again when the dead letter is re-run) and has one failure, its reasons joined in
+    /// step order. Failures of parts are left as they are: the rest of their record loads.
+    pub fn settle_failures(&mut self) {
+        let mut whole: Vec<usize> =
+            self.failures.iter().filter(|f| f.part.is_none()).map(|f| f.source_index).collect();
+        if whole.is_empty() {
+            return;
+        }
+        whole.sort_unstable();
+        whole.dedup();
+        let failed = |index: &usize| whole.binary_search(index).is_ok();
+        for rows in self.outputs.values_mut() {
+            rows.retain(|row| !failed(&row.source_index));
+        }
+        let mut settled: Vec<ChainFailure> = Vec::with_capacity(self.failures.len());
+        for failure in std::mem::take(&mut self.failures) {
+            if !failed(&failure.source_index) {
+                settled.push(failure);
+                continue;
+            }
+            match settled.iter_mut().find(|kept| kept.source_index == failure.source_index) {
+                Some(kept) => {
+                    kept.reason = format!("{}; {}: {}", kept.reason, failure.step, failure.reason);
+                    kept.trapped |= failure.trapped;
+                }
+                None => settled.push(ChainFailure { part: None, ..failure }),
+            }
+        }
+        self.failures = settled;
+    }
+}
+
 struct ChainStep {
     plugin: String,
     handle: PluginHandle,
@@ -180,5 +215,50 @@ impl Chain {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(source_index: usize) -> OutputRecord {
+        OutputRecord { source_index, key: None, value: b"{}".to_vec(), plugin_version: Arc::from("p@1") }
+    }
+
+    fn failure(source_index: usize, step: &str, part: Option<&[u8]>) -> ChainFailure {
+        ChainFailure {
+            source_index,
+            step: step.into(),
+            reason: format!("bad at {step}"),
+            trapped: false,
+            plugin_version: Arc::from(format!("{step}@1")),
+            part: part.map(<[u8]>::to_vec),
+        }
+    }
+
+    #[test]
+    fn a_record_failed_at_a_later_step_keeps_none_of_the_earlier_rows() {
+        let mut output = ChainOutput::default();
+        output.outputs.insert("a.users".into(), vec![row(0), row(1), row(2)]);
+        output.outputs.insert("b.logs".into(), vec![row(0), row(2)]);
+        output.failures = vec![failure(1, "b", None), failure(2, "a", Some(b"x"))];
+        output.settle_failures();
+        let sources = |name: &str| output.outputs[name].iter().map(|r| r.source_index).collect::<Vec<_>>();
+        assert_eq!(sources("a.users"), [0, 2], "record 1 failed whole; record 2 only in part");
+        assert_eq!(sources("b.logs"), [0, 2]);
+        assert_eq!(output.failures.len(), 2);
+    }
+
+    #[test]
+    fn several_failures_of_one_record_become_one() {
+        let mut output = ChainOutput {
+            failures: vec![failure(3, "a", Some(b"p")), failure(3, "b", None), failure(4, "b", None)],
+            ..ChainOutput::default()
+        };
+        output.settle_failures();
+        let settled: Vec<(usize, &str, bool)> =
+            output.failures.iter().map(|f| (f.source_index, f.reason.as_str(), f.part.is_none())).collect();
+        assert_eq!(settled, [(3, "bad at a; b: bad at b", true), (4, "bad at b", true)]);
     }
 }

@@ -4,28 +4,76 @@
 //! The SQL is embedded in the binary, so a host never runs against a schema it does not know.
 //! An applied migration must not change: its checksum is recorded and compared, and a changed
 //! one stops the start with a message rather than leaving two hosts with different schemas.
+//!
+//! These are the host's own tables (`sluice_*`) only. A pipeline's tables belong to the
+//! pipeline ([`apply_pipeline_sql`]), so the host binary knows no domain table.
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
 use super::DatabaseError;
 
-/// One migration: a version, a name for people, and its SQL.
+/// One migration: a version, a name for people, and what it does.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
     pub version: i32,
     pub name: &'static str,
-    pub sql: &'static str,
+    pub body: MigrationBody,
+}
+
+/// What a migration runs.
+#[derive(Debug, Clone, Copy)]
+pub enum MigrationBody {
+    /// SQL to run once.
+    Sql(&'static str),
+    /// A migration earlier builds applied and this one no longer runs: databases that have it
+    /// keep it (its checksum still matches), new ones record it without running anything.
+    Retired { checksum: &'static str },
+}
+
+impl Migration {
+    /// The SQL to run; nothing for a retired migration.
+    pub fn sql(&self) -> &'static str {
+        match self.body {
+            MigrationBody::Sql(sql) => sql,
+            MigrationBody::Retired { .. } => "",
+        }
+    }
+
+    /// The checksum recorded for this migration.
+    pub fn checksum(&self) -> String {
+        match self.body {
+            MigrationBody::Sql(sql) => checksum(sql),
+            MigrationBody::Retired { checksum } => checksum.to_owned(),
+        }
+    }
 }
 
 /// Every migration, in version order. Add new ones at the end; never edit an applied one.
 pub const MIGRATIONS: &[Migration] = &[
-    Migration { version: 1, name: "sluice_jobs", sql: include_str!("migrations/0001_sluice_jobs.sql") },
-    Migration { version: 2, name: "user_status", sql: include_str!("migrations/0002_user_status.sql") },
+    Migration {
+        version: 1,
+        name: "sluice_jobs",
+        body: MigrationBody::Sql(include_str!("migrations/0001_sluice_jobs.sql")),
+    },
+    // Created one pipeline's tables in the host (quoted camelCase names, a key the system they
+    // came from never had); a pipeline's tables now come from the pipeline's own SQL file.
+    Migration {
+        version: 2,
+        name: "retired_pipeline_tables",
+        body: MigrationBody::Retired {
+            checksum: "b8ee4a7c386119fec6ea2653e25566e68c9354b6fc2c54653d67c0a00364c31d",
+        },
+    },
     Migration {
         version: 3,
         name: "job_dead_letters",
-        sql: include_str!("migrations/0003_job_dead_letters.sql"),
+        body: MigrationBody::Sql(include_str!("migrations/0003_job_dead_letters.sql")),
+    },
+    Migration {
+        version: 4,
+        name: "pipeline_sql",
+        body: MigrationBody::Sql(include_str!("migrations/0004_pipeline_sql.sql")),
     },
 ];
 
@@ -41,6 +89,8 @@ pub enum MigrationError {
     Changed { version: i32, name: &'static str, applied: String, embedded: String },
     #[error("the database has migration {version}, which this build does not know; run a newer sluice")]
     Unknown { version: i32 },
+    #[error("pipeline `{pipeline}`: applying {file}: {source}")]
+    PipelineSql { pipeline: String, file: String, source: Box<DatabaseError> },
 }
 
 fn checksum(sql: &str) -> String {
@@ -86,7 +136,7 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, MigrationError> {
         let Some(known) = MIGRATIONS.iter().find(|m| m.version == version) else {
             return Err(MigrationError::Unknown { version });
         };
-        let embedded = checksum(known.sql);
+        let embedded = known.checksum();
         if applied != embedded {
             return Err(MigrationError::Changed { version, name: known.name, applied, embedded });
         }
@@ -95,14 +145,14 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, MigrationError> {
         if rows.iter().any(|row| row.get::<_, i32>(0) == migration.version) {
             continue;
         }
-        transaction.batch_execute(migration.sql).await.map_err(DatabaseError::query(format!(
+        transaction.batch_execute(migration.sql()).await.map_err(DatabaseError::query(format!(
             "applying migration {} ({})",
             migration.version, migration.name
         )))?;
         transaction
             .execute(
                 "INSERT INTO sluice_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                &[&migration.version, &migration.name, &checksum(migration.sql)],
+                &[&migration.version, &migration.name, &migration.checksum()],
             )
             .await
             .map_err(DatabaseError::query("recording a migration"))?;
@@ -110,6 +160,57 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, MigrationError> {
     }
     transaction.commit().await.map_err(DatabaseError::query("committing the migrations"))?;
     Ok(applied_now)
+}
+
+/// Runs a pipeline's table SQL (its `tables_sql` file) unless this version of the file was
+/// applied before, and records it; returns whether it ran now.
+///
+/// The file is the pipeline's, so the host binary holds no domain table. It is applied in
+/// one transaction under the same per-schema lock as the migrations; a changed file is a new
+/// version and runs once more, so it should be written to run over tables that exist
+/// (`CREATE TABLE IF NOT EXISTS`, `ADD COLUMN IF NOT EXISTS`), as tables made by other tools
+/// before sluice are used as they are.
+///
+/// # Errors
+/// [`MigrationError::PipelineSql`] naming the pipeline and file when a statement fails.
+pub async fn apply_pipeline_sql(
+    client: &mut Client,
+    pipeline: &str,
+    file: &str,
+    sql: &str,
+) -> Result<bool, MigrationError> {
+    let failed = |source| MigrationError::PipelineSql {
+        pipeline: pipeline.to_owned(),
+        file: file.to_owned(),
+        source: Box::new(source),
+    };
+    let sum = checksum(sql);
+    let transaction =
+        client.transaction().await.map_err(DatabaseError::query("starting the pipeline SQL transaction"))?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock(hashtext('sluice_migrations:' || current_schema()))", &[])
+        .await
+        .map_err(DatabaseError::query("taking the migration lock"))?;
+    let applied = transaction
+        .query_opt(
+            "SELECT 1 FROM sluice_pipeline_sql WHERE pipeline = $1 AND file = $2 AND checksum = $3",
+            &[&pipeline, &file, &sum],
+        )
+        .await
+        .map_err(DatabaseError::query("reading sluice_pipeline_sql"))?;
+    if applied.is_some() {
+        return Ok(false);
+    }
+    transaction.batch_execute(sql).await.map_err(DatabaseError::query("running it")).map_err(failed)?;
+    transaction
+        .execute(
+            "INSERT INTO sluice_pipeline_sql (pipeline, file, checksum) VALUES ($1, $2, $3)",
+            &[&pipeline, &file, &sum],
+        )
+        .await
+        .map_err(DatabaseError::query("recording it in sluice_pipeline_sql"))?;
+    transaction.commit().await.map_err(DatabaseError::query("committing the pipeline SQL"))?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -127,6 +228,11 @@ mod tests {
     fn migrations_are_numbered_in_order_and_each_has_sql() {
         let versions: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
         assert_eq!(versions, (1..=MIGRATIONS.len() as i32).collect::<Vec<_>>());
-        assert!(MIGRATIONS.iter().all(|m| m.sql.trim_end().ends_with(';')), "every statement is terminated");
+        for migration in MIGRATIONS {
+            match migration.body {
+                MigrationBody::Sql(sql) => assert!(sql.trim_end().ends_with(';'), "{}", migration.name),
+                MigrationBody::Retired { checksum } => assert_eq!(checksum.len(), 64, "{}", migration.name),
+            }
+        }
     }
 }

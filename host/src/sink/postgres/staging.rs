@@ -11,7 +11,7 @@ use tokio_postgres::{Client, Transaction};
 
 use super::cell::Cell;
 use super::row::RowFields;
-use super::table::{TablePlan, quote_identifier};
+use super::table::{RowOrigin, TablePlan, quote_identifier};
 use super::{Database, DatabaseError};
 
 /// Why rows could not be staged.
@@ -137,18 +137,19 @@ impl CopyWriter {
         Ok(Some(CopyWriter { plan, writer, target: CopyTarget::Direct { ingested_at }, rows: 0 }))
     }
 
-    /// Stages one plugin output value (a JSON object) as input record `record`'s row.
+    /// Stages one plugin output value (a JSON object) as input record `record`'s row, with
+    /// its `origin` in the table's lineage columns.
     ///
     /// # Errors
     /// [`LoadError::Row`] or [`LoadError::Value`] when the value does not fit the table;
     /// [`LoadError::Database`] when the copy fails.
-    pub async fn write(&mut self, record: i64, value: &[u8]) -> Result<(), LoadError> {
+    pub async fn write(&mut self, record: i64, value: &[u8], origin: RowOrigin<'_>) -> Result<(), LoadError> {
         let fields = RowFields::parse(value).map_err(|reason| LoadError::Row {
             output: self.plan.output.clone(),
             record,
             reason,
         })?;
-        let mut cells = Vec::with_capacity(self.plan.columns().len() + 1);
+        let mut cells = Vec::with_capacity(self.plan.columns().len() + self.plan.lineage().len() + 2);
         if let CopyTarget::Staged { .. } = self.target {
             cells.push(Cell::Int8(record));
         }
@@ -163,6 +164,7 @@ impl CopyWriter {
             })?;
             cells.push(cell);
         }
+        cells.extend(self.plan.lineage_cells(origin));
         if let CopyTarget::Direct { ingested_at: Some(loaded_at) } = &self.target {
             cells.push(loaded_at.clone());
         }

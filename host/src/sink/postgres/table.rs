@@ -18,7 +18,8 @@ pub struct TableSinkSpec {
     pub table: String,
     /// The output's fields, from the plugin's declared schema.
     pub fields: Vec<String>,
-    /// Columns that identify a row; a later row with the same key replaces the earlier one.
+    /// Columns that identify a row: a load keeps the last row per key and replaces the rows
+    /// the table holds for those keys, with or without a unique index.
     pub upsert_key: Vec<String>,
     /// A column to fill with the load's time.
     pub ingested_at_column: Option<String>,
@@ -50,6 +51,11 @@ pub enum TablePlanError {
     IngestedAtIsAField { output: String, column: String },
     #[error("`upsert_key` names `{column}`, which is not a field of {output} in table `{table}`")]
     KeyNotAField { output: String, table: String, column: String },
+    #[error(
+        "column `{column}` of table `{table}` holds the sink's lineage ({what}) and must be text or \
+         varchar, not {found}"
+    )]
+    LineageType { table: String, column: String, what: &'static str, found: String },
     #[error(transparent)]
     Database(#[from] DatabaseError),
 }
@@ -63,6 +69,50 @@ pub struct PlannedColumn {
     pub kind: CellKind,
 }
 
+/// What the sink knows about a row beyond the plugin's fields, written into a column of that
+/// name when the table has one and left out when it does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lineage {
+    /// `plugin_version`: `name@version` of the plugin that produced the row.
+    PluginVersion,
+    /// `job_id`: the load's job.
+    JobId,
+}
+
+impl Lineage {
+    const ALL: [Lineage; 2] = [Lineage::PluginVersion, Lineage::JobId];
+
+    /// The column name the sink looks for.
+    pub fn column(self) -> &'static str {
+        match self {
+            Lineage::PluginVersion => "plugin_version",
+            Lineage::JobId => "job_id",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Lineage::PluginVersion => "the plugin's name@version",
+            Lineage::JobId => "the job id",
+        }
+    }
+}
+
+/// A lineage column of the table.
+#[derive(Debug, Clone)]
+pub struct LineageColumn {
+    pub lineage: Lineage,
+    pub column: String,
+    pub ty: Type,
+}
+
+/// Where a row came from, for the lineage columns.
+#[derive(Debug, Clone, Copy)]
+pub struct RowOrigin<'a> {
+    pub plugin_version: &'a str,
+    pub job_id: &'a str,
+}
+
 /// A plugin output resolved against its table's catalog.
 #[derive(Debug, Clone)]
 pub struct TablePlan {
@@ -74,6 +124,8 @@ pub struct TablePlan {
     upsert_key: Vec<String>,
     /// The column filled with the load time, and its type.
     ingested_at: Option<(String, Type)>,
+    /// Lineage columns the table has, after the field columns in every row.
+    lineage: Vec<LineageColumn>,
 }
 
 /// The staging tables' extra column: a row's position in the input, so an upsert keeps the
@@ -190,6 +242,24 @@ impl TablePlan {
             };
             upsert_key.push(planned.column.clone());
         }
+        let mut lineage = Vec::new();
+        for kind in Lineage::ALL {
+            let Some((column, ty)) = find_column(&catalog, kind.column()) else { continue };
+            let taken = columns.iter().any(|planned| &planned.column == column)
+                || ingested_at.as_ref().is_some_and(|(ingested, _)| ingested == column);
+            if taken {
+                continue;
+            }
+            if CellKind::of(ty) != Some(CellKind::Text) {
+                return Err(TablePlanError::LineageType {
+                    table: spec.table.clone(),
+                    column: column.clone(),
+                    what: kind.describe(),
+                    found: ty.name().to_owned(),
+                });
+            }
+            lineage.push(LineageColumn { lineage: kind, column: column.clone(), ty: ty.clone() });
+        }
         Ok(TablePlan {
             table: spec.table.clone(),
             output: spec.output.clone(),
@@ -197,6 +267,7 @@ impl TablePlan {
             columns,
             upsert_key,
             ingested_at,
+            lineage,
         })
     }
 
@@ -205,8 +276,32 @@ impl TablePlan {
         &self.columns
     }
 
+    /// The lineage columns the table has, in the order rows carry them after the fields.
+    pub fn lineage(&self) -> &[LineageColumn] {
+        &self.lineage
+    }
+
+    /// The lineage cells of one row, in [`TablePlan::lineage`] order.
+    pub fn lineage_cells<'a>(&'a self, origin: RowOrigin<'a>) -> impl Iterator<Item = Cell> + 'a {
+        self.lineage.iter().map(move |column| match column.lineage {
+            Lineage::PluginVersion => Cell::Text(origin.plugin_version.to_owned()),
+            Lineage::JobId => Cell::Text(origin.job_id.to_owned()),
+        })
+    }
+
+    /// Every column a row fills, quoted: the fields' columns, then the lineage columns.
+    fn row_columns(&self) -> Vec<String> {
+        let fields = self.columns.iter().map(|c| quote_identifier(&c.column));
+        fields.chain(self.lineage.iter().map(|l| quote_identifier(&l.column))).collect()
+    }
+
     fn column_list(&self) -> String {
-        self.columns.iter().map(|c| quote_identifier(&c.column)).collect::<Vec<_>>().join(", ")
+        self.row_columns().join(", ")
+    }
+
+    /// The types of [`TablePlan::row_columns`], in its order.
+    fn row_types(&self) -> impl Iterator<Item = Type> + '_ {
+        self.columns.iter().map(|c| c.ty.clone()).chain(self.lineage.iter().map(|l| l.ty.clone()))
     }
 
     /// Creates the staging table `stage`: the table's planned columns with their exact types,
@@ -231,7 +326,7 @@ impl TablePlan {
 
     /// The column types of [`TablePlan::copy_statement`], in its order.
     pub fn copy_types(&self) -> Vec<Type> {
-        std::iter::once(Type::INT8).chain(self.columns.iter().map(|c| c.ty.clone())).collect()
+        std::iter::once(Type::INT8).chain(self.row_types()).collect()
     }
 
     /// The binary `COPY` straight into the table, for an append whose rows are written inside
@@ -255,7 +350,7 @@ impl TablePlan {
     /// The column types of [`TablePlan::direct_copy_statement`], in its order.
     pub fn direct_copy_types(&self) -> Vec<Type> {
         let ingested_at = self.ingested_at.iter().map(|(_, ty)| ty.clone());
-        self.columns.iter().map(|c| c.ty.clone()).chain(ingested_at).collect()
+        self.row_types().chain(ingested_at).collect()
     }
 
     /// The load time as the `ingested_at` column's cell, when the table has one: the same value
@@ -275,10 +370,10 @@ impl TablePlan {
     ///
     /// Without an upsert key rows are appended as staged (one writer staged them in input order;
     /// no sort is paid for an order SQL tables do not keep). With one, the last row per key
-    /// in the input wins, and it replaces a row already in the table (the table needs a unique
-    /// index on exactly those columns).
+    /// in the input is inserted, after [`TablePlan::replace_statement`] removed the rows the
+    /// table held for those keys.
     pub fn move_statement(&self, stage: &str) -> String {
-        let mut target: Vec<String> = self.columns.iter().map(|c| quote_identifier(&c.column)).collect();
+        let mut target = self.row_columns();
         let mut selected = target.clone();
         if let Some((column, _)) = &self.ingested_at {
             target.push(quote_identifier(column));
@@ -293,38 +388,64 @@ impl TablePlan {
                 selected.join(", ")
             );
         }
-        let keys = self.upsert_key.iter().map(|k| quote_identifier(k)).collect::<Vec<_>>().join(", ");
-        let updates: Vec<String> = target
-            .iter()
-            .filter(|column| !self.upsert_key.iter().any(|key| &quote_identifier(key) == *column))
-            .map(|column| format!("{column} = EXCLUDED.{column}"))
-            .collect();
-        let on_conflict = if updates.is_empty() {
-            "DO NOTHING".to_owned()
-        } else {
-            format!("DO UPDATE SET {}", updates.join(", "))
-        };
+        let keys = self.quoted_keys().join(", ");
         format!(
-            "INSERT INTO {} ({}) SELECT DISTINCT ON ({keys}) {} FROM {stage} ORDER BY {keys}, {SEQUENCE_COLUMN} DESC \
-             ON CONFLICT ({keys}) {on_conflict}",
+            "INSERT INTO {} ({}) SELECT DISTINCT ON ({keys}) {} FROM {stage} ORDER BY {keys}, {SEQUENCE_COLUMN} DESC",
             self.table_sql,
             target.join(", "),
             selected.join(", ")
         )
     }
 
-    /// Moves the staged rows into the table inside the caller's transaction; returns the
-    /// number of rows inserted or updated.
+    fn quoted_keys(&self) -> Vec<String> {
+        self.upsert_key.iter().map(|key| quote_identifier(key)).collect()
+    }
+
+    /// For an upsert key, the statements run before [`TablePlan::move_statement`]: a lock that
+    /// makes concurrent loads of the table replace rows one after the other (two transactions
+    /// deleting and inserting the same key side by side would both insert), then the delete
+    /// of the rows whose key the load brings. No unique index is needed, so a table with
+    /// several rows per key (as an append-only loader leaves it) ends with one. A `NULL` key
+    /// equals nothing and replaces nothing.
+    pub fn replace_statements(&self, stage: &str) -> Option<[String; 2]> {
+        if self.upsert_key.is_empty() {
+            return None;
+        }
+        let keys = self.quoted_keys();
+        let matches =
+            keys.iter().map(|key| format!("{}.{key} = loaded.{key}", self.table_sql)).collect::<Vec<_>>();
+        let lock_name = format!("sluice_replace:{}", self.table_sql).replace('\'', "''");
+        Some([
+            format!("SELECT pg_advisory_xact_lock(hashtext('{lock_name}'))"),
+            format!(
+                "DELETE FROM {table} USING (SELECT DISTINCT {list} FROM {stage}) AS loaded WHERE {on}",
+                table = self.table_sql,
+                list = keys.join(", "),
+                stage = quote_identifier(stage),
+                on = matches.join(" AND ")
+            ),
+        ])
+    }
+
+    /// Moves the staged rows into the table inside the caller's transaction, replacing the
+    /// rows of the keys it brings when there is an upsert key; returns the rows inserted.
     ///
     /// # Errors
-    /// [`DatabaseError::Query`] when the statement fails (a constraint, a missing unique index
-    /// for the upsert key).
+    /// [`DatabaseError::Query`] when a statement fails (a constraint, say).
     pub async fn move_staged(
         &self,
         client: &impl GenericClient,
         stage: &str,
         ingested_at: DateTime<Utc>,
     ) -> Result<u64, DatabaseError> {
+        if let Some(statements) = self.replace_statements(stage) {
+            for statement in statements {
+                client.execute(&statement, &[]).await.map_err(DatabaseError::query(format!(
+                    "replacing the rows of `{}` whose key the load brings",
+                    self.table
+                )))?;
+            }
+        }
         let statement = self.move_statement(stage);
         let result = if self.ingested_at.is_some() {
             client.execute(&statement, &[&ingested_at]).await
@@ -356,6 +477,7 @@ mod tests {
             columns,
             upsert_key: upsert_key.iter().map(|k| (*k).to_owned()).collect(),
             ingested_at: ingested_at.map(|column| (column.to_owned(), Type::TIMESTAMP)),
+            lineage: Vec::new(),
         }
     }
 
@@ -388,19 +510,60 @@ mod tests {
     }
 
     #[test]
-    fn upserts_keep_the_last_row_per_key_and_update_the_rest() {
+    fn upserts_insert_the_last_row_per_key_after_deleting_the_keys_the_load_brings() {
+        let plan = plan(&["id"], Some("ingested_at"));
         assert_eq!(
-            plan(&["id"], Some("ingested_at")).move_statement("stage"),
+            plan.move_statement("stage"),
             "INSERT INTO \"t\" (\"id\", \"name\", \"n\", \"ingested_at\") SELECT DISTINCT ON (\"id\") \"id\", \
-             \"name\", \"n\", $1::timestamptz FROM \"stage\" ORDER BY \"id\", sluice_seq DESC ON CONFLICT (\"id\") \
-             DO UPDATE SET \"name\" = EXCLUDED.\"name\", \"n\" = EXCLUDED.\"n\", \"ingested_at\" = EXCLUDED.\"ingested_at\""
+             \"name\", \"n\", $1::timestamptz FROM \"stage\" ORDER BY \"id\", sluice_seq DESC"
+        );
+        let [lock, delete] = plan.replace_statements("stage").expect("keyed");
+        assert_eq!(lock, "SELECT pg_advisory_xact_lock(hashtext('sluice_replace:\"t\"'))");
+        assert_eq!(
+            delete,
+            "DELETE FROM \"t\" USING (SELECT DISTINCT \"id\" FROM \"stage\") AS loaded WHERE \"t\".\"id\" = loaded.\"id\""
         );
     }
 
     #[test]
-    fn a_key_of_every_column_does_nothing_on_conflict() {
-        let statement = plan(&["id", "name", "n"], None).move_statement("stage");
-        assert!(statement.ends_with("ON CONFLICT (\"id\", \"name\", \"n\") DO NOTHING"), "{statement}");
+    fn appends_replace_nothing() {
+        assert!(plan(&[], Some("ingested_at")).replace_statements("stage").is_none());
+    }
+
+    #[test]
+    fn a_key_of_several_columns_matches_on_all_of_them() {
+        let [_, delete] = plan(&["id", "name"], None).replace_statements("s").expect("keyed");
+        assert!(
+            delete.ends_with("WHERE \"t\".\"id\" = loaded.\"id\" AND \"t\".\"name\" = loaded.\"name\""),
+            "{delete}"
+        );
+    }
+
+    #[test]
+    fn lineage_columns_follow_the_fields_in_every_statement_and_row() {
+        let mut plan = plan(&[], Some("ingested_at"));
+        plan.lineage = vec![
+            LineageColumn {
+                lineage: Lineage::PluginVersion,
+                column: "plugin_version".into(),
+                ty: Type::VARCHAR,
+            },
+            LineageColumn { lineage: Lineage::JobId, column: "job_id".into(), ty: Type::TEXT },
+        ];
+        assert_eq!(
+            plan.direct_copy_statement().as_deref(),
+            Some(
+                "COPY \"t\" (\"id\", \"name\", \"n\", \"plugin_version\", \"job_id\", \"ingested_at\") FROM STDIN (FORMAT binary)"
+            )
+        );
+        assert_eq!(
+            plan.direct_copy_types(),
+            [Type::TEXT, Type::TEXT, Type::TEXT, Type::VARCHAR, Type::TEXT, Type::TIMESTAMP]
+        );
+        assert_eq!(plan.copy_types().len(), 6, "sequence, three fields, two lineage columns");
+        let cells: Vec<Cell> =
+            plan.lineage_cells(RowOrigin { plugin_version: "p@1.0.0", job_id: "j1" }).collect();
+        assert_eq!(cells, [Cell::Text("p@1.0.0".into()), Cell::Text("j1".into())]);
     }
 
     #[test]
