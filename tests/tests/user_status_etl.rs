@@ -28,11 +28,16 @@ fn pipeline(scope: &TestScope) -> String {
 
 /// A host serving the pipeline, its tables in the scope's schema (`search_path` in the URL).
 async fn start_host(scope: &TestScope) -> SluiceHost {
-    start_host_with(scope, &pipeline(scope)).await
+    start_host_with(scope, ("user-status", pipeline(scope)), None).await
 }
 
-/// A host serving `pipeline` as `user-status`, its tables in the scope's schema.
-async fn start_host_with(scope: &TestScope, pipeline: &str) -> SluiceHost {
+/// A host serving `pipeline` (name, TOML) with the built plugins or those in `plugins_dir`,
+/// its tables in the scope's schema.
+async fn start_host_with(
+    scope: &TestScope,
+    pipeline: (&str, String),
+    plugins_dir: Option<&std::path::Path>,
+) -> SluiceHost {
     let services = scope.services();
     let config = format!(
         "[kafka]\nbrokers = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"{}\"\nforce_path_style = true\n",
@@ -40,7 +45,8 @@ async fn start_host_with(scope: &TestScope, pipeline: &str) -> SluiceHost {
     );
     let mut env: Vec<(&str, String)> = services.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     env.push(("DATABASE_URL", scope.database_url()));
-    SluiceHost::start(&config, &[("user-status", pipeline.to_owned())], &env).await
+    SluiceHost::start_with(HostSpec { extra_config: &config, pipelines: &[pipeline], env: &env, plugins_dir })
+        .await
 }
 
 async fn post(host: &SluiceHost, body: &Value) -> (u16, Value) {
@@ -421,13 +427,7 @@ async fn records_the_plugins_refuse_become_dead_letters_so_every_record_is_accou
     let client = scope.postgres().await.expect("postgres");
     let status_rows = count(&client, "user_status").await;
     let error_rows = count(&client, "user_status_error_rec").await;
-    let mut letters = Vec::new();
-    for object in scope.s3().list_keys(bucket, &folder).await.expect("list") {
-        let text = scope.s3().get_object(bucket, &object).await.expect("get");
-        for line in text.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
-            letters.push(serde_json::from_slice::<Value>(line).expect("a dead letter is JSON"));
-        }
-    }
+    let letters = read_letters(&scope, &folder).await;
     // Every record that entered left as exactly one row, error row or dead letter.
     assert_eq!((status_rows, error_rows), (3, 8));
     assert_eq!(status_rows as usize + error_rows as usize + letters.len(), read);
@@ -1033,20 +1033,7 @@ async fn sweep_loads_a_jobs_dead_letters_once_the_plugin_is_fixed() {
         tables = tables.display(),
         prefix = scope.prefix(),
     );
-    let services = scope.services();
-    let config = format!(
-        "[kafka]\nbrokers = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"{}\"\nforce_path_style = true\n",
-        services.kafka_brokers, services.s3_endpoint, services.aws_region
-    );
-    let mut env: Vec<(&str, String)> = services.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    env.push(("DATABASE_URL", scope.database_url()));
-    let host = SluiceHost::start_with(HostSpec {
-        extra_config: &config,
-        pipelines: &[("records", pipeline)],
-        env: &env,
-        plugins_dir: Some(plugins.path()),
-    })
-    .await;
+    let host = start_host_with(&scope, ("records", pipeline), Some(plugins.path())).await;
     let key = scope.key("records.json");
     let records: Vec<Value> = (0..5).map(|n| json!({"id": format!("r{n}"), "n": n})).collect();
     scope.s3().put_object(bucket, &key, Value::Array(records).to_string()).await.expect("put");

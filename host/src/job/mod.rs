@@ -5,8 +5,9 @@
 //! [`store`] (the job record, unique per object version, shared by all hosts) → [`queue`]
 //! (the Kafka job topic a consumer group works through) → [`runner`] (one attempt: [`reader`]
 //! splits the object into records, the chain transforms them, the postgres sink stages and
-//! moves them, and [`dead_letters`] keeps the records the plugins refused). [`JobPipeline`] ties them together for the HTTP endpoint, the queue worker and
-//! `sluice job run`.
+//! moves them, and [`dead_letters`] keeps the records the plugins refused; [`sweep`] runs
+//! them again later). [`JobPipeline`] ties them together for the HTTP endpoint, the queue
+//! worker, `sluice job run` and `sluice sweep`.
 //!
 //! States: `queued` → `running` → `succeeded` | `failed`. A host that dies mid-job never
 //! committed the job's Kafka offset, so the group hands the job out again and the next attempt
