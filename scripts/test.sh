@@ -38,4 +38,6 @@ trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
 
 step "tests"
 cargo build --locked -p sluice --bin sluice
+# The e2e tests run this binary instead of asking cargo for it once per test process.
+export SLUICE_TEST_BIN="$CARGO_TARGET_DIR/debug/sluice"
 cargo test --workspace --locked

@@ -122,7 +122,7 @@ async fn a_changed_component_in_the_plugins_dir_is_swapped_in_and_a_broken_one_k
     let rows_url = format!("{}/v1/rows", host.url);
     let record = json!({"id": "a", "n": 1});
 
-    // The admin API wants the token, and tells a missing one from a wrong one.
+    // The admin API wants the token; a missing and a wrong one are refused alike.
     let (status, body) = admin_plugins(&host, None).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "{body}");
     let (status, body) = admin_plugins(&host, Some("not-the-token")).await;

@@ -2,15 +2,19 @@
 //!
 //! The token comes from the environment variable `admin.token_env` at start; without it the
 //! API answers 403 naming the variable. The token is compared by digest and never logged.
+//! Every refused credential gets the same 401, so a caller learns nothing about which part
+//! was wrong; a plugin name is checked before anything touches the plugins directory.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONNECTION};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -20,6 +24,13 @@ use crate::pipeline::connector::runs_connector;
 use crate::pipeline::reload::{Offered, PluginSwapper, persist_component};
 use crate::plugin::{PluginError, PluginHandle, Rejection};
 
+/// The answer to every refused credential: missing, wrong, or sent some other way.
+const SEND_THE_TOKEN: &str = "send the admin token as `Authorization: Bearer <token>`";
+
+/// The longest plugin name an upload may use: the name becomes the file names `{name}.wasm`
+/// and `.{name}.wasm.upload`, which the file system caps at 255 bytes, and a metric label.
+const MAX_PLUGIN_NAME_LEN: usize = 64;
+
 /// What the admin endpoints need beyond the shared state.
 pub struct AdminApi {
     token_digest: Option<[u8; 32]>,
@@ -27,6 +38,9 @@ pub struct AdminApi {
     max_upload_bytes: usize,
     swapper: PluginSwapper,
     host: HostConfig,
+    /// Held through an upload's check, swap and file write, so two uploads of one plugin
+    /// cannot leave the running version from one and the kept file from the other.
+    uploads: tokio::sync::Mutex<()>,
 }
 
 impl AdminApi {
@@ -41,7 +55,14 @@ impl AdminApi {
             tracing::info!("the admin API is off: {token_env} is not set");
         }
         let max_upload_bytes = usize::try_from(host.admin.max_upload_mb << 20).unwrap_or(usize::MAX);
-        AdminApi { token_digest, token_env, max_upload_bytes, swapper, host: host.clone() }
+        AdminApi {
+            token_digest,
+            token_env,
+            max_upload_bytes,
+            swapper,
+            host: host.clone(),
+            uploads: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -51,16 +72,19 @@ impl AdminApi {
                 self.token_env
             )));
         };
-        let given = headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <admin token>`".into()))?;
-        let digest: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
-        if &digest == expected {
+        // Exactly one header reading exactly `Bearer <token>`, nothing trimmed: two headers are
+        // ambiguous (a proxy may have checked the other one), and a token in the query string
+        // is never looked at, since URLs end up in access logs and browser history.
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let given = match (values.next(), values.next()) {
+            (Some(value), None) => value.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")),
+            _ => None,
+        };
+        let digest: Option<[u8; 32]> = given.map(|token| Sha256::digest(token.as_bytes()).into());
+        if digest.as_ref() == Some(expected) {
             Ok(())
         } else {
-            Err(ApiError::Unauthorized("the admin token is wrong".into()))
+            Err(ApiError::Unauthorized(SEND_THE_TOKEN.into()))
         }
     }
 }
@@ -132,19 +156,28 @@ fn rfc3339(time: SystemTime) -> String {
 /// would, swaps it in, and keeps it in the plugins directory for the next start.
 pub async fn upload_plugin(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
-    let api = admin(&state, &headers)?.clone();
-    if !is_plain_name(&name) {
-        return Err(ApiError::BadRequest {
-            reason: format!("`{name}` is not a plugin name: use lowercase letters, digits and `-`"),
-            field: Some("name".into()),
-        });
+) -> Response {
+    match admin(&state, &headers).and_then(|api| Ok((api.clone(), plugin_name(name)?))) {
+        Ok((api, name)) => upload(&api, name, body).await.into_response(),
+        // Refused before the body is read (nobody without the token gets a body read): the
+        // unread rest means the connection cannot carry another request, and a client not
+        // told so fails the next request it sends on it.
+        Err(error) => {
+            let mut response = error.into_response();
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
     }
+}
+
+/// Reads the upload of plugin `name`, offers it to the swapper, and keeps it once swapped in.
+async fn upload(api: &AdminApi, name: String, body: Body) -> Result<Json<Value>, ApiError> {
     let limit = api.max_upload_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let _one_upload_at_a_time = api.uploads.lock().await;
     let swapper = api.swapper.clone();
     let offered = tokio::task::spawn_blocking(move || {
         let offered = swapper.offer(&name, &format!("upload of `{name}`"), &bytes)?;
@@ -158,7 +191,7 @@ pub async fn upload_plugin(
     .await
     .map_err(|error| ApiError::Internal(format!("the upload check failed: {error}")))?;
     match offered {
-        Err(error) => Err(ApiError::Unprocessable(error.to_string())),
+        Err(error) => Err(refused_upload(error)),
         Ok((Offered::Swapped { name, version, content_hash, previous }, None)) => Ok(Json(json!({
             "name": name, "version": version, "content_hash": content_hash, "previous_version": previous,
             "swapped": true,
@@ -170,6 +203,36 @@ pub async fn upload_plugin(
         Ok((Offered::Unchanged { name, version, content_hash }, _)) => Ok(Json(json!({
             "name": name, "version": version, "content_hash": content_hash, "swapped": false,
         }))),
+    }
+}
+
+/// The plugin name of an upload's path, once it is known to be safe as a file name.
+///
+/// The path is taken as a `Result` so that a name that is not UTF-8 once percent-decoded gets
+/// this JSON 400 after the token check, not axum's plain-text one before it.
+fn plugin_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let refuse = |reason: String| ApiError::BadRequest { reason, field: Some("name".into()) };
+    let Path(name) = path.map_err(|rejection| refuse(rejection.body_text()))?;
+    if name.len() > MAX_PLUGIN_NAME_LEN {
+        return Err(refuse(format!("a plugin name has at most {MAX_PLUGIN_NAME_LEN} characters")));
+    }
+    if !is_plain_name(&name) {
+        // Escaped, so a NUL, a newline or a look-alike letter shows as `\0`, `\n`, `\u{430}`.
+        return Err(refuse(format!(
+            "`{}` is not a plugin name: use lowercase ASCII letters, digits and `-`",
+            name.escape_default()
+        )));
+    }
+    Ok(name)
+}
+
+/// 422 for a component the checks refuse; 500 when the host itself failed to check it.
+fn refused_upload(error: PluginError) -> ApiError {
+    match error {
+        PluginError::Read { .. } | PluginError::Cache { .. } | PluginError::Engine(_) => {
+            ApiError::Internal(error.to_string())
+        }
+        refused => ApiError::Unprocessable(refused.to_string()),
     }
 }
 

@@ -245,8 +245,12 @@ fn offer_file(swapper: &PluginSwapper, path: &Path) {
 pub fn persist_component(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let destination = dir.join(format!("{name}.wasm"));
     let temporary = dir.join(format!(".{name}.wasm.upload"));
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, &destination)?;
+    let written = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, &destination));
+    if let Err(error) = written {
+        // A half-written upload must not stay beside the plugins; the running version is kept.
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
     Ok(destination)
 }
 
@@ -271,5 +275,16 @@ mod tests {
         let names: Vec<_> =
             std::fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(names, ["p.wasm"]);
+    }
+
+    #[test]
+    fn a_failed_persist_leaves_no_upload_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A directory where the component should go makes the rename fail.
+        std::fs::create_dir(dir.path().join("p.wasm")).expect("seed");
+        assert!(persist_component(dir.path(), "p", b"new bytes").is_err());
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names, ["p.wasm"], "the temporary file is removed");
     }
 }
