@@ -23,6 +23,7 @@ pub struct HostConfig {
     pub postgres: PostgresConfig,
     pub sendgrid: SendgridConfig,
     pub admin: AdminConfig,
+    pub log: LogConfig,
 }
 
 impl HostConfig {
@@ -199,5 +200,58 @@ pub struct AdminConfig {
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig { token_env: "SLUICE_ADMIN_TOKEN".into(), max_upload_mb: 64 }
+    }
+}
+
+/// The host's log lines on stderr. Which lines is still `RUST_LOG`'s choice (default `info`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// How each log line is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text for a person at a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line for a log collector: `timestamp`, `level`, `target`, `message`
+    /// and the event's fields at the top level, and the current span's fields under `span`.
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<HostConfig, ConfigError> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, text).expect("write config");
+        HostConfig::load(Some(&path))
+    }
+
+    #[test]
+    fn logs_are_text_unless_the_file_asks_for_json() {
+        assert_eq!(HostConfig::default().log.format, LogFormat::Text);
+        assert_eq!(load("[server]\nshutdown_timeout_ms = 1\n").unwrap().log.format, LogFormat::Text);
+        assert_eq!(load("[log]\nformat = \"text\"\n").unwrap().log.format, LogFormat::Text);
+        assert_eq!(load("[log]\nformat = \"json\"\n").unwrap().log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn another_log_format_is_refused_naming_the_file_the_key_and_the_formats() {
+        let message = load("[log]\nformat = \"xml\"\n").unwrap_err().to_string();
+        assert!(message.contains("sluice.toml"), "{message}");
+        assert!(message.contains("format = \"xml\""), "{message}");
+        assert!(message.contains("`text`") && message.contains("`json`"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_log_key_is_refused() {
+        let message = load("[log]\nlevel = \"debug\"\n").unwrap_err().to_string();
+        assert!(message.contains("level"), "{message}");
     }
 }

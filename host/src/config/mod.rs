@@ -8,8 +8,8 @@ mod validate;
 
 pub use error::ConfigError;
 pub use host::{
-    AdminConfig, HostConfig, KafkaConfig, PluginsConfig, PostgresConfig, S3Config, SendgridConfig,
-    ServerConfig,
+    AdminConfig, HostConfig, KafkaConfig, LogConfig, LogFormat, PluginsConfig, PostgresConfig, S3Config,
+    SendgridConfig, ServerConfig,
 };
 pub use pipeline::{
     BodyFormat, DeadLetterConfig, Pipeline, SignatureConfig, SignatureScheme, SinkConfig, SinkKind,
