@@ -929,7 +929,7 @@ async fn every_record_read_is_one_row_one_error_row_or_one_dead_letter_and_sweep
         let offset = body.find(line).expect("offset");
         assert_eq!(letter["value"], *line);
         assert_eq!(
-            (letter["record"].as_u64(), letter["offset"].as_u64()),
+            (letter["record"].as_u64(), letter["byte_offset"].as_u64()),
             (Some(number as u64), Some(offset as u64))
         );
         let at = format!("record {number} at byte {offset}: ");
@@ -955,10 +955,10 @@ async fn every_record_read_is_one_row_one_error_row_or_one_dead_letter_and_sweep
     let again: Vec<(&Value, &Value, &Value)> = all
         .iter()
         .filter(|l| l["key"].as_str().is_some_and(|k| k.contains("dead-letters/")))
-        .map(|l| (&l["value"], &l["record"], &l["offset"]))
+        .map(|l| (&l["value"], &l["record"], &l["byte_offset"]))
         .collect();
     let first: Vec<(&Value, &Value, &Value)> =
-        letters.iter().map(|l| (&l["value"], &l["record"], &l["offset"])).collect();
+        letters.iter().map(|l| (&l["value"], &l["record"], &l["byte_offset"])).collect();
     assert_eq!(again, first);
     assert_eq!((count(&client, "user_status").await, count(&client, "user_status_error_rec").await), (2, 4));
     drop(host);

@@ -29,7 +29,7 @@ pub struct JobDeadLetter {
     pub record: u64,
     /// Where the record starts in that file, in bytes (absent in letters of older builds).
     #[serde(default)]
-    pub offset: Option<u64>,
+    pub byte_offset: Option<u64>,
     /// The record as read (or the failed part of it, see `part`).
     pub value: RawBytes,
     /// True when `value` is the part of the record the plugin named as failed; the rest of the
@@ -154,7 +154,7 @@ pub fn job_dead_letter(
         key: object.key.clone(),
         etag: object.etag.clone(),
         record: place.number,
-        offset: place.offset,
+        byte_offset: place.offset,
         value: RawBytes::from_bytes(value),
         part,
         reason,
@@ -210,7 +210,7 @@ mod tests {
             .map(|line| serde_json::from_slice(line).expect("a letter"))
             .collect();
         assert_eq!(
-            letters.iter().map(|l| (l.record, l.offset)).collect::<Vec<_>>(),
+            letters.iter().map(|l| (l.record, l.byte_offset)).collect::<Vec<_>>(),
             vec![(3, Some(30)), (9, Some(90))]
         );
         assert_eq!(

@@ -118,7 +118,7 @@ impl InputRecord {
             JobInput::DeadLetters => match JobDeadLetter::parse_line(&read.bytes) {
                 Some(letter) => InputRecord {
                     number: letter.record,
-                    offset: letter.offset,
+                    offset: letter.byte_offset,
                     value: letter.value.to_bytes().unwrap_or_else(|| read.bytes.clone()),
                 },
                 None => InputRecord { number, offset: Some(read.offset), value: read.bytes },
