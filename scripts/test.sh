@@ -38,6 +38,8 @@ trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
 
 step "tests"
 cargo build --locked -p sluice --bin sluice
-# The e2e tests run this binary instead of asking cargo for it once per test process.
+# The e2e tests run this binary and these plugins (the ones just built from this checkout)
+# instead of asking cargo once per test process.
 export SLUICE_TEST_BIN="$CARGO_TARGET_DIR/debug/sluice"
+export SLUICE_TEST_PLUGINS="$repo/.run/plugins"
 cargo test --workspace --locked

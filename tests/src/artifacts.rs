@@ -8,8 +8,14 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The repository root.
+///
+/// Read from `CARGO_MANIFEST_DIR` as cargo sets it for the running test, not as it was at
+/// compile time: clones sharing one `CARGO_TARGET_DIR` can share this crate's build, and a
+/// path baked in by another clone would send the tests to that clone's files.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Where `scripts/build-plugins.sh` put the components (`SLUICE_TEST_PLUGINS` overrides).

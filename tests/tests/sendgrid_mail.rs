@@ -4,19 +4,16 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sluice_e2e::artifacts::repo_pipeline;
 use sluice_e2e::fake_sendgrid::FakeSendgrid;
 use sluice_e2e::host::SluiceHost;
 use sluice_e2e::{TestScope, require_services};
 
 const API_KEY: &str = "SG.test-key";
 
+/// `pipelines/mail.toml` itself, logging to this test's topic.
 fn pipeline(topic: &str) -> String {
-    format!(
-        "name = \"mail\"\n[source]\nkind = \"http\"\npath = \"/v1/mail\"\n\
-         [[steps]]\nplugin = \"mail-request\"\n\
-         [[sinks]]\nfrom = \"mail-request.sendgrid_mail\"\nkind = \"sendgrid\"\n\
-         [[sinks]]\nfrom = \"mail-request.mail_log\"\nkind = \"kafka\"\ntopic = \"{topic}\"\n"
-    )
+    repo_pipeline("mail", &[("sinks.topic", format!("\"{topic}\""))])
 }
 
 async fn start(scope: &TestScope, fake: &FakeSendgrid, topic: &str, max_attempts: u32) -> SluiceHost {
@@ -62,7 +59,7 @@ async fn a_valid_mail_is_sent_with_its_id_and_logged_to_kafka() {
 
     let (status, answer, _) = send(&host, &mail()).await;
     assert_eq!(status, 202, "{answer} {}", host.log());
-    let mail_id = answer["mail_id"].as_str().expect("mail_id").to_string();
+    let mail_id = answer["mail_id"].as_str().unwrap_or_else(|| panic!("no mail_id: {answer}")).to_string();
     assert!(answer["sendgrid_message_id"].as_str().is_some_and(|id| id.starts_with("fake-")), "{answer}");
 
     let accepted = fake.accepted();

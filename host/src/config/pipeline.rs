@@ -66,6 +66,9 @@ pub enum SourceConfig {
         path: String,
         #[serde(default = "default_body_limit")]
         body_limit_bytes: usize,
+        /// `<plugin>.<output>` whose record (a JSON object) is the answer's body, so what the
+        /// caller is told is the plugin's to say; the answering sinks add what they report.
+        reply: Option<String>,
     },
     /// An HTTP endpoint that stores raw bodies in a Kafka topic (acknowledged once stored),
     /// and a consumer group that feeds them to the steps.
@@ -245,7 +248,10 @@ pub struct SinkConfig {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SinkKind {
     /// Sends each record to SendGrid's v3 mail/send; the HTTP answer carries the result.
-    Sendgrid {},
+    Sendgrid {
+        /// The answer's field for the id SendGrid gives the message (`X-Message-Id`).
+        reply_field: Option<String>,
+    },
     /// Produces each record to a topic.
     Kafka { topic: String },
     /// Hive-partitioned Parquet objects in S3.
@@ -361,7 +367,7 @@ impl SinkKind {
 
     pub fn name(&self) -> &'static str {
         match self {
-            SinkKind::Sendgrid {} => "sendgrid",
+            SinkKind::Sendgrid { .. } => "sendgrid",
             SinkKind::Kafka { .. } => "kafka",
             SinkKind::ParquetS3 { .. } => "parquet-s3",
             SinkKind::ParquetLocal { .. } => "parquet-local",

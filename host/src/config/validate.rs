@@ -136,6 +136,19 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
         earlier_steps.push(&step.plugin);
     }
 
+    if let SourceConfig::Http { reply: Some(reply), .. } = &pipeline.source {
+        match StepInput::try_from(reply.clone()) {
+            Ok(StepInput::Output { plugin, output }) => {
+                if let Some(problem) = check_output_ref(registry, &earlier_steps, &plugin, &output) {
+                    invalid("source.reply".into(), problem);
+                }
+            }
+            Ok(StepInput::Source) => {
+                invalid("source.reply".into(), "name a step's output: `<plugin>.<output>`".into())
+            }
+            Err(problem) => invalid("source.reply".into(), problem),
+        }
+    }
     for (index, sink) in pipeline.sinks.iter().enumerate() {
         let key = format!("sinks[{index}].from");
         if sink.from != "source" {
@@ -149,7 +162,8 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
                 Err(problem) => invalid(key, problem),
             }
         }
-        if matches!(sink.kind, SinkKind::Sendgrid {}) && !matches!(pipeline.source, SourceConfig::Http { .. })
+        if matches!(sink.kind, SinkKind::Sendgrid { .. })
+            && !matches!(pipeline.source, SourceConfig::Http { .. })
         {
             invalid(
                 format!("sinks[{index}].kind"),
@@ -233,6 +247,19 @@ mod tests {
     }
 
     const SOURCE: &str = "name = \"p\"\n[source]\nkind = \"kafka\"\ntopic = \"t\"\ngroup = \"g\"\n";
+
+    #[test]
+    fn the_mail_pipeline_names_its_answer_fields_itself() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/mail.toml");
+        let pipeline = load_pipeline_file(&path).expect("pipelines/mail.toml");
+        let SourceConfig::Http { reply, .. } = &pipeline.source else { panic!("{:?}", pipeline.source) };
+        assert_eq!(reply.as_deref(), Some("mail-request.reply"));
+        assert!(
+            pipeline.sinks.iter().any(|sink| matches!(&sink.kind, SinkKind::Sendgrid { reply_field: Some(f) } if f == "sendgrid_message_id")),
+            "{:?}",
+            pipeline.sinks
+        );
+    }
 
     #[test]
     fn an_unknown_sink_kind_names_the_allowed_kinds() {

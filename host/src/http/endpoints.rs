@@ -91,7 +91,7 @@ impl Endpoints {
                     };
                     (path.clone(), Endpoint::Webhook(endpoint))
                 }
-                SourceConfig::Http { path, body_limit_bytes } => {
+                SourceConfig::Http { path, body_limit_bytes, reply } => {
                     let chain = Chain::new(pipeline, registry, host)
                         .map_err(|source| EndpointError::Plugin { pipeline: name.clone(), source })?;
                     let sinks = reply_sinks(pipeline, host)?;
@@ -99,6 +99,7 @@ impl Endpoints {
                         pipeline: name.clone(),
                         body_limit: *body_limit_bytes,
                         chain,
+                        reply: reply.clone(),
                         sinks,
                     };
                     (path.clone(), Endpoint::RequestReply(endpoint))
@@ -133,12 +134,16 @@ fn reply_sinks(pipeline: &Pipeline, host: &HostConfig) -> Result<Vec<ReplySink>,
     let mut sinks = Vec::new();
     for sink in &pipeline.sinks {
         match &sink.kind {
-            SinkKind::Sendgrid {} => {
+            SinkKind::Sendgrid { reply_field } => {
                 let client = SendgridClient::from_config(&host.sendgrid).map_err(|e| e.to_string());
                 if let Err(reason) = &client {
                     tracing::warn!(pipeline = %pipeline.name, "{reason}; mail requests will be answered 503");
                 }
-                sinks.push(ReplySink::Sendgrid { output: output_of(&sink.from), client });
+                sinks.push(ReplySink::Sendgrid {
+                    output: output_of(&sink.from),
+                    client,
+                    reply_field: reply_field.clone(),
+                });
             }
             SinkKind::Kafka { topic } => {
                 let producer = DurableProducer::new(&host.kafka, Duration::from_secs(10))

@@ -1,22 +1,24 @@
 //! HTTP sources answered in the same request: run the chain on the body, hand the outputs to
-//! the sinks, answer with what the sinks report.
+//! the sinks, answer with the plugin's reply record and what the sinks report. The host names
+//! no field of the answer: the reply output and each sink's `reply_field` do.
 
 use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::ApiError;
 use super::body::read_body;
 use crate::kafka::DurableProducer;
-use crate::pipeline::{Chain, ChainFailure};
+use crate::pipeline::{Chain, ChainFailure, ChainOutput};
 use crate::plugin::RecordIn;
 use crate::sink::sendgrid::{SendError, SendgridClient};
 
 /// Where one output of a request/reply pipeline goes.
 pub enum ReplySink {
-    /// Each record is a SendGrid v3 body; its key is the mail id given back to the caller.
-    Sendgrid { output: String, client: Result<SendgridClient, String> },
+    /// Each record is a SendGrid v3 body; the message id SendGrid gives it is answered under
+    /// `reply_field`, when there is one.
+    Sendgrid { output: String, client: Result<SendgridClient, String>, reply_field: Option<String> },
     /// Each record is produced to a topic after the answering sinks succeeded.
     Kafka { output: String, topic: String, producer: DurableProducer },
 }
@@ -26,6 +28,8 @@ pub struct RequestReplyEndpoint {
     pub pipeline: String,
     pub body_limit: usize,
     pub chain: Chain,
+    /// `<plugin>.<output>` whose record is the answer's body.
+    pub reply: Option<String>,
     pub sinks: Vec<ReplySink>,
 }
 
@@ -50,15 +54,15 @@ impl RequestReplyEndpoint {
             return Err(rejection(failure));
         }
 
-        let mut answer = json!({});
+        let mut answer = self.reply_body(&output)?;
         for sink in &self.sinks {
-            if let ReplySink::Sendgrid { output: name, client } = sink {
+            if let ReplySink::Sendgrid { output: name, client, reply_field } = sink {
                 let client = client.as_ref().map_err(|reason| ApiError::unavailable(reason.clone()))?;
                 for record in output.outputs.get(name).into_iter().flatten() {
                     let message_id = client.send(&record.value).await.map_err(send_error)?;
-                    answer["mail_id"] =
-                        json!(String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()));
-                    answer["sendgrid_message_id"] = json!(message_id);
+                    if let Some(field) = reply_field {
+                        answer.insert(field.clone(), json!(message_id));
+                    }
                 }
             }
         }
@@ -74,7 +78,25 @@ impl RequestReplyEndpoint {
                 }
             }
         }
-        Ok((StatusCode::ACCEPTED, Json(answer)))
+        Ok((StatusCode::ACCEPTED, Json(Value::Object(answer))))
+    }
+
+    /// The reply output's record as the answer's fields; none without a reply output.
+    ///
+    /// # Errors
+    /// 500 when the plugin's reply is not one JSON object: the plugin broke its contract.
+    fn reply_body(&self, output: &ChainOutput) -> Result<Map<String, Value>, ApiError> {
+        let Some(name) = &self.reply else { return Ok(Map::new()) };
+        let Some(record) = output.outputs.get(name).and_then(|records| records.first()) else {
+            return Ok(Map::new());
+        };
+        match serde_json::from_slice(&record.value) {
+            Ok(Value::Object(fields)) => Ok(fields),
+            _ => Err(ApiError::Internal(format!(
+                "{} gave a reply that is not a JSON object",
+                record.plugin_version
+            ))),
+        }
     }
 }
 

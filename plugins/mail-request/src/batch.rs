@@ -6,6 +6,7 @@ use thiserror::Error;
 use crate::config::MailConfig;
 use crate::mail_id::{MailIdError, mail_id_for};
 use crate::mail_log::{self, MailLogEntry};
+use crate::reply::{self, Reply};
 use crate::request::{RequestError, parse_mail_request};
 use crate::sendgrid::{self, build_sendgrid_mail, encode_sendgrid_mail};
 
@@ -14,6 +15,7 @@ pub fn declared_outputs() -> Vec<OutputInfo> {
     vec![
         OutputInfo::new(sendgrid::OUTPUT, sendgrid::COLUMNS),
         OutputInfo::new(mail_log::OUTPUT, mail_log::COLUMNS),
+        OutputInfo::new(reply::OUTPUT, reply::COLUMNS),
     ]
 }
 
@@ -26,7 +28,8 @@ enum RecordError {
     Request(#[from] RequestError),
 }
 
-/// Turns every record into a `sendgrid_mail` and a `mail_log` record keyed by the mail id, or
+/// Turns every record into a `sendgrid_mail`, a `mail_log` and a `reply` record keyed by the
+/// mail id, or
 /// into a failure naming what is wrong. Records are independent: one bad request never stops
 /// the others. A record is one mail request, so its failure is always whole.
 pub fn transform_batch(batch: &[RecordIn], config: &MailConfig) -> BatchResult {
@@ -42,16 +45,19 @@ pub fn transform_batch(batch: &[RecordIn], config: &MailConfig) -> BatchResult {
     result
 }
 
-fn mail_records(record: &RecordIn, input: u32, config: &MailConfig) -> Result<[RecordOut; 2], RecordError> {
+fn mail_records(record: &RecordIn, input: u32, config: &MailConfig) -> Result<[RecordOut; 3], RecordError> {
     let mail_id = mail_id_for(record.key.as_deref())?;
     let request = parse_mail_request(&record.value)?;
     let mail = encode_sendgrid_mail(&build_sendgrid_mail(&request, &mail_id, config)?)?;
     let log = serde_json::to_vec(&MailLogEntry::new(&request, &mail_id))
         .map_err(|error| RequestError::Request(format!("could not encode the mail log entry: {error}")))?;
+    let answer = serde_json::to_vec(&Reply { mail_id: &mail_id })
+        .map_err(|error| RequestError::Request(format!("could not encode the reply: {error}")))?;
     let key = Some(mail_id.into_bytes());
     Ok([
         RecordOut { output: sendgrid::OUTPUT.to_owned(), input, key: key.clone(), value: mail },
-        RecordOut { output: mail_log::OUTPUT.to_owned(), input, key, value: log },
+        RecordOut { output: mail_log::OUTPUT.to_owned(), input, key: key.clone(), value: log },
+        RecordOut { output: reply::OUTPUT.to_owned(), input, key, value: answer },
     ])
 }
 
@@ -84,7 +90,11 @@ mod tests {
             .collect();
         assert_eq!(
             summary,
-            vec![("sendgrid_mail", 0, Some(&b"id-7"[..])), ("mail_log", 0, Some(&b"id-7"[..]))]
+            vec![
+                ("sendgrid_mail", 0, Some(&b"id-7"[..])),
+                ("mail_log", 0, Some(&b"id-7"[..])),
+                ("reply", 0, Some(&b"id-7"[..]))
+            ]
         );
     }
 
@@ -110,7 +120,7 @@ mod tests {
             ]
         );
         assert!(result.failures.iter().all(|failure| failure.part.is_none()), "a request fails whole");
-        assert_eq!(result.records.len(), 2);
+        assert_eq!(result.records.len(), 3, "the good request gives its three records");
         assert!(result.records.iter().all(|record| record.input == 1));
     }
 

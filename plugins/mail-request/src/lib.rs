@@ -2,9 +2,10 @@
 //!
 //! Each input record is one request, in the sluice form or the original service's form (see
 //! [`request`]). A valid request yields a `sendgrid_mail` record (the SendGrid v3 `mail/send`
-//! body, ready to post) and a `mail_log` record, both keyed by the mail id that is also put
-//! into the body's `custom_args`, so webhook events can be joined back to the request. An
-//! invalid request yields a failure whose reason names the field at fault.
+//! body, ready to post), a `mail_log` record and a `reply` record (the caller's answer), all
+//! keyed by the mail id that is also put into the body's `custom_args`, so webhook events can
+//! be joined back to the request. An invalid request yields a failure whose reason names the
+//! field at fault.
 //!
 //! Settings (`init`): `mail_id_arg` (default `mail_id`), `click_tracking` and `open_tracking`
 //! (`true`/`false`, default `true`).
@@ -14,6 +15,7 @@ pub mod batch;
 pub mod config;
 pub mod mail_id;
 pub mod mail_log;
+pub mod reply;
 pub mod request;
 pub mod sendgrid;
 
@@ -61,7 +63,7 @@ mod tests {
         assert_eq!(info.name, "mail-request");
         assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
         let outputs: Vec<&str> = info.outputs.iter().map(|output| output.name.as_str()).collect();
-        assert_eq!(outputs, vec!["sendgrid_mail", "mail_log"]);
+        assert_eq!(outputs, vec!["sendgrid_mail", "mail_log", "reply"]);
     }
 
     #[test]
