@@ -2,6 +2,8 @@
 //! (`pipelines/*.toml`), each one typed struct tree validated at load.
 
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod host;
 mod pipeline;
 mod validate;

@@ -192,4 +192,88 @@ mod tests {
             Err(SignatureError::MissingHeader(TS.into()))
         );
     }
+
+    /// Verification fed what nobody checked: any header values, and genuinely signed requests
+    /// with a byte changed. Only the untouched signed request passes; nothing panics.
+    mod fuzz {
+        use axum::http::HeaderValue;
+        use proptest::prelude::*;
+        use sluice_fuzz::{Bytes, corruption, json_ish_bytes};
+
+        use super::*;
+
+        /// Which part of a signed request is broken.
+        #[derive(Debug, Clone, Copy)]
+        enum Part {
+            Signature,
+            Timestamp,
+            Body,
+        }
+
+        /// Headers with these values, or `None` when one is not a valid header value at all
+        /// (such a request never reaches the handler).
+        fn headers_with(signature: &[u8], timestamp: &[u8]) -> Option<HeaderMap> {
+            let mut headers = HeaderMap::new();
+            headers.insert(SIG, HeaderValue::from_bytes(signature).ok()?);
+            headers.insert(TS, HeaderValue::from_bytes(timestamp).ok()?);
+            Some(headers)
+        }
+
+        proptest! {
+            #![proptest_config(sluice_fuzz::config())]
+
+            #[test]
+            fn any_signature_headers_are_refused(
+                signature in prop_oneof![
+                    json_ish_bytes(96),
+                    proptest::collection::vec(any::<u8>(), 0..72).prop_map(|raw| Bytes(BASE64.encode(raw).into_bytes())),
+                ],
+                timestamp in prop_oneof![json_ish_bytes(24), Just(Bytes(now().to_string().into_bytes()))],
+                body in json_ish_bytes(256),
+            ) {
+                let Some(headers) = headers_with(&signature, &timestamp) else { return Ok(()) };
+                let verified = verifier(&key_pair(), 600).verify(&headers, &body);
+                prop_assert!(verified.is_err(), "{signature:?} accepted");
+            }
+
+            #[test]
+            fn a_signed_request_with_any_byte_changed_is_refused(
+                (body, part, how) in (
+                    json_ish_bytes(256),
+                    prop_oneof![Just(Part::Signature), Just(Part::Timestamp), Just(Part::Body)],
+                )
+                    .prop_flat_map(|(body, part)| {
+                        // A base64 DER signature is 92 or 96 bytes, a timestamp 10 digits; a
+                        // change past the end of a shorter one leaves it as it is.
+                        let len = match part {
+                            Part::Signature => 96,
+                            Part::Timestamp => 10,
+                            Part::Body => body.len(),
+                        };
+                        (Just(body), Just(part), corruption(len))
+                    }),
+            ) {
+                let keys = key_pair();
+                let headers = signed_headers(&keys, now(), &body);
+                let verifier = verifier(&keys, 600);
+                prop_assert_eq!(verifier.verify(&headers, &body), Ok(()));
+                let (signature, timestamp) = (headers[SIG].as_bytes(), headers[TS].as_bytes());
+                let original = match part {
+                    Part::Signature => signature,
+                    Part::Timestamp => timestamp,
+                    Part::Body => &body[..],
+                };
+                let broken = how.apply(original);
+                let broken_headers = match part {
+                    Part::Signature => headers_with(&broken, timestamp),
+                    Part::Timestamp => headers_with(signature, &broken),
+                    Part::Body => Some(headers.clone()),
+                };
+                let Some(broken_headers) = broken_headers else { return Ok(()) };
+                let broken_body = if matches!(part, Part::Body) { &broken[..] } else { &body[..] };
+                let verified = verifier.verify(&broken_headers, broken_body);
+                prop_assert_eq!(verified.is_ok(), broken == original, "{:?} {:?}: {:?}", part, how, verified);
+            }
+        }
+    }
 }

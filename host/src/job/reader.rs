@@ -811,4 +811,275 @@ mod tests {
             }
         }
     }
+
+    /// The splitter fed what nobody checked: whatever the bytes and however they arrive, it
+    /// gives records where their offsets say, or a [`ReadError`], and never panics or loops.
+    mod fuzz {
+        use futures::executor::block_on;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+        use serde_json::Value;
+        use sluice_fuzz::json::{json_object, json_value};
+        use sluice_fuzz::{Bytes, Corruption, corrupted, json_ish_bytes};
+
+        use super::*;
+
+        const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
+
+        /// Keys of the records the splitter meets most, beside generated ones.
+        const KEYS: &[&str] = &["userId", "status", "statusLogs", "updatedOn"];
+
+        /// Everything reading an input gave.
+        #[derive(Debug)]
+        struct Outcome {
+            records: Vec<ReadRecord>,
+            /// What ended the input early, if anything did.
+            error: Option<ReadError>,
+            shape: Option<Shape>,
+        }
+
+        impl Outcome {
+            /// The same records, error and shape as `other`.
+            fn same_as(&self, other: &Outcome) -> bool {
+                let error = |outcome: &Outcome| outcome.error.as_ref().map(ToString::to_string);
+                self.records == other.records && error(self) == error(other) && self.shape == other.shape
+            }
+
+            /// Each record parsed as JSON, or the text that did not parse.
+            fn values(&self) -> Vec<Result<Value, String>> {
+                self.records
+                    .iter()
+                    .map(|record| {
+                        serde_json::from_slice(&record.bytes)
+                            .map_err(|_| String::from_utf8_lossy(&record.bytes).into_owned())
+                    })
+                    .collect()
+            }
+        }
+
+        /// Reads all of `input`, handed out `chunk` bytes per read, `batch` records at a time,
+        /// checking that every record is where its offset says, after the one before.
+        fn read(
+            input: &[u8],
+            chunk: usize,
+            batch: usize,
+            max_record_bytes: usize,
+        ) -> Result<Outcome, TestCaseError> {
+            let source = Chunked { data: input.to_vec(), position: 0, chunk };
+            let mut reader = RecordReader::new(source, max_record_bytes);
+            let mut records: Vec<ReadRecord> = Vec::new();
+            let error = loop {
+                // Records are never empty and never overlap, so more than one per byte is a loop.
+                prop_assert!(records.len() <= input.len(), "more records than bytes");
+                match block_on(reader.next_batch(batch)) {
+                    Ok(next) if next.is_empty() => break None,
+                    Ok(next) => {
+                        prop_assert!(next.len() <= batch, "{} records in a batch of {batch}", next.len());
+                        records.extend(next);
+                    }
+                    Err(error) => break Some(error),
+                }
+            };
+            let mut end_of_previous = 0;
+            for record in &records {
+                prop_assert!(!record.bytes.is_empty(), "an empty record at {}", record.offset);
+                prop_assert!(record.offset >= end_of_previous, "record at {} overlaps", record.offset);
+                let start = usize::try_from(record.offset)?;
+                let found = input.get(start..start + record.bytes.len());
+                prop_assert_eq!(found, Some(&record.bytes[..]), "record at {}", start);
+                end_of_previous = record.offset + record.bytes.len() as u64;
+            }
+            if error.is_none() {
+                prop_assert_eq!(reader.bytes_read(), input.len() as u64);
+                prop_assert_eq!(reader.records(), records.len() as u64);
+            }
+            Ok(Outcome { records, error, shape: reader.shape() })
+        }
+
+        /// Reads `input` in reads of `chunk` bytes and all at once, checks both give the same,
+        /// and that the input failed, if it did, only for being malformed.
+        fn read_both_ways(input: &[u8], chunk: usize, batch: usize) -> Result<Outcome, TestCaseError> {
+            let chunked = read(input, chunk, batch, 1 << 20)?;
+            let whole = read(input, input.len().max(1), batch, 1 << 20)?;
+            prop_assert!(chunked.same_as(&whole), "chunk {}: {:?}\nwhole: {:?}", chunk, chunked, whole);
+            if let Some(error) = &chunked.error {
+                prop_assert!(matches!(error, ReadError::Malformed { .. }), "{error}");
+            }
+            Ok(chunked)
+        }
+
+        /// Noise that often starts as one of the shapes would.
+        fn noise() -> impl Strategy<Value = Bytes> {
+            let starts: Vec<&[u8]> =
+                vec![b"", b"[", b"{", b" {\n", BYTE_ORDER_MARK, b"\xEF\xBB\xBF[", b"\xEF\xBB"];
+            (select(starts), json_ish_bytes(512)).prop_map(|(start, bytes)| Bytes([start, &bytes].concat()))
+        }
+
+        /// How generated records are laid out in a file.
+        #[derive(Debug, Clone, Copy)]
+        enum Layout {
+            /// One compact object per line.
+            Lines { line_end: &'static str, blank_lines: bool },
+            /// One array of any values, compact with this between elements, or pretty-printed.
+            Array { pretty: bool, between: &'static str },
+            /// Objects one after another, each pretty-printed over lines or all compact on one.
+            Objects { pretty: bool, between: &'static str },
+        }
+
+        /// Records written out in a layout, as a file holds them.
+        #[derive(Debug, Clone)]
+        struct Generated {
+            values: Vec<Value>,
+            layout: Layout,
+            input: Bytes,
+        }
+
+        impl Generated {
+            fn shape(&self) -> Shape {
+                match self.layout {
+                    Layout::Lines { .. } => Shape::JsonLines,
+                    Layout::Array { .. } => Shape::Array,
+                    Layout::Objects { .. } => Shape::ConcatenatedObjects,
+                }
+            }
+        }
+
+        fn generated() -> impl Strategy<Value = Generated> {
+            let object = || json_object(KEYS, json_value(KEYS));
+            // A pretty-printed object spans lines only when it has a member.
+            let multiline = object().prop_map(|mut value| {
+                if let Value::Object(members) = &mut value
+                    && members.is_empty()
+                {
+                    members.insert("userId".into(), Value::from(0));
+                }
+                value
+            });
+            let records = prop_oneof![
+                (proptest::collection::vec(object(), 1..8), select(vec!["\n", "\r\n"]), any::<bool>())
+                    .prop_map(|(values, line_end, blank_lines)| (
+                        values,
+                        Layout::Lines { line_end, blank_lines }
+                    )),
+                (
+                    proptest::collection::vec(json_value(KEYS), 0..8),
+                    any::<bool>(),
+                    select(vec![",", ", ", " ,\n  ", ",\r\n"])
+                )
+                    .prop_map(|(values, pretty, between)| (values, Layout::Array { pretty, between })),
+                (proptest::collection::vec(multiline, 1..6), select(vec!["", "\n", " ", "\r\n", "\n\n"]))
+                    .prop_map(|(values, between)| (values, Layout::Objects { pretty: true, between })),
+                (proptest::collection::vec(object(), 2..8), select(vec!["", " ", "\t"]))
+                    .prop_map(|(values, between)| (values, Layout::Objects { pretty: false, between })),
+            ];
+            let space = || select(vec!["", "\n", " \r\n "]);
+            (records, any::<bool>(), space(), space()).prop_map(
+                |((values, layout), bom, leading, trailing)| {
+                    let text = |value: &Value, pretty: bool| {
+                        if pretty { format!("{value:#}") } else { value.to_string() }
+                    };
+                    let body = match layout {
+                        Layout::Lines { line_end, blank_lines } => {
+                            let between =
+                                if blank_lines { format!("{line_end}  {line_end}") } else { line_end.into() };
+                            values.iter().map(|value| text(value, false)).collect::<Vec<_>>().join(&between)
+                        }
+                        Layout::Array { pretty: true, .. } => text(&Value::Array(values.clone()), true),
+                        Layout::Array { pretty: false, between } => {
+                            let elements: Vec<String> =
+                                values.iter().map(|value| text(value, false)).collect();
+                            format!("[{}]", elements.join(between))
+                        }
+                        Layout::Objects { pretty, between } => {
+                            values.iter().map(|value| text(value, pretty)).collect::<Vec<_>>().join(between)
+                        }
+                    };
+                    let bom = if bom { BYTE_ORDER_MARK } else { b"" };
+                    let input =
+                        Bytes([bom, leading.as_bytes(), body.as_bytes(), trailing.as_bytes()].concat());
+                    Generated { values, layout, input }
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(sluice_fuzz::config())]
+
+            #[test]
+            fn any_bytes_split_into_records_where_their_offsets_say_or_fail_as_malformed(
+                input in noise(),
+                chunk in 1usize..=64,
+                batch in 1usize..=8,
+            ) {
+                read_both_ways(&input, chunk, batch)?;
+            }
+
+            #[test]
+            fn a_record_past_the_limit_fails_the_input_after_the_records_before_it(
+                input in noise(),
+                chunk in 1usize..=64,
+                limit in 1usize..=32,
+            ) {
+                let outcome = read(&input, chunk, 1, limit)?;
+                match outcome.error {
+                    None | Some(ReadError::Malformed { .. }) => {}
+                    Some(ReadError::RecordTooLarge { record, offset, .. }) => {
+                        prop_assert_eq!(record, outcome.records.len() as u64 + 1);
+                        let end = outcome.records.last().map_or(0, |last| last.offset + last.bytes.len() as u64);
+                        prop_assert!(offset >= end, "record {} at {} starts before {}", record, offset, end);
+                    }
+                    Some(error) => prop_assert!(false, "{error}"),
+                }
+            }
+
+            #[test]
+            fn generated_records_read_back_as_generated_in_every_shape(
+                generated in generated(),
+                chunk in 1usize..=64,
+                batch in 1usize..=8,
+            ) {
+                let outcome = read_both_ways(&generated.input, chunk, batch)?;
+                prop_assert!(outcome.error.is_none(), "{:?}", outcome.error);
+                let expected: Vec<Result<Value, String>> = generated.values.iter().cloned().map(Ok).collect();
+                prop_assert_eq!(outcome.values(), expected);
+                prop_assert_eq!(outcome.shape, Some(generated.shape()));
+            }
+
+            #[test]
+            fn broken_generated_records_split_or_fail_as_malformed(
+                (generated, (input, how)) in generated().prop_flat_map(|generated| {
+                    let broken = corrupted(generated.input.0.clone());
+                    (Just(generated), broken)
+                }),
+                chunk in 1usize..=64,
+                batch in 1usize..=8,
+            ) {
+                let outcome = read_both_ways(&input, chunk, batch)?;
+                let Corruption::Truncated(at) = how else { return Ok(()) };
+                match generated.layout {
+                    Layout::Array { .. } => {
+                        let open = generated.input.iter().position(|&byte| byte == b'[').unwrap_or(0);
+                        let close = generated.input.iter().rposition(|&byte| byte == b']').unwrap_or(0);
+                        if at > open && at <= close {
+                            let not_closed = matches!(
+                                outcome.error,
+                                Some(ReadError::Malformed { problem: "the array is not closed", .. })
+                            );
+                            prop_assert!(not_closed, "cut at {}: {:?}", at, outcome.error);
+                        }
+                    }
+                    // A cut file loses its last record, never one before it.
+                    Layout::Lines { .. } | Layout::Objects { .. } => {
+                        prop_assert!(outcome.error.is_none(), "{:?}", outcome.error);
+                        let values = outcome.values();
+                        prop_assert!(values.len() <= generated.values.len());
+                        let whole = values.len().saturating_sub(1);
+                        let expected: Vec<Result<Value, String>> =
+                            generated.values[..whole].iter().cloned().map(Ok).collect();
+                        prop_assert_eq!(&values[..whole], &expected[..]);
+                    }
+                }
+            }
+        }
+    }
 }

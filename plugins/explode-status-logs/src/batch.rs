@@ -140,3 +140,45 @@ mod tests {
         assert_eq!(result.records[0].key.as_deref(), Some(&b"user-a"[..]));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::value::RawValue;
+    use sluice_fuzz::plugin::{Batch, check_contract, sample_batches};
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// The fields a `status_logs` record and its entries are read for.
+    const KEYS: &[&str] = &["userId", "statusLogs", "status", "updatedOn"];
+
+    fn batches() -> impl Strategy<Value = Batch> {
+        sample_batches(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"), KEYS)
+    }
+
+    proptest! {
+        #![proptest_config(sluice_fuzz::config())]
+
+        #[test]
+        fn every_record_gives_a_row_per_entry_or_one_failure(batch in batches()) {
+            let result = transform(&batch.0);
+            let accounts = check_contract(&batch.0, &result)?;
+            for (record, account) in batch.0.iter().zip(&accounts) {
+                prop_assert_eq!(account.part_failures, 0);
+                if account.whole_failures == 0 {
+                    // It exploded, so it is an object with a `statusLogs` array; raw values,
+                    // because a number is kept as written however large.
+                    let fields: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(&record.value)?;
+                    let logs = fields.get("statusLogs").map(|logs| logs.get()).unwrap_or_default();
+                    let entries: Vec<Box<RawValue>> = serde_json::from_str(logs)?;
+                    prop_assert_eq!(account.rows, entries.len());
+                }
+            }
+            for row in &result.records {
+                prop_assert_eq!(row.output.as_str(), USER_STATUS_LOG);
+                prop_assert_eq!(&row.key, &batch.0[row.input as usize].key);
+            }
+        }
+    }
+}

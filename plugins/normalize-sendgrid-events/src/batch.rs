@@ -251,3 +251,83 @@ mod tests {
         assert_eq!(top_level_keys(&row.value), column_names);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use sluice_fuzz::plugin::{Batch, check_contract, sample_batches};
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// The fields an event is read for.
+    const KEYS: &[&str] = &[
+        "email",
+        "timestamp",
+        "event",
+        "sg_event_id",
+        "sg_message_id",
+        "smtp-id",
+        "category",
+        "reason",
+        "status",
+        "response",
+        "attempt",
+        "type",
+        "bounce_classification",
+        "tls",
+        "useragent",
+        "ip",
+        "url",
+        "url_offset",
+        "asm_group_id",
+        "pool",
+        "marketing_campaign_id",
+        "marketing_campaign_name",
+    ];
+
+    fn batches() -> impl Strategy<Value = Batch> {
+        sample_batches(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"), KEYS)
+    }
+
+    /// A failure reason without its leading `[element]`.
+    fn without_element(reason: &str) -> &str {
+        reason.split_once(']').map_or(reason, |(_, rest)| rest)
+    }
+
+    proptest! {
+        #![proptest_config(sluice_fuzz::config())]
+
+        #[test]
+        fn every_event_gives_a_row_or_a_part_failure_and_other_bodies_fail_whole(batch in batches()) {
+            let result = transform_batch(&batch.0);
+            let accounts = check_contract(&batch.0, &result)?;
+            for (record, account) in batch.0.iter().zip(&accounts) {
+                match parse_body(&record.value) {
+                    // An event seen earlier in the batch gives neither.
+                    Ok(events) => prop_assert!(
+                        account.whole_failures == 0 && account.rows + account.part_failures <= events.len(),
+                        "{:?} for {} events", account, events.len()
+                    ),
+                    Err(_) => prop_assert_eq!(account.whole_failures, 1),
+                }
+            }
+            let mut keys = HashSet::new();
+            for row in &result.records {
+                prop_assert!(keys.insert(row.key.clone()), "{:?} written twice", row.key);
+            }
+        }
+
+        #[test]
+        fn a_failed_event_rerun_alone_fails_the_same_way_and_gives_nothing_else(batch in batches()) {
+            for failure in transform_batch(&batch.0).failures {
+                let Some(part) = failure.part else { continue };
+                let rerun = transform_batch(&[RecordIn::from_value(part.clone())]);
+                prop_assert!(rerun.records.is_empty(), "{:?} gave rows", String::from_utf8_lossy(&part));
+                prop_assert_eq!(rerun.failures.len(), 1);
+                prop_assert_eq!(rerun.failures[0].part.as_ref(), Some(&part));
+                prop_assert_eq!(without_element(&rerun.failures[0].reason), without_element(&failure.reason));
+            }
+        }
+    }
+}

@@ -139,3 +139,54 @@ mod tests {
         assert!(result.records.iter().all(|r| r.key.as_deref() == Some(&b"user-0000"[..])));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use explode_status_logs::ExplodeStatusLogs;
+    use proptest::prelude::*;
+    use sluice_fuzz::plugin::{Batch, check_contract, sample_batches};
+    use sluice_plugin_sdk::SettinglessPlugin;
+
+    use super::*;
+
+    /// The fields a user-status record is read for, and those of its status log entries.
+    const KEYS: &[&str] =
+        &["userId", "createdAt", "lastVisitedAt", "status", "isBlacklisted", "statusLogs", "updatedOn"];
+
+    fn batches() -> impl Strategy<Value = Batch> {
+        sample_batches(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"), KEYS)
+    }
+
+    proptest! {
+        #![proptest_config(sluice_fuzz::config())]
+
+        #[test]
+        fn every_record_gives_its_two_rows_an_error_row_or_one_failure(batch in batches()) {
+            let result = transform(&batch.0);
+            let accounts = check_contract(&batch.0, &result)?;
+            for (index, account) in (0u32..).zip(&accounts) {
+                let outputs: Vec<&str> =
+                    result.records.iter().filter(|row| row.input == index).map(|row| row.output.as_str()).collect();
+                let expected: &[&[&str]] = &[&[USER_STATUS, STATUS_LOGS], &[USER_STATUS_ERROR_REC], &[]];
+                prop_assert!(expected.contains(&&outputs[..]), "input {}: {:?}", index, outputs);
+                prop_assert_eq!(outputs.is_empty(), account.whole_failures == 1, "input {}", index);
+                prop_assert_eq!(account.part_failures, 0);
+            }
+            for row in &result.records {
+                prop_assert_eq!(&row.key, &batch.0[row.input as usize].key);
+            }
+        }
+
+        #[test]
+        fn every_status_logs_record_passed_on_explodes_whole(batch in batches()) {
+            let status_logs: Vec<RecordIn> = transform(&batch.0)
+                .records
+                .into_iter()
+                .filter(|row| row.output == STATUS_LOGS)
+                .map(|row| RecordIn::from_value(row.value))
+                .collect();
+            let exploded = ExplodeStatusLogs::transform(&status_logs);
+            prop_assert!(exploded.failures.is_empty(), "{:?}", exploded.failures);
+        }
+    }
+}
