@@ -85,8 +85,10 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let limits =
-        PluginLimits { timeout: Duration::from_millis(args.timeout_ms), memory_bytes: args.memory_mb << 20 };
+    let limits = PluginLimits {
+        timeout: Duration::from_millis(args.timeout_ms),
+        memory_bytes: args.memory_mb.saturating_mul(1 << 20),
+    };
     let engine = PluginEngine::new(limits.memory_bytes)?;
     let plugin = LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &args.plugin)
         .with_context(|| format!("cannot load {}", args.plugin.display()))?;

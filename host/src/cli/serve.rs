@@ -57,7 +57,7 @@ pub fn load_plugins(config: &HostConfig) -> anyhow::Result<PluginRegistry> {
 /// # Errors
 /// When the engine cannot start.
 pub fn plugin_runtime(config: &HostConfig) -> anyhow::Result<(PluginEngine, CompileCache)> {
-    let engine = PluginEngine::new(config.plugins.max_memory_mb << 20)?;
+    let engine = PluginEngine::new(config.plugins.max_memory_mb.saturating_mul(1 << 20))?;
     Ok((engine, CompileCache::in_dir(&config.plugins.cache_dir)))
 }
 

@@ -54,7 +54,8 @@ impl AdminApi {
         if token_digest.is_none() {
             tracing::info!("the admin API is off: {token_env} is not set");
         }
-        let max_upload_bytes = usize::try_from(host.admin.max_upload_mb << 20).unwrap_or(usize::MAX);
+        let max_upload_bytes =
+            usize::try_from(host.admin.max_upload_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         AdminApi {
             token_digest,
             token_env,

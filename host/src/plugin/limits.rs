@@ -33,7 +33,21 @@ impl PluginLimitsConfig {
     pub fn over(&self, base: PluginLimits) -> PluginLimits {
         PluginLimits {
             timeout: self.timeout_ms.map(Duration::from_millis).unwrap_or(base.timeout),
-            memory_bytes: self.memory_mb.map(|mb| mb << 20).unwrap_or(base.memory_bytes),
+            memory_bytes: self.memory_mb.map(|mb| mb.saturating_mul(1 << 20)).unwrap_or(base.memory_bytes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memory_size_past_what_bytes_can_count_is_the_most_not_zero() {
+        // 2^44 MiB shifted into bytes would wrap to 0: no memory at all.
+        let huge = PluginLimitsConfig { timeout_ms: None, memory_mb: Some(1 << 44) };
+        assert_eq!(huge.over(PluginLimits::default()).memory_bytes, u64::MAX);
+        let small = PluginLimitsConfig { timeout_ms: None, memory_mb: Some(3) };
+        assert_eq!(small.over(PluginLimits::default()).memory_bytes, 3 << 20);
     }
 }
