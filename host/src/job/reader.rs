@@ -208,20 +208,33 @@ impl<R: AsyncRead + Unpin> RecordReader<R> {
         let mut batch = Vec::with_capacity(max_records.min(1 << 16));
         while batch.len() < max_records {
             if let Some(record) = self.scan_record()? {
-                self.records += 1;
-                batch.push(record);
+                batch.push(self.hand_out(record)?);
                 continue;
             }
             if self.eof {
                 if let Some(record) = self.take_last()? {
-                    self.records += 1;
-                    batch.push(record);
+                    batch.push(self.hand_out(record)?);
                 }
                 break;
             }
             self.fill().await?;
         }
         Ok(batch)
+    }
+
+    /// Counts a complete record, refusing it when it is over the limit. [`Self::fill`] refuses
+    /// a record still growing past the limit; this catches one that arrived whole within a
+    /// single read, so the outcome does not depend on how the input is chunked.
+    fn hand_out(&mut self, record: ReadRecord) -> Result<ReadRecord, ReadError> {
+        if record.bytes.len() > self.max_record_bytes {
+            return Err(ReadError::RecordTooLarge {
+                record: self.records + 1,
+                offset: record.offset,
+                limit: self.max_record_bytes,
+            });
+        }
+        self.records += 1;
+        Ok(record)
     }
 
     /// Reads the next chunk, first dropping what has been handed out.
@@ -784,6 +797,19 @@ mod tests {
                 let error = split(input, chunk, 10).await.expect_err(input);
                 assert!(error.to_string().ends_with(expected), "{input}, chunk {chunk}: {error}");
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_over_the_limit_fails_however_the_input_is_chunked() {
+        // Found by the fuzz tests: a long record that arrived within one read used to pass.
+        for chunk in [1, 4, 64, 1024] {
+            let input = Chunked { data: b"abcdefgh\n{\"a\":1}\n".to_vec(), position: 0, chunk };
+            let error = RecordReader::new(input, 4).next_batch(10).await.expect_err("too large");
+            assert!(
+                matches!(error, ReadError::RecordTooLarge { record: 1, offset: 0, limit: 4 }),
+                "{chunk}: {error}"
+            );
         }
     }
 
