@@ -32,7 +32,9 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
 /// 413 past the limit, 400 for a body that is not complete, valid gzip.
 fn decompress_gzip(raw: &[u8], limit: usize) -> Result<Bytes, ApiError> {
     let mut decoded = Vec::new();
-    let mut reader = flate2::read::GzDecoder::new(raw).take(limit as u64 + 1);
+    // Every member, as gzip(1) reads a file: bytes after the first member are another member
+    // (decoded and appended) or an error, never silently dropped.
+    let mut reader = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
     reader.read_to_end(&mut decoded).map_err(|e| ApiError::BadRequest {
         reason: format!("the gzip body cannot be decompressed: {e}"),
         field: None,
@@ -50,6 +52,16 @@ mod tests {
     use flate2::{Compress, Compression, Crc, FlushCompress};
 
     use super::*;
+
+    #[test]
+    fn concatenated_members_decode_whole_and_trailing_bytes_are_refused() {
+        let mut two = gzip(b"[1,", 6);
+        two.extend(gzip(b"2]", 6));
+        assert_eq!(decompress_gzip(&two, 1 << 20).expect("two members"), Bytes::from_static(b"[1,2]"));
+        let mut trailing = gzip(b"[1]", 6);
+        trailing.extend_from_slice(b"junk after the gzip stream");
+        assert!(matches!(decompress_gzip(&trailing, 1 << 20), Err(ApiError::BadRequest { .. })));
+    }
 
     /// A gzip member header: deflate, no flags, no time, unknown system.
     const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
