@@ -34,4 +34,4 @@ pub use services::{
 pub use store::{
     JobCounts, JobInput, JobRecord, JobState, JobStore, JobStoreError, ObjectVersion, Submission,
 };
-pub use sweep::{JobSweepError, letter_value};
+pub use sweep::JobSweepError;

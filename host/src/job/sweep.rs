@@ -140,7 +140,7 @@ impl JobPipeline {
 
 /// The record a dead-letter line holds: the letter's `value`, or the line itself when it is
 /// not a letter (the plugins then refuse it again, and it is kept again).
-pub fn letter_value(line: &[u8]) -> Vec<u8> {
+fn letter_value(line: &[u8]) -> Vec<u8> {
     JobDeadLetter::parse_line(line)
         .and_then(|letter| letter.value.to_bytes())
         .unwrap_or_else(|| line.to_vec())
