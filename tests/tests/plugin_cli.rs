@@ -76,11 +76,27 @@ fn plugin_info_prints_name_version_contract_and_output_schemas() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let info: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(info["name"], "explode-status-logs");
-    assert_eq!(info["wit"], "sluice:transform@0.2.0");
+    assert_eq!(info["wit"], "sluice:transform@0.3.0");
     assert_eq!(info["outputs"][0]["name"], "user_status_log");
-    let fields = info["outputs"][0]["schema"]["fields"].as_array().expect("schema fields");
-    let names: Vec<&str> = fields.iter().filter_map(|f| f["name"].as_str()).collect();
-    assert_eq!(names, ["userId", "updatedOn", "status"]);
+    let columns = info["outputs"][0]["columns"].as_array().expect("columns");
+    let described: Vec<(&str, &str, bool)> = columns
+        .iter()
+        .filter_map(|c| Some((c["name"].as_str()?, c["type"].as_str()?, c["nullable"].as_bool()?)))
+        .collect();
+    assert_eq!(described, [("userId", "text", false), ("updatedOn", "text", true), ("status", "text", true)]);
+}
+
+#[test]
+fn plugin_info_shows_a_plugin_built_for_the_previous_contract_with_its_version() {
+    let output = Command::new(sluice_bin())
+        .args(["plugin", "info", "--json"])
+        .arg(plugin_path("fixtures/fixture-contract-0-2"))
+        .output()
+        .expect("run sluice plugin info");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(info["wit"], "sluice:transform@0.2.0");
+    assert_eq!(info["outputs"][0]["columns"][0]["type"], "text");
 }
 
 #[test]

@@ -59,8 +59,9 @@ fn a_trap_is_contained_and_the_next_call_on_the_same_plugin_works() {
         let error = plugin.transform_blocking(&call(behavior, SHORT), &batch(3)).unwrap_err();
         assert!(matches!(error, PluginError::Trap { .. }), "{behavior}: {error}");
         let next = plugin.transform_blocking(&call("echo", SHORT), &batch(3)).expect("echo after a trap");
-        assert_eq!(next.result.records.len(), 3);
-        assert_eq!(next.result.records[2].value, b"{\"n\":2}");
+        let rows = next.result.rows_as_json();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2], ("out", br#"{"value":{"n":2}}"#.to_vec()));
     }
     assert_eq!(plugin.stats().traps.load(Ordering::Relaxed), 2);
 }
@@ -76,7 +77,7 @@ fn a_plugin_cannot_read_files_or_the_environment() {
     // SAFETY of the check: the test process has environment variables, the plugin must see none.
     assert!(std::env::vars().count() > 0);
     let env = plugin.transform_blocking(&call("read-env", SHORT), &batch(1)).expect("read-env runs");
-    let text = String::from_utf8_lossy(&env.result.records[0].value).to_string();
+    let text = String::from_utf8_lossy(&env.result.rows_as_json()[0].1).to_string();
     assert!(text.contains("\"count\":0"), "the plugin saw environment variables: {text}");
 }
 
@@ -86,7 +87,7 @@ fn the_wall_clock_a_plugin_sees_is_stopped_at_the_unix_epoch() {
     let plugin = hostile(&registry);
     let clock = plugin.transform_blocking(&call("clock", SHORT), &batch(1)).expect("clock runs");
     // The fixture reports milliseconds since the epoch as `{"value": n}`.
-    let text = String::from_utf8_lossy(&clock.result.records[0].value).to_string();
+    let text = String::from_utf8_lossy(&clock.result.rows_as_json()[0].1).to_string();
     assert_eq!(text, r#"{"value":0}"#, "the plugin saw the host's time of day");
 }
 
@@ -98,8 +99,9 @@ fn hoard_once(
 ) -> Result<(u64, u64), PluginError> {
     let record = RecordIn { key: None, value: format!("{{\"mb\":{mb}}}").into_bytes(), headers: vec![] };
     let done = plugin.transform_blocking(&call("hoard", limits), &[record])?;
-    let answer: serde_json::Value =
-        serde_json::from_slice(&done.result.records[0].value).expect("hoard answers JSON");
+    let row: serde_json::Value =
+        serde_json::from_slice(&done.result.rows_as_json()[0].1).expect("hoard answers JSON");
+    let answer = &row["value"];
     Ok((answer["calls"].as_u64().expect("calls"), answer["held_mb"].as_u64().expect("held_mb")))
 }
 
@@ -142,7 +144,7 @@ fn output_larger_than_the_memory_cap_is_stopped_inside_the_sandbox() {
         limits: PluginLimits { timeout: Duration::from_secs(30), memory_bytes: 32 << 20 },
     };
     let done = plugin.transform_blocking(&small, &batch(1)).expect("1 MiB fits the cap");
-    let bytes: usize = done.result.records.iter().map(|r| r.value.len()).sum();
+    let bytes: usize = done.result.rows_as_json().iter().map(|(_, row)| row.len()).sum();
     assert!(bytes > 900 << 10, "{bytes} bytes of output");
 }
 
@@ -154,7 +156,8 @@ fn a_component_built_for_another_contract_version_is_refused_naming_both() {
     let message = error.to_string();
     assert!(matches!(error, PluginError::WitVersion { .. }), "{message}");
     assert!(
-        message.contains("built for sluice:transform@0.1.0, but this host supports sluice:transform@0.2.0"),
+        message
+            .contains("built for sluice:transform@0.1.0, but this host runs sluice:transform@0.3.0 or 0.2.0"),
         "{message}"
     );
 }
@@ -171,29 +174,22 @@ fn fail_before_v2_rejects_in_version_1_and_emits_declared_rows_in_version_2() {
 
     let v1 = load("fixtures/fixture-hostile");
     let rejected = v1.transform(&call("fail-before-v2", SHORT), &records).expect("v1 answers");
-    assert!(rejected.records.is_empty());
-    let failures: Vec<_> =
-        rejected.failures.iter().map(|f| (f.index, f.reason.as_str(), f.part.is_none())).collect();
-    assert_eq!(failures, [(0, "value: rejected by version 1.0.0", true)]);
+    assert_eq!(rejected.row_count(), 0);
+    let failures: Vec<_> = rejected
+        .failures
+        .iter()
+        .map(|f| (f.index, f.field.as_deref(), f.reason.as_str(), f.part.is_none()))
+        .collect();
+    assert_eq!(failures, [(0, Some("value"), "rejected by version 1.0.0", true)]);
 
     let v2 = load("fixtures/fixture-hostile-v2");
     let rows = v2.transform(&call("fail-before-v2", SHORT), &records).expect("v2 answers");
     assert!(rows.failures.is_empty(), "{:?}", rows.failures);
-    assert_eq!(rows.records.len(), 1);
-    assert_eq!(rows.records[0].output, "rows");
-    assert_eq!(rows.records[0].value, br#"{"id":"a","n":1,"raw":{"id":"a","n":1}}"#);
-    let declared = v2.info().outputs.iter().find(|output| output.name == "rows").expect("rows is declared");
-    let schema: serde_json::Value = serde_json::from_str(&declared.schema).expect("schema JSON");
-    let columns: Vec<_> = schema["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .map(|field| (field["name"].as_str(), field["type"].as_str()))
-        .collect();
-    assert_eq!(
-        columns,
-        [(Some("id"), Some("string")), (Some("n"), Some("int64")), (Some("raw"), Some("json"))]
-    );
+    assert_eq!(rows.rows_as_json(), [("rows", br#"{"id":"a","n":1,"raw":{"id":"a","n":1}}"#.to_vec())]);
+    let declared = v2.info().output("rows").expect("rows is declared");
+    let columns: Vec<_> =
+        declared.columns.iter().map(|column| (column.name.as_str(), column.column_type.name())).collect();
+    assert_eq!(columns, [("id", "text"), ("n", "int64"), ("raw", "json")]);
 }
 
 #[test]
@@ -231,7 +227,7 @@ fn swapping_versions_while_calls_run_loses_no_call() {
                 while !stop.load(Ordering::Relaxed) {
                     let done =
                         plugin.transform_blocking(&echo, &batch(5)).expect("no call fails during swaps");
-                    assert_eq!(done.result.records.len(), 5);
+                    assert_eq!(done.result.row_count(), 5);
                     versions.push(done.plugin.version().to_string());
                 }
                 versions

@@ -1077,3 +1077,71 @@ async fn sweep_loads_a_jobs_dead_letters_once_the_plugin_is_fixed() {
     drop(host);
     scope.cleanup().await.expect("cleanup");
 }
+
+/// A plugin built for contract 0.2.0 (rows as JSON) runs as a step beside the 0.3.0 plugins
+/// (typed rows): the host reads its rows into typed ones, and a row whose value has the wrong
+/// type fails only its own record, as a dead letter naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_for_contract_0_2_runs_beside_0_3_plugins_and_a_wrong_type_fails_only_its_record() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_contract_0_2").await.expect("scope");
+    let bucket = scope.bucket();
+    let lines = [
+        r#"{"userId":"a1","createdAt":"c","lastVisitedAt":1,"status":"S","isBlacklisted":false,"statusLogs":[{"updatedOn":"5","status":"X"},{"updatedOn":"6"}]}"#,
+        // The 0.2.0 fixture passes a number through, into a text column.
+        r#"{"userId":"a2","createdAt":"c","lastVisitedAt":2,"status":"S","isBlacklisted":true,"statusLogs":[{"updatedOn":7,"status":"Y"}]}"#,
+        r#"{"userId":"b1","createdAt":null,"lastVisitedAt":1,"status":"S","isBlacklisted":false,"statusLogs":[]}"#,
+    ];
+    let key = scope.key("contract-0-2.jsonl");
+    scope.s3().put_object(bucket, &key, lines.join("\n")).await.expect("put");
+    let plugins = tempfile::tempdir().expect("plugins dir");
+    install_plugin(plugins.path(), &plugin_path("validate-user-status"), "validate-user-status");
+    install_plugin(plugins.path(), &plugin_path("fixtures/fixture-contract-0-2"), "fixture-contract-0-2");
+    let toml = pipeline(&scope).replace("explode-status-logs", "fixture-contract-0-2");
+    let host = start_host_with(&scope, ("user-status", toml), Some(plugins.path())).await;
+
+    let (status, listed) = get(&host, "/v1/plugins").await;
+    let contracts: Vec<(String, String)> = listed["plugins"]
+        .as_array()
+        .map(|plugins| {
+            plugins
+                .iter()
+                .map(|p| {
+                    (
+                        p["name"].as_str().unwrap_or("").to_owned(),
+                        p["contract"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(status, 200, "{listed}");
+    assert!(contracts.contains(&("fixture-contract-0-2".to_owned(), "0.2.0".to_owned())), "{listed}");
+    assert!(contracts.contains(&("validate-user-status".to_owned(), "0.3.0".to_owned())), "{listed}");
+
+    let job = load(&host, bucket, &key).await;
+    let id = job["job_id"].as_str().expect("id").to_owned();
+    let counts = &job["counts"];
+    let summary = (
+        counts["records_read"].as_u64(),
+        counts["rows"]["user_status"].as_u64(),
+        counts["rows"]["user_status_error_rec"].as_u64(),
+        counts["dead_letters"].as_u64(),
+    );
+    assert_eq!(summary, (Some(3), Some(1), Some(1), Some(1)), "{job}");
+
+    let client = scope.postgres().await.expect("postgres");
+    assert_eq!(user_status(&client).await, [status_row("a1", "c", "S", 1, false)]);
+    assert_eq!(
+        user_status_log(&client).await,
+        [log_row("a1", "5", "X"), ("a1".to_owned(), Some("6".to_owned()), None)],
+        "the 0.2.0 plugin's rows load like the 0.3.0 plugin's"
+    );
+    let letters = read_letters(&scope, &format!("{}dead-letters/{id}/", scope.prefix())).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["value"], lines[1]);
+    let reason = letters[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("updatedOn") && reason.contains("expected a string, found 7"), "{reason}");
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}

@@ -327,7 +327,8 @@ mod tests {
         let malformed = usize::try_from(events.malformed()).unwrap();
         assert!((20..=90).contains(&malformed), "about 1% of 5000 events, got {malformed}");
         assert_eq!(result.failures.len(), malformed);
-        assert_eq!(result.records.len(), 5000 - malformed);
+        let rows: usize = result.outputs.iter().map(|rows| rows.inputs.len()).sum();
+        assert_eq!(rows, 5000 - malformed);
     }
 
     #[test]

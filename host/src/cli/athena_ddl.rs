@@ -15,7 +15,7 @@ use crate::pipeline::connector::output_schema;
 use crate::sink::parquet::athena::{
     PartitionProjection, PartitionProjections, TableLocation, create_table_statement,
 };
-use crate::sink::parquet::schema::{parse_output_schema, with_lineage};
+use crate::sink::parquet::schema::{arrow_schema, with_lineage};
 
 #[derive(Debug, Args)]
 pub struct AthenaDdlArgs {
@@ -61,9 +61,9 @@ pub fn run(args: AthenaDdlArgs) -> anyhow::Result<ExitCode> {
         bail!("`{column}` is not a partition column of pipeline `{}`'s parquet-s3 sinks", pipeline.name);
     }
     for (sink, bucket, prefix, partition_by) in &tables {
-        let schema_text = output_schema(&registry, &sink.from)
+        let declared = output_schema(&registry, &sink.from)
             .with_context(|| format!("no plugin declares `{}`", sink.from))?;
-        let schema = with_lineage(&parse_output_schema(&schema_text)?)?;
+        let schema = with_lineage(&arrow_schema(&declared)?)?;
         let default_name = sink.from.rsplit('.').next().unwrap_or(&sink.from).replace('-', "_");
         let table = args.table.clone().unwrap_or(default_name);
         let own_projections: PartitionProjections = projections

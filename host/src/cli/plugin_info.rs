@@ -6,9 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::plugin::{
-    CompileCache, LoadedPlugin, PluginEngine, PluginLimits, SUPPORTED_WIT_VERSION, WIT_PACKAGE,
-};
+use crate::plugin::{CompileCache, LoadedPlugin, PluginEngine, PluginLimits, WIT_PACKAGE};
 
 #[derive(Debug, Args)]
 pub struct PluginInfoArgs {
@@ -24,18 +22,17 @@ pub fn run(args: PluginInfoArgs) -> anyhow::Result<ExitCode> {
     let plugin = LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &args.plugin)
         .with_context(|| format!("cannot load {}", args.plugin.display()))?;
     let info = plugin.info();
-    let schema_json =
-        |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.into()));
+    let wit = format!("{WIT_PACKAGE}@{}", info.contract);
     if args.json {
         let outputs: Vec<serde_json::Value> = info
             .outputs
             .iter()
-            .map(|o| serde_json::json!({ "name": o.name, "schema": schema_json(&o.schema) }))
+            .map(|o| serde_json::json!({ "name": o.name, "columns": o.columns_json() }))
             .collect();
         let value = serde_json::json!({
             "name": info.name,
             "version": info.version,
-            "wit": format!("{WIT_PACKAGE}@{SUPPORTED_WIT_VERSION}"),
+            "wit": wit,
             "content_hash": plugin.content_hash(),
             "outputs": outputs,
         });
@@ -44,14 +41,14 @@ pub fn run(args: PluginInfoArgs) -> anyhow::Result<ExitCode> {
     }
     println!("name:         {}", info.name);
     println!("version:      {}", info.version);
-    println!("wit:          {WIT_PACKAGE}@{SUPPORTED_WIT_VERSION}");
+    println!("wit:          {wit}");
     println!("content hash: {}", plugin.content_hash());
     println!("outputs:");
     for output in &info.outputs {
         println!("  {}:", output.name);
-        let pretty = serde_json::to_string_pretty(&schema_json(&output.schema))?;
-        for line in pretty.lines() {
-            println!("    {line}");
+        for column in &output.columns {
+            let null = if column.nullable { ", nullable" } else { "" };
+            println!("    {}: {}{null}", column.name, column.column_type);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,8 @@
 //! "headers": {name: string}}` object per line instead, for plugins that read keys or headers.
 //!
 //! Output and `--expect` file: `{"outputs": {"<output>": [values...]}, "failures":
-//! [{"index": n, "reason": "...", "part": value}]}`; an output missing from the expected file
+//! [{"index": n, "field": "...", "reason": "...", "part": value}]}` (`field` only when the plugin
+//! named one); an output missing from the expected file
 //! expects nothing. `part` appears only when the plugin failed a part of the record, shown as
 //! JSON when it is JSON and as a string of its text otherwise, like output values.
 
@@ -65,10 +66,21 @@ struct TestReport {
 #[serde(deny_unknown_fields)]
 struct ReportedFailure {
     index: u64,
+    /// The field the plugin named, left out when it named none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
     reason: String,
     /// Left out for a whole failure, so most expected files need not mention parts at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     part: Option<Value>,
+}
+
+/// A failure as people read it: the field, if any, then the reason.
+fn describe(failure: &ReportedFailure) -> String {
+    match &failure.field {
+        Some(field) => format!("{field}: {}", failure.reason),
+        None => failure.reason.clone(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,11 +115,13 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     for batch in records.chunks(args.batch_size) {
         match plugin.transform(&call, batch) {
             Ok(result) => {
-                for record in result.records {
-                    report.outputs.entry(record.output).or_default().push(value_of(&record.value));
+                for rows in result.outputs {
+                    let values = report.outputs.entry(rows.schema().name.clone()).or_default();
+                    values.extend((0..rows.len()).map(|row| value_of(&rows.json(row))));
                 }
                 report.failures.extend(result.failures.into_iter().map(|failure| ReportedFailure {
                     index: first_index + u64::from(failure.index),
+                    field: failure.field,
                     reason: failure.reason,
                     part: failure.part.as_deref().map(value_of),
                 }));
@@ -116,6 +130,7 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
                 let reason = error.to_string();
                 report.failures.extend((0..batch.len() as u64).map(|i| ReportedFailure {
                     index: first_index + i,
+                    field: None,
                     reason: reason.clone(),
                     part: None,
                 }));
@@ -207,8 +222,8 @@ fn compare(expected: &TestReport, actual: &TestReport) -> Vec<String> {
     if expected.failures != actual.failures {
         let render = |failures: &[ReportedFailure]| {
             let render_one = |f: &ReportedFailure| match &f.part {
-                Some(part) => format!("#{} {} (part {part})", f.index, f.reason),
-                None => format!("#{} {}", f.index, f.reason),
+                Some(part) => format!("#{} {} (part {part})", f.index, describe(f)),
+                None => format!("#{} {}", f.index, describe(f)),
             };
             failures.iter().map(render_one).collect::<Vec<_>>().join("; ")
         };
@@ -230,7 +245,7 @@ mod tests {
             outputs: outputs.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
             failures: failures
                 .iter()
-                .map(|(i, r)| ReportedFailure { index: *i, reason: r.to_string(), part: None })
+                .map(|(i, r)| ReportedFailure { index: *i, field: None, reason: r.to_string(), part: None })
                 .collect(),
         }
     }

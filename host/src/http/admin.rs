@@ -128,6 +128,7 @@ fn plugin_view(name: &str, handle: &PluginHandle, rejected: Option<&Rejection>) 
     json!({
         "name": name,
         "version": plugin.version(),
+        "contract": plugin.contract().as_str(),
         "content_hash": plugin.content_hash(),
         "origin": plugin.origin(),
         "loaded_at": rfc3339(plugin.loaded_at()),

@@ -36,6 +36,7 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
             json!({
                 "name": name,
                 "version": plugin.version(),
+                "contract": plugin.contract().as_str(),
                 "content_hash": plugin.content_hash(),
                 "outputs": plugin.info().outputs.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
             })

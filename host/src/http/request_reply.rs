@@ -59,7 +59,7 @@ impl RequestReplyEndpoint {
             if let ReplySink::Sendgrid { output: name, client, reply_field } = sink {
                 let client = client.as_ref().map_err(|reason| ApiError::unavailable(reason.clone()))?;
                 for record in output.outputs.get(name).into_iter().flatten() {
-                    let message_id = client.send(&record.value).await.map_err(send_error)?;
+                    let message_id = client.send(&record.row.json()).await.map_err(send_error)?;
                     if let Some(field) = reply_field {
                         answer.insert(field.clone(), json!(message_id));
                     }
@@ -69,7 +69,7 @@ impl RequestReplyEndpoint {
         for sink in &self.sinks {
             if let ReplySink::Kafka { output: name, topic, producer } = sink {
                 for record in output.outputs.get(name).into_iter().flatten() {
-                    if let Err(error) = producer.send(topic, record.key.as_deref(), &record.value).await {
+                    if let Err(error) = producer.send(topic, record.key(), &record.row.json()).await {
                         // The answering sink already acted (a mail was sent); failing the request
                         // now would make the caller send it twice.
                         tracing::error!(pipeline = %self.pipeline, topic, "record not logged to Kafka: {error}");
@@ -81,16 +81,17 @@ impl RequestReplyEndpoint {
         Ok((StatusCode::ACCEPTED, Json(Value::Object(answer))))
     }
 
-    /// The reply output's record as the answer's fields; none without a reply output.
+    /// The reply output's row as the answer's fields; none without a reply output.
     ///
     /// # Errors
-    /// 500 when the plugin's reply is not one JSON object: the plugin broke its contract.
+    /// 500 when the row does not read back as one JSON object (a `json` column holding text
+    /// that is not JSON): the plugin broke its contract.
     fn reply_body(&self, output: &ChainOutput) -> Result<Map<String, Value>, ApiError> {
         let Some(name) = &self.reply else { return Ok(Map::new()) };
         let Some(record) = output.outputs.get(name).and_then(|records| records.first()) else {
             return Ok(Map::new());
         };
-        match serde_json::from_slice(&record.value) {
+        match serde_json::from_slice(&record.row.json()) {
             Ok(Value::Object(fields)) => Ok(fields),
             _ => Err(ApiError::Internal(format!(
                 "{} gave a reply that is not a JSON object",
@@ -100,18 +101,12 @@ impl RequestReplyEndpoint {
     }
 }
 
-/// A plugin's rejection as 400 (naming the field when the reason starts with `field: `), or
-/// a trap as 500.
+/// A plugin's rejection as 400 (naming the field the plugin named), or a trap as 500.
 fn rejection(failure: &ChainFailure) -> ApiError {
     if failure.trapped {
         return ApiError::Internal(format!("plugin {} failed: {}", failure.plugin_version, failure.reason));
     }
-    let field = failure
-        .reason
-        .split_once(": ")
-        .filter(|(field, _)| !field.is_empty() && !field.contains(' '))
-        .map(|(field, _)| field.to_string());
-    ApiError::BadRequest { reason: failure.reason.clone(), field }
+    ApiError::BadRequest { reason: failure.reason.clone(), field: failure.field.clone() }
 }
 
 fn send_error(error: SendError) -> ApiError {
@@ -150,8 +145,9 @@ mod tests {
 
     use super::*;
 
-    fn failure(reason: &str, trapped: bool) -> ChainFailure {
+    fn failure(field: Option<&str>, reason: &str, trapped: bool) -> ChainFailure {
         ChainFailure {
+            field: field.map(str::to_owned),
             source_index: 0,
             step: "p".into(),
             reason: reason.into(),
@@ -162,16 +158,20 @@ mod tests {
     }
 
     #[test]
-    fn a_field_prefixed_reason_names_the_field() {
-        match rejection(&failure("recipients[2]: not a valid email address", false)) {
-            ApiError::BadRequest { field, .. } => assert_eq!(field.as_deref(), Some("recipients[2]")),
+    fn a_rejection_names_the_field_the_plugin_named() {
+        let named = failure(Some("recipients[2]"), "recipients[2]: not a valid email address", false);
+        match rejection(&named) {
+            ApiError::BadRequest { field, reason } => {
+                assert_eq!(field.as_deref(), Some("recipients[2]"));
+                assert_eq!(reason, "recipients[2]: not a valid email address");
+            }
             other => panic!("{other:?}"),
         }
-        match rejection(&failure("the body is not JSON: eof", false)) {
+        match rejection(&failure(None, "the body is not JSON: eof", false)) {
             ApiError::BadRequest { field, .. } => assert_eq!(field, None),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(rejection(&failure("trap", true)), ApiError::Internal(_)));
+        assert!(matches!(rejection(&failure(None, "trap", true)), ApiError::Internal(_)));
     }
 
     #[test]

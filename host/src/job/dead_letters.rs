@@ -175,6 +175,7 @@ mod tests {
 
     fn failure(part: Option<&[u8]>) -> ChainFailure {
         ChainFailure {
+            field: None,
             source_index: 0,
             step: "validate".into(),
             reason: "not a JSON object".into(),

@@ -13,7 +13,6 @@ use crate::config::{DeadLetterConfig, HostConfig, Pipeline, SinkKind, SourceConf
 use crate::object_store::{LocalDir, ObjectStore, S3Client};
 use crate::pipeline::Chain;
 use crate::plugin::{PluginError, PluginRegistry};
-use crate::sink::parquet::schema::{SchemaError, parse_output_schema};
 use crate::sink::postgres::{
     Database, DatabaseError, MigrationError, TablePlan, TablePlanError, TableSinkSpec, apply_pipeline_sql,
 };
@@ -59,8 +58,6 @@ pub enum JobSetupError {
     UnsupportedSink { pipeline: String, output: String, kind: &'static str },
     #[error("pipeline `{pipeline}`: sink `from = \"{output}\"` names no declared plugin output")]
     UnknownOutput { pipeline: String, output: String },
-    #[error("pipeline `{pipeline}`: the schema of {output}: {source}")]
-    Schema { pipeline: String, output: String, source: SchemaError },
     #[error("pipeline `{pipeline}`: {source}")]
     Plugin { pipeline: String, source: PluginError },
     #[error("pipeline `{pipeline}`: {source}")]
@@ -327,13 +324,8 @@ fn output_fields(
     let (plugin, name) = output.split_once('.').ok_or_else(unknown)?;
     let handle = registry.get(plugin).ok_or_else(unknown)?;
     let loaded = handle.current();
-    let declared = loaded.info().outputs.iter().find(|o| o.name == name).ok_or_else(unknown)?;
-    let schema = parse_output_schema(&declared.schema).map_err(|source| JobSetupError::Schema {
-        pipeline: pipeline.to_owned(),
-        output: output.to_owned(),
-        source,
-    })?;
-    Ok(schema.fields().iter().map(|field| field.name().clone()).collect())
+    let declared = loaded.info().output(name).ok_or_else(unknown)?;
+    Ok(declared.columns.iter().map(|column| column.name.clone()).collect())
 }
 
 #[cfg(test)]

@@ -172,7 +172,7 @@ enum SinkMessage {
 struct SinkRow {
     /// The input record it came from, from 1.
     record: i64,
-    value: Vec<u8>,
+    row: crate::plugin::rows::RowRef,
     /// `name@version` of the plugin that made it, for a `plugin_version` column.
     plugin_version: std::sync::Arc<str>,
 }
@@ -418,7 +418,7 @@ impl<'a> Attempt<'a> {
                 .into_iter()
                 .map(|row| SinkRow {
                     record: inputs.get(row.source_index).map_or(0, |input| signed(input.number)),
-                    value: row.value,
+                    row: row.row,
                     plugin_version: row.plugin_version,
                 })
                 .collect();
@@ -567,7 +567,7 @@ async fn stage_rows(
             SinkMessage::Rows(rows) => {
                 for row in rows {
                     let origin = RowOrigin { plugin_version: &row.plugin_version, job_id: &job_id };
-                    writer.write(row.record, &row.value, origin).await?;
+                    writer.write(row.record, &row.row, origin).await?;
                 }
             }
             SinkMessage::Finish => return writer.finish().await.map(Some),

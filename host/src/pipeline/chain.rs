@@ -4,17 +4,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{HostConfig, Pipeline, StepInput};
+use crate::plugin::rows::RowRef;
 use crate::plugin::{PluginCall, PluginError, PluginHandle, PluginRegistry, RecordIn};
 
-/// A record a step emitted to a named output, traced back to its source record.
+/// A row a step emitted to a named output, traced back to its source record.
 #[derive(Debug, Clone)]
 pub struct OutputRecord {
     /// Index of the source record in the batch it came from.
     pub source_index: usize,
-    pub key: Option<Vec<u8>>,
-    pub value: Vec<u8>,
+    /// The typed row, shared with the rest of the batch it came in.
+    pub row: RowRef,
     /// `name@version` of the plugin that produced it.
     pub plugin_version: Arc<str>,
+}
+
+impl OutputRecord {
+    pub fn key(&self) -> Option<&[u8]> {
+        self.row.key()
+    }
 }
 
 /// A source record that a step rejected, or that was in a batch a step failed as a whole.
@@ -22,7 +29,10 @@ pub struct OutputRecord {
 pub struct ChainFailure {
     pub source_index: usize,
     pub step: String,
+    /// What went wrong, with the field in front when the plugin named one.
     pub reason: String,
+    /// The field the plugin named, if it named one.
+    pub field: Option<String>,
     /// Whether the sandbox stopped the call (timeout, memory, trap) rather than the plugin.
     pub trapped: bool,
     pub plugin_version: Arc<str>,
@@ -142,9 +152,10 @@ impl Chain {
                         emitted
                             .iter()
                             .map(|r| {
+                                // A chained step reads a row as a JSON object.
                                 let record = RecordIn {
-                                    key: r.key.clone(),
-                                    value: r.value.clone(),
+                                    key: r.key().map(<[u8]>::to_vec),
+                                    value: r.row.json(),
                                     headers: Vec::new(),
                                 };
                                 (r.source_index, record)
@@ -159,6 +170,7 @@ impl Chain {
             let (lineage, batch): (Vec<usize>, Vec<RecordIn>) = inputs.into_iter().unzip();
             self.run_step(step, &lineage, batch, &mut output).await;
         }
+        output.settle_failures();
         output
     }
 
@@ -172,16 +184,15 @@ impl Chain {
         match step.handle.transform(step.call.clone(), batch).await {
             Ok(done) => {
                 let version: Arc<str> = format!("{}@{}", done.plugin.name(), done.plugin.version()).into();
-                for record in done.result.records {
-                    let Some(&source_index) = lineage.get(record.input as usize) else { continue };
-                    output.outputs.entry(format!("{}.{}", step.plugin, record.output)).or_default().push(
-                        OutputRecord {
-                            source_index,
-                            key: record.key,
-                            value: record.value,
-                            plugin_version: version.clone(),
-                        },
-                    );
+                for batch in done.result.outputs {
+                    let rows =
+                        output.outputs.entry(format!("{}.{}", step.plugin, batch.schema().name)).or_default();
+                    rows.reserve(batch.len());
+                    for (row, &input) in batch.inputs().iter().enumerate() {
+                        let Some(&source_index) = lineage.get(input as usize) else { continue };
+                        let Some(row) = RowRef::new(batch.clone(), row) else { continue };
+                        rows.push(OutputRecord { source_index, row, plugin_version: version.clone() });
+                    }
                 }
                 // A later step's part is a part of another step's output, not of the source record,
                 // so re-running it from the source is impossible: the source record fails whole.
@@ -191,7 +202,8 @@ impl Chain {
                     output.failures.push(ChainFailure {
                         source_index,
                         step: step.plugin.clone(),
-                        reason: failure.reason,
+                        reason: failure.describe(),
+                        field: failure.field,
                         trapped: false,
                         plugin_version: version.clone(),
                         part: failure.part.filter(|_| parts_are_of_the_source),
@@ -208,6 +220,7 @@ impl Chain {
                         source_index,
                         step: step.plugin.clone(),
                         reason: error.to_string(),
+                        field: None,
                         trapped: error.is_trap(),
                         plugin_version: version.clone(),
                         part: None,
@@ -223,7 +236,14 @@ mod tests {
     use super::*;
 
     fn row(source_index: usize) -> OutputRecord {
-        OutputRecord { source_index, key: None, value: b"{}".to_vec(), plugin_version: Arc::from("p@1") }
+        use crate::plugin::rows::{RowBatch, Value};
+        use crate::plugin::schema::{ColumnSpec, ColumnType, OutputSchema};
+        let column = ColumnSpec { name: "n".into(), column_type: ColumnType::Int64, nullable: false };
+        let schema = OutputSchema::new("rows".into(), vec![column]).expect("schema");
+        let mut batch = RowBatch::empty(Arc::new(schema));
+        batch.push_row(0, None, &[Value::Int64(7)]).expect("row");
+        let row = RowRef::new(Arc::new(batch), 0).expect("row 0");
+        OutputRecord { source_index, row, plugin_version: Arc::from("p@1") }
     }
 
     fn failure(source_index: usize, step: &str, part: Option<&[u8]>) -> ChainFailure {
@@ -231,6 +251,7 @@ mod tests {
             source_index,
             step: step.into(),
             reason: format!("bad at {step}"),
+            field: None,
             trapped: false,
             plugin_version: Arc::from(format!("{step}@1")),
             part: part.map(<[u8]>::to_vec),

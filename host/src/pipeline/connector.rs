@@ -22,6 +22,7 @@ use crate::kafka::{ConsumeError, GroupConsumer, SourceRecord, TopicPartition};
 use crate::object_store::{ObjectStore, StoreError, join_key};
 use crate::pipeline::chain::{Chain, ChainFailure, ChainOutput, OutputRecord};
 use crate::pipeline::stores::{StoreResolver, StoreSetupError};
+use crate::plugin::schema::OutputSchema;
 use crate::plugin::{Header, PluginError, PluginRegistry, RecordIn};
 use crate::sink::dead_letter::{DeadLetter, RawBytes, dead_letter_key, encode_lines, now_rfc3339};
 use crate::sink::table::{TableError, TableSink, TableWindow};
@@ -185,7 +186,7 @@ pub(crate) async fn build_outputs(
             setup(format!("sink `{}` names an output no loaded plugin declares", sink.from))
         })?;
         let store = stores.store(&settings.location).await?;
-        tables.push(TableSink::new(&sink.from, settings, store, &schema)?);
+        tables.push(TableSink::new(&sink.from, settings, store, schema)?);
     }
     let limits = WindowLimits {
         rows: tables.iter().map(|t| t.settings.rotate_records).min().unwrap_or(usize::MAX).max(1),
@@ -201,12 +202,12 @@ pub(crate) async fn build_outputs(
     })
 }
 
-/// The schema text `<plugin>.<output>` declares, from the plugin loaded now.
-pub fn output_schema(registry: &PluginRegistry, from: &str) -> Option<String> {
+/// The columns `<plugin>.<output>` declares, from the plugin loaded now.
+pub fn output_schema(registry: &PluginRegistry, from: &str) -> Option<Arc<OutputSchema>> {
     let (plugin, output) = from.split_once('.')?;
     let handle = registry.get(plugin)?;
     let current = handle.current();
-    current.info().outputs.iter().find(|o| o.name == output).map(|o| o.schema.clone())
+    current.info().output(output).cloned()
 }
 
 pub(crate) fn record_in(record: &SourceRecord) -> RecordIn {
@@ -279,7 +280,7 @@ pub(crate) fn push_rows(
 ) {
     for ((table, window), rows) in tables.iter().zip(windows.iter_mut()).zip(rows) {
         for row in rows {
-            table.push(window, row.key.as_deref(), row.value, offset, row.plugin_version);
+            table.push(window, row.row, offset, row.plugin_version);
         }
     }
 }
@@ -530,6 +531,7 @@ impl Connector {
                 source_index: 0,
                 step: format!("sink {from}"),
                 reason,
+                field: None,
                 trapped: false,
                 plugin_version,
                 part: None,

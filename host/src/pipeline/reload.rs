@@ -17,6 +17,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::config::{Pipeline, SinkKind, StepInput};
+use crate::plugin::schema::OutputSchema;
 use crate::plugin::{LoadedPlugin, PluginError, PluginLimits, PluginRegistry, Rejection, content_hash};
 use crate::telemetry;
 
@@ -168,8 +169,8 @@ fn fit_problems(
     problems
 }
 
-fn schema_of<'a>(plugin: &'a LoadedPlugin, output: &str) -> Option<&'a str> {
-    plugin.info().outputs.iter().find(|o| o.name == output).map(|o| o.schema.as_str())
+fn schema_of<'a>(plugin: &'a LoadedPlugin, output: &str) -> Option<&'a OutputSchema> {
+    plugin.info().output(output).map(|schema| &**schema)
 }
 
 /// Keeps the directory watch alive; dropping it stops watching.

@@ -144,6 +144,7 @@ impl Sweep {
                             source_index: 0,
                             step: format!("sink {}", table.from),
                             reason: row.reason,
+                            field: None,
                             trapped: false,
                             plugin_version: row.plugin_version,
                             part: None,

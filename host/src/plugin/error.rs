@@ -11,9 +11,11 @@ pub enum PluginError {
     #[error("{origin} is not a valid WebAssembly component: {message}")]
     Compile { origin: String, message: String },
     #[error(
-        "{origin} was built for {package}@{found}, but this host supports {package}@{supported}; rebuild the plugin against wit/transform.wit"
+        "{origin} was built for {package}@{found}, but this host runs {package}@{supported}; rebuild the plugin against wit/transform.wit"
     )]
-    WitVersion { origin: String, package: &'static str, found: String, supported: &'static str },
+    WitVersion { origin: String, package: &'static str, found: String, supported: String },
+    #[error("{origin} describes itself in a way this host cannot use: {message}")]
+    BadInfo { origin: String, message: String },
     #[error(
         "{origin} does not export the {package}/transformer interface; build it with the sluice plugin SDK or wit/transform.wit"
     )]

@@ -11,8 +11,7 @@ use std::sync::{Mutex, PoisonError};
 
 use wasmtime::Store;
 
-use super::bindings::Plugin;
-use super::loaded::PluginCall;
+use super::loaded::{PluginCall, PluginInstance};
 use super::sandbox::SandboxState;
 
 /// Calls one instance serves before it is dropped, so a slow leak in a plugin (or heap
@@ -23,7 +22,7 @@ pub(super) const MAX_CALLS_PER_INSTANCE: u32 = 1000;
 pub(super) struct WarmInstance {
     pub call: PluginCall,
     pub store: Store<SandboxState>,
-    pub plugin: Plugin,
+    pub plugin: PluginInstance,
     pub calls: u32,
 }
 

@@ -7,12 +7,81 @@ use std::time::SystemTime;
 use wasmtime::Store;
 use wasmtime::component::{Component, types::ComponentItem};
 
-use super::bindings::{BatchResult, PluginInfo, PluginPre, RecordIn};
+use super::bindings::{v0_2, v0_3};
 use super::cache::{CompileCache, content_hash};
+use super::contract::{
+    AnswerError, BatchResult, ContractVersion, PluginInfo, answer_from_v0_2, answer_from_v0_3,
+    info_from_v0_2, info_from_v0_3, record_to_v0_2,
+};
 use super::engine::PluginEngine;
 use super::instances::{WarmInstance, WarmInstances};
 use super::sandbox::{SandboxState, arm_deadline, new_store};
-use super::{PluginError, PluginLimits, SUPPORTED_WIT_VERSION, WIT_PACKAGE};
+use super::{PluginError, PluginLimits, RecordIn, WIT_PACKAGE};
+
+/// A component ready to instantiate, with the bindings of the contract version it was built for.
+enum ReadyComponent {
+    V0_2(v0_2::PluginPre<SandboxState>),
+    V0_3(v0_3::PluginPre<SandboxState>),
+}
+
+/// An instance of a component, with the bindings of its contract version.
+pub(super) enum PluginInstance {
+    V0_2(v0_2::Plugin),
+    V0_3(v0_3::Plugin),
+}
+
+/// What a `transform` call answered, before it is read into the host's types.
+enum RawAnswer {
+    V0_2(Result<v0_2::BatchResult, String>),
+    V0_3(Result<v0_3::BatchResult, String>),
+}
+
+impl ReadyComponent {
+    fn instantiate(&self, store: &mut Store<SandboxState>) -> wasmtime::Result<PluginInstance> {
+        Ok(match self {
+            ReadyComponent::V0_2(pre) => PluginInstance::V0_2(pre.instantiate(store)?),
+            ReadyComponent::V0_3(pre) => PluginInstance::V0_3(pre.instantiate(store)?),
+        })
+    }
+}
+
+impl PluginInstance {
+    fn info(&self, store: &mut Store<SandboxState>) -> wasmtime::Result<Result<PluginInfo, String>> {
+        let describe =
+            |(output, error): (String, super::schema::SchemaError)| format!("output `{output}`: {error}");
+        Ok(match self {
+            PluginInstance::V0_2(plugin) => {
+                info_from_v0_2(plugin.sluice_transform_transformer().call_info(store)?).map_err(describe)
+            }
+            PluginInstance::V0_3(plugin) => {
+                info_from_v0_3(plugin.sluice_transform_transformer().call_info(store)?).map_err(describe)
+            }
+        })
+    }
+
+    fn init(
+        &self,
+        store: &mut Store<SandboxState>,
+        config: &[(String, String)],
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            PluginInstance::V0_2(plugin) => plugin.sluice_transform_transformer().call_init(store, config),
+            PluginInstance::V0_3(plugin) => plugin.sluice_transform_transformer().call_init(store, config),
+        }
+    }
+
+    fn transform(&self, store: &mut Store<SandboxState>, batch: &[RecordIn]) -> wasmtime::Result<RawAnswer> {
+        Ok(match self {
+            PluginInstance::V0_2(plugin) => {
+                let batch: Vec<v0_2::RecordIn> = batch.iter().map(record_to_v0_2).collect();
+                RawAnswer::V0_2(plugin.sluice_transform_transformer().call_transform(store, &batch)?)
+            }
+            PluginInstance::V0_3(plugin) => {
+                RawAnswer::V0_3(plugin.sluice_transform_transformer().call_transform(store, batch)?)
+            }
+        })
+    }
+}
 
 /// The settings a pipeline step calls a plugin with: its `init` config and its limits.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,7 +98,7 @@ pub struct LoadedPlugin {
     origin: String,
     loaded_at: SystemTime,
     engine: PluginEngine,
-    pre: PluginPre<SandboxState>,
+    ready: ReadyComponent,
     warm: WarmInstances,
 }
 
@@ -68,19 +137,26 @@ impl LoadedPlugin {
     ) -> Result<Self, PluginError> {
         let hash = content_hash(bytes);
         let component = cache.component(engine, origin, bytes, &hash)?;
-        check_contract_version(engine, &component, origin)?;
+        let contract = check_contract_version(engine, &component, origin)?;
         let link_error =
             |e: wasmtime::Error| PluginError::Link { origin: origin.to_string(), message: format!("{e:#}") };
         let instance_pre = engine.linker().instantiate_pre(&component).map_err(link_error)?;
-        let pre = PluginPre::new(instance_pre).map_err(link_error)?;
+        let ready = match contract {
+            ContractVersion::V0_2 => {
+                ReadyComponent::V0_2(v0_2::PluginPre::new(instance_pre).map_err(link_error)?)
+            }
+            ContractVersion::V0_3 => {
+                ReadyComponent::V0_3(v0_3::PluginPre::new(instance_pre).map_err(link_error)?)
+            }
+        };
 
         let info = {
             let mut store = new_store(engine, PluginLimits::default());
-            let plugin = pre.instantiate(&mut store).map_err(link_error)?;
+            let plugin = ready.instantiate(&mut store).map_err(link_error)?;
             plugin
-                .sluice_transform_transformer()
-                .call_info(&mut store)
+                .info(&mut store)
                 .map_err(|e| PluginError::Trap { plugin: origin.to_string(), message: format!("{e:#}") })?
+                .map_err(|message| PluginError::BadInfo { origin: origin.to_string(), message })?
         };
         let output_names = info.outputs.iter().map(|o| o.name.clone()).collect();
         Ok(LoadedPlugin {
@@ -90,7 +166,7 @@ impl LoadedPlugin {
             origin: origin.to_string(),
             loaded_at: SystemTime::now(),
             engine: engine.clone(),
-            pre,
+            ready,
             warm: WarmInstances::new(idle_instances_per_plugin()),
         })
     }
@@ -105,6 +181,11 @@ impl LoadedPlugin {
 
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// The contract version the component was built for.
+    pub fn contract(&self) -> ContractVersion {
+        self.info.contract
     }
 
     /// Hex SHA-256 of the component file: tells two builds with the same version apart.
@@ -175,8 +256,8 @@ impl LoadedPlugin {
     fn instantiate(&self, call: &PluginCall) -> Result<WarmInstance, PluginError> {
         let mut store = new_store(&self.engine, call.limits);
         let outcome = (|| {
-            let plugin = self.pre.instantiate(&mut store)?;
-            let init = plugin.sluice_transform_transformer().call_init(&mut store, &call.config)?;
+            let plugin = self.ready.instantiate(&mut store)?;
+            let init = plugin.init(&mut store, &call.config)?;
             Ok(init.map(|()| plugin))
         })();
         match outcome {
@@ -196,13 +277,21 @@ impl LoadedPlugin {
     ) -> Result<BatchResult, PluginError> {
         arm_deadline(&mut warm.store, call.limits);
         warm.calls += 1;
-        let outcome = warm.plugin.sluice_transform_transformer().call_transform(&mut warm.store, batch);
+        let outcome = warm.plugin.transform(&mut warm.store, batch);
         match outcome {
             Ok(answer) => {
                 self.warm.give_back(warm);
-                let result = answer.map_err(|message| PluginError::BatchRejected {
-                    plugin: self.info.name.clone(),
-                    message,
+                let rejected =
+                    |message| PluginError::BatchRejected { plugin: self.info.name.clone(), message };
+                let read = match answer {
+                    RawAnswer::V0_2(answer) => answer_from_v0_2(&self.info, answer.map_err(rejected)?),
+                    RawAnswer::V0_3(answer) => answer_from_v0_3(&self.info, answer.map_err(rejected)?),
+                };
+                let result = read.map_err(|error| match error {
+                    AnswerError::UndeclaredOutput(output) => {
+                        PluginError::UndeclaredOutput { plugin: self.info.name.clone(), output }
+                    }
+                    AnswerError::Rows(error) => rejected(format!("its answer breaks the contract: {error}")),
                 })?;
                 self.check_answer(&result, batch.len())?;
                 Ok(result)
@@ -228,17 +317,14 @@ impl LoadedPlugin {
         }
     }
 
-    /// Rejects answers that name undeclared outputs or input indexes outside the batch.
+    /// Rejects answers that refer to input indexes outside the batch.
     fn check_answer(&self, result: &BatchResult, batch_len: usize) -> Result<(), PluginError> {
         let plugin = || self.info.name.clone();
-        if let Some(record) = result.records.iter().find(|r| !self.output_names.contains(&r.output)) {
-            return Err(PluginError::UndeclaredOutput { plugin: plugin(), output: record.output.clone() });
-        }
         let out_of_range = |index: u32| usize::try_from(index).map_or(true, |i| i >= batch_len);
         let bad_index = result
-            .records
+            .outputs
             .iter()
-            .map(|r| r.input)
+            .flat_map(|rows| rows.inputs().iter().copied())
             .chain(result.failures.iter().map(|f| f.index))
             .find(|&index| out_of_range(index));
         if let Some(index) = bad_index {
@@ -251,12 +337,12 @@ impl LoadedPlugin {
     }
 }
 
-/// Finds the `transformer` export and compares its package version with this host's.
+/// Finds the `transformer` export and the contract version it was built for, if this host runs it.
 fn check_contract_version(
     engine: &PluginEngine,
     component: &Component,
     origin: &str,
-) -> Result<(), PluginError> {
+) -> Result<ContractVersion, PluginError> {
     let prefix = format!("{WIT_PACKAGE}/transformer@");
     let component_type = component.component_type();
     let found = component_type
@@ -265,12 +351,11 @@ fn check_contract_version(
         .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string));
     match found {
         None => Err(PluginError::NotATransform { origin: origin.to_string(), package: WIT_PACKAGE }),
-        Some(version) if version == SUPPORTED_WIT_VERSION => Ok(()),
-        Some(version) => Err(PluginError::WitVersion {
+        Some(version) => ContractVersion::parse(&version).ok_or_else(|| PluginError::WitVersion {
             origin: origin.to_string(),
             package: WIT_PACKAGE,
             found: version,
-            supported: SUPPORTED_WIT_VERSION,
+            supported: ContractVersion::supported_list(),
         }),
     }
 }

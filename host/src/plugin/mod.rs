@@ -8,23 +8,28 @@
 
 mod bindings;
 mod cache;
+mod contract;
 mod engine;
 mod error;
 mod instances;
+mod json_rows;
 pub mod limits;
 mod loaded;
 mod registry;
+pub mod rows;
 mod sandbox;
+pub mod schema;
 
-pub use bindings::{BatchResult, Failure, Header, OutputInfo, PluginInfo, RecordIn, RecordOut};
+pub use bindings::v0_3::{Header, RecordIn};
 pub use cache::{CompileCache, content_hash};
+pub use contract::{BatchResult, ContractVersion, Failure, PluginInfo};
 pub use engine::PluginEngine;
 pub use error::PluginError;
+#[cfg(test)]
+pub(crate) use json_rows::push_json_row;
 pub use limits::PluginLimits;
 pub use loaded::{LoadedPlugin, PluginCall};
 pub use registry::{PluginHandle, PluginRegistry, PluginStats, Rejection, Transformed};
 
-/// The WIT package version of `wit/transform.wit` that this host implements.
-pub const SUPPORTED_WIT_VERSION: &str = "0.2.0";
 /// The WIT package whose `transformer` interface plugins export.
 pub const WIT_PACKAGE: &str = "sluice:transform";

@@ -9,10 +9,10 @@ use std::time::{Instant, SystemTime};
 use arc_swap::ArcSwap;
 
 use super::PluginError;
-use super::bindings::{BatchResult, RecordIn};
 use super::cache::CompileCache;
 use super::engine::PluginEngine;
 use super::loaded::{LoadedPlugin, PluginCall};
+use super::{BatchResult, RecordIn};
 use crate::telemetry;
 
 /// A plugin name's slot: the current version, swapped atomically on reload, and its counters.

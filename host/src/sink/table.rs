@@ -16,10 +16,12 @@ use arrow::datatypes::SchemaRef;
 use super::parquet::naming::object_key;
 use super::parquet::partition::{PartitionError, Partitioner};
 use super::parquet::rows::{OutputRecord, RowEncoder, RowsError};
-use super::parquet::schema::{SchemaError, parse_output_schema, with_lineage};
+use super::parquet::schema::{SchemaError, arrow_schema, with_lineage};
 use super::parquet::writer::{ParquetFileWriter, WriterError};
 use crate::config::TableSinkSettings;
 use crate::object_store::ObjectStore;
+use crate::plugin::rows::RowRef;
+use crate::plugin::schema::OutputSchema;
 
 /// Why a table sink cannot be set up or a window cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +67,13 @@ pub struct TableSink {
 /// A row waiting to be encoded, with the coordinates of the record it came from.
 #[derive(Debug, Clone)]
 pub struct PendingRow {
-    pub value: Vec<u8>,
+    pub row: RowRef,
     pub offset: i64,
     /// `name@version` of the plugin that made it.
     pub plugin_version: Arc<str>,
 }
 
-/// Rows of one window for one table: pending JSON rows, then one open file per partition.
+/// Rows of one window for one table: pending typed rows, then one open file per partition.
 #[derive(Debug, Default)]
 pub struct TableWindow {
     pending: Vec<PendingRow>,
@@ -79,7 +81,7 @@ pub struct TableWindow {
     seen_keys: HashSet<Vec<u8>>,
     /// Rows accepted so far (pending or encoded).
     pub rows: usize,
-    /// JSON bytes of those rows: what the window holds in memory, at most.
+    /// About the bytes of those rows' values: what the window holds in memory, at most.
     pub bytes: usize,
     /// Rows dropped because an earlier row of the window had the same key.
     pub duplicates: usize,
@@ -110,21 +112,21 @@ pub struct FinishedObject {
 }
 
 impl TableSink {
-    /// Sets up the table for `from` with the schema its plugin declares (`schema_text`), plus the
-    /// Kafka lineage columns.
+    /// Sets up the table for `from` with the columns its plugin declares, plus the Kafka
+    /// lineage columns.
     ///
     /// # Errors
-    /// [`TableError`] when the schema is invalid or `partition_by` does not fit it.
+    /// [`TableError`] when the columns cannot make a table or `partition_by` does not fit them.
     pub fn new(
         from: &str,
         settings: TableSinkSettings,
         store: ObjectStore,
-        schema_text: &str,
+        declared: Arc<OutputSchema>,
     ) -> Result<Self, TableError> {
         let schema_error = |source| TableError::Schema { output: from.to_owned(), source };
-        let declared = parse_output_schema(schema_text).map_err(schema_error)?;
-        let schema: SchemaRef = Arc::new(with_lineage(&declared).map_err(schema_error)?);
-        let encoder = RowEncoder::new(schema.clone())
+        let arrow = arrow_schema(&declared).map_err(schema_error)?;
+        let schema: SchemaRef = Arc::new(with_lineage(&arrow).map_err(schema_error)?);
+        let encoder = RowEncoder::new(schema.clone(), declared)
             .map_err(|source| TableError::Rows { output: from.to_owned(), source })?;
         let partitioner = Partitioner::new(schema, &settings.partition_by)
             .map_err(|source| TableError::Partition { output: from.to_owned(), source })?;
@@ -139,24 +141,17 @@ impl TableSink {
 
     /// Adds a row to `window`, unless the sink dedupes by key and the window already has that
     /// key; returns whether the row was taken.
-    pub fn push(
-        &self,
-        window: &mut TableWindow,
-        key: Option<&[u8]>,
-        value: Vec<u8>,
-        offset: i64,
-        plugin_version: Arc<str>,
-    ) -> bool {
+    pub fn push(&self, window: &mut TableWindow, row: RowRef, offset: i64, plugin_version: Arc<str>) -> bool {
         if self.settings.dedupe_by_key
-            && let Some(key) = key
+            && let Some(key) = row.key()
             && !window.seen_keys.insert(key.to_vec())
         {
             window.duplicates += 1;
             return false;
         }
         window.rows += 1;
-        window.bytes += value.len();
-        window.pending.push(PendingRow { value, offset, plugin_version });
+        window.bytes += row.batch().bytes_per_row();
+        window.pending.push(PendingRow { row, offset, plugin_version });
         true
     }
 
@@ -178,7 +173,7 @@ impl TableSink {
         let records: Vec<OutputRecord<'_>> = pending
             .iter()
             .map(|row| OutputRecord {
-                value: &row.value,
+                row: &row.row,
                 topic,
                 partition,
                 offset: row.offset,

@@ -1,71 +1,83 @@
 //! One call of the plugin: a batch of `status_logs` records in, `user_status_log` rows out.
 
-use sluice_plugin_sdk::{BatchResult, Failure, RecordIn, RecordOut};
+use sluice_plugin_sdk::{BatchResult, Failure, InputKeys, OutputRows, RecordIn};
 
-use crate::outputs::{USER_STATUS_LOG, UserStatusLogRow};
+use crate::outputs::{USER_STATUS_LOG, USER_STATUS_LOG_COLUMNS, UserStatusLogRow};
 use crate::status_log::explode;
 
 /// Explodes every record of `batch` into rows, and reports what could not be used.
 ///
-/// Rows keep the input's key and index, and follow the batch's order, then the entries'
-/// order. A record gives rows for all its entries or, with one whole failure (no `part`), none
-/// at all.
+/// Rows keep the input's key (see [`InputKeys`]) and index, and follow the batch's order, then
+/// the entries' order. A record gives rows for all its entries or, with one whole failure (no
+/// `part`), none at all.
 pub fn transform(batch: &[RecordIn]) -> BatchResult {
-    let mut result = BatchResult { records: Vec::with_capacity(batch.len() * 3), failures: Vec::new() };
+    let mut rows = OutputRows::new(USER_STATUS_LOG, USER_STATUS_LOG_COLUMNS);
+    rows.reserve(batch.len() * 3);
+    let mut failures = Vec::new();
+    let keys = InputKeys::of(batch);
     for (index, record) in (0u32..).zip(batch) {
-        let first_row = result.records.len();
-        if let Err(reason) = push_rows(index, record, &mut result.records) {
+        if let Err(failure) = push_rows(index, keys.key(record), &record.value, &mut rows) {
             // A row already pushed would be inserted again when the dead letter is replayed.
-            result.records.truncate(first_row);
-            result.failures.push(Failure::whole(index, reason));
+            rows.discard_input(index);
+            failures.push(failure);
         }
     }
-    result
+    let outputs = if rows.is_empty() { Vec::new() } else { vec![rows.finish()] };
+    BatchResult { outputs, failures }
 }
 
-/// Appends one row per entry of `record`; on error the caller drops what was appended.
-fn push_rows(index: u32, record: &RecordIn, records: &mut Vec<RecordOut>) -> Result<(), String> {
-    let exploded = explode(&record.value)?;
+/// Appends one row per entry of the record `value`; on error the caller drops what was appended.
+fn push_rows(index: u32, key: Option<&[u8]>, value: &[u8], rows: &mut OutputRows) -> Result<(), Failure> {
+    let exploded = explode(value).map_err(|error| Failure {
+        index,
+        field: error.field,
+        reason: error.problem,
+        part: None,
+    })?;
     for entry in &exploded.entries {
         let row = UserStatusLogRow {
             user_id: &exploded.user_id,
             updated_on: entry.updated_on.as_deref(),
             status: entry.status.as_deref(),
         };
-        // Rows of plain strings and nulls always encode; if one ever did not, say so instead of panicking.
-        let value = serde_json::to_vec(&row).map_err(|error| format!("could not encode a row: {error}"))?;
-        records.push(RecordOut {
-            output: USER_STATUS_LOG.to_owned(),
-            input: index,
-            key: record.key.clone(),
-            value,
-        });
+        // Rows of plain strings and nulls always fit; if one ever did not, say so instead of panicking.
+        rows.push(index, key, &row).map_err(|error| error.into_failure(index))?;
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use sluice_plugin_sdk::render::{RenderedRow, result_rows};
+
     use super::*;
+    use crate::outputs::declared;
+
+    fn rendered(result: &BatchResult) -> Vec<RenderedRow> {
+        result_rows(&declared(), result).unwrap()
+    }
 
     fn rows_of(result: &BatchResult) -> Vec<(u32, serde_json::Value)> {
-        result.records.iter().map(|r| (r.input, serde_json::from_slice(&r.value).unwrap())).collect()
+        rendered(result).iter().map(|row| (row.input, row.value())).collect()
+    }
+
+    fn failures_of(result: &BatchResult) -> Vec<(u32, Option<&str>, &str)> {
+        result.failures.iter().map(|f| (f.index, f.field.as_deref(), f.reason.as_str())).collect()
     }
 
     #[test]
     fn samples_give_the_expected_rows_and_failures() {
         let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
-        sluice_plugin_sdk::samples::assert_expected(samples, |batch| {
+        sluice_plugin_sdk::samples::assert_expected(samples, &declared(), |batch| {
             let result = transform(batch);
-            assert!(result.records.iter().all(|record| record.output == USER_STATUS_LOG));
+            assert!(result.outputs.iter().all(|rows| rows.output == USER_STATUS_LOG));
             result
         });
     }
 
     #[test]
     fn empty_batch_gives_nothing() {
-        let result = transform(&[]);
-        assert!(result.records.is_empty() && result.failures.is_empty());
+        assert_eq!(transform(&[]), BatchResult::empty());
     }
 
     #[test]
@@ -93,30 +105,36 @@ mod tests {
         let batch = [r#"{"userId":"a","statusLogs":[{"updatedOn":1.5},{"status":""},{"status":true,"updatedOn":[1, 2]}]}"#]
             .map(RecordIn::from_value);
         let result = transform(&batch);
-        let values: Vec<&[u8]> = result.records.iter().map(|record| record.value.as_slice()).collect();
+        let rows: Vec<String> = rendered(&result).into_iter().map(|row| row.json).collect();
         assert_eq!(
-            values,
+            rows,
             [
-                &br#"{"userId":"a","updatedOn":"1.5","status":null}"#[..],
-                br#"{"userId":"a","updatedOn":null,"status":""}"#,
-                br#"{"userId":"a","updatedOn":"[1,2]","status":"true"}"#,
+                r#"{"userId":"a","updatedOn":"1.5"}"#,
+                r#"{"userId":"a","status":""}"#,
+                r#"{"userId":"a","updatedOn":"[1,2]","status":"true"}"#,
             ]
         );
+        let nulls: Vec<&[u32]> =
+            result.outputs[0].columns.iter().map(|column| column.nulls.as_slice()).collect();
+        assert_eq!(nulls, [&[][..], &[1], &[0]]);
         assert!(result.failures.is_empty());
     }
 
     #[test]
-    fn record_with_an_entry_that_is_not_an_object_gives_no_rows_and_one_failure() {
+    fn record_with_entries_that_are_not_objects_gives_no_rows_and_one_failure() {
         let batch = [r#"{"userId":"a","statusLogs":[{"status":"A1","updatedOn":1},{},7,"B"]}"#]
             .map(RecordIn::from_value);
         let result = transform(&batch);
-        assert_eq!(result.records.len(), 0);
+        assert!(result.outputs.is_empty());
         assert_eq!(result.failures.len(), 1);
-        assert_eq!(result.failures[0].index, 0);
         assert_eq!(result.failures[0].part, None, "the whole record fails, not its bad entries");
         assert_eq!(
-            result.failures[0].reason,
-            "statusLogs[2]: expected an object, found a number; statusLogs[3]: expected an object, found a string"
+            failures_of(&result),
+            [(
+                0,
+                None,
+                "statusLogs[2]: expected an object, found a number; statusLogs[3]: expected an object, found a string"
+            )]
         );
     }
 
@@ -125,30 +143,38 @@ mod tests {
         let good = r#"{"userId":"a","statusLogs":[{"status":"A1","updatedOn":1},{"status":"A2"}]}"#;
         let bad = r#"{"userId":"b","statusLogs":[{"status":"B1","updatedOn":2},null]}"#;
         let result = transform(&[good, bad, good].map(RecordIn::from_value));
-        let inputs: Vec<u32> = result.records.iter().map(|record| record.input).collect();
-        assert_eq!(inputs, [0, 0, 2, 2]);
-        let failures: Vec<_> = result.failures.iter().map(|f| (f.index, f.reason.as_str())).collect();
-        assert_eq!(failures, [(1, "statusLogs[1]: expected an object, found null")]);
+        assert_eq!(result.outputs[0].inputs, [0, 0, 2, 2]);
+        assert_eq!(failures_of(&result), [(1, Some("statusLogs[1]"), "expected an object, found null")]);
     }
 
     #[test]
     fn rows_keep_the_input_key() {
-        let mut record =
-            RecordIn::from_value(r#"{"userId":"a","statusLogs":[{"status":"A","updatedOn":1}]}"#);
-        record.key = Some(b"user-a".to_vec());
-        let result = transform(&[record]);
-        assert_eq!(result.records[0].key.as_deref(), Some(&b"user-a"[..]));
+        let mut keyed = RecordIn::from_value(r#"{"userId":"a","statusLogs":[{"status":"A","updatedOn":1}]}"#);
+        keyed.key = Some(b"user-a".to_vec());
+        let unkeyed = RecordIn::from_value(r#"{"userId":"b","statusLogs":[{"status":"B"}]}"#);
+        let keys: Vec<_> =
+            rendered(&transform(&[keyed.clone(), unkeyed.clone()])).into_iter().map(|row| row.key).collect();
+        assert_eq!(
+            keys,
+            [Some(b"user-a".to_vec()), Some(Vec::new())],
+            "a record without a key among keyed ones gets an empty key"
+        );
+        let keys: Vec<_> = rendered(&transform(&[unkeyed])).into_iter().map(|row| row.key).collect();
+        assert_eq!(keys, [None]);
     }
 }
 
 #[cfg(test)]
 mod fuzz {
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
     use serde_json::value::RawValue;
     use sluice_fuzz::plugin::{Batch, check_contract, sample_batches};
+    use sluice_plugin_sdk::render::result_rows;
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::outputs::declared;
 
     /// The fields a `status_logs` record and its entries are read for.
     const KEYS: &[&str] = &["userId", "statusLogs", "status", "updatedOn"];
@@ -163,7 +189,7 @@ mod fuzz {
         #[test]
         fn every_record_gives_a_row_per_entry_or_one_failure(batch in batches()) {
             let result = transform(&batch.0);
-            let accounts = check_contract(&batch.0, &result)?;
+            let accounts = check_contract(&batch.0, &declared(), &result)?;
             for (record, account) in batch.0.iter().zip(&accounts) {
                 prop_assert_eq!(account.part_failures, 0);
                 if account.whole_failures == 0 {
@@ -175,9 +201,10 @@ mod fuzz {
                     prop_assert_eq!(account.rows, entries.len());
                 }
             }
-            for row in &result.records {
+            let keys = InputKeys::of(&batch.0);
+            for row in result_rows(&declared(), &result).map_err(TestCaseError::fail)? {
                 prop_assert_eq!(row.output.as_str(), USER_STATUS_LOG);
-                prop_assert_eq!(&row.key, &batch.0[row.input as usize].key);
+                prop_assert_eq!(row.key.as_deref(), keys.key(&batch.0[row.input as usize]));
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The plugin's one output, `user_status_log`: its schema and its rows.
+//! The plugin's one output, `user_status_log`: its columns and its rows.
 
 use serde::Serialize;
 use sluice_plugin_sdk::OutputInfo;
@@ -11,10 +11,10 @@ pub const USER_STATUS_LOG: &str = "user_status_log";
 ///
 /// `updatedOn` and `status` are nullable because every entry becomes a row, even one that lacks
 /// them, as the original job's `explode` did.
-const USER_STATUS_LOG_COLUMNS: &[Column] = &[
-    Column::required("userId", ColumnType::String),
-    Column::nullable("updatedOn", ColumnType::String),
-    Column::nullable("status", ColumnType::String),
+pub const USER_STATUS_LOG_COLUMNS: &[Column] = &[
+    Column::required("userId", ColumnType::Text),
+    Column::nullable("updatedOn", ColumnType::Text),
+    Column::nullable("status", ColumnType::Text),
 ];
 
 /// The outputs this plugin declares in `info()`.
@@ -22,7 +22,7 @@ pub fn declared() -> Vec<OutputInfo> {
     vec![OutputInfo::new(USER_STATUS_LOG, USER_STATUS_LOG_COLUMNS)]
 }
 
-/// A `user_status_log` row, its fields in the schema's order; `None` is written as `null`.
+/// A `user_status_log` row, its fields in the columns' order; `None` is a null.
 #[derive(Debug, Serialize)]
 pub struct UserStatusLogRow<'a> {
     #[serde(rename = "userId")]
@@ -34,44 +34,47 @@ pub struct UserStatusLogRow<'a> {
 
 #[cfg(test)]
 mod tests {
+    use sluice_plugin_sdk::OutputRows;
+    use sluice_plugin_sdk::render::rows_json;
+
     use super::*;
 
     #[test]
-    fn declares_one_output_with_three_string_fields_two_of_them_nullable() {
+    fn declares_one_output_with_three_text_columns_two_of_them_nullable() {
         let outputs = declared();
         assert_eq!(outputs.len(), 1);
         assert_eq!(outputs[0].name, USER_STATUS_LOG);
-        let schema: serde_json::Value = serde_json::from_str(&outputs[0].schema).unwrap();
-        let fields: Vec<_> = schema["fields"]
-            .as_array()
-            .unwrap()
+        let columns: Vec<_> = outputs[0]
+            .columns
             .iter()
-            .map(|f| {
-                (f["name"].as_str().unwrap(), f["type"].as_str().unwrap(), f["nullable"].as_bool().unwrap())
-            })
+            .map(|column| (column.name.as_str(), ColumnType::from(column.type_), column.nullable))
             .collect();
         assert_eq!(
-            fields,
-            [("userId", "string", false), ("updatedOn", "string", true), ("status", "string", true)]
+            columns,
+            [
+                ("userId", ColumnType::Text, false),
+                ("updatedOn", ColumnType::Text, true),
+                ("status", ColumnType::Text, true)
+            ]
         );
     }
 
+    fn rendered(row: &UserStatusLogRow) -> String {
+        let mut rows = OutputRows::new(USER_STATUS_LOG, USER_STATUS_LOG_COLUMNS);
+        rows.push(0, None, row).unwrap();
+        rows_json(&declared()[0], &rows.finish()).unwrap().remove(0)
+    }
+
     #[test]
-    fn row_follows_the_schema_order() {
+    fn row_fills_the_columns_in_order() {
         let row =
             UserStatusLogRow { user_id: "0000", updated_on: Some("1644527391"), status: Some("INITIATED") };
-        assert_eq!(
-            serde_json::to_string(&row).unwrap(),
-            r#"{"userId":"0000","updatedOn":"1644527391","status":"INITIATED"}"#
-        );
+        assert_eq!(rendered(&row), r#"{"userId":"0000","updatedOn":"1644527391","status":"INITIATED"}"#);
     }
 
     #[test]
-    fn missing_values_are_written_as_null() {
+    fn missing_values_are_nulls() {
         let row = UserStatusLogRow { user_id: "0000", updated_on: None, status: None };
-        assert_eq!(
-            serde_json::to_string(&row).unwrap(),
-            r#"{"userId":"0000","updatedOn":null,"status":null}"#
-        );
+        assert_eq!(rendered(&row), r#"{"userId":"0000"}"#);
     }
 }

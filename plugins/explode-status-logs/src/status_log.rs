@@ -39,6 +39,33 @@ pub struct StatusLogEntry<'a> {
     pub status: Option<Cow<'a, str>>,
 }
 
+/// Why a `status_logs` record gives no rows: the field at fault when the problem is one field
+/// (`userId`, `statusLogs`, `statusLogs[2]`), and the problem. Shown as `field: problem`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExplodeError {
+    pub field: Option<String>,
+    pub problem: String,
+}
+
+impl ExplodeError {
+    fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        ExplodeError { field: Some(field.into()), problem: problem.into() }
+    }
+
+    fn record(problem: String) -> Self {
+        ExplodeError { field: None, problem }
+    }
+}
+
+impl fmt::Display for ExplodeError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(formatter, "{field}: {}", self.problem),
+            None => formatter.write_str(&self.problem),
+        }
+    }
+}
+
 /// A `status_logs` record taken apart, one entry per row to write.
 #[derive(Debug, PartialEq)]
 pub struct ExplodedRecord<'a> {
@@ -110,31 +137,40 @@ impl<'de> Deserialize<'de> for EntryFields<'de> {
 ///
 /// # Errors
 /// Why the record is unusable: not a JSON object; `userId` or `statusLogs` missing, null or
-/// of the wrong type; or, joined by `; ` in entry order,
-/// `statusLogs[i]: expected an object, found ...` for every entry that is not an object.
-pub fn explode(bytes: &[u8]) -> Result<ExplodedRecord<'_>, String> {
-    let fields: RecordFields = parse_object(bytes)?;
+/// of the wrong type; or `statusLogs[i]: expected an object, found ...` for every entry that is
+/// not an object: the field `statusLogs[i]` when there is one such entry, else no field and
+/// every entry's `statusLogs[i]: problem` joined by `; ` in entry order.
+pub fn explode(bytes: &[u8]) -> Result<ExplodedRecord<'_>, ExplodeError> {
+    let fields: RecordFields = parse_object(bytes).map_err(ExplodeError::record)?;
     let user_id = match fields.user_id {
-        None => return Err("userId: missing or null".to_owned()),
-        Some(raw) => {
-            string_content(raw).ok_or_else(|| format!("userId: expected a string, found {}", kind(raw)))?
-        }
+        None => return Err(ExplodeError::field("userId", "missing or null")),
+        Some(raw) => string_content(raw).ok_or_else(|| {
+            ExplodeError::field("userId", format!("expected a string, found {}", kind(raw)))
+        })?,
     };
     let raw_entries: Vec<&RawValue> = match fields.status_logs {
-        None => return Err("statusLogs: missing or null".to_owned()),
+        None => return Err(ExplodeError::field("statusLogs", "missing or null")),
         Some(raw) if raw.get().starts_with('[') => serde_json::from_str(raw.get())
-            .map_err(|error| format!("statusLogs: not a valid array: {error}"))?,
-        Some(raw) => return Err(format!("statusLogs: expected an array, found {}", kind(raw))),
+            .map_err(|error| ExplodeError::field("statusLogs", format!("not a valid array: {error}")))?,
+        Some(raw) => {
+            return Err(ExplodeError::field("statusLogs", format!("expected an array, found {}", kind(raw))));
+        }
     };
     let mut entries = Vec::with_capacity(raw_entries.len());
     let mut problems = Vec::new();
     for (position, raw) in raw_entries.into_iter().enumerate() {
         match entry(raw) {
             Ok(entry) => entries.push(entry),
-            Err(problem) => problems.push(format!("statusLogs[{position}]: {problem}")),
+            Err(problem) => problems.push(ExplodeError::field(format!("statusLogs[{position}]"), problem)),
         }
     }
-    if problems.is_empty() { Ok(ExplodedRecord { user_id, entries }) } else { Err(problems.join("; ")) }
+    match problems.len() {
+        0 => Ok(ExplodedRecord { user_id, entries }),
+        1 => Err(problems.remove(0)),
+        _ => {
+            Err(ExplodeError::record(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+        }
+    }
 }
 
 /// Reads one entry, or says why it has no fields to read.
@@ -181,7 +217,7 @@ mod tests {
     }
 
     fn reason_of(text: &str) -> String {
-        explode(text.as_bytes()).unwrap_err()
+        explode(text.as_bytes()).unwrap_err().to_string()
     }
 
     fn pair(updated_on: Option<&str>, status: Option<&str>) -> Texts {
@@ -285,6 +321,26 @@ mod tests {
     }
 
     #[test]
+    fn one_bad_entry_is_named_as_the_field_and_several_are_listed_in_the_reason() {
+        let one = explode(br#"{"userId":"0","statusLogs":[{},7]}"#).unwrap_err();
+        assert_eq!(
+            (one.field.as_deref(), one.problem.as_str()),
+            (Some("statusLogs[1]"), "expected an object, found a number")
+        );
+        let two = explode(br#"{"userId":"0","statusLogs":[7,"B"]}"#).unwrap_err();
+        assert_eq!(two.field, None);
+        assert_eq!(
+            two.problem,
+            "statusLogs[0]: expected an object, found a number; statusLogs[1]: expected an object, found a string"
+        );
+        let user = explode(br#"{"userId":7,"statusLogs":[]}"#).unwrap_err();
+        assert_eq!(
+            (user.field.as_deref(), user.problem.as_str()),
+            (Some("userId"), "expected a string, found a number")
+        );
+    }
+
+    #[test]
     fn spaced_array_is_read_entry_by_entry() {
         let text = "{\"userId\":\"0\",\"statusLogs\":[\n  {\"status\": \"A\"} ,\n  \"B\"\n]}";
         assert_eq!(reason_of(text), "statusLogs[1]: expected an object, found a string");
@@ -319,7 +375,7 @@ mod tests {
             (r#"{"userId":7,"statusLogs":[]}"#, "userId: expected a string, found a number"),
         ];
         for (text, reason) in cases {
-            assert_eq!(explode(text.as_bytes()).unwrap_err(), reason, "{text}");
+            assert_eq!(reason_of(text), reason, "{text}");
         }
     }
 
@@ -332,13 +388,14 @@ mod tests {
             (r#"{"userId":"0","statusLogs":"[]"}"#, "statusLogs: expected an array, found a string"),
         ];
         for (text, reason) in cases {
-            assert_eq!(explode(text.as_bytes()).unwrap_err(), reason, "{text}");
+            assert_eq!(reason_of(text), reason, "{text}");
         }
     }
 
     #[test]
     fn input_that_is_not_an_object_fails_whole() {
-        assert_eq!(explode(b"[]").unwrap_err(), "expected a JSON object, found an array");
-        assert!(explode(b"{").unwrap_err().starts_with("not valid JSON: EOF"));
+        assert_eq!(reason_of("[]"), "expected a JSON object, found an array");
+        assert!(reason_of("{").starts_with("not valid JSON: EOF"));
+        assert_eq!(explode(b"[]").unwrap_err().field, None);
     }
 }

@@ -1,69 +1,74 @@
 //! One batch of mail requests in, SendGrid bodies and log rows out, failures beside them.
 
-use sluice_plugin_sdk::{BatchResult, Failure, OutputInfo, RecordIn, RecordOut};
-use thiserror::Error;
+use sluice_plugin_sdk::schema::Column;
+use sluice_plugin_sdk::{BatchResult, Failure, OutputInfo, Outputs, RecordIn};
 
 use crate::config::MailConfig;
-use crate::mail_id::{MailIdError, mail_id_for};
+use crate::mail_id::mail_id_for;
 use crate::mail_log::{self, MailLogEntry};
 use crate::reply::{self, Reply};
 use crate::request::{RequestError, parse_mail_request};
-use crate::sendgrid::{self, build_sendgrid_mail, encode_sendgrid_mail};
+use crate::sendgrid::{self, build_sendgrid_mail, check_message_size};
 
-/// The outputs this plugin declares, with their schemas.
+/// Every output and its columns, in the order `info()` declares them.
+const OUTPUTS: &[(&str, &[Column])] = &[
+    (sendgrid::OUTPUT, sendgrid::COLUMNS),
+    (mail_log::OUTPUT, mail_log::COLUMNS),
+    (reply::OUTPUT, reply::COLUMNS),
+];
+
+/// The outputs this plugin declares, with their columns.
 pub fn declared_outputs() -> Vec<OutputInfo> {
-    vec![
-        OutputInfo::new(sendgrid::OUTPUT, sendgrid::COLUMNS),
-        OutputInfo::new(mail_log::OUTPUT, mail_log::COLUMNS),
-        OutputInfo::new(reply::OUTPUT, reply::COLUMNS),
-    ]
+    OUTPUTS.iter().map(|&(name, columns)| OutputInfo::new(name, columns)).collect()
 }
 
-/// Why one record produced no mail.
-#[derive(Debug, Error)]
-enum RecordError {
-    #[error(transparent)]
-    MailId(#[from] MailIdError),
-    #[error(transparent)]
-    Request(#[from] RequestError),
-}
-
-/// Turns every record into a `sendgrid_mail`, a `mail_log` and a `reply` record keyed by the
-/// mail id, or
-/// into a failure naming what is wrong. Records are independent: one bad request never stops
-/// the others. A record is one mail request, so its failure is always whole.
+/// Turns every record into a `sendgrid_mail`, a `mail_log` and a `reply` row keyed by the mail
+/// id, or into a failure naming what is wrong (its field, when the problem is one field).
+/// Records are independent: one bad request never stops the others. A record is one mail
+/// request, so its failure is always whole.
 pub fn transform_batch(batch: &[RecordIn], config: &MailConfig) -> BatchResult {
-    let mut result = BatchResult { records: Vec::with_capacity(batch.len() * 2), failures: Vec::new() };
+    let mut outputs = Outputs::new(OUTPUTS);
     for (position, record) in batch.iter().enumerate() {
         // The contract's list length is a u32, so a position always fits.
         let input = u32::try_from(position).unwrap_or(u32::MAX);
-        match mail_records(record, input, config) {
-            Ok(records) => result.records.extend(records),
-            Err(error) => result.failures.push(Failure::whole(input, error.to_string())),
+        if let Err(failure) = mail_rows(record, input, config, &mut outputs) {
+            // The three rows of a request go together or not at all.
+            outputs.discard_input(input);
+            outputs.fail(failure);
         }
     }
-    result
+    outputs.finish()
 }
 
-fn mail_records(record: &RecordIn, input: u32, config: &MailConfig) -> Result<[RecordOut; 3], RecordError> {
-    let mail_id = mail_id_for(record.key.as_deref())?;
-    let request = parse_mail_request(&record.value)?;
-    let mail = encode_sendgrid_mail(&build_sendgrid_mail(&request, &mail_id, config)?)?;
-    let log = serde_json::to_vec(&MailLogEntry::new(&request, &mail_id))
-        .map_err(|error| RequestError::Request(format!("could not encode the mail log entry: {error}")))?;
-    let answer = serde_json::to_vec(&Reply { mail_id: &mail_id })
-        .map_err(|error| RequestError::Request(format!("could not encode the reply: {error}")))?;
-    let key = Some(mail_id.into_bytes());
-    Ok([
-        RecordOut { output: sendgrid::OUTPUT.to_owned(), input, key: key.clone(), value: mail },
-        RecordOut { output: mail_log::OUTPUT.to_owned(), input, key: key.clone(), value: log },
-        RecordOut { output: reply::OUTPUT.to_owned(), input, key, value: answer },
-    ])
+/// Appends the three rows of one request; on error the caller drops what was appended.
+fn mail_rows(
+    record: &RecordIn,
+    input: u32,
+    config: &MailConfig,
+    outputs: &mut Outputs,
+) -> Result<(), Failure> {
+    let mail_id =
+        mail_id_for(record.key.as_deref()).map_err(|error| Failure::whole(input, error.to_string()))?;
+    let request = parse_mail_request(&record.value).map_err(|error| error.into_failure(input))?;
+    let mail = build_sendgrid_mail(&request, &mail_id, config).map_err(|error| error.into_failure(input))?;
+    check_message_size(&mail).map_err(|error| error.into_failure(input))?;
+    let key = Some(mail_id.as_bytes());
+    // The row types always fit their columns; an error is still the record's failure, not a panic.
+    let row_failure = |error: sluice_plugin_sdk::RowError| {
+        RequestError::Request(format!("could not write a row: {error}")).into_failure(input)
+    };
+    outputs.push(sendgrid::OUTPUT, input, key, &mail).map_err(row_failure)?;
+    outputs
+        .push(mail_log::OUTPUT, input, key, &MailLogEntry::new(&request, &mail_id))
+        .map_err(row_failure)?;
+    outputs.push(reply::OUTPUT, input, key, &Reply { mail_id: &mail_id }).map_err(row_failure)?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
+    use sluice_plugin_sdk::render::{RenderedRow, result_rows};
 
     use super::*;
 
@@ -79,27 +84,29 @@ mod tests {
         json!({"from": "a@example.com", "to": "b@example.com", "subject": "Hi", "text": "x"})
     }
 
+    fn rows_of(result: &BatchResult) -> Vec<RenderedRow> {
+        result_rows(&declared_outputs(), result).unwrap()
+    }
+
     #[test]
-    fn valid_record_gives_both_outputs_keyed_by_mail_id() {
+    fn valid_record_gives_three_rows_keyed_by_mail_id() {
         let result = transform_batch(&[keyed("id-7", valid_request())], &MailConfig::default());
         assert!(result.failures.is_empty());
-        let summary: Vec<(&str, u32, Option<&[u8]>)> = result
-            .records
-            .iter()
-            .map(|record| (record.output.as_str(), record.input, record.key.as_deref()))
-            .collect();
+        let summary: Vec<(String, u32, Option<Vec<u8>>)> =
+            rows_of(&result).into_iter().map(|row| (row.output, row.input, row.key)).collect();
+        let key = Some(b"id-7".to_vec());
         assert_eq!(
             summary,
             vec![
-                ("sendgrid_mail", 0, Some(&b"id-7"[..])),
-                ("mail_log", 0, Some(&b"id-7"[..])),
-                ("reply", 0, Some(&b"id-7"[..]))
+                ("sendgrid_mail".to_owned(), 0, key.clone()),
+                ("mail_log".to_owned(), 0, key.clone()),
+                ("reply".to_owned(), 0, key)
             ]
         );
     }
 
     #[test]
-    fn bad_records_fail_alone() {
+    fn bad_records_fail_alone_naming_the_field() {
         let batch = [
             keyed("id-1", json!({"from": "a@example.com", "to": "nobody", "subject": "Hi", "text": "x"})),
             keyed("id-2", valid_request()),
@@ -110,38 +117,43 @@ mod tests {
             },
         ];
         let result = transform_batch(&batch, &MailConfig::default());
-        let failures: Vec<(u32, &str)> =
-            result.failures.iter().map(|failure| (failure.index, failure.reason.as_str())).collect();
+        let failures: Vec<(u32, Option<&str>, &str)> = result
+            .failures
+            .iter()
+            .map(|failure| (failure.index, failure.field.as_deref(), failure.reason.as_str()))
+            .collect();
         assert_eq!(
             failures,
             vec![
-                (0, "to: not a valid email address: no @"),
-                (2, "record key is not UTF-8, so it cannot be used as the mail id")
+                (0, Some("to"), "not a valid email address: no @"),
+                (2, None, "record key is not UTF-8, so it cannot be used as the mail id")
             ]
         );
         assert!(result.failures.iter().all(|failure| failure.part.is_none()), "a request fails whole");
-        assert_eq!(result.records.len(), 3, "the good request gives its three records");
-        assert!(result.records.iter().all(|record| record.input == 1));
+        let rows = rows_of(&result);
+        assert_eq!(rows.len(), 3, "the good request gives its three rows");
+        assert!(rows.iter().all(|row| row.input == 1));
     }
 
     #[test]
     fn record_without_key_gets_a_generated_mail_id() {
         let record = RecordIn::from_value(valid_request().to_string());
         let result = transform_batch(&[record], &MailConfig::default());
-        let Some(mail) = result.records.first() else {
-            panic!("expected a record, got {:?}", result.failures);
+        let Some(mail) = rows_of(&result).into_iter().next() else {
+            panic!("expected a row, got {:?}", result.failures);
         };
         let mail_id = String::from_utf8(mail.key.clone().unwrap_or_default()).unwrap_or_default();
         assert_eq!(mail_id.len(), 36);
-        let body: Value = serde_json::from_slice(&mail.value).unwrap_or_default();
-        assert_eq!(body["custom_args"]["mail_id"], json!(mail_id));
+        assert_eq!(mail.value()["custom_args"]["mail_id"], json!(mail_id));
     }
 
     #[test]
-    fn declared_schemas_are_json_with_fields() {
-        for output in declared_outputs() {
-            let schema: Value = serde_json::from_str(&output.schema).unwrap_or_default();
-            assert!(schema["fields"].is_array(), "{}", output.name);
-        }
+    fn declared_outputs_have_their_columns() {
+        let outputs: Vec<(String, usize)> =
+            declared_outputs().into_iter().map(|output| (output.name, output.columns.len())).collect();
+        assert_eq!(
+            outputs,
+            [("sendgrid_mail".to_owned(), 7), ("mail_log".to_owned(), 4), ("reply".to_owned(), 1)]
+        );
     }
 }

@@ -9,7 +9,7 @@ use sluice_plugin_sdk::schema::{Column, ColumnType};
 pub const OUTPUT: &str = "reply";
 
 /// The fields of a [`Reply`], in the order it serializes them.
-pub const COLUMNS: &[Column] = &[Column::required("mail_id", ColumnType::String)];
+pub const COLUMNS: &[Column] = &[Column::required("mail_id", ColumnType::Text)];
 
 /// What the caller is told about an accepted mail.
 #[derive(Debug, Serialize)]
@@ -23,9 +23,10 @@ mod tests {
 
     #[test]
     fn the_reply_names_the_mail_id_in_its_one_column() {
-        let reply = serde_json::to_string(&Reply { mail_id: "m-1" }).unwrap();
-        assert_eq!(reply, r#"{"mail_id":"m-1"}"#);
-        assert_eq!(sluice_plugin_sdk::schema::top_level_keys(reply.as_bytes()), ["mail_id"]);
-        assert_eq!(COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>(), ["mail_id"]);
+        let mut rows = sluice_plugin_sdk::OutputRows::new(OUTPUT, COLUMNS);
+        rows.push(0, None, &Reply { mail_id: "m-1" }).unwrap();
+        let info = sluice_plugin_sdk::OutputInfo::new(OUTPUT, COLUMNS);
+        let rendered = sluice_plugin_sdk::render::rows_json(&info, &rows.finish()).unwrap();
+        assert_eq!(rendered, [r#"{"mail_id":"m-1"}"#]);
     }
 }

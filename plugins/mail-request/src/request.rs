@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value};
+use sluice_plugin_sdk::Failure;
 use sluice_plugin_sdk::json::parse_object;
 use thiserror::Error;
 
@@ -93,7 +94,8 @@ impl MailRequest {
 /// Why a request cannot be sent; the text becomes the failure reason.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum RequestError {
-    /// One field is wrong; shown as `field: problem` so the host can point at the field.
+    /// One field is wrong; shown as `field: problem`, and failed on the field (see
+    /// [`RequestError::into_failure`]) so the host can point at it.
     #[error("{field}: {problem}")]
     Field { field: String, problem: String },
     /// The request as a whole is wrong.
@@ -102,6 +104,14 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// Input `index` failed whole with this error, naming the field when it is one field's.
+    pub fn into_failure(self, index: u32) -> Failure {
+        match self {
+            RequestError::Field { field, problem } => Failure::field(index, &field, problem),
+            RequestError::Request(reason) => Failure::whole(index, reason),
+        }
+    }
+
     pub(crate) fn field(field: impl Into<String>, problem: impl ToString) -> Self {
         RequestError::Field { field: field.into(), problem: problem.to_string() }
     }
@@ -367,10 +377,13 @@ fn check_recipient_count(request: &MailRequest) -> Result<(), RequestError> {
     let count = request.recipients().count();
     if count > MAX_RECIPIENTS {
         let field = request.form.to_field();
-        return Err(RequestError::Request(format!(
-            "{field}: too many recipients: {count} distinct addresses ({field}, cc and bcc together); \
-             SendGrid accepts at most {MAX_RECIPIENTS} per request"
-        )));
+        return Err(RequestError::field(
+            field,
+            format!(
+                "too many recipients: {count} distinct addresses ({field}, cc and bcc together); \
+                 SendGrid accepts at most {MAX_RECIPIENTS} per request"
+            ),
+        ));
     }
     Ok(())
 }

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use std::io;
+
 use serde::Serialize;
 use sluice_plugin_sdk::schema::{Column, ColumnType};
 
@@ -19,11 +21,12 @@ use crate::request::{MailRequest, RequestError};
 /// The output that carries SendGrid bodies.
 pub const OUTPUT: &str = "sendgrid_mail";
 
-/// The fields of a [`SendGridMail`], in the order it serializes them.
+/// The fields of a [`SendGridMail`], in the order it serializes them. The host renders a row as
+/// the JSON object of its columns, nulls left out, which is the `mail/send` body itself.
 pub const COLUMNS: &[Column] = &[
     Column::required("personalizations", ColumnType::Json),
     Column::required("from", ColumnType::Json),
-    Column::required("subject", ColumnType::String),
+    Column::required("subject", ColumnType::Text),
     Column::required("content", ColumnType::Json),
     Column::required("custom_args", ColumnType::Json),
     Column::nullable("categories", ColumnType::Json),
@@ -127,26 +130,42 @@ pub fn build_sendgrid_mail<'a>(
     })
 }
 
-/// Serializes the body, refusing one SendGrid would reject for its size.
+/// Refuses a body SendGrid would reject for its size, measuring its JSON text without keeping it.
 ///
 /// # Errors
 /// The body reaches [`MESSAGE_BYTES_LIMIT`].
-pub fn encode_sendgrid_mail(mail: &SendGridMail) -> Result<Vec<u8>, RequestError> {
-    let body = serde_json::to_vec(mail)
+pub fn check_message_size(mail: &SendGridMail) -> Result<(), RequestError> {
+    let mut counter = ByteCounter(0);
+    serde_json::to_writer(&mut counter, mail)
         .map_err(|error| RequestError::Request(format!("could not encode the SendGrid request: {error}")))?;
-    if body.len() >= MESSAGE_BYTES_LIMIT {
+    if counter.0 >= MESSAGE_BYTES_LIMIT {
         return Err(RequestError::Request(format!(
             "message is {} bytes as a SendGrid request; SendGrid accepts less than 30 MB",
-            body.len()
+            counter.0
         )));
     }
-    Ok(body)
+    Ok(())
+}
+
+/// A writer that only counts the bytes written to it.
+struct ByteCounter(usize);
+
+impl io::Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0 = self.0.saturating_add(bytes.len());
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
-    use sluice_plugin_sdk::schema::top_level_keys;
+    use sluice_plugin_sdk::render::rows_json;
+    use sluice_plugin_sdk::{OutputInfo, OutputRows};
 
     use super::*;
     use crate::request::parse_mail_request;
@@ -158,8 +177,15 @@ mod tests {
         }
     }
 
+    /// The body as the host sends it: the row rendered as a JSON object, after the size check.
     fn encoded(request: &MailRequest, config: &MailConfig) -> Result<Vec<u8>, RequestError> {
-        encode_sendgrid_mail(&build_sendgrid_mail(request, "id-1", config)?)
+        let mail = build_sendgrid_mail(request, "id-1", config)?;
+        check_message_size(&mail)?;
+        let mut rows = OutputRows::new(OUTPUT, COLUMNS);
+        rows.push(0, Some(b"id-1"), &mail).map_err(|error| RequestError::Request(error.to_string()))?;
+        let rendered =
+            rows_json(&OutputInfo::new(OUTPUT, COLUMNS), &rows.finish()).map_err(RequestError::Request)?;
+        Ok(rendered.concat().into_bytes())
     }
 
     fn encoded_json(request: &MailRequest, config: &MailConfig) -> Value {
@@ -206,10 +232,17 @@ mod tests {
     }
 
     #[test]
-    fn fields_follow_the_declared_schema_order() {
-        let body = encoded(&full_request(), &MailConfig::default()).unwrap_or_default();
-        let column_names: Vec<&str> = COLUMNS.iter().map(|column| column.name).collect();
-        assert_eq!(top_level_keys(&body), column_names);
+    fn the_rendered_row_is_the_body_serde_writes() {
+        for request in [
+            full_request(),
+            request(json!({"from": "a@example.com", "to": "b@example.com", "subject": "Hi", "text": "x"})),
+        ] {
+            let config = MailConfig::default();
+            let body = encoded(&request, &config).unwrap_or_default();
+            let direct =
+                serde_json::to_vec(&build_sendgrid_mail(&request, "id-1", &config).unwrap()).unwrap();
+            assert_eq!(String::from_utf8_lossy(&body), String::from_utf8_lossy(&direct));
+        }
     }
 
     #[test]

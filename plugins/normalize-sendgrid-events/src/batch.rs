@@ -5,13 +5,13 @@ use std::collections::HashSet;
 
 use serde_json::value::RawValue;
 use sluice_plugin_sdk::json::single_element_array;
-use sluice_plugin_sdk::{BatchResult, Failure, OutputInfo, RecordIn, RecordOut};
+use sluice_plugin_sdk::{BatchResult, Failure, OutputInfo, OutputRows, RecordIn};
 use thiserror::Error;
 
 use crate::event;
 use crate::normalize::{ElementError, normalize_event};
 
-/// The outputs this plugin declares, with their schemas.
+/// The outputs this plugin declares, with their columns.
 pub fn declared_outputs() -> Vec<OutputInfo> {
     vec![OutputInfo::new(event::OUTPUT, event::COLUMNS)]
 }
@@ -27,15 +27,16 @@ enum BodyError {
 
 /// Normalizes every event of every body in the batch.
 ///
-/// A body that is not a JSON array fails as a whole; a bad event fails alone (reason
-/// `[element].field: problem`) and the rest of its body still goes through. The failure of a
-/// bad event carries that event as its part, `[<event's raw text>]`: the host dead-letters
-/// only that event, so re-running the dead letter cannot emit the body's good events twice,
-/// and the event's text is kept byte for byte for the `raw` column. SendGrid retries
-/// deliveries, so an `sg_event_id` seen earlier in the batch is skipped: the first one wins.
-/// Rows are keyed by `sg_event_id`.
+/// A body that is not a JSON array fails as a whole; a bad event fails alone (field
+/// `[element].field` or `[element]`, reason the problem) and the rest of its body still goes
+/// through. The failure of a bad event carries that event as its part, `[<event's raw text>]`:
+/// the host dead-letters only that event, so re-running the dead letter cannot emit the body's
+/// good events twice, and the event's text is kept byte for byte for the `raw` column. SendGrid
+/// retries deliveries, so an `sg_event_id` seen earlier in the batch is skipped: the first one
+/// wins. Rows are keyed by `sg_event_id`.
 pub fn transform_batch(batch: &[RecordIn]) -> BatchResult {
-    let mut result = BatchResult { records: Vec::new(), failures: Vec::new() };
+    let mut rows = OutputRows::new(event::OUTPUT, event::COLUMNS);
+    let mut failures = Vec::new();
     let mut seen_event_ids = HashSet::new();
     for (position, record) in batch.iter().enumerate() {
         // The contract's list length is a u32, so a position always fits.
@@ -43,54 +44,51 @@ pub fn transform_batch(batch: &[RecordIn]) -> BatchResult {
         let events = match parse_body(&record.value) {
             Ok(events) => events,
             Err(error) => {
-                result.failures.push(Failure::whole(input, error.to_string()));
+                failures.push(Failure::whole(input, error.to_string()));
                 continue;
             }
         };
+        rows.reserve(events.len());
         for (element, raw) in events.into_iter().enumerate() {
-            match normalized_record(raw, element, input, &mut seen_event_ids) {
-                Ok(Some(row)) => result.records.push(row),
-                Ok(None) => {}
-                Err(error) => {
-                    result.failures.push(Failure::part(input, error.to_string(), single_element_array(raw)));
-                }
+            if let Err(error) = push_row(raw, element, input, &mut seen_event_ids, &mut rows) {
+                let failure = Failure::part(input, error.problem.as_str(), single_element_array(raw));
+                failures.push(failure.with_field(error.path()));
             }
         }
     }
-    result
+    let outputs = if rows.is_empty() { Vec::new() } else { vec![rows.finish()] };
+    BatchResult { outputs, failures }
 }
 
 fn parse_body(value: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
     Ok(serde_json::from_str(std::str::from_utf8(value)?)?)
 }
 
-/// The row for one event, or `None` when its `sg_event_id` was already emitted.
-fn normalized_record<'a>(
+/// Adds the row for one event, unless its `sg_event_id` was already emitted.
+fn push_row<'a>(
     raw: &'a RawValue,
     element: usize,
     input: u32,
     seen_event_ids: &mut HashSet<Cow<'a, str>>,
-) -> Result<Option<RecordOut>, ElementError> {
+    rows: &mut OutputRows,
+) -> Result<(), ElementError> {
     let event = normalize_event(raw, element)?;
     if seen_event_ids.contains(&event.sg_event_id) {
-        return Ok(None);
+        return Ok(());
     }
-    // Rows are about twice the event's size once every column is spelt out.
-    let mut value = Vec::with_capacity(raw.get().len() * 2 + 512);
-    serde_json::to_writer(&mut value, &event).map_err(|error| ElementError {
+    rows.push(input, Some(event.sg_event_id.as_bytes()), &event).map_err(|error| ElementError {
         element,
         field: None,
-        problem: format!("could not encode the row: {error}"),
+        problem: format!("could not write the row: {error}"),
     })?;
-    let key = Some(event.sg_event_id.as_bytes().to_vec());
     seen_event_ids.insert(event.sg_event_id);
-    Ok(Some(RecordOut { output: event::OUTPUT.to_owned(), input, key, value }))
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
-    use sluice_plugin_sdk::schema::top_level_keys;
+    use sluice_plugin_sdk::render::{RenderedRow, check_batch, result_rows};
 
     use super::*;
 
@@ -102,8 +100,16 @@ mod tests {
         RecordIn::from_value(events.to_string())
     }
 
-    fn failures(result: &BatchResult) -> Vec<(u32, &str)> {
-        result.failures.iter().map(|failure| (failure.index, failure.reason.as_str())).collect()
+    fn rows_of(result: &BatchResult) -> Vec<RenderedRow> {
+        result_rows(&declared_outputs(), result).unwrap()
+    }
+
+    fn failures(result: &BatchResult) -> Vec<(u32, Option<&str>, &str)> {
+        result
+            .failures
+            .iter()
+            .map(|failure| (failure.index, failure.field.as_deref(), failure.reason.as_str()))
+            .collect()
     }
 
     fn parts(result: &BatchResult) -> Vec<Option<String>> {
@@ -112,12 +118,12 @@ mod tests {
     }
 
     fn emitted_ids(result: &BatchResult) -> Vec<(u32, String)> {
-        result
-            .records
-            .iter()
-            .map(|record| {
-                let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default());
-                (record.input, key.into_owned())
+        rows_of(result)
+            .into_iter()
+            .map(|row| {
+                let key = String::from_utf8_lossy(row.key.as_deref().unwrap_or_default()).into_owned();
+                assert_eq!(row.value()["sg_event_id"], json!(key), "rows are keyed by their event id");
+                (row.input, key)
             })
             .collect()
     }
@@ -130,7 +136,7 @@ mod tests {
         ]);
         assert!(result.failures.is_empty());
         assert_eq!(emitted_ids(&result), vec![(0, "a".to_owned()), (0, "b".to_owned()), (1, "c".to_owned())]);
-        assert!(result.records.iter().all(|record| record.output == "events"));
+        assert!(result.outputs.iter().all(|rows| rows.output == "events"));
     }
 
     #[test]
@@ -160,7 +166,10 @@ mod tests {
             body(json!([event("a", "open")])),
             body(json!([event("b", "open"), 42, no_id, event("c", "click")])),
         ]);
-        assert_eq!(failures(&result), vec![(1, "[1]: not a JSON object"), (1, "[2].sg_event_id: required")]);
+        assert_eq!(
+            failures(&result),
+            vec![(1, Some("[1]"), "not a JSON object"), (1, Some("[2].sg_event_id"), "required")]
+        );
         assert_eq!(emitted_ids(&result), vec![(0, "a".to_owned()), (1, "b".to_owned()), (1, "c".to_owned())]);
     }
 
@@ -174,7 +183,7 @@ mod tests {
         );
         let result = transform_batch(&[RecordIn::from_value(text)]);
         assert_eq!(emitted_ids(&result), vec![(0, "a".to_owned()), (0, "c".to_owned())]);
-        assert_eq!(failures(&result).iter().map(|(index, _)| *index).collect::<Vec<_>>(), vec![0, 0]);
+        assert_eq!(failures(&result).iter().map(|(index, _, _)| *index).collect::<Vec<_>>(), vec![0, 0]);
         assert_eq!(
             parts(&result),
             vec![
@@ -196,10 +205,10 @@ mod tests {
             panic!("expected a part failure, got {:?}", first.failures);
         };
         let rerun = transform_batch(&[RecordIn::from_value(part.clone())]);
-        assert!(rerun.records.is_empty(), "the good event of the body must not come back");
+        assert!(rerun.outputs.is_empty(), "the good event of the body must not come back");
         assert_eq!(
             failures(&rerun),
-            vec![(0, "[0].timestamp: must be a number (unix seconds), not a string or other value")]
+            vec![(0, Some("[0].timestamp"), "must be a number (unix seconds), not a string or other value")]
         );
         assert_eq!(parts(&rerun), vec![Some(String::from_utf8_lossy(&part).into_owned())]);
     }
@@ -213,14 +222,15 @@ mod tests {
             body(json!([])),
         ]);
         let failures = failures(&result);
-        assert_eq!(failures.iter().map(|(index, _)| *index).collect::<Vec<_>>(), vec![0, 1, 2]);
-        assert!(failures[0].1.starts_with(
+        assert_eq!(failures.iter().map(|(index, _, _)| *index).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(failures.iter().all(|(_, field, _)| field.is_none()));
+        assert!(failures[0].2.starts_with(
             "value is not a JSON array of SendGrid events: invalid type: map, expected a sequence"
         ));
-        assert!(failures[1].1.starts_with("value is not a JSON array of SendGrid events: "));
-        assert!(failures[2].1.starts_with("value is not UTF-8 text: "));
+        assert!(failures[1].2.starts_with("value is not a JSON array of SendGrid events: "));
+        assert!(failures[2].2.starts_with("value is not UTF-8 text: "));
         assert_eq!(parts(&result), vec![None, None, None], "a body that is no array fails whole");
-        assert!(result.records.is_empty());
+        assert!(result.outputs.is_empty());
     }
 
     #[test]
@@ -228,34 +238,38 @@ mod tests {
         let text = r#"[ {"sg_event_id":"a", "email":"ann@example.com","event":"open",
             "timestamp":1.5e9, "pool": {"id": 1.50}, "note": "two  spaces"} ]"#;
         let result = transform_batch(&[RecordIn::from_value(text)]);
-        let Some(row) = result.records.first() else {
+        let Some(row) = rows_of(&result).into_iter().next() else {
             panic!("expected a row, got {:?}", result.failures);
         };
-        let row_text = String::from_utf8_lossy(&row.value);
-        assert!(row_text.contains(r#""pool":{"id":1.50}"#), "{row_text}");
+        assert!(row.json.contains(r#""pool":{"id":1.50}"#), "{}", row.json);
         assert!(
-            row_text.ends_with(
+            row.json.ends_with(
                 r#""custom_args":{"note":"two  spaces"},"raw":{"sg_event_id":"a","email":"ann@example.com","event":"open","timestamp":1.5e9,"pool":{"id":1.50},"note":"two  spaces"}}"#
             ),
-            "{row_text}"
+            "{}",
+            row.json
         );
     }
 
     #[test]
-    fn rows_follow_the_declared_schema_order() {
-        let result = transform_batch(&[body(json!([event("a", "open")]))]);
-        let Some(row) = result.records.first() else {
-            panic!("expected a row, got {:?}", result.failures);
-        };
-        let column_names: Vec<&str> = event::COLUMNS.iter().map(|column| column.name).collect();
-        assert_eq!(top_level_keys(&row.value), column_names);
+    fn rows_fill_every_declared_column_with_its_type() {
+        let result = transform_batch(&[body(json!([event("a", "open"), event("b", "click")]))]);
+        let info = &declared_outputs()[0];
+        assert_eq!(check_batch(info, &result.outputs[0]), Ok(2));
+        let row = rows_of(&result).remove(0).value();
+        assert_eq!(row["dt"], json!("2017-12-15"));
+        assert_eq!(row["event_time"], json!(1_513_299_569_000_i64));
+        assert_eq!(row["categories"], json!([]));
+        assert_eq!(row.get("sg_message_id"), None, "a null is left out of the rendered row");
     }
 }
 
 #[cfg(test)]
 mod fuzz {
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
     use sluice_fuzz::plugin::{Batch, check_contract, sample_batches};
+    use sluice_plugin_sdk::render::result_rows;
     use std::collections::HashSet;
 
     use super::*;
@@ -290,9 +304,9 @@ mod fuzz {
         sample_batches(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"), KEYS)
     }
 
-    /// A failure reason without its leading `[element]`.
-    fn without_element(reason: &str) -> &str {
-        reason.split_once(']').map_or(reason, |(_, rest)| rest)
+    /// A failure's field without its leading `[element]`.
+    fn without_element(field: Option<&str>) -> Option<&str> {
+        field.map(|field| field.split_once(']').map_or(field, |(_, rest)| rest))
     }
 
     proptest! {
@@ -301,7 +315,7 @@ mod fuzz {
         #[test]
         fn every_event_gives_a_row_or_a_part_failure_and_other_bodies_fail_whole(batch in batches()) {
             let result = transform_batch(&batch.0);
-            let accounts = check_contract(&batch.0, &result)?;
+            let accounts = check_contract(&batch.0, &declared_outputs(), &result)?;
             for (record, account) in batch.0.iter().zip(&accounts) {
                 match parse_body(&record.value) {
                     // An event seen earlier in the batch gives neither.
@@ -313,7 +327,8 @@ mod fuzz {
                 }
             }
             let mut keys = HashSet::new();
-            for row in &result.records {
+            for row in result_rows(&declared_outputs(), &result).map_err(TestCaseError::fail)? {
+                prop_assert!(row.key.is_some(), "rows are keyed");
                 prop_assert!(keys.insert(row.key.clone()), "{:?} written twice", row.key);
             }
         }
@@ -323,10 +338,14 @@ mod fuzz {
             for failure in transform_batch(&batch.0).failures {
                 let Some(part) = failure.part else { continue };
                 let rerun = transform_batch(&[RecordIn::from_value(part.clone())]);
-                prop_assert!(rerun.records.is_empty(), "{:?} gave rows", String::from_utf8_lossy(&part));
+                prop_assert!(rerun.outputs.is_empty(), "{:?} gave rows", String::from_utf8_lossy(&part));
                 prop_assert_eq!(rerun.failures.len(), 1);
                 prop_assert_eq!(rerun.failures[0].part.as_ref(), Some(&part));
-                prop_assert_eq!(without_element(&rerun.failures[0].reason), without_element(&failure.reason));
+                prop_assert_eq!(&rerun.failures[0].reason, &failure.reason);
+                prop_assert_eq!(
+                    without_element(rerun.failures[0].field.as_deref()),
+                    without_element(failure.field.as_deref())
+                );
             }
         }
     }

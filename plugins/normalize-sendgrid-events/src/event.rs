@@ -72,38 +72,39 @@ pub const SENDGRID_FIELDS: &[&str] = &[
 
 /// The fields of a [`NormalizedEvent`], in the order it serializes them.
 pub const COLUMNS: &[Column] = &[
-    Column::required("dt", ColumnType::String),
-    Column::required("event", ColumnType::String),
-    Column::required("email", ColumnType::String),
+    Column::required("dt", ColumnType::Text),
+    Column::required("event", ColumnType::Text),
+    Column::required("email", ColumnType::Text),
     Column::required("timestamp", ColumnType::Int64),
     Column::required("event_time", ColumnType::TimestampMs),
-    Column::required("sg_event_id", ColumnType::String),
-    Column::nullable("sg_message_id", ColumnType::String),
-    Column::nullable("smtp_id", ColumnType::String),
-    Column::required("categories", ColumnType::ListString),
-    Column::nullable("reason", ColumnType::String),
-    Column::nullable("status", ColumnType::String),
-    Column::nullable("response", ColumnType::String),
-    Column::nullable("attempt", ColumnType::String),
-    Column::nullable("bounce_type", ColumnType::String),
-    Column::nullable("bounce_classification", ColumnType::String),
+    Column::required("sg_event_id", ColumnType::Text),
+    Column::nullable("sg_message_id", ColumnType::Text),
+    Column::nullable("smtp_id", ColumnType::Text),
+    Column::required("categories", ColumnType::TextList),
+    Column::nullable("reason", ColumnType::Text),
+    Column::nullable("status", ColumnType::Text),
+    Column::nullable("response", ColumnType::Text),
+    Column::nullable("attempt", ColumnType::Text),
+    Column::nullable("bounce_type", ColumnType::Text),
+    Column::nullable("bounce_classification", ColumnType::Text),
     Column::nullable("tls", ColumnType::Int32),
-    Column::nullable("useragent", ColumnType::String),
-    Column::nullable("ip", ColumnType::String),
-    Column::nullable("url", ColumnType::String),
+    Column::nullable("useragent", ColumnType::Text),
+    Column::nullable("ip", ColumnType::Text),
+    Column::nullable("url", ColumnType::Text),
     Column::nullable("url_offset", ColumnType::Json),
     Column::nullable("asm_group_id", ColumnType::Int64),
     Column::nullable("pool", ColumnType::Json),
     Column::nullable("marketing_campaign_id", ColumnType::Int64),
-    Column::nullable("marketing_campaign_name", ColumnType::String),
+    Column::nullable("marketing_campaign_name", ColumnType::Text),
     Column::required("custom_args", ColumnType::Json),
     Column::required("raw", ColumnType::Json),
 ];
 
 /// One SendGrid event with its fields typed, borrowing from the webhook body.
 ///
-/// Absent optional fields serialize as `null` so every row has every column. JSON-typed
-/// columns keep the text SendGrid sent, without insignificant whitespace.
+/// Its fields are [`COLUMNS`] in order, so it is written straight into the output's columns;
+/// absent optional fields are nulls. JSON-typed columns keep the text SendGrid sent, without
+/// insignificant whitespace.
 #[derive(Debug, Serialize)]
 pub struct NormalizedEvent<'a> {
     /// The UTC date of `timestamp`, `YYYY-MM-DD`: the Hive partition the row lands in.

@@ -17,13 +17,23 @@ use crate::wire::{JsonKind, RawMembers, json_kind, object_members, string_array}
 
 /// Why event `element` of a webhook body was not normalized; shown as `[3].sg_event_id: required`.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("[{element}]{}: {problem}", field.map(|field| format!(".{field}")).unwrap_or_default())]
+#[error("{}: {problem}", self.path())]
 pub struct ElementError {
     /// The event's position in the body's array.
     pub element: usize,
     /// The top-level key at fault, if one is.
     pub field: Option<&'static str>,
     pub problem: String,
+}
+
+impl ElementError {
+    /// Where the problem is in the body: `[3].sg_event_id`, or `[3]` for the whole event.
+    pub fn path(&self) -> String {
+        match self.field {
+            Some(field) => format!("[{}].{field}", self.element),
+            None => format!("[{}]", self.element),
+        }
+    }
 }
 
 /// Types event `element` of a webhook body; `raw` is the element's original text.
@@ -85,7 +95,7 @@ pub fn normalize_event(raw: &RawValue, element: usize) -> Result<NormalizedEvent
         marketing_campaign_name: checker
             .optional_string("marketing_campaign_name", fields.marketing_campaign_name)?,
         custom_args: fields.custom_args.into_iter().map(|(key, value)| (key, compact(value))).collect(),
-        // Outputs are compact JSON; the sender's spacing is the only thing dropped.
+        // JSON columns are kept compact; the sender's spacing is the only thing dropped.
         raw: compact(raw),
     })
 }

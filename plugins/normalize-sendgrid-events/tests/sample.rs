@@ -6,6 +6,7 @@
 fn sample_batch_gives_the_expected_events_and_failures() {
     sluice_plugin_sdk::samples::assert_expected(
         concat!(env!("CARGO_MANIFEST_DIR"), "/samples"),
+        &normalize_sendgrid_events::declared_outputs(),
         normalize_sendgrid_events::transform_batch,
     );
 }

@@ -62,8 +62,9 @@ pub fn string_content(raw: &RawValue) -> Option<Cow<'_, str>> {
 
 /// The same JSON value without insignificant whitespace, keeping the field order.
 ///
-/// Outputs must be compact JSON, while inputs (for example a pretty-printed JSON array file)
-/// need not be. Borrows `raw` when it is already compact, which is the common case: spaces
+/// For json columns: a json value is passed on as its text, and rows read back as JSON (to a
+/// chained step, Kafka, an HTTP reply) should be compact, while inputs (for example a
+/// pretty-printed JSON array file) need not be. Borrows `raw` when it is already compact, which is the common case: spaces
 /// inside strings (a user agent, an SMTP response) do not count. Works on bytes: every byte
 /// that matters (quote, backslash, whitespace) is ASCII, so UTF-8 text passes through whole.
 pub fn compact(raw: &RawValue) -> Cow<'_, RawValue> {

@@ -8,11 +8,17 @@
 //! - [`json`]: reading a record's JSON text field by field, with dead-letter reasons that read
 //!   alike in every plugin;
 //! - [`config`]: refusing config keys a plugin does not know;
-//! - [`schema`]: declaring each output's columns, rendered as the schema JSON the host reads;
+//! - [`schema`]: declaring each output's columns;
+//! - [`rows`]: writing a batch's rows straight into the contract's typed columns, from `Serialize`
+//!   structs or value by value, and collecting every output's rows and the failures;
+//! - [`render`]: checking a batch against its output's columns and reading rows back as JSON
+//!   objects, as the host renders them;
 //! - `samples` (native only): checking a plugin against its `samples/` directory in `cargo test`.
 
 pub mod config;
 pub mod json;
+pub mod render;
+pub mod rows;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod samples;
 pub mod schema;
@@ -24,13 +30,17 @@ pub mod bindings {
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "sluice_plugin_sdk::bindings",
+        // Lets tests compare results; the contract's enums derive it already.
+        additional_derives: [PartialEq],
     });
 }
 
 pub use bindings::exports::sluice::transform::transformer::Guest;
 pub use bindings::sluice::transform::types::{
-    BatchResult, Failure, Header, OutputInfo, PluginInfo, RecordIn, RecordOut,
+    BatchResult, Blobs, ColumnData, ColumnValues, Failure, Header, OutputBatch, OutputInfo, PluginInfo,
+    RecordIn, TextLists,
 };
+pub use rows::{InputKeys, OutputRows, Outputs, RowError, RowWriter};
 
 /// A plugin that takes no settings: the `init` and `transform` glue of [`Guest`] is written once
 /// here, so such a plugin states only what it is and what a batch gives.
@@ -100,7 +110,7 @@ impl Failure {
     /// Input `index` failed as a whole: the host dead-letters all of it and keeps none of the
     /// outputs made from it, so a later re-run of the dead letter cannot emit a row twice.
     pub fn whole(index: u32, reason: impl Into<String>) -> Self {
-        Failure { index, reason: reason.into(), part: None }
+        Failure { index, field: None, reason: reason.into(), part: None }
     }
 
     /// Only `part` of input `index` failed, for example one event of a webhook body that holds
@@ -109,13 +119,38 @@ impl Failure {
     /// host dead-letters it instead of the whole input and keeps the rows made from the rest,
     /// and a re-run of the dead letter then gives exactly the rows that were missing.
     pub fn part(index: u32, reason: impl Into<String>, part: impl Into<Vec<u8>>) -> Self {
-        Failure { index, reason: reason.into(), part: Some(part.into()) }
+        Failure { index, field: None, reason: reason.into(), part: Some(part.into()) }
     }
 
-    /// Input `index` failed as a whole on one field, in the `field: problem` form the host
-    /// reports (see [`Failure::whole`]).
+    /// Input `index` failed as a whole on one field: `field` is its path (for example `to[2]`
+    /// or `from.email`) and `problem` the reason, without the path (see [`Failure::whole`]).
     pub fn field(index: u32, field: &str, problem: impl std::fmt::Display) -> Self {
-        Failure::whole(index, format!("{field}: {problem}"))
+        Failure { index, field: Some(field.to_owned()), reason: problem.to_string(), part: None }
+    }
+
+    /// This failure, naming `field` (a path) as the one at fault: for a [`Failure::part`] whose
+    /// problem is one field of the part.
+    #[must_use]
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+impl BatchResult {
+    /// A result with no rows and no failures.
+    pub fn empty() -> Self {
+        BatchResult { outputs: Vec::new(), failures: Vec::new() }
+    }
+
+    /// How many rows the batch gave, on every output together.
+    pub fn row_count(&self) -> usize {
+        self.outputs.iter().map(|batch| batch.inputs.len()).sum()
+    }
+
+    /// The batch of rows for output `output`, if it received any.
+    pub fn output(&self, output: &str) -> Option<&OutputBatch> {
+        self.outputs.iter().find(|batch| batch.output == output)
     }
 }
 
@@ -132,7 +167,7 @@ mod tests {
         }
 
         fn transform(_batch: &[RecordIn]) -> BatchResult {
-            BatchResult { records: Vec::new(), failures: Vec::new() }
+            BatchResult::empty()
         }
     }
 
@@ -157,17 +192,29 @@ mod tests {
 
     #[test]
     fn whole_failures_carry_no_part_and_part_failures_carry_theirs() {
-        let whole = Failure::whole(3, "value: not JSON");
-        assert_eq!((whole.index, whole.reason.as_str(), whole.part), (3, "value: not JSON", None));
+        let whole = Failure::whole(3, "not JSON");
+        assert_eq!(
+            (whole.index, whole.field, whole.reason.as_str(), whole.part),
+            (3, None, "not JSON", None)
+        );
+        let part = Failure::part(5, String::from("not a JSON object"), &b"[42]"[..]);
+        assert_eq!((part.index, part.field.as_deref(), part.part.as_deref()), (5, None, Some(&b"[42]"[..])));
+    }
+
+    #[test]
+    fn field_failures_name_the_field_apart_from_the_reason() {
         let field = Failure::field(4, "to[2]", "not an email address");
-        assert_eq!((field.reason.as_str(), field.part), ("to[2]: not an email address", None));
-        let part = Failure::part(5, String::from("[1]: not a JSON object"), &b"[42]"[..]);
-        assert_eq!((part.index, part.part.as_deref()), (5, Some(&b"[42]"[..])));
+        assert_eq!(
+            (field.index, field.field.as_deref(), field.reason.as_str(), field.part),
+            (4, Some("to[2]"), "not an email address", None)
+        );
+        let part = Failure::part(5, "required", &b"[{}]"[..]).with_field("[0].email");
+        assert_eq!((part.field.as_deref(), part.reason.as_str()), (Some("[0].email"), "required"));
     }
 
     #[test]
     fn settingless_plugin_never_fails_a_whole_batch() {
         let result = <Inert as Guest>::transform(vec![RecordIn::from_value("{}")]);
-        assert!(result.is_ok_and(|result| result.records.is_empty() && result.failures.is_empty()));
+        assert_eq!(result, Ok(BatchResult::empty()));
     }
 }

@@ -3,11 +3,14 @@
 //! Every plugin keeps a sample batch and what it must give: `input.jsonl` (one record value
 //! per non-empty line) or `input.envelopes.jsonl` (one `{"key", "value", "headers"}` object per
 //! line, for plugins that read keys or headers), and `expected.json`,
-//! `{"outputs": {name: [values...]}, "failures": [{"index", "reason", "part"}]}`, where `part`
-//! appears only for a failure of a part of an input (see [`crate::Failure::part`]) and shows
-//! that part as JSON (a part that is not JSON as a JSON string of its text). `sluice plugin
-//! test` replays the same files through the built component; this module reads them the same
-//! way, so a change that breaks the sample fails `cargo test` long before the end-to-end run.
+//! `{"outputs": {name: [rows...]}, "failures": [{"index", "field", "reason", "part"}]}`. A row
+//! is written as the JSON object [`crate::render`] makes of it (columns in declared order, nulls
+//! left out). `field` appears only for a failure that names its field (see
+//! [`crate::Failure::field`]), and `part` only for a failure of a part of an input (see
+//! [`crate::Failure::part`]), shown as JSON (a part that is not JSON as a JSON string of its
+//! text). `sluice plugin test` replays the same files through the built component; this module
+//! reads them the same way, so a change that breaks the sample fails `cargo test` long before
+//! the end-to-end run.
 //!
 //! Native only: a plugin component has no files to read.
 
@@ -20,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::json::compact;
-use crate::{BatchResult, Failure, Header, RecordIn};
+use crate::render::rows_json;
+use crate::{BatchResult, Failure, Header, OutputInfo, RecordIn};
 
 /// The environment variable that makes [`check`] rewrite `expected.json` instead of comparing.
 ///
@@ -41,13 +45,14 @@ pub enum SamplesError {
     Envelope { path: PathBuf, line: usize, source: serde_json::Error },
     /// `expected.json` is not in the layout `sluice plugin test` reads.
     #[error(
-        "{}: expected {{\"outputs\": {{name: [values]}}, \"failures\": [{{index, reason, part?}}]}}: {source}",
+        "{}: expected {{\"outputs\": {{name: [rows]}}, \"failures\": [{{index, field?, reason, part?}}]}}: {source}",
         path.display()
     )]
     Expected { path: PathBuf, source: serde_json::Error },
-    /// Blessing met an output value that `expected.json` could not hold.
-    #[error("output `{output}` record {position} is not JSON, so {BLESS_VAR} cannot write it: {source}")]
-    OutputNotJson { output: String, position: usize, source: serde_json::Error },
+    /// Blessing met a batch of rows that is not well formed or not of a declared output, which
+    /// `expected.json` could not show.
+    #[error("output `{output}`: {problem}, so {BLESS_VAR} cannot write it")]
+    BadBatch { output: String, problem: String },
     /// The result could not be put in the `expected.json` layout; every value has a JSON form,
     /// so this is unexpected.
     #[error("cannot render the result as expected.json: {source}")]
@@ -59,22 +64,24 @@ pub enum SamplesError {
 
 /// Runs `transform` on the sample batch in `dir` and compares its result with `expected.json`.
 ///
-/// Each output value must be the expected one written compactly, byte for byte: the host
-/// wants compact JSON with fields in the output schema's order, and `expected.json` may be
-/// spaced for reading. An output missing from `expected.json` must receive nothing; failures
-/// must match in order, index, reason and part, a part compared as JSON text without
-/// insignificant whitespace (it is the input's own text, which need not be compact). With
-/// [`BLESS_VAR`] set, `expected.json` is rewritten from the result instead.
+/// `outputs` are the plugin's declared outputs (its `info().outputs`): each batch of rows must
+/// be well formed for its output's columns (see [`crate::render::check_batch`]), and each row,
+/// rendered as a JSON object, must be the expected one as a JSON value (so `expected.json` may
+/// be spaced for reading). An output missing from `expected.json` must receive nothing;
+/// failures must match in order, index, field, reason and part, a part compared as JSON text
+/// without insignificant whitespace (it is the input's own text, which need not be compact).
+/// With [`BLESS_VAR`] set, `expected.json` is rewritten from the result instead.
 ///
 /// # Errors
 /// A sample file that cannot be read or parsed, or [`SamplesError::Mismatch`] listing every
 /// difference.
 pub fn check(
     dir: impl AsRef<Path>,
+    outputs: &[OutputInfo],
     transform: impl FnOnce(&[RecordIn]) -> BatchResult,
 ) -> Result<(), SamplesError> {
     let bless = std::env::var_os(BLESS_VAR).is_some();
-    check_or_bless(dir.as_ref(), transform, bless)
+    check_or_bless(dir.as_ref(), outputs, transform, bless)
 }
 
 /// [`check`] for a `#[test]`: panics with the error, which lists every difference.
@@ -82,28 +89,39 @@ pub fn check(
 /// # Panics
 /// Whenever [`check`] returns an error.
 #[track_caller]
-pub fn assert_expected(dir: impl AsRef<Path>, transform: impl FnOnce(&[RecordIn]) -> BatchResult) {
-    if let Err(error) = check(dir, transform) {
+pub fn assert_expected(
+    dir: impl AsRef<Path>,
+    outputs: &[OutputInfo],
+    transform: impl FnOnce(&[RecordIn]) -> BatchResult,
+) {
+    if let Err(error) = check(dir, outputs, transform) {
         panic!("{error}");
     }
 }
 
 fn check_or_bless(
     dir: &Path,
+    outputs: &[OutputInfo],
     transform: impl FnOnce(&[RecordIn]) -> BatchResult,
     bless: bool,
 ) -> Result<(), SamplesError> {
     let records = read_input(dir)?;
     let result = transform(&records);
     let failures = result.failures.iter().map(ExpectedFailure::of).collect::<Result<Vec<_>, _>>()?;
+    let (rows, problems) = rendered_rows(outputs, &result);
     let expected_path = dir.join("expected.json");
     if bless {
-        let text = render_expected(&result, failures)?;
+        if let Some((output, problem)) = problems.into_iter().next() {
+            return Err(SamplesError::BadBatch { output, problem });
+        }
+        let text = render_expected(rows, failures)?;
         return std::fs::write(&expected_path, text)
             .map_err(|source| SamplesError::Write { path: expected_path, source });
     }
     let expected = read_expected(&expected_path)?;
-    let differences = differences(&expected, &result, &failures);
+    let mut differences: Vec<String> =
+        problems.into_iter().map(|(output, problem)| format!("output `{output}`: {problem}")).collect();
+    differences.extend(differences_from(&expected, &rows, &failures));
     if differences.is_empty() {
         Ok(())
     } else {
@@ -164,6 +182,9 @@ struct Expected {
 #[serde(deny_unknown_fields)]
 struct ExpectedFailure {
     index: u32,
+    /// Left out for a failure that names no field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
     reason: String,
     /// Left out for a whole failure, which keeps most samples as short as before parts existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,7 +196,12 @@ impl ExpectedFailure {
     fn of(failure: &Failure) -> Result<Self, SamplesError> {
         let part = failure.part.as_deref().map(part_as_json).transpose();
         let part = part.map_err(|source| SamplesError::Render { source })?;
-        Ok(ExpectedFailure { index: failure.index, reason: failure.reason.clone(), part })
+        Ok(ExpectedFailure {
+            index: failure.index,
+            field: failure.field.clone(),
+            reason: failure.reason.clone(),
+            part,
+        })
     }
 
     fn compact_part(&self) -> Option<Cow<'_, RawValue>> {
@@ -192,6 +218,7 @@ fn part_as_json(part: &[u8]) -> Result<Box<RawValue>, serde_json::Error> {
 impl PartialEq for ExpectedFailure {
     fn eq(&self, other: &Self) -> bool {
         self.index == other.index
+            && self.field == other.field
             && self.reason == other.reason
             && self.compact_part().as_deref().map(RawValue::get)
                 == other.compact_part().as_deref().map(RawValue::get)
@@ -200,7 +227,11 @@ impl PartialEq for ExpectedFailure {
 
 impl Display for ExpectedFailure {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "#{} {}", self.index, self.reason)?;
+        write!(formatter, "#{} ", self.index)?;
+        if let Some(field) = &self.field {
+            write!(formatter, "field `{field}`: ")?;
+        }
+        formatter.write_str(&self.reason)?;
         match self.compact_part() {
             Some(part) => write!(formatter, " (part {})", part.get()),
             None => Ok(()),
@@ -217,27 +248,87 @@ fn read_text(path: &Path) -> Result<String, SamplesError> {
     std::fs::read_to_string(path).map_err(|source| SamplesError::Read { path: path.to_owned(), source })
 }
 
-/// Every way `result` (with its `failures` in the expected layout) differs from `expected`, one
-/// sentence each.
-fn differences(expected: &Expected, result: &BatchResult, failures: &[ExpectedFailure]) -> Vec<String> {
-    let mut actual_outputs: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for record in &result.records {
-        let value = String::from_utf8_lossy(&record.value).into_owned();
-        actual_outputs.entry(record.output.as_str()).or_default().push(value);
+/// Each output's rows, rendered as JSON objects, in row order.
+type RenderedRows<'a> = BTreeMap<&'a str, Vec<String>>;
+/// An output whose batch could not be read, and why.
+type BatchProblem = (String, String);
+
+/// One row as the JSON object it renders to, compared as a JSON value.
+struct Row {
+    /// Compact JSON text, for messages.
+    text: String,
+    /// `None` only if the text were not JSON, in which case rows compare by text.
+    value: Option<serde_json::Value>,
+}
+
+impl Row {
+    fn new(text: String) -> Self {
+        let value = serde_json::from_str(&text).ok();
+        Row { text, value }
     }
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.value, &other.value) {
+            (Some(mine), Some(theirs)) => mine == theirs,
+            _ => self.text == other.text,
+        }
+    }
+}
+
+impl Display for Row {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.text)
+    }
+}
+
+/// Every output's rows rendered as JSON objects, in row order, and what made a batch of rows
+/// unreadable: an output that is not declared, a second batch for one output, or a batch not
+/// well formed for its columns (see [`crate::render::check_batch`]).
+fn rendered_rows<'a>(
+    outputs: &[OutputInfo],
+    result: &'a BatchResult,
+) -> (RenderedRows<'a>, Vec<BatchProblem>) {
+    let mut rows: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for batch in &result.outputs {
+        let name = batch.output.as_str();
+        let Some(info) = outputs.iter().find(|info| info.name == name) else {
+            problems.push((name.to_owned(), "not a declared output".to_owned()));
+            continue;
+        };
+        if rows.contains_key(name) {
+            problems.push((name.to_owned(), "more than one batch of rows".to_owned()));
+        }
+        match rows_json(info, batch) {
+            Ok(rendered) => rows.entry(name).or_default().extend(rendered),
+            Err(problem) => problems.push((name.to_owned(), problem)),
+        }
+    }
+    (rows, problems)
+}
+
+/// Every way the `rows` and `failures` of a result (in the expected layout) differ from
+/// `expected`, one sentence each.
+fn differences_from(
+    expected: &Expected,
+    rows: &BTreeMap<&str, Vec<String>>,
+    failures: &[ExpectedFailure],
+) -> Vec<String> {
     let names: BTreeSet<&str> =
-        expected.outputs.keys().map(String::as_str).chain(actual_outputs.keys().copied()).collect();
+        expected.outputs.keys().map(String::as_str).chain(rows.keys().copied()).collect();
     let mut differences = Vec::new();
     for name in names {
-        let want: Vec<String> = expected
+        let want: Vec<Row> = expected
             .outputs
             .get(name)
             .into_iter()
             .flatten()
-            .map(|value| compact(value).get().to_owned())
+            .map(|value| Row::new(compact(value).get().to_owned()))
             .collect();
-        let got = actual_outputs.get(name).map_or(&[][..], Vec::as_slice);
-        compare_in_order(&format!("output `{name}` record"), &want, got, &mut differences);
+        let got: Vec<Row> = rows.get(name).into_iter().flatten().map(|text| Row::new(text.clone())).collect();
+        compare_in_order(&format!("output `{name}` row"), &want, &got, &mut differences);
     }
     compare_in_order("failure", &expected.failures, failures, &mut differences);
     differences
@@ -266,24 +357,24 @@ fn compare_in_order<T: PartialEq + Display>(
     }
 }
 
-/// `result` in the `expected.json` layout: outputs that received records, one value a line.
-fn render_expected(result: &BatchResult, failures: Vec<ExpectedFailure>) -> Result<String, SamplesError> {
+/// The result in the `expected.json` layout: outputs that received rows, one row a line.
+fn render_expected(
+    rows: BTreeMap<&str, Vec<String>>,
+    failures: Vec<ExpectedFailure>,
+) -> Result<String, SamplesError> {
     #[derive(Serialize)]
     struct Rendered<'a> {
         outputs: BTreeMap<&'a str, Vec<Box<RawValue>>>,
         failures: Vec<ExpectedFailure>,
     }
     let mut outputs: BTreeMap<&str, Vec<Box<RawValue>>> = BTreeMap::new();
-    for record in &result.records {
-        let values = outputs.entry(record.output.as_str()).or_default();
-        let position = values.len();
-        let text = String::from_utf8_lossy(&record.value).into_owned();
-        let value = RawValue::from_string(text).map_err(|source| SamplesError::OutputNotJson {
-            output: record.output.clone(),
-            position,
-            source,
-        })?;
-        values.push(value);
+    for (name, texts) in rows {
+        let values = texts
+            .into_iter()
+            .map(RawValue::from_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| SamplesError::Render { source })?;
+        outputs.insert(name, values);
     }
     let text = serde_json::to_string_pretty(&Rendered { outputs, failures })
         .map_err(|source| SamplesError::Render { source })?;
@@ -292,8 +383,19 @@ fn render_expected(result: &BatchResult, failures: Vec<ExpectedFailure>) -> Resu
 
 #[cfg(test)]
 mod tests {
+    use serde::Serialize;
+
     use super::*;
-    use crate::RecordOut;
+    use crate::json::string_content;
+    use crate::rows::OutputRows;
+    use crate::schema::{Column, ColumnType};
+
+    const ECHO_COLUMNS: &[Column] =
+        &[Column::required("value", ColumnType::Json), Column::nullable("text", ColumnType::Text)];
+
+    fn declared() -> Vec<OutputInfo> {
+        vec![OutputInfo::new("echo", ECHO_COLUMNS)]
+    }
 
     fn samples_dir(input_name: &str, input: &str, expected: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -302,33 +404,42 @@ mod tests {
         dir
     }
 
-    /// A plugin that sends each record's value to `echo`, fails records that are `"bad"` whole,
-    /// and fails a part of records that are `"partly bad"`: JSON `[ "bad" ]` or, for
-    /// `"partly bad text"`, the text `bad` that is not JSON.
+    #[derive(Serialize)]
+    struct EchoRow<'a> {
+        value: &'a RawValue,
+        text: Option<Cow<'a, str>>,
+    }
+
+    /// A plugin that sends each record's value to `echo` (and, for a JSON string, its text),
+    /// fails records that are `"bad"` whole, `"bad field"` and values that are not JSON on the
+    /// field `value`, and fails a part of records that are `"partly bad"`: JSON `[ "bad" ]` or,
+    /// for `"partly bad text"`, the text `bad` that is not JSON.
     fn echo(batch: &[RecordIn]) -> BatchResult {
-        let mut result = BatchResult { records: Vec::new(), failures: Vec::new() };
+        let mut rows = OutputRows::new("echo", ECHO_COLUMNS);
+        let mut failures = Vec::new();
         for (index, record) in (0u32..).zip(batch) {
-            if record.value == b"\"bad\"" {
-                result.failures.push(Failure::whole(index, "bad record"));
-            } else if record.value == b"\"partly bad\"" {
-                result.failures.push(Failure::part(index, "bad part", &b"[ \"bad\" ]"[..]));
-            } else if record.value == b"\"partly bad text\"" {
-                result.failures.push(Failure::part(index, "bad part", &b"bad"[..]));
-            } else {
-                result.records.push(RecordOut {
-                    output: "echo".to_owned(),
-                    input: index,
-                    key: record.key.clone(),
-                    value: record.value.clone(),
-                });
+            let Ok(value) = serde_json::from_slice::<&RawValue>(&record.value) else {
+                failures.push(Failure::field(index, "value", "not JSON"));
+                continue;
+            };
+            match value.get() {
+                "\"bad\"" => failures.push(Failure::whole(index, "bad record")),
+                "\"bad field\"" => failures.push(Failure::field(index, "value", "bad field")),
+                "\"partly bad\"" => failures.push(Failure::part(index, "bad part", &b"[ \"bad\" ]"[..])),
+                "\"partly bad text\"" => failures.push(Failure::part(index, "bad part", &b"bad"[..])),
+                _ => {
+                    let row = EchoRow { value, text: string_content(value) };
+                    rows.push(index, record.key.as_deref(), &row).unwrap();
+                }
             }
         }
-        result
+        let outputs = if rows.is_empty() { Vec::new() } else { vec![rows.finish()] };
+        BatchResult { outputs, failures }
     }
 
     fn differences_of(input: &str, expected: &str) -> Vec<String> {
         let dir = samples_dir("input.jsonl", input, expected);
-        match check_or_bless(dir.path(), echo, false) {
+        match check_or_bless(dir.path(), &declared(), echo, false) {
             Ok(()) => Vec::new(),
             Err(SamplesError::Mismatch { differences, .. }) => differences,
             Err(error) => panic!("{error}"),
@@ -336,20 +447,30 @@ mod tests {
     }
 
     #[test]
-    fn matching_result_passes_with_spaced_expected_values() {
-        let input = "{\"a\":1,\"b\":[1,2]}\n\n\"bad\"\n";
-        let expected = r#"{"outputs": {"echo": [ {"a": 1, "b": [1, 2]} ]},
-            "failures": [{"index": 1, "reason": "bad record"}]}"#;
+    fn matching_result_passes_with_spaced_expected_rows() {
+        let input = "{\"a\":1,\"b\":[1,2]}\n\n\"bad\"\n\"x\"\n\"bad field\"\n";
+        let expected = r#"{"outputs": {"echo": [ {"value": {"a": 1, "b": [1, 2]}}, {"text": "x", "value": "x"} ]},
+            "failures": [{"index": 1, "reason": "bad record"},
+                         {"index": 3, "field": "value", "reason": "bad field"}]}"#;
         assert_eq!(differences_of(input, expected), Vec::<String>::new());
     }
 
     #[test]
-    fn field_order_and_compactness_must_match() {
-        let differences =
-            differences_of("{\"a\":1,\"b\":2}\n", r#"{"outputs": {"echo": [{"b": 2, "a": 1}]}}"#);
-        assert_eq!(differences, [r#"output `echo` record 0: expected {"b":2,"a":1}, got {"a":1,"b":2}"#]);
-        let differences = differences_of("{\"a\": 1}\n", r#"{"outputs": {"echo": [{"a": 1}]}}"#);
-        assert_eq!(differences, [r#"output `echo` record 0: expected {"a":1}, got {"a": 1}"#]);
+    fn rows_are_compared_as_json_values() {
+        let differences = differences_of("{\"a\": 1}\n", r#"{"outputs": {"echo": [{"value": {"a": 2}}]}}"#);
+        assert_eq!(
+            differences,
+            [r#"output `echo` row 0: expected {"value":{"a":2}}, got {"value":{"a": 1}}"#]
+        );
+    }
+
+    #[test]
+    fn a_null_is_left_out_of_the_row() {
+        let differences = differences_of("1\n", r#"{"outputs": {"echo": [{"value": 1, "text": null}]}}"#);
+        assert_eq!(
+            differences,
+            [r#"output `echo` row 0: expected {"value":1,"text":null}, got {"value":1}"#]
+        );
     }
 
     #[test]
@@ -357,30 +478,47 @@ mod tests {
         assert_eq!(differences_of("", r#"{"outputs": {}, "failures": []}"#), Vec::<String>::new());
         assert_eq!(
             differences_of("1\n", r#"{"outputs": {}, "failures": []}"#),
-            ["output `echo` record 0: expected nothing, got 1"]
+            [r#"output `echo` row 0: expected nothing, got {"value":1}"#]
         );
     }
 
     #[test]
-    fn missing_values_and_failures_are_each_named() {
-        let expected = r#"{"outputs": {"echo": [1, 2], "other": [3]},
+    fn missing_rows_and_failures_are_each_named() {
+        let expected = r#"{"outputs": {"echo": [{"value": 1}, {"value": 2}], "other": [{"n": 3}]},
             "failures": [{"index": 0, "reason": "bad record"}, {"index": 5, "reason": "gone"}]}"#;
         assert_eq!(
             differences_of("\"bad\"\n1\n", expected),
             [
-                "output `echo` record 1: expected 2, got nothing",
-                "output `other` record 0: expected 3, got nothing",
+                r#"output `echo` row 1: expected {"value":2}, got nothing"#,
+                r#"output `other` row 0: expected {"n":3}, got nothing"#,
                 "failure 1: expected #5 gone, got nothing",
             ]
         );
     }
 
     #[test]
+    fn the_field_of_a_failure_must_match() {
+        let expected = r#"{"failures": [{"index": 0, "reason": "not JSON"},
+            {"index": 1, "field": "text", "reason": "bad field"}]}"#;
+        assert_eq!(
+            differences_of("nope\n\"bad field\"\n", expected),
+            [
+                "failure 0: expected #0 not JSON, got #0 field `value`: not JSON",
+                "failure 1: expected #1 field `text`: bad field, got #1 field `value`: bad field",
+            ]
+        );
+    }
+
+    #[test]
     fn mismatch_message_counts_and_lists_the_differences() {
-        let dir = samples_dir("input.jsonl", "1\n\"bad\"\n", r#"{"outputs": {"echo": [2]}}"#);
-        let message = check_or_bless(dir.path(), echo, false).unwrap_err().to_string();
+        let dir = samples_dir("input.jsonl", "1\n\"bad\"\n", r#"{"outputs": {"echo": [{"value": 2}]}}"#);
+        let message = check_or_bless(dir.path(), &declared(), echo, false).unwrap_err().to_string();
         assert!(message.starts_with("2 difference(s) from "), "{message}");
-        assert!(message.contains("expected.json:\noutput `echo` record 0: expected 2, got 1\n"), "{message}");
+        assert!(
+            message
+                .contains("expected.json:\noutput `echo` row 0: expected {\"value\":2}, got {\"value\":1}\n"),
+            "{message}"
+        );
         assert!(message.ends_with("failure 0: expected nothing, got #1 bad record"), "{message}");
     }
 
@@ -406,9 +544,9 @@ mod tests {
     }
 
     #[test]
-    fn bless_writes_a_part_only_where_there_is_one() {
-        let dir = samples_dir("input.jsonl", "\"partly bad\"\n\"bad\"\n", "{}");
-        check_or_bless(dir.path(), echo, true).unwrap();
+    fn bless_writes_a_field_and_a_part_only_where_there_is_one() {
+        let dir = samples_dir("input.jsonl", "\"partly bad\"\n\"bad\"\n\"bad field\"\n", "{}");
+        check_or_bless(dir.path(), &declared(), echo, true).unwrap();
         let written = std::fs::read_to_string(dir.path().join("expected.json")).unwrap();
         let written: serde_json::Value = serde_json::from_str(&written).unwrap();
         assert_eq!(
@@ -416,9 +554,10 @@ mod tests {
             serde_json::json!([
                 {"index": 0, "reason": "bad part", "part": ["bad"]},
                 {"index": 1, "reason": "bad record"},
+                {"index": 2, "field": "value", "reason": "bad field"},
             ])
         );
-        check_or_bless(dir.path(), echo, false).unwrap();
+        check_or_bless(dir.path(), &declared(), echo, false).unwrap();
     }
 
     #[test]
@@ -426,12 +565,13 @@ mod tests {
         let dir = samples_dir(
             "input.envelopes.jsonl",
             r#"{"key": "k1", "value": {"b": 1, "a": [ 2 ]}, "headers": {"h": "v"}}"#,
-            r#"{"outputs": {"echo": [{"a": [2], "b": 1}]}}"#,
+            r#"{"outputs": {"echo": [{"value": {"a": [2], "b": 1}}]}}"#,
         );
         std::fs::write(dir.path().join("input.jsonl"), "ignored\n").unwrap();
         let mut seen = Vec::new();
         check_or_bless(
             dir.path(),
+            &declared(),
             |batch| {
                 seen = batch.iter().map(|r| (r.key.clone(), r.headers.len())).collect();
                 echo(batch)
@@ -445,36 +585,60 @@ mod tests {
     #[test]
     fn envelope_errors_name_the_file_and_line() {
         let dir = samples_dir("input.envelopes.jsonl", "{\"value\": 1}\n\n{\"valu\": 1}\n", "{}");
-        let error = check_or_bless(dir.path(), echo, false).unwrap_err().to_string();
+        let error = check_or_bless(dir.path(), &declared(), echo, false).unwrap_err().to_string();
         assert!(error.contains("input.envelopes.jsonl:3: not a record envelope"), "{error}");
     }
 
     #[test]
     fn missing_files_and_bad_expected_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let error = check_or_bless(dir.path(), echo, false).unwrap_err().to_string();
+        let error = check_or_bless(dir.path(), &declared(), echo, false).unwrap_err().to_string();
         assert!(error.starts_with("cannot read ") && error.contains("input.jsonl"), "{error}");
         std::fs::write(dir.path().join("input.jsonl"), "1\n").unwrap();
-        let error = check_or_bless(dir.path(), echo, false).unwrap_err().to_string();
+        let error = check_or_bless(dir.path(), &declared(), echo, false).unwrap_err().to_string();
         assert!(error.starts_with("cannot read ") && error.contains("expected.json"), "{error}");
         std::fs::write(dir.path().join("expected.json"), r#"{"failures": [{"index": 0}]}"#).unwrap();
-        let error = check_or_bless(dir.path(), echo, false).unwrap_err().to_string();
+        let error = check_or_bless(dir.path(), &declared(), echo, false).unwrap_err().to_string();
         assert!(error.contains(r#"expected.json: expected {"outputs""#), "{error}");
     }
 
     #[test]
     fn bless_writes_what_check_then_accepts() {
         let dir = samples_dir("input.jsonl", "{\"a\":1}\n\"bad\"\n", "not even JSON");
-        check_or_bless(dir.path(), echo, true).unwrap();
+        check_or_bless(dir.path(), &declared(), echo, true).unwrap();
         let written = std::fs::read_to_string(dir.path().join("expected.json")).unwrap();
-        assert!(written.contains("\"echo\": [\n      {\"a\":1}\n    ]"), "{written}");
-        check_or_bless(dir.path(), echo, false).unwrap();
+        assert!(written.contains("\"echo\": [\n      {\"value\":{\"a\":1}}\n    ]"), "{written}");
+        check_or_bless(dir.path(), &declared(), echo, false).unwrap();
     }
 
     #[test]
-    fn bless_refuses_output_that_is_not_json() {
-        let dir = samples_dir("input.jsonl", "not json\n", "{}");
-        let error = check_or_bless(dir.path(), echo, true).unwrap_err().to_string();
-        assert!(error.starts_with("output `echo` record 0 is not JSON"), "{error}");
+    fn batches_of_undeclared_outputs_or_broken_columns_are_differences_and_cannot_be_blessed() {
+        let broken = |_: &[RecordIn]| {
+            let mut rows = OutputRows::new("echo", ECHO_COLUMNS);
+            rows.row(0, None).json(&1).null().finish().unwrap();
+            let mut batch = rows.finish();
+            batch.columns.pop();
+            let mut other = OutputRows::new("other", ECHO_COLUMNS);
+            other.row(0, None).json(&2).null().finish().unwrap();
+            BatchResult { outputs: vec![batch, other.finish()], failures: Vec::new() }
+        };
+        let dir = samples_dir("input.jsonl", "1\n", r#"{"outputs": {}}"#);
+        let Err(SamplesError::Mismatch { differences, .. }) =
+            check_or_bless(dir.path(), &declared(), broken, false)
+        else {
+            panic!("expected a mismatch");
+        };
+        assert_eq!(
+            differences,
+            [
+                "output `echo`: 1 columns, but output `echo` declares 2",
+                "output `other`: not a declared output"
+            ]
+        );
+        let error = check_or_bless(dir.path(), &declared(), broken, true).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "output `echo`: 1 columns, but output `echo` declares 2, so SLUICE_BLESS cannot write it"
+        );
     }
 }

@@ -1,40 +1,89 @@
-//! Output schemas: the columns a plugin declares for each of its outputs in `info()`.
+//! Output columns: what a plugin declares for each of its outputs in `info()`.
 //!
-//! The contract carries a schema as JSON text, `{"fields":[{"name","type","nullable"}, ...]}`
-//! (see `output-info` in `wit/transform.wit`). A plugin lists an output's columns once, as a
-//! `const` slice of [`Column`] next to the row type that writes them, and declares the output
-//! with [`OutputInfo::new`]; the text is rendered here, so no plugin spells schema JSON by hand
-//! and a column type the host does not know cannot be written. Row types must serialize their
-//! fields in column order; [`top_level_keys`] lets a test check that.
-
-use serde::Serialize;
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+//! The contract carries an output's columns as WIT records (`output-info.columns` in
+//! `wit/transform.wit`). A plugin lists an output's columns once, as a `const` slice of
+//! [`Column`] next to the row type that fills them, declares the output with
+//! [`OutputInfo::new`] and writes its rows with [`crate::rows::OutputRows`] over the same slice,
+//! so the declaration and the rows cannot drift apart.
 
 use crate::OutputInfo;
+use crate::bindings::sluice::transform::types as wit;
 
-/// The type of a column, one of those the contract lists for `output-info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// The type of a column, one of the contract's `column-type`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ColumnType {
-    String,
+    /// UTF-8 text.
+    Text,
     Int32,
     Int64,
     Float64,
-    Bool,
+    Boolean,
     /// Milliseconds since the Unix epoch, for engines that want a real timestamp column.
     TimestampMs,
-    ListString,
-    /// Any JSON value, stored as its text.
+    /// A list of UTF-8 texts.
+    TextList,
+    /// Any JSON value, kept as its text.
     Json,
 }
 
-/// One field of an output record, as declared to the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+impl ColumnType {
+    /// The contract's name for the type, as error messages say it (`timestamp-ms`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ColumnType::Text => "text",
+            ColumnType::Int32 => "int32",
+            ColumnType::Int64 => "int64",
+            ColumnType::Float64 => "float64",
+            ColumnType::Boolean => "boolean",
+            ColumnType::TimestampMs => "timestamp-ms",
+            ColumnType::TextList => "text-list",
+            ColumnType::Json => "json",
+        }
+    }
+}
+
+impl From<ColumnType> for wit::ColumnType {
+    fn from(column_type: ColumnType) -> Self {
+        match column_type {
+            ColumnType::Text => wit::ColumnType::Text,
+            ColumnType::Int32 => wit::ColumnType::Int32,
+            ColumnType::Int64 => wit::ColumnType::Int64,
+            ColumnType::Float64 => wit::ColumnType::Float64,
+            ColumnType::Boolean => wit::ColumnType::Boolean,
+            ColumnType::TimestampMs => wit::ColumnType::TimestampMs,
+            ColumnType::TextList => wit::ColumnType::TextList,
+            ColumnType::Json => wit::ColumnType::Json,
+        }
+    }
+}
+
+impl From<wit::ColumnType> for ColumnType {
+    fn from(column_type: wit::ColumnType) -> Self {
+        match column_type {
+            wit::ColumnType::Text => ColumnType::Text,
+            wit::ColumnType::Int32 => ColumnType::Int32,
+            wit::ColumnType::Int64 => ColumnType::Int64,
+            wit::ColumnType::Float64 => ColumnType::Float64,
+            wit::ColumnType::Boolean => ColumnType::Boolean,
+            wit::ColumnType::TimestampMs => ColumnType::TimestampMs,
+            wit::ColumnType::TextList => ColumnType::TextList,
+            wit::ColumnType::Json => ColumnType::Json,
+        }
+    }
+}
+
+impl std::fmt::Display for ColumnType {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+/// One column of an output, as declared to the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Column {
     pub name: &'static str,
-    #[serde(rename = "type")]
     pub column_type: ColumnType,
-    /// Whether a row may hold `null` for this column.
+    /// Whether a row may be null in this column.
     pub nullable: bool,
 }
 
@@ -44,123 +93,82 @@ impl Column {
         Column { name, column_type, nullable: false }
     }
 
-    /// A column a row may leave `null`.
+    /// A column a row may leave null.
     pub const fn nullable(name: &'static str, column_type: ColumnType) -> Self {
         Column { name, column_type, nullable: true }
     }
 }
 
-impl OutputInfo {
-    /// The output `name`, whose records have `columns` in that order.
-    pub fn new(name: &str, columns: &[Column]) -> Self {
-        OutputInfo { name: name.to_owned(), schema: schema_json(columns) }
-    }
-}
-
-/// The schema text for `columns`: `{"fields":[{"name","type","nullable"}, ...]}`, compact.
-pub fn schema_json(columns: &[Column]) -> String {
-    #[derive(Serialize)]
-    struct Schema<'a> {
-        fields: &'a [Column],
-    }
-    // Serializing static names, unit variants and booleans cannot fail; an empty schema would
-    // be refused by the host loudly rather than silently.
-    serde_json::to_string(&Schema { fields: columns }).unwrap_or_default()
-}
-
-/// The top-level keys of a JSON object in the order they appear; empty when `json` is not an
-/// object.
-///
-/// For tests checking that an output record lists its fields in its columns' order, which a
-/// parsed `serde_json::Value` (whose maps are sorted) cannot show.
-pub fn top_level_keys(json: &[u8]) -> Vec<String> {
-    struct KeyOrder(Vec<String>);
-
-    impl<'de> Deserialize<'de> for KeyOrder {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct Keys;
-            impl<'de> Visitor<'de> for Keys {
-                type Value = KeyOrder;
-                fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    formatter.write_str("a JSON object")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyOrder, A::Error> {
-                    let mut keys = Vec::new();
-                    while let Some(key) = map.next_key::<String>()? {
-                        map.next_value::<IgnoredAny>()?;
-                        keys.push(key);
-                    }
-                    Ok(KeyOrder(keys))
-                }
-            }
-            deserializer.deserialize_map(Keys)
+impl From<&Column> for wit::Column {
+    fn from(column: &Column) -> Self {
+        wit::Column {
+            name: column.name.to_owned(),
+            type_: column.column_type.into(),
+            nullable: column.nullable,
         }
     }
+}
 
-    serde_json::from_slice::<KeyOrder>(json).map(|order| order.0).unwrap_or_default()
+impl OutputInfo {
+    /// The output `name`, whose rows have `columns` in that order.
+    pub fn new(name: &str, columns: &[Column]) -> Self {
+        OutputInfo { name: name.to_owned(), columns: columns.iter().map(wit::Column::from).collect() }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const ALL: [ColumnType; 8] = [
+        ColumnType::Text,
+        ColumnType::Int32,
+        ColumnType::Int64,
+        ColumnType::Float64,
+        ColumnType::Boolean,
+        ColumnType::TimestampMs,
+        ColumnType::TextList,
+        ColumnType::Json,
+    ];
+
     #[test]
-    fn schema_lists_columns_in_order() {
-        let columns = [
-            Column::required("mail_id", ColumnType::String),
-            Column::nullable("categories", ColumnType::Json),
-        ];
+    fn column_types_map_to_the_contract_and_back() {
+        let wit_types: Vec<wit::ColumnType> = ALL.iter().map(|&column_type| column_type.into()).collect();
         assert_eq!(
-            schema_json(&columns),
-            r#"{"fields":[{"name":"mail_id","type":"string","nullable":false},{"name":"categories","type":"json","nullable":true}]}"#
+            wit_types,
+            [
+                wit::ColumnType::Text,
+                wit::ColumnType::Int32,
+                wit::ColumnType::Int64,
+                wit::ColumnType::Float64,
+                wit::ColumnType::Boolean,
+                wit::ColumnType::TimestampMs,
+                wit::ColumnType::TextList,
+                wit::ColumnType::Json,
+            ]
         );
+        let back: Vec<ColumnType> = wit_types.into_iter().map(ColumnType::from).collect();
+        assert_eq!(back, ALL);
     }
 
     #[test]
     fn column_types_are_named_as_the_contract_names_them() {
-        let types = [
-            ColumnType::String,
-            ColumnType::Int32,
-            ColumnType::Int64,
-            ColumnType::Float64,
-            ColumnType::Bool,
-            ColumnType::TimestampMs,
-            ColumnType::ListString,
-            ColumnType::Json,
-        ];
-        let names: Vec<String> =
-            types.iter().map(|column_type| serde_json::to_string(column_type).unwrap()).collect();
+        let names: Vec<&str> = ALL.iter().map(|column_type| column_type.name()).collect();
         assert_eq!(
             names,
-            [
-                "\"string\"",
-                "\"int32\"",
-                "\"int64\"",
-                "\"float64\"",
-                "\"bool\"",
-                "\"timestamp-ms\"",
-                "\"list-string\"",
-                "\"json\""
-            ]
+            ["text", "int32", "int64", "float64", "boolean", "timestamp-ms", "text-list", "json"]
         );
     }
 
     #[test]
-    fn output_info_carries_the_name_and_the_rendered_schema() {
-        let info = OutputInfo::new("events", &[Column::required("dt", ColumnType::String)]);
+    fn output_info_carries_the_name_and_the_columns_in_order() {
+        let info = OutputInfo::new(
+            "events",
+            &[Column::required("dt", ColumnType::Text), Column::nullable("pool", ColumnType::Json)],
+        );
         assert_eq!(info.name, "events");
-        assert_eq!(info.schema, r#"{"fields":[{"name":"dt","type":"string","nullable":false}]}"#);
-    }
-
-    #[test]
-    fn keys_are_read_in_document_order() {
-        assert_eq!(top_level_keys(br#"{"b":1,"a":{"z":2},"c":[3]}"#), vec!["b", "a", "c"]);
-    }
-
-    #[test]
-    fn anything_but_an_object_has_no_keys() {
-        for json in [&b"[1]"[..], b"\"a\"", b"{", b""] {
-            assert_eq!(top_level_keys(json), Vec::<String>::new());
-        }
+        let columns: Vec<_> =
+            info.columns.iter().map(|column| (column.name.as_str(), column.type_, column.nullable)).collect();
+        assert_eq!(columns, [("dt", wit::ColumnType::Text, false), ("pool", wit::ColumnType::Json, true)]);
     }
 }

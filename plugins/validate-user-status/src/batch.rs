@@ -1,81 +1,80 @@
 //! One call of the plugin: a batch of user-status records in, rows for three outputs out.
 
-use serde::Serialize;
 use sluice_plugin_sdk::json::parse_object;
-use sluice_plugin_sdk::{BatchResult, Failure, RecordIn, RecordOut};
+use sluice_plugin_sdk::{BatchResult, Failure, InputKeys, Outputs, RecordIn, RowError};
 
 use crate::outputs::{
-    ErrorRecRow, STATUS_LOGS, StatusLogsRow, USER_STATUS, USER_STATUS_ERROR_REC, UserStatusRow,
+    ErrorRecRow, OUTPUTS, STATUS_LOGS, StatusLogsRow, USER_STATUS, USER_STATUS_ERROR_REC, UserStatusRow,
 };
 use crate::user_status::UserStatusFields;
 
 /// Sorts every record of `batch` into rows or a failure.
 ///
-/// A valid record yields a `user_status` row then a `status_logs` record; an invalid object
-/// yields one `user_status_error_rec` row; input that is not a JSON object is a failure, always
-/// whole since one input record is one user. Rows keep the input's key and index, and follow
-/// the batch's order.
+/// A valid record yields a `user_status` row and a `status_logs` row; an invalid object yields
+/// one `user_status_error_rec` row; input that is not a JSON object is a failure, always whole
+/// since one input record is one user. Rows keep the input's key (see [`InputKeys`]) and index,
+/// and follow the batch's order.
 pub fn transform(batch: &[RecordIn]) -> BatchResult {
-    let mut result = BatchResult { records: Vec::with_capacity(batch.len() * 2), failures: Vec::new() };
+    let mut outputs = Outputs::new(OUTPUTS);
+    let keys = InputKeys::of(batch);
     for (index, record) in (0u32..).zip(batch) {
-        if let Err(reason) = sort_record(index, record, &mut result.records) {
-            result.failures.push(Failure::whole(index, reason));
+        if let Err(failure) = sort_record(index, keys.key(record), &record.value, &mut outputs) {
+            // All rows of a record or none: a user_status row without its logs would be wrong.
+            outputs.discard_input(index);
+            outputs.fail(failure);
         }
     }
-    result
+    outputs.finish()
 }
 
-/// Appends the rows of one record, all or none.
-fn sort_record(index: u32, record: &RecordIn, records: &mut Vec<RecordOut>) -> Result<(), String> {
-    let fields: UserStatusFields = parse_object(&record.value)?;
-    let mut push = |output: &str, value: Vec<u8>| {
-        records.push(RecordOut { output: output.to_owned(), input: index, key: record.key.clone(), value });
-    };
+/// Appends the rows of one record; on error the caller drops what was appended.
+fn sort_record(index: u32, key: Option<&[u8]>, value: &[u8], outputs: &mut Outputs) -> Result<(), Failure> {
+    let fields: UserStatusFields = parse_object(value).map_err(|reason| Failure::whole(index, reason))?;
+    // The row types always fit their columns; an error is still the record's failure, not a panic.
+    let row_failure = |error: RowError| error.into_failure(index);
     match fields.validate() {
         Some(valid) => {
-            let user_status = encode(&UserStatusRow::from(&valid))?;
-            let status_logs = encode(&StatusLogsRow::from(&valid))?;
-            push(USER_STATUS, user_status);
-            push(STATUS_LOGS, status_logs);
+            outputs.push(USER_STATUS, index, key, &UserStatusRow::from(&valid)).map_err(row_failure)?;
+            outputs.push(STATUS_LOGS, index, key, &StatusLogsRow::from(&valid)).map_err(row_failure)?;
         }
-        None => push(USER_STATUS_ERROR_REC, encode(&ErrorRecRow { error_rec: fields.error_rec() })?),
+        None => {
+            let row = ErrorRecRow { error_rec: fields.error_rec() };
+            outputs.push(USER_STATUS_ERROR_REC, index, key, &row).map_err(row_failure)?;
+        }
     }
     Ok(())
 }
 
-/// Compact JSON for a row. The row types cannot fail to encode; an error is still reported
-/// as the record's failure rather than a panic.
-fn encode(row: &impl Serialize) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(row).map_err(|error| format!("could not encode an output row: {error}"))
-}
-
 #[cfg(test)]
 mod tests {
+    use sluice_plugin_sdk::render::{RenderedRow, result_rows};
+
     use super::*;
+    use crate::outputs::declared;
 
     const VALID: &str = r#"{"userId":"0000","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[]}"#;
     const INVALID: &str = r#"{"userId":"0001","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"","isBlacklisted":false,"statusLogs":[]}"#;
 
-    fn outputs_of(result: &BatchResult) -> Vec<(&str, u32, &str)> {
-        result
-            .records
-            .iter()
-            .map(|r| (r.output.as_str(), r.input, std::str::from_utf8(&r.value).unwrap()))
-            .collect()
+    fn rows_of(result: &BatchResult) -> Vec<RenderedRow> {
+        result_rows(&declared(), result).unwrap()
+    }
+
+    fn outputs_of(result: &BatchResult) -> Vec<(String, u32, String)> {
+        rows_of(result).into_iter().map(|row| (row.output, row.input, row.json)).collect()
     }
 
     #[test]
     fn samples_give_the_expected_rows_and_failures() {
         sluice_plugin_sdk::samples::assert_expected(
             concat!(env!("CARGO_MANIFEST_DIR"), "/samples"),
+            &declared(),
             transform,
         );
     }
 
     #[test]
     fn empty_batch_gives_nothing() {
-        let result = transform(&[]);
-        assert!(result.records.is_empty() && result.failures.is_empty());
+        assert_eq!(transform(&[]), BatchResult::empty());
     }
 
     #[test]
@@ -83,6 +82,7 @@ mod tests {
         let batch = [INVALID, VALID, "[]", VALID].map(RecordIn::from_value);
         let result = transform(&batch);
         let routed: Vec<_> = outputs_of(&result).into_iter().map(|(o, i, _)| (o, i)).collect();
+        let routed: Vec<_> = routed.iter().map(|(o, i)| (o.as_str(), *i)).collect();
         assert_eq!(
             routed,
             [
@@ -95,6 +95,7 @@ mod tests {
         );
         assert_eq!(result.failures.len(), 1);
         assert_eq!(result.failures[0].index, 2);
+        assert_eq!(result.failures[0].field, None);
         assert_eq!(result.failures[0].reason, "expected a JSON object, found an array");
         assert_eq!(result.failures[0].part, None, "one input record is one user, so it fails whole");
     }
@@ -109,7 +110,7 @@ mod tests {
             let error_rec = format!(
                 r#"{{"error_rec":"userid:0000,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:{value},status:VERIFIED,statusLogs:[],isBlacklisted:false"}}"#
             );
-            assert_eq!(outputs_of(&result), [(USER_STATUS_ERROR_REC, 0, error_rec.as_str())], "{value}");
+            assert_eq!(outputs_of(&result), [(USER_STATUS_ERROR_REC.to_owned(), 0, error_rec)], "{value}");
         }
     }
 
@@ -120,7 +121,7 @@ mod tests {
         let result = transform(&[record]);
         assert!(result.failures.is_empty(), "{:?}", result.failures);
         let error_rec = r#"{"error_rec":"userid:0000,createdAt:2022-02-10T21:09:51Z,lastVisitedAt:1644527391,status:VERIFIED,statusLogs:[{\"status\":\"INITIATED\"},\"VERIFIED\"],isBlacklisted:false"}"#;
-        assert_eq!(outputs_of(&result), [(USER_STATUS_ERROR_REC, 0, error_rec)]);
+        assert_eq!(outputs_of(&result), [(USER_STATUS_ERROR_REC.to_owned(), 0, error_rec.to_owned())]);
     }
 
     #[test]
@@ -128,15 +129,24 @@ mod tests {
         let logs = r#"[{},{"status":null,"updatedOn":1.5}]"#;
         let result = transform(&[RecordIn::from_value(VALID.replace("[]", logs))]);
         let routed: Vec<_> = outputs_of(&result).into_iter().map(|(o, _, v)| (o, v.contains(logs))).collect();
-        assert_eq!(routed, [(USER_STATUS, false), (STATUS_LOGS, true)]);
+        assert_eq!(routed, [(USER_STATUS.to_owned(), false), (STATUS_LOGS.to_owned(), true)]);
     }
 
     #[test]
     fn rows_keep_the_input_key() {
-        let mut record = RecordIn::from_value(VALID);
-        record.key = Some(b"user-0000".to_vec());
-        let result = transform(&[record]);
-        assert!(result.records.iter().all(|r| r.key.as_deref() == Some(&b"user-0000"[..])));
+        let mut keyed = RecordIn::from_value(VALID);
+        keyed.key = Some(b"user-0000".to_vec());
+        let unkeyed = RecordIn::from_value(INVALID);
+        let keys: Vec<_> = rows_of(&transform(&[keyed, unkeyed.clone()]))
+            .into_iter()
+            .map(|row| (row.input, row.key))
+            .collect();
+        assert_eq!(
+            keys,
+            [(0, Some(b"user-0000".to_vec())), (0, Some(b"user-0000".to_vec())), (1, Some(Vec::new()))],
+            "a record without a key among keyed ones gets an empty key"
+        );
+        assert!(rows_of(&transform(&[unkeyed])).iter().all(|row| row.key.is_none()));
     }
 }
 
@@ -144,10 +154,13 @@ mod tests {
 mod fuzz {
     use explode_status_logs::ExplodeStatusLogs;
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
     use sluice_fuzz::plugin::{Batch, check_contract, sample_batches};
     use sluice_plugin_sdk::SettinglessPlugin;
+    use sluice_plugin_sdk::render::result_rows;
 
     use super::*;
+    use crate::outputs::declared;
 
     /// The fields a user-status record is read for, and those of its status log entries.
     const KEYS: &[&str] =
@@ -163,27 +176,30 @@ mod fuzz {
         #[test]
         fn every_record_gives_its_two_rows_an_error_row_or_one_failure(batch in batches()) {
             let result = transform(&batch.0);
-            let accounts = check_contract(&batch.0, &result)?;
+            let accounts = check_contract(&batch.0, &declared(), &result)?;
+            let rows = result_rows(&declared(), &result).map_err(TestCaseError::fail)?;
             for (index, account) in (0u32..).zip(&accounts) {
                 let outputs: Vec<&str> =
-                    result.records.iter().filter(|row| row.input == index).map(|row| row.output.as_str()).collect();
+                    rows.iter().filter(|row| row.input == index).map(|row| row.output.as_str()).collect();
                 let expected: &[&[&str]] = &[&[USER_STATUS, STATUS_LOGS], &[USER_STATUS_ERROR_REC], &[]];
                 prop_assert!(expected.contains(&&outputs[..]), "input {}: {:?}", index, outputs);
                 prop_assert_eq!(outputs.is_empty(), account.whole_failures == 1, "input {}", index);
                 prop_assert_eq!(account.part_failures, 0);
             }
-            for row in &result.records {
-                prop_assert_eq!(&row.key, &batch.0[row.input as usize].key);
+            let keys = InputKeys::of(&batch.0);
+            for row in &rows {
+                prop_assert_eq!(row.key.as_deref(), keys.key(&batch.0[row.input as usize]));
             }
         }
 
         #[test]
         fn every_status_logs_record_passed_on_explodes_whole(batch in batches()) {
-            let status_logs: Vec<RecordIn> = transform(&batch.0)
-                .records
+            // A chained step receives each row as the JSON object the host renders.
+            let status_logs: Vec<RecordIn> = result_rows(&declared(), &transform(&batch.0))
+                .map_err(TestCaseError::fail)?
                 .into_iter()
                 .filter(|row| row.output == STATUS_LOGS)
-                .map(|row| RecordIn::from_value(row.value))
+                .map(|row| RecordIn::from_value(row.json))
                 .collect();
             let exploded = ExplodeStatusLogs::transform(&status_logs);
             prop_assert!(exploded.failures.is_empty(), "{:?}", exploded.failures);

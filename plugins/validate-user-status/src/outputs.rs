@@ -1,6 +1,6 @@
-//! The plugin's named outputs: their schemas and the rows written to them.
+//! The plugin's named outputs: their columns and the rows written to them.
 //!
-//! Each row type serializes its fields in the schema's field order, as the host expects.
+//! Each row type serializes its fields in its output's column order, as `OutputRows` checks.
 
 use std::borrow::Cow;
 
@@ -21,27 +21,30 @@ pub const USER_STATUS_ERROR_REC: &str = "user_status_error_rec";
 
 /// The fields of a [`UserStatusRow`], in the order it serializes them.
 const USER_STATUS_COLUMNS: &[Column] = &[
-    Column::required("userId", ColumnType::String),
-    Column::required("createdAt", ColumnType::String),
-    Column::required("status", ColumnType::String),
+    Column::required("userId", ColumnType::Text),
+    Column::required("createdAt", ColumnType::Text),
+    Column::required("status", ColumnType::Text),
     Column::required("lastVisitedAt", ColumnType::Int64),
-    Column::required("isBlacklisted", ColumnType::Bool),
+    Column::required("isBlacklisted", ColumnType::Boolean),
 ];
 
 /// The fields of a [`StatusLogsRow`], in the order it serializes them.
 const STATUS_LOGS_COLUMNS: &[Column] =
-    &[Column::required("userId", ColumnType::String), Column::required("statusLogs", ColumnType::Json)];
+    &[Column::required("userId", ColumnType::Text), Column::required("statusLogs", ColumnType::Json)];
 
 /// The field of an [`ErrorRecRow`].
-const USER_STATUS_ERROR_REC_COLUMNS: &[Column] = &[Column::required("error_rec", ColumnType::String)];
+const USER_STATUS_ERROR_REC_COLUMNS: &[Column] = &[Column::required("error_rec", ColumnType::Text)];
+
+/// Every output and its columns, in the order `info()` declares them.
+pub const OUTPUTS: &[(&str, &[Column])] = &[
+    (USER_STATUS, USER_STATUS_COLUMNS),
+    (STATUS_LOGS, STATUS_LOGS_COLUMNS),
+    (USER_STATUS_ERROR_REC, USER_STATUS_ERROR_REC_COLUMNS),
+];
 
 /// The outputs this plugin declares in `info()`.
 pub fn declared() -> Vec<OutputInfo> {
-    vec![
-        OutputInfo::new(USER_STATUS, USER_STATUS_COLUMNS),
-        OutputInfo::new(STATUS_LOGS, STATUS_LOGS_COLUMNS),
-        OutputInfo::new(USER_STATUS_ERROR_REC, USER_STATUS_ERROR_REC_COLUMNS),
-    ]
+    OUTPUTS.iter().map(|&(name, columns)| OutputInfo::new(name, columns)).collect()
 }
 
 /// A `user_status` row: the user's latest status, without the logs.
@@ -52,7 +55,7 @@ pub struct UserStatusRow<'a> {
     #[serde(rename = "createdAt")]
     created_at: &'a str,
     status: &'a str,
-    /// Declared int64 so the schema never narrows; validation already keeps it in 32-bit range.
+    /// Declared int64 so the column never narrows; validation already keeps it in 32-bit range.
     #[serde(rename = "lastVisitedAt")]
     last_visited_at: i64,
     #[serde(rename = "isBlacklisted")]
@@ -94,30 +97,26 @@ pub struct ErrorRecRow {
 
 #[cfg(test)]
 mod tests {
-    use serde::Deserialize;
+    use serde::Serialize;
+    use sluice_plugin_sdk::Outputs;
+    use sluice_plugin_sdk::render::result_rows;
 
     use super::*;
 
-    #[derive(Deserialize)]
-    struct Schema {
-        fields: Vec<Field>,
-    }
-
-    #[derive(Deserialize)]
-    struct Field {
-        name: String,
-        r#type: String,
-        nullable: bool,
-    }
-
-    fn schema_of(output: &str) -> Vec<(String, String, bool)> {
+    fn columns_of(output: &str) -> Vec<(String, ColumnType, bool)> {
         let info = declared().into_iter().find(|info| info.name == output).unwrap();
-        let schema: Schema = serde_json::from_str(&info.schema).unwrap();
-        schema.fields.into_iter().map(|f| (f.name, f.r#type, f.nullable)).collect()
+        info.columns.into_iter().map(|column| (column.name, column.type_.into(), column.nullable)).collect()
     }
 
-    fn field(name: &str, r#type: &str) -> (String, String, bool) {
-        (name.to_owned(), r#type.to_owned(), false)
+    fn column(name: &str, column_type: ColumnType) -> (String, ColumnType, bool) {
+        (name.to_owned(), column_type, false)
+    }
+
+    /// `row` as the JSON object `output` renders it.
+    fn rendered(output: &str, row: &impl Serialize) -> String {
+        let mut outputs = Outputs::new(OUTPUTS);
+        outputs.push(output, 0, None, row).unwrap();
+        result_rows(&declared(), &outputs.finish()).unwrap().remove(0).json
     }
 
     fn valid() -> ValidUserStatus<'static> {
@@ -138,38 +137,41 @@ mod tests {
     }
 
     #[test]
-    fn user_status_row_follows_its_schema() {
+    fn user_status_row_fills_its_columns() {
         assert_eq!(
-            schema_of(USER_STATUS),
+            columns_of(USER_STATUS),
             [
-                field("userId", "string"),
-                field("createdAt", "string"),
-                field("status", "string"),
-                field("lastVisitedAt", "int64"),
-                field("isBlacklisted", "bool"),
+                column("userId", ColumnType::Text),
+                column("createdAt", ColumnType::Text),
+                column("status", ColumnType::Text),
+                column("lastVisitedAt", ColumnType::Int64),
+                column("isBlacklisted", ColumnType::Boolean),
             ]
         );
         let valid = valid();
         assert_eq!(
-            serde_json::to_string(&UserStatusRow::from(&valid)).unwrap(),
+            rendered(USER_STATUS, &UserStatusRow::from(&valid)),
             r#"{"userId":"0000","createdAt":"2022-02-10T21:09:51Z","status":"VERIFIED","lastVisitedAt":1644527391,"isBlacklisted":false}"#
         );
     }
 
     #[test]
-    fn status_logs_row_follows_its_schema_and_is_compact() {
-        assert_eq!(schema_of(STATUS_LOGS), [field("userId", "string"), field("statusLogs", "json")]);
+    fn status_logs_row_fills_its_columns_and_is_compact() {
+        assert_eq!(
+            columns_of(STATUS_LOGS),
+            [column("userId", ColumnType::Text), column("statusLogs", ColumnType::Json)]
+        );
         let valid = valid();
         assert_eq!(
-            serde_json::to_string(&StatusLogsRow::from(&valid)).unwrap(),
+            rendered(STATUS_LOGS, &StatusLogsRow::from(&valid)),
             r#"{"userId":"0000","statusLogs":[{"status":"INITIATED"}]}"#
         );
     }
 
     #[test]
-    fn error_rec_row_follows_its_schema() {
-        assert_eq!(schema_of(USER_STATUS_ERROR_REC), [field("error_rec", "string")]);
+    fn error_rec_row_fills_its_column() {
+        assert_eq!(columns_of(USER_STATUS_ERROR_REC), [column("error_rec", ColumnType::Text)]);
         let row = ErrorRecRow { error_rec: "userid:null".to_owned() };
-        assert_eq!(serde_json::to_string(&row).unwrap(), r#"{"error_rec":"userid:null"}"#);
+        assert_eq!(rendered(USER_STATUS_ERROR_REC, &row), r#"{"error_rec":"userid:null"}"#);
     }
 }

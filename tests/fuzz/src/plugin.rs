@@ -13,7 +13,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::TestCaseError;
 use serde_json::Value;
-use sluice_plugin_sdk::{BatchResult, RecordIn};
+use sluice_plugin_sdk::render::check_batch;
+use sluice_plugin_sdk::{BatchResult, OutputInfo, RecordIn};
 
 use crate::json::{json_value, with_node_replaced};
 use crate::{Bytes, corrupted, json_ish_bytes};
@@ -94,21 +95,41 @@ pub struct InputAccount {
 
 /// Checks the contract every plugin of this workspace keeps, and returns what each input gave.
 ///
-/// Every row and failure names an input of the batch, rows follow the batch's order, and a
-/// record that fails whole fails once and alone: no rows and no part failures beside it, so
-/// its dead letter, re-run, gives each row exactly once.
+/// Every batch of rows is of a declared output in `outputs`, one batch per output, and well
+/// formed for that output's columns (`sluice_plugin_sdk::render::check_batch`); every row and
+/// failure names an input of the batch, each output's rows follow the batch's order, and a
+/// record that fails whole fails once and alone: no rows and no part failures beside it, so its
+/// dead letter, re-run, gives each row exactly once.
 ///
 /// # Errors
 /// The first broken rule, as a test failure.
-pub fn check_contract(batch: &[RecordIn], result: &BatchResult) -> Result<Vec<InputAccount>, TestCaseError> {
+pub fn check_contract(
+    batch: &[RecordIn],
+    outputs: &[OutputInfo],
+    result: &BatchResult,
+) -> Result<Vec<InputAccount>, TestCaseError> {
     let mut accounts = vec![InputAccount::default(); batch.len()];
-    let mut previous_input = 0;
-    for row in &result.records {
-        let input = usize::try_from(row.input).unwrap_or(usize::MAX);
-        prop_assert!(input < batch.len(), "row for input {} of a batch of {}", row.input, batch.len());
-        prop_assert!(row.input >= previous_input, "row for input {} after input {previous_input}", row.input);
-        previous_input = row.input;
-        accounts[input].rows += 1;
+    for (position, rows) in result.outputs.iter().enumerate() {
+        let info = outputs.iter().find(|info| info.name == rows.output);
+        prop_assert!(info.is_some(), "rows for output `{}`, which is not declared", rows.output);
+        prop_assert!(
+            result.outputs[..position].iter().all(|earlier| earlier.output != rows.output),
+            "two batches for output `{}`",
+            rows.output
+        );
+        if let Some(info) = info
+            && let Err(problem) = check_batch(info, rows)
+        {
+            return Err(TestCaseError::fail(format!("output `{}`: {problem}", rows.output)));
+        }
+        let mut previous_input = 0;
+        for &input in &rows.inputs {
+            let index = usize::try_from(input).unwrap_or(usize::MAX);
+            prop_assert!(index < batch.len(), "row for input {} of a batch of {}", input, batch.len());
+            prop_assert!(input >= previous_input, "row for input {input} after input {previous_input}");
+            previous_input = input;
+            accounts[index].rows += 1;
+        }
     }
     for failure in &result.failures {
         let index = usize::try_from(failure.index).unwrap_or(usize::MAX);

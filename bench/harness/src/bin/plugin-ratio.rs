@@ -6,7 +6,9 @@
 //! that many records: natively through `normalize_sendgrid_events::transform_batch`, and as a
 //! component through sluice's own plugin runtime: `LoadedPlugin::transform`, which reuses an
 //! idle instance as the connector's calls do, and `transform_in_fresh_instance` (instantiate,
-//! `init`, `transform` every call) to show what reuse saves. Prints one JSON line per batch
+//! `init`, `transform` every call) to show what reuse saves. Every pass ends as the connector's
+//! does: the rows turned into the host's Arrow record batch for Parquet (the native rows are
+//! moved into the host's typed rows first, which copies no value). Prints one JSON line per batch
 //! size with the fastest events/s of each, the wasm/native ratios (DESIGN.md aims for at least
 //! 0.7) and the fixed cost of one call on an empty batch, warm and on a new instance. The three
 //! passes take turns and each ratio is the median of the rounds', so a slow spell of a shared
@@ -19,13 +21,19 @@
 
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde_json::json;
+use sluice::plugin::rows::{ColumnData, ColumnValues, RowBatch, RowRef, Texts};
+use sluice::plugin::schema::OutputSchema;
 use sluice::plugin::{CompileCache, LoadedPlugin, PluginCall, PluginEngine, PluginLimits};
+use sluice::sink::parquet::rows::{OutputRecord, RowEncoder};
+use sluice::sink::parquet::schema::arrow_schema;
 use sluice_bench::events::{EventGenerator, GeneratorSettings};
+use sluice_plugin_sdk::bindings::sluice::transform::types as native;
 
 /// Events/s of the normalization plugin as WASM and as native code, and their ratio.
 #[derive(Debug, Parser)]
@@ -83,14 +91,18 @@ fn main() -> anyhow::Result<()> {
     let plugin = LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &args.plugin)
         .with_context(|| format!("cannot load {}", args.plugin.display()))?;
     let call = PluginCall { config: Vec::new(), limits };
+    let declared = plugin.info().outputs.first().cloned().context("the plugin declares no output")?;
+    let encoder = RowEncoder::new(Arc::new(arrow_schema(&declared)?), declared.clone())?;
 
     for &batch_records in &args.batch_records {
         let mut native_pass = || {
             let mut produced = Produced { rows: 0, failures: 0 };
             for batch in native_records.chunks(batch_records) {
-                let result = black_box(normalize_sendgrid_events::transform_batch(batch));
-                produced.rows += result.records.len();
+                let result = normalize_sendgrid_events::transform_batch(batch);
                 produced.failures += result.failures.len();
+                for rows in result.outputs {
+                    produced.rows += encode(&encoder, Arc::new(host_rows(&declared, rows)?))?;
+                }
             }
             Ok(produced)
         };
@@ -102,9 +114,10 @@ fn main() -> anyhow::Result<()> {
                 } else {
                     plugin.transform(&call, batch)?
                 };
-                let result = black_box(result);
-                produced.rows += result.records.len();
                 produced.failures += result.failures.len();
+                for rows in result.outputs {
+                    produced.rows += encode(&encoder, rows)?;
+                }
             }
             Ok(produced)
         };
@@ -151,6 +164,44 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Encodes `rows` into the Arrow record batch the connector's Parquet sink writes; returns the rows.
+fn encode(encoder: &RowEncoder, rows: Arc<RowBatch>) -> anyhow::Result<usize> {
+    let refs: Vec<RowRef> = (0..rows.len()).filter_map(|row| RowRef::new(rows.clone(), row)).collect();
+    let records: Vec<OutputRecord<'_>> = refs
+        .iter()
+        .map(|row| OutputRecord { row, topic: "t", partition: 0, offset: 0, plugin_version: "p" })
+        .collect();
+    let encoded = black_box(encoder.encode(&records)?);
+    Ok(encoded.batch.num_rows())
+}
+
+/// The native plugin's rows as the host's typed rows, moving the buffers (no value is copied).
+fn host_rows(declared: &Arc<OutputSchema>, batch: native::OutputBatch) -> anyhow::Result<RowBatch> {
+    let texts =
+        |blobs: native::Blobs| Texts::from_blobs(blobs.bytes, blobs.offsets).map_err(anyhow::Error::msg);
+    let columns = batch
+        .columns
+        .into_iter()
+        .map(|column| {
+            let values = match column.values {
+                native::ColumnValues::Text(blobs) => ColumnValues::Text(texts(blobs)?),
+                native::ColumnValues::Json(blobs) => ColumnValues::Json(texts(blobs)?),
+                native::ColumnValues::Int32(values) => ColumnValues::Int32(values),
+                native::ColumnValues::Int64(values) => ColumnValues::Int64(values),
+                native::ColumnValues::Float64(values) => ColumnValues::Float64(values),
+                native::ColumnValues::Boolean(values) => ColumnValues::Boolean(values),
+                native::ColumnValues::TimestampMs(values) => ColumnValues::TimestampMs(values),
+                native::ColumnValues::TextList(lists) => {
+                    ColumnValues::text_list(texts(lists.items)?, lists.offsets).map_err(anyhow::Error::msg)?
+                }
+            };
+            ColumnData::new(values, &column.nulls).map_err(anyhow::Error::msg)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = batch.keys.map(texts).transpose()?;
+    Ok(RowBatch::new(declared.clone(), batch.inputs, keys, columns)?)
 }
 
 /// Timed passes of several contenders over the same batches, taken in turn round after round

@@ -1,20 +1,20 @@
 //! Output schemas: the columns a plugin declares for one of its outputs, as an Arrow schema.
 //!
-//! A plugin describes each output in `info()` as JSON text,
-//! `{"fields":[{"name":"id","type":"string","nullable":false}, ...]}` (see `output-info` in
-//! `wit/transform.wit`). The sink turns that text into the Arrow schema its Parquet files are
-//! written with, so the column list comes from the plugin and never from host code.
+//! A plugin declares each output's columns in `info()` (see `output-info` in
+//! `wit/transform.wit`). The sink turns that declaration into the Arrow schema its Parquet files
+//! are written with, so the column list comes from the plugin and never from host code.
 //!
 //! `json` columns are Arrow `Utf8` holding the value's JSON text. They are marked with the
 //! canonical `arrow.json` extension name so the row encoder knows to keep a nested value as text
 //! instead of refusing it, and so Arrow readers that know the extension see it; Parquet still
 //! stores them as plain strings, which every engine (Athena included) reads.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use serde::Deserialize;
+
+use crate::plugin::schema::{ColumnSpec, ColumnType, OutputSchema, SchemaError as DeclarationError};
 
 /// The field metadata key of an Arrow extension type's name (Arrow's columnar format spec; the
 /// `arrow` facade does not re-export arrow-schema's constant).
@@ -35,28 +35,14 @@ pub const LINEAGE_PLUGIN_VERSION: &str = "plugin_version";
 /// How many lineage columns [`with_lineage`] appends.
 pub const LINEAGE_COLUMNS: usize = 4;
 
-/// The column types a plugin may declare, as the contract spells them, for error messages.
-pub const ALLOWED_TYPES: &str = "string, int32, int64, float64, bool, timestamp-ms, list-string, json";
-
 /// The time zone of `timestamp-ms` columns: the values are instants, not wall-clock times.
 const TIMESTAMP_ZONE: &str = "UTC";
 
-/// Why an output schema cannot be used.
+/// Why an output cannot be written as a table.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error(
-        "the output schema is not JSON of the form \
-         {{\"fields\":[{{\"name\":…,\"type\":…,\"nullable\":…}}, …]}}: {0}"
-    )]
-    Malformed(#[source] serde_json::Error),
-    #[error("the output schema declares no fields; an output needs at least one column")]
-    NoFields,
-    #[error("field {position} of the output schema has an empty name")]
-    EmptyName { position: usize },
-    #[error("field `{field}` has type `{found}`; allowed types are {ALLOWED_TYPES}")]
-    UnknownType { field: String, found: String },
-    #[error("field `{field}` is declared more than once; each column needs its own name")]
-    DuplicateField { field: String },
+    #[error(transparent)]
+    Declared(#[from] DeclarationError),
     #[error(
         "field `{field}` uses a name the sink reserves for its lineage columns \
          ({LINEAGE_TOPIC}, {LINEAGE_PARTITION}, {LINEAGE_OFFSET}, {LINEAGE_PLUGIN_VERSION}); rename it in the plugin"
@@ -64,76 +50,54 @@ pub enum SchemaError {
     ReservedName { field: String },
 }
 
-/// One column of a plugin output, as the contract spells it.
-#[derive(Debug, Deserialize)]
-struct DeclaredField {
-    name: String,
-    #[serde(rename = "type")]
-    column_type: String,
-    nullable: bool,
-}
-
-/// The whole schema text; keys other than `fields` are ignored so the contract can grow.
-#[derive(Debug, Deserialize)]
-struct DeclaredSchema {
-    fields: Vec<DeclaredField>,
-}
-
-/// Parses a plugin's output schema text into the Arrow schema of that output's rows.
+/// The Arrow schema of an output's rows.
 ///
-/// Types map as: string → `Utf8`; int32 → `Int32`; int64 → `Int64`; float64 → `Float64`;
-/// bool → `Boolean`; timestamp-ms → `Timestamp(Millisecond, "UTC")`; list-string →
-/// `List<Utf8>`; json → `Utf8` marked `arrow.json`. Field order and nullability are kept.
+/// Types map as: text → `Utf8`; int32 → `Int32`; int64 → `Int64`; float64 → `Float64`;
+/// boolean → `Boolean`; timestamp-ms → `Timestamp(Millisecond, "UTC")`; text-list →
+/// `List<Utf8>`; json → `Utf8` marked `arrow.json`. Column order and nullability are kept.
 ///
 /// # Errors
-///
-/// [`SchemaError`] when the text is not the contract's JSON shape, declares no fields, or a field
-/// has an empty, duplicate or reserved name or a type outside [`ALLOWED_TYPES`]. The message
-/// names the field, so a load failure points at the plugin's declaration.
-pub fn parse_output_schema(text: &str) -> Result<Schema, SchemaError> {
-    let declared: DeclaredSchema = serde_json::from_str(text).map_err(SchemaError::Malformed)?;
-    if declared.fields.is_empty() {
-        return Err(SchemaError::NoFields);
-    }
-    let mut seen = HashSet::with_capacity(declared.fields.len());
-    let mut fields = Vec::with_capacity(declared.fields.len());
-    for (position, field) in declared.fields.into_iter().enumerate() {
-        if field.name.is_empty() {
-            return Err(SchemaError::EmptyName { position });
+/// [`SchemaError::ReservedName`] when a column takes a lineage column's name.
+pub fn arrow_schema(declared: &OutputSchema) -> Result<Schema, SchemaError> {
+    let mut fields = Vec::with_capacity(declared.columns.len());
+    for column in &declared.columns {
+        if is_lineage_name(&column.name) {
+            return Err(SchemaError::ReservedName { field: column.name.clone() });
         }
-        if is_lineage_name(&field.name) {
-            return Err(SchemaError::ReservedName { field: field.name });
-        }
-        if !seen.insert(field.name.clone()) {
-            return Err(SchemaError::DuplicateField { field: field.name });
-        }
-        fields.push(arrow_field(field)?);
+        fields.push(arrow_field(column));
     }
     Ok(Schema::new(fields))
 }
 
+/// Reads a 0.2.0 schema text into the Arrow schema of that output's rows (for tests and tools
+/// that start from the text).
+///
+/// # Errors
+/// [`SchemaError`] when the text cannot be read or takes a lineage column's name.
+pub fn parse_output_schema(text: &str) -> Result<Schema, SchemaError> {
+    arrow_schema(&OutputSchema::from_v0_2_json(String::new(), text)?)
+}
+
 /// The Arrow field for one declared column.
-fn arrow_field(declared: DeclaredField) -> Result<Field, SchemaError> {
-    let DeclaredField { name, column_type, nullable } = declared;
-    let data_type = match column_type.as_str() {
-        "string" | "json" => DataType::Utf8,
-        "int32" => DataType::Int32,
-        "int64" => DataType::Int64,
-        "float64" => DataType::Float64,
-        "bool" => DataType::Boolean,
-        "timestamp-ms" => DataType::Timestamp(TimeUnit::Millisecond, Some(TIMESTAMP_ZONE.into())),
-        "list-string" => DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
-        _ => return Err(SchemaError::UnknownType { field: name, found: column_type }),
+fn arrow_field(column: &ColumnSpec) -> Field {
+    let data_type = match column.column_type {
+        ColumnType::Text | ColumnType::Json => DataType::Utf8,
+        ColumnType::Int32 => DataType::Int32,
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::TimestampMs => DataType::Timestamp(TimeUnit::Millisecond, Some(TIMESTAMP_ZONE.into())),
+        ColumnType::TextList => DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
     };
-    let field = Field::new(name, data_type, nullable);
-    Ok(if column_type == "json" {
+    let field = Field::new(column.name.clone(), data_type, column.nullable);
+    if column.column_type == ColumnType::Json {
         field.with_metadata(HashMap::from([(
             EXTENSION_TYPE_NAME_KEY.to_owned(),
             JSON_EXTENSION_NAME.to_owned(),
         )]))
     } else {
         field
-    })
+    }
 }
 
 /// Whether `field` holds JSON text (a contract `json` column).
@@ -240,17 +204,29 @@ mod tests {
         let message = parse_output_schema(&text).unwrap_err().to_string();
         assert!(message.contains("`amount`"), "{message}");
         assert!(message.contains("`decimal`"), "{message}");
-        assert!(message.contains(ALLOWED_TYPES), "{message}");
+        assert!(message.contains(crate::plugin::schema::V0_2_TYPES), "{message}");
     }
 
     #[test]
     fn malformed_and_empty_schemas_are_refused() {
         for text in ["", "[]", r#"{"fields":{}}"#, r#"{"fields":[{"name":"a","type":"string"}]}"#] {
-            assert!(matches!(parse_output_schema(text), Err(SchemaError::Malformed(_))), "{text}");
+            assert!(
+                matches!(
+                    parse_output_schema(text),
+                    Err(SchemaError::Declared(DeclarationError::Malformed(_)))
+                ),
+                "{text}"
+            );
         }
-        assert!(matches!(parse_output_schema(&declared("")), Err(SchemaError::NoFields)));
+        assert!(matches!(
+            parse_output_schema(&declared("")),
+            Err(SchemaError::Declared(DeclarationError::NoFields))
+        ));
         let empty_name = declared(r#"{"name":"","type":"string","nullable":true}"#);
-        assert!(matches!(parse_output_schema(&empty_name), Err(SchemaError::EmptyName { position: 0 })));
+        assert!(matches!(
+            parse_output_schema(&empty_name),
+            Err(SchemaError::Declared(DeclarationError::EmptyName { position: 0 }))
+        ));
     }
 
     #[test]
@@ -261,7 +237,7 @@ mod tests {
         );
         assert!(matches!(
             parse_output_schema(&duplicate),
-            Err(SchemaError::DuplicateField { field }) if field == "a"
+            Err(SchemaError::Declared(DeclarationError::DuplicateField { field })) if field == "a"
         ));
         let reserved = declared(r#"{"name":"kafka_offset","type":"int64","nullable":true}"#);
         assert!(matches!(

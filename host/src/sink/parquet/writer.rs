@@ -180,8 +180,9 @@ mod tests {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     use super::super::partition::Partitioner;
+    use super::super::rows::tests::{declared, typed_rows};
     use super::super::rows::{OutputRecord, RowEncoder};
-    use super::super::schema::{parse_output_schema, with_lineage};
+    use super::super::schema::{arrow_schema, parse_output_schema, with_lineage};
     use super::*;
 
     const SCHEMA: &str = r#"{"fields":[
@@ -197,7 +198,7 @@ mod tests {
     const RECORDS: [&str; 4] = [
         r#"{"dt":"2024-05-01","event":"open","email":"a@example.com","tls":1,"event_time":1714521600000,"categories":["x","y"],"custom_args":{"mail_id":"m-1"}}"#,
         r#"{"dt":"2024-05-01","event":"open","email":"b@example.com","event_time":1714521600001,"categories":[],"custom_args":null}"#,
-        r#"{"dt":"2024-05-01","event":"open","email":"c@example.com","tls":"no","event_time":1,"categories":[]}"#,
+        r#"{"dt":"2024-05-01","event":"open","tls":3,"event_time":1,"categories":[]}"#,
         r#"{"dt":"2024-05-01","event":"click","email":"d@example.com","tls":0,"event_time":1714521600002,"categories":["z"],"custom_args":[1,{"k":"v"}]}"#,
     ];
 
@@ -236,13 +237,15 @@ mod tests {
 
     #[test]
     fn a_batch_round_trips_through_a_file_with_nulls_lists_and_json() {
-        let schema = Arc::new(with_lineage(&parse_output_schema(SCHEMA).unwrap()).unwrap());
-        let encoder = RowEncoder::new(schema.clone()).unwrap();
-        let records: Vec<OutputRecord<'_>> = RECORDS
+        let declared = declared(SCHEMA);
+        let schema = Arc::new(with_lineage(&arrow_schema(&declared).unwrap()).unwrap());
+        let encoder = RowEncoder::new(schema.clone(), declared.clone()).unwrap();
+        let rows = typed_rows(&declared, &RECORDS);
+        let records: Vec<OutputRecord<'_>> = rows
             .iter()
             .enumerate()
-            .map(|(index, value)| OutputRecord {
-                value: value.as_bytes(),
+            .map(|(index, row)| OutputRecord {
+                row,
                 topic: "sendgrid-events",
                 partition: 2,
                 offset: 500 + index as i64,
@@ -299,18 +302,13 @@ mod tests {
 
     #[test]
     fn row_groups_close_at_the_row_limit() {
+        let declared = declared(SCHEMA);
         let schema = Arc::new(parse_output_schema(SCHEMA).unwrap());
-        let encoder = RowEncoder::new(schema.clone()).unwrap();
-        let good = [RECORDS[0], RECORDS[1], RECORDS[3]];
-        let records: Vec<OutputRecord<'_>> = good
+        let encoder = RowEncoder::new(schema.clone(), declared.clone()).unwrap();
+        let rows = typed_rows(&declared, &[RECORDS[0], RECORDS[1], RECORDS[3]]);
+        let records: Vec<OutputRecord<'_>> = rows
             .iter()
-            .map(|value| OutputRecord {
-                value: value.as_bytes(),
-                topic: "t",
-                partition: 0,
-                offset: 0,
-                plugin_version: "1.0.0",
-            })
+            .map(|row| OutputRecord { row, topic: "t", partition: 0, offset: 0, plugin_version: "1.0.0" })
             .collect();
         let batch = encoder.encode(&records).unwrap().batch;
         let options = WriterOptions { row_group_rows: 2, ..WriterOptions::default() };

@@ -1,17 +1,19 @@
-//! One value bound for one column: the column's PostgreSQL type decides how a plugin's JSON
-//! value is read, so the host needs no knowledge of what the fields mean.
+//! One value bound for one column: the column's PostgreSQL type decides how a plugin's typed
+//! value becomes a cell, so the host needs no knowledge of what the fields mean.
 
 use std::error::Error;
 
 use bytes::BytesMut;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::value::RawValue;
+use serde::de::IgnoredAny;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
-/// The column types the sink can fill, grouped by how a JSON value becomes one.
+use crate::plugin::rows::{Value, write_json_value};
+
+/// The column types the sink can fill, grouped by how a typed value becomes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CellKind {
-    /// `text`, `varchar`, `char`: a JSON string's content; other JSON values as their text.
+    /// `text`, `varchar`, `char`: a text as it is; other values as their JSON text.
     Text,
     Int2,
     Int4,
@@ -21,9 +23,9 @@ pub enum CellKind {
     Bool,
     /// `json` or `jsonb`: the JSON value as it is.
     Json,
-    /// `timestamp`: an RFC 3339 string or epoch milliseconds, stored as UTC wall time.
+    /// `timestamp`: epoch milliseconds or an RFC 3339 text, stored as UTC wall time.
     Timestamp,
-    /// `timestamptz`: an RFC 3339 string or epoch milliseconds.
+    /// `timestamptz`: epoch milliseconds or an RFC 3339 text.
     TimestampTz,
 }
 
@@ -48,63 +50,113 @@ impl CellKind {
         })
     }
 
-    /// Reads `raw` (a field's JSON text, `None` when the field is absent) as this kind.
+    /// Turns a plugin's typed `value` into this kind of cell. Numbers widen (an int32 into a
+    /// `bigint`, any integer into a `double precision`) and narrow only when they fit; a text
+    /// column takes any value, non-text values as their JSON text (as the original system kept
+    /// them); a timestamp column takes epoch milliseconds or an RFC 3339 text.
     ///
     /// # Errors
-    /// A short reason when the value does not fit: a non-integer or out-of-range number for
-    /// an integer column, a non-boolean for `boolean`, an unreadable time for a timestamp.
-    pub fn read(self, raw: Option<&RawValue>) -> Result<Cell, String> {
-        let Some(raw) = raw else { return Ok(Cell::Null) };
-        let text = raw.get();
-        if text == "null" {
-            return Ok(Cell::Null);
-        }
-        Ok(match self {
-            CellKind::Text if text.starts_with('"') => Cell::Text(unquote(raw)?),
-            CellKind::Text => Cell::Text(text.to_owned()),
-            CellKind::Int2 => Cell::Int2(integer(text)?),
-            CellKind::Int4 => Cell::Int4(integer(text)?),
-            CellKind::Int8 => Cell::Int8(integer(text)?),
+    /// A short reason when the value does not fit: a number out of the column's range, a text
+    /// for a number or boolean column, an unreadable time, or text that is not JSON for a
+    /// `json`/`jsonb` column (which the server would refuse, failing the whole load).
+    pub fn cell(self, value: Value<'_>) -> Result<Cell, String> {
+        let found = kind_of(&value);
+        let misfit = || format!("expected a value for a {} column, found {found}", self.describe());
+        Ok(match (self, value) {
+            (_, Value::Null) => Cell::Null,
+            (CellKind::Text, Value::Text(text) | Value::Json(text)) => Cell::Text(text.to_owned()),
+            (CellKind::Text, other) => Cell::Text(json_text(other)),
+            (CellKind::Int2, value) => Cell::Int2(integer(value).ok_or_else(misfit).and_then(narrow)?),
+            (CellKind::Int4, value) => Cell::Int4(integer(value).ok_or_else(misfit).and_then(narrow)?),
+            (CellKind::Int8, value) => Cell::Int8(integer(value).ok_or_else(misfit)?),
             // Narrowing to f32 is what a `real` column means.
             #[allow(clippy::cast_possible_truncation)]
-            CellKind::Float4 => Cell::Float4(float(text)? as f32),
-            CellKind::Float8 => Cell::Float8(float(text)?),
-            CellKind::Bool => match text {
-                "true" => Cell::Bool(true),
-                "false" => Cell::Bool(false),
-                _ => return Err(format!("expected true or false, found {text}")),
-            },
-            CellKind::Json => Cell::Json(text.as_bytes().to_vec()),
-            CellKind::Timestamp => Cell::Timestamp(instant(raw)?.naive_utc()),
-            CellKind::TimestampTz => Cell::TimestampTz(instant(raw)?),
+            (CellKind::Float4, value) => Cell::Float4(float(value).ok_or_else(misfit)? as f32),
+            (CellKind::Float8, value) => Cell::Float8(float(value).ok_or_else(misfit)?),
+            (CellKind::Bool, Value::Boolean(flag)) => Cell::Bool(flag),
+            (CellKind::Json, Value::Json(text)) => {
+                serde_json::from_str::<IgnoredAny>(text)
+                    .map_err(|error| format!("not JSON text: {error}"))?;
+                Cell::Json(text.as_bytes().to_vec())
+            }
+            (CellKind::Json, other) => Cell::Json(json_text(other).into_bytes()),
+            (CellKind::Timestamp, value) => Cell::Timestamp(instant(value).ok_or_else(misfit)??.naive_utc()),
+            (CellKind::TimestampTz, value) => Cell::TimestampTz(instant(value).ok_or_else(misfit)??),
+            (CellKind::Bool, _) => return Err(misfit()),
         })
     }
-}
 
-fn unquote(raw: &RawValue) -> Result<String, String> {
-    serde_json::from_str(raw.get()).map_err(|error| format!("not a JSON string: {error}"))
-}
-
-fn integer<T: TryFrom<i64>>(text: &str) -> Result<T, String> {
-    let wide: i64 = text.parse().map_err(|_| format!("expected an integer, found {text}"))?;
-    T::try_from(wide).map_err(|_| format!("{text} is out of the column's range"))
-}
-
-fn float(text: &str) -> Result<f64, String> {
-    text.parse().map_err(|_| format!("expected a number, found {text}"))
-}
-
-fn instant(raw: &RawValue) -> Result<DateTime<Utc>, String> {
-    let text = raw.get();
-    if text.starts_with('"') {
-        let content = unquote(raw)?;
-        return DateTime::parse_from_rfc3339(&content)
-            .map(|time| time.with_timezone(&Utc))
-            .map_err(|error| format!("`{content}` is not an RFC 3339 time: {error}"));
+    fn describe(self) -> &'static str {
+        match self {
+            CellKind::Text => "text",
+            CellKind::Int2 => "smallint",
+            CellKind::Int4 => "integer",
+            CellKind::Int8 => "bigint",
+            CellKind::Float4 => "real",
+            CellKind::Float8 => "double precision",
+            CellKind::Bool => "boolean",
+            CellKind::Json => "json",
+            CellKind::Timestamp => "timestamp",
+            CellKind::TimestampTz => "timestamptz",
+        }
     }
-    let millis: i64 =
-        text.parse().map_err(|_| format!("expected a time or epoch milliseconds, found {text}"))?;
-    DateTime::from_timestamp_millis(millis).ok_or_else(|| format!("{millis} ms is out of range"))
+}
+
+/// The contract's name of a value's type, for messages.
+fn kind_of(value: &Value<'_>) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Text(_) => "text",
+        Value::Int32(_) => "int32",
+        Value::Int64(_) => "int64",
+        Value::Float64(_) => "float64",
+        Value::Boolean(_) => "boolean",
+        Value::TimestampMs(_) => "timestamp-ms",
+        Value::TextList(_) => "text-list",
+        Value::Json(_) => "json",
+    }
+}
+
+fn json_text(value: Value<'_>) -> String {
+    let mut text = String::new();
+    write_json_value(value, &mut text);
+    text
+}
+
+fn integer(value: Value<'_>) -> Option<i64> {
+    match value {
+        Value::Int32(number) => Some(i64::from(number)),
+        Value::Int64(number) | Value::TimestampMs(number) => Some(number),
+        _ => None,
+    }
+}
+
+fn narrow<T: TryFrom<i64>>(wide: i64) -> Result<T, String> {
+    T::try_from(wide).map_err(|_| format!("{wide} is out of the column's range"))
+}
+
+// Integers past 2^53 lose precision as doubles, as they would in the original's Spark load.
+#[allow(clippy::cast_precision_loss)]
+fn float(value: Value<'_>) -> Option<f64> {
+    match value {
+        Value::Float64(number) => Some(number),
+        Value::Int32(number) => Some(f64::from(number)),
+        Value::Int64(number) => Some(number as f64),
+        _ => None,
+    }
+}
+
+/// A time from epoch milliseconds or RFC 3339 text; `None` for any other value.
+fn instant(value: Value<'_>) -> Option<Result<DateTime<Utc>, String>> {
+    Some(match value {
+        Value::TimestampMs(millis) | Value::Int64(millis) => {
+            DateTime::from_timestamp_millis(millis).ok_or_else(|| format!("{millis} ms is out of range"))
+        }
+        Value::Text(text) => DateTime::parse_from_rfc3339(text)
+            .map(|time| time.with_timezone(&Utc))
+            .map_err(|error| format!("`{text}` is not an RFC 3339 time: {error}")),
+        _ => return None,
+    })
 }
 
 /// A value ready for binary `COPY`.
@@ -163,40 +215,51 @@ impl ToSql for Cell {
 mod tests {
     use super::*;
 
-    fn read(kind: CellKind, json: &str) -> Result<Cell, String> {
-        let raw: Box<RawValue> = serde_json::from_str(json).expect("test JSON");
-        kind.read(Some(&raw))
+    #[test]
+    fn text_columns_take_texts_as_they_are_and_other_values_as_json_text() {
+        assert_eq!(CellKind::Text.cell(Value::Text("a\"b")), Ok(Cell::Text("a\"b".into())));
+        assert_eq!(CellKind::Text.cell(Value::Json("[1, 2]")), Ok(Cell::Text("[1, 2]".into())));
+        assert_eq!(CellKind::Text.cell(Value::Int64(7)), Ok(Cell::Text("7".into())));
+        assert_eq!(CellKind::Text.cell(Value::Null), Ok(Cell::Null));
     }
 
     #[test]
-    fn text_columns_take_string_content_and_other_values_as_json_text() {
-        assert_eq!(read(CellKind::Text, r#""a\"b""#), Ok(Cell::Text("a\"b".into())));
-        assert_eq!(read(CellKind::Text, "[1, 2]"), Ok(Cell::Text("[1, 2]".into())));
-        assert_eq!(read(CellKind::Text, "null"), Ok(Cell::Null));
-        assert_eq!(CellKind::Text.read(None), Ok(Cell::Null));
+    fn integers_widen_and_narrow_only_when_they_fit() {
+        assert_eq!(CellKind::Int4.cell(Value::Int64(1_644_527_391)), Ok(Cell::Int4(1_644_527_391)));
+        assert!(
+            CellKind::Int4
+                .cell(Value::Int64(2_147_483_648))
+                .unwrap_err()
+                .contains("out of the column's range")
+        );
+        assert_eq!(CellKind::Int8.cell(Value::Int32(-3)), Ok(Cell::Int8(-3)));
+        assert!(CellKind::Int8.cell(Value::Float64(1.5)).unwrap_err().contains("found float64"));
+        assert!(CellKind::Int2.cell(Value::Text("7")).is_err());
+        assert_eq!(CellKind::Float8.cell(Value::Int32(2)), Ok(Cell::Float8(2.0)));
     }
 
     #[test]
-    fn integers_must_fit_the_column() {
-        assert_eq!(read(CellKind::Int4, "1644527391"), Ok(Cell::Int4(1_644_527_391)));
-        assert!(read(CellKind::Int4, "2147483648").unwrap_err().contains("out of the column's range"));
-        assert!(read(CellKind::Int8, "1.5").unwrap_err().contains("expected an integer"));
-        assert!(read(CellKind::Int2, r#""7""#).is_err());
+    fn booleans_and_json_are_taken_as_written_and_bad_json_is_refused() {
+        assert_eq!(CellKind::Bool.cell(Value::Boolean(false)), Ok(Cell::Bool(false)));
+        assert!(CellKind::Bool.cell(Value::Int32(0)).is_err());
+        assert_eq!(CellKind::Json.cell(Value::Json(r#"{"a":1}"#)), Ok(Cell::Json(br#"{"a":1}"#.to_vec())));
+        assert_eq!(CellKind::Json.cell(Value::Text("x")), Ok(Cell::Json(br#""x""#.to_vec())));
+        assert!(CellKind::Json.cell(Value::Json("{")).unwrap_err().contains("not JSON"));
     }
 
     #[test]
-    fn booleans_and_json_are_taken_as_written() {
-        assert_eq!(read(CellKind::Bool, "false"), Ok(Cell::Bool(false)));
-        assert!(read(CellKind::Bool, "0").is_err());
-        assert_eq!(read(CellKind::Json, r#"{"a":1}"#), Ok(Cell::Json(br#"{"a":1}"#.to_vec())));
-    }
-
-    #[test]
-    fn timestamps_read_rfc3339_or_epoch_milliseconds() {
+    fn timestamps_read_epoch_milliseconds_or_rfc3339() {
         let expected = DateTime::from_timestamp(1_644_527_391, 0).expect("time");
-        assert_eq!(read(CellKind::TimestampTz, r#""2022-02-10T21:09:51Z""#), Ok(Cell::TimestampTz(expected)));
-        assert_eq!(read(CellKind::Timestamp, "1644527391000"), Ok(Cell::Timestamp(expected.naive_utc())));
-        assert!(read(CellKind::Timestamp, r#""yesterday""#).is_err());
+        assert_eq!(
+            CellKind::TimestampTz.cell(Value::Text("2022-02-10T21:09:51Z")),
+            Ok(Cell::TimestampTz(expected))
+        );
+        assert_eq!(
+            CellKind::Timestamp.cell(Value::TimestampMs(1_644_527_391_000)),
+            Ok(Cell::Timestamp(expected.naive_utc()))
+        );
+        assert!(CellKind::Timestamp.cell(Value::Text("yesterday")).is_err());
+        assert!(CellKind::Timestamp.cell(Value::Boolean(true)).is_err());
     }
 
     #[test]

@@ -14,7 +14,6 @@
 mod cell;
 mod connect;
 mod migrations;
-mod row;
 mod staging;
 mod table;
 

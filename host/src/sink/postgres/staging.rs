@@ -10,9 +10,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 
 use super::cell::Cell;
-use super::row::RowFields;
 use super::table::{RowOrigin, TablePlan, quote_identifier};
 use super::{Database, DatabaseError};
+use crate::plugin::rows::{RowRef, Value};
+use crate::plugin::schema::OutputSchema;
 
 /// Why rows could not be staged.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +24,6 @@ pub enum LoadError {
         "{output} row of input record {record}, field `{field}` → column `{column}` of `{table}`: {reason}"
     )]
     Value { output: String, record: i64, field: String, column: String, table: String, reason: String },
-    #[error("{output} row of input record {record}: {reason}")]
-    Row { output: String, record: i64, reason: String },
 }
 
 /// The staging table of sink `index` in `attempt` of job `job`: unique per attempt, so an
@@ -79,6 +78,10 @@ pub struct CopyWriter {
     writer: Pin<Box<BinaryCopyInWriter>>,
     target: CopyTarget,
     rows: u64,
+    /// The declaration `positions` were found in.
+    declaration: Option<Arc<OutputSchema>>,
+    /// Where each of the plan's fields is in rows of `declaration`.
+    positions: Vec<Option<usize>>,
 }
 
 /// Where a [`CopyWriter`]'s rows go.
@@ -112,7 +115,14 @@ impl CopyWriter {
             .await
             .map_err(DatabaseError::query(format!("starting the COPY into {stage}")))?;
         let writer = Box::pin(BinaryCopyInWriter::new(sink, &plan.copy_types()));
-        Ok(CopyWriter { plan, writer, target: CopyTarget::Staged { _client: client }, rows: 0 })
+        Ok(CopyWriter {
+            plan,
+            writer,
+            target: CopyTarget::Staged { _client: client },
+            rows: 0,
+            declaration: None,
+            positions: Vec::new(),
+        })
     }
 
     /// Starts a `COPY` straight into the plan's table inside `transaction`, so its rows are
@@ -134,27 +144,31 @@ impl CopyWriter {
             .map_err(DatabaseError::query(format!("starting the COPY into `{}`", plan.table)))?;
         let writer = Box::pin(BinaryCopyInWriter::new(sink, &plan.direct_copy_types()));
         let ingested_at = plan.ingested_at_cell(loaded_at);
-        Ok(Some(CopyWriter { plan, writer, target: CopyTarget::Direct { ingested_at }, rows: 0 }))
+        Ok(Some(CopyWriter {
+            plan,
+            writer,
+            target: CopyTarget::Direct { ingested_at },
+            rows: 0,
+            declaration: None,
+            positions: Vec::new(),
+        }))
     }
 
-    /// Stages one plugin output value (a JSON object) as input record `record`'s row, with
-    /// its `origin` in the table's lineage columns.
+    /// Stages one typed row as input record `record`'s row, with its `origin` in the table's
+    /// lineage columns.
     ///
     /// # Errors
-    /// [`LoadError::Row`] or [`LoadError::Value`] when the value does not fit the table;
-    /// [`LoadError::Database`] when the copy fails.
-    pub async fn write(&mut self, record: i64, value: &[u8], origin: RowOrigin<'_>) -> Result<(), LoadError> {
-        let fields = RowFields::parse(value).map_err(|reason| LoadError::Row {
-            output: self.plan.output.clone(),
-            record,
-            reason,
-        })?;
+    /// [`LoadError::Value`] when a value does not fit its column; [`LoadError::Database`] when
+    /// the copy fails.
+    pub async fn write(&mut self, record: i64, row: &RowRef, origin: RowOrigin<'_>) -> Result<(), LoadError> {
+        self.find_fields(row.batch().schema());
         let mut cells = Vec::with_capacity(self.plan.columns().len() + self.plan.lineage().len() + 2);
         if let CopyTarget::Staged { .. } = self.target {
             cells.push(Cell::Int8(record));
         }
-        for column in self.plan.columns() {
-            let cell = column.kind.read(fields.get(&column.field)).map_err(|reason| LoadError::Value {
+        for (column, position) in self.plan.columns().iter().zip(&self.positions) {
+            let value = position.map_or(Value::Null, |at| row.value(at));
+            let cell = column.kind.cell(value).map_err(|reason| LoadError::Value {
                 output: self.plan.output.clone(),
                 record,
                 field: column.field.clone(),
@@ -189,6 +203,17 @@ impl CopyWriter {
             .await
             .map_err(DatabaseError::query(format!("finishing the COPY for `{}`", self.plan.table)))?;
         Ok(self.rows)
+    }
+
+    /// Finds where the plan's fields are in rows declared by `schema`, once per declaration
+    /// (every row of one plugin version shares its declaration). A field the declaration
+    /// lacks is null, as a missing field always was.
+    fn find_fields(&mut self, schema: &Arc<OutputSchema>) {
+        if self.declaration.as_ref().is_some_and(|known| Arc::ptr_eq(known, schema)) {
+            return;
+        }
+        self.positions = self.plan.columns().iter().map(|column| schema.position(&column.field)).collect();
+        self.declaration = Some(schema.clone());
     }
 
     /// Rows copied so far.
