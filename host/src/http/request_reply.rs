@@ -126,17 +126,7 @@ fn send_error(error: SendError) -> ApiError {
 
 /// A random UUID v4 text, the id of one request.
 fn request_id() -> String {
-    let mut bytes = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        // The system RNG failing is not a reason to refuse a request; time makes ids unique
-        // enough for correlation.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos());
-        bytes = nanos.unwrap_or_default().to_le_bytes();
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex::encode(bytes);
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[cfg(test)]

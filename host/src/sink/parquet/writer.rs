@@ -1,10 +1,8 @@
-//! One Parquet file built in memory, and the policy that says when to close it.
+//! One Parquet file built in memory.
 //!
 //! A file is uploaded whole once it is finished, and the consumer's offsets are committed only
 //! after that, so nothing is written to disk on the way: the bytes stay in memory, bounded by
-//! the rotation's byte limit.
-
-use std::time::{Duration, Instant};
+//! the connector's window limits (`pipeline::connector`), which decide when files close.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -136,36 +134,6 @@ impl ParquetFileWriter {
     /// [`WriterError::Parquet`] when the last row group or the footer cannot be encoded.
     pub fn finish(self) -> Result<Vec<u8>, WriterError> {
         Ok(self.writer.into_inner()?)
-    }
-}
-
-/// When to close a file and start the next: whichever limit is reached first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rotation {
-    /// Rows per file.
-    pub max_records: usize,
-    /// Bytes per file; also what one open file may hold in memory.
-    pub max_bytes: usize,
-    /// How long a file may stay open, so a quiet topic still reaches the table (and its offsets
-    /// get committed) within a bounded time.
-    pub max_age: Duration,
-}
-
-impl Rotation {
-    /// The policy from a sink's `rotate_records`, `rotate_bytes` and `rotate_ms` settings.
-    pub fn from_settings(rotate_records: usize, rotate_bytes: usize, rotate_ms: u64) -> Self {
-        Rotation {
-            max_records: rotate_records,
-            max_bytes: rotate_bytes,
-            max_age: Duration::from_millis(rotate_ms),
-        }
-    }
-
-    /// Whether a file with `rows` rows and `bytes` bytes, opened at `opened_at`, should be
-    /// closed now. An empty file never is: there is nothing to upload.
-    pub fn should_rotate(&self, rows: usize, bytes: usize, opened_at: Instant) -> bool {
-        rows > 0
-            && (rows >= self.max_records || bytes >= self.max_bytes || opened_at.elapsed() >= self.max_age)
     }
 }
 
@@ -339,36 +307,5 @@ mod tests {
         )])
         .unwrap();
         assert!(writer.write(&other).is_err());
-    }
-
-    fn rotation() -> Rotation {
-        Rotation::from_settings(100, 1_000, 60_000)
-    }
-
-    fn opened_ago(seconds: u64) -> Instant {
-        Instant::now().checked_sub(Duration::from_secs(seconds)).unwrap()
-    }
-
-    #[test]
-    fn rotation_happens_at_the_record_limit() {
-        assert!(!rotation().should_rotate(99, 10, Instant::now()));
-        assert!(rotation().should_rotate(100, 10, Instant::now()));
-    }
-
-    #[test]
-    fn rotation_happens_at_the_byte_limit() {
-        assert!(!rotation().should_rotate(1, 999, Instant::now()));
-        assert!(rotation().should_rotate(1, 1_000, Instant::now()));
-    }
-
-    #[test]
-    fn rotation_happens_at_the_age_limit() {
-        assert!(!rotation().should_rotate(1, 10, opened_ago(59)));
-        assert!(rotation().should_rotate(1, 10, opened_ago(60)));
-    }
-
-    #[test]
-    fn an_empty_file_never_rotates() {
-        assert!(!rotation().should_rotate(0, 0, opened_ago(3_600)));
     }
 }
