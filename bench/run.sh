@@ -16,11 +16,12 @@
 #
 # The benchmarks (targets: /work/shared/DESIGN.md "Where we aim"):
 #   webhook    signed 100-event and 1-event bodies, wrk -t2 -c32 (3 s warm-up, then 20 s):
-#              sluice serve (signature checked) vs bare-ingest (axum + rdkafka) vs FastAPI peer,
-#              once against a tansu in memory (as DESIGN.md's peers) and once against the
-#              services' tansu on SeaweedFS
-#   connector  a filled topic → normalize-sendgrid-events → Parquet on S3: sluice (one consumer-group
-#              member, then two) vs connector_peer.py
+#              sluice serve (signature checked) vs bare-ingest (axum + rdkafka) checking the same
+#              signature (the ceiling sluice is judged against) vs bare-ingest without the check
+#              vs FastAPI peer, once against a tansu in memory (as DESIGN.md's peers) and once
+#              against the services' tansu on SeaweedFS
+#   connector  a filled topic → normalize-sendgrid-events → Parquet on S3: sluice (as configured
+#              by default: one consumer-group member per core; then one member) vs connector_peer.py
 #   ratio      plugin-ratio: the normalization as WASM vs native
 #   etl        user-status file on S3 → 3 PostgreSQL tables: sluice job run vs PySpark vs COPY floor
 #   swap       20 plugin swaps (rename in the watched plugins dir) under wrk load
@@ -284,36 +285,50 @@ bench_webhook() {
         --meta "warmup_s=$warmup_seconds" --meta "partitions=4" --jsonl "$work/webhook.jsonl"
 }
 
-# sluice, bare-ingest and the FastAPI peer in turn against the broker at $SLUICE_KAFKA_BROKERS;
-# BROKER (memory or s3) labels the runs.
+# Starts bare-ingest as SYSTEM on TOPIC with any further arguments, runs both bodies against it
+# and stops it.
+bare_ingest_round() {
+    local system="$1" topic="$2" broker="$3" port
+    shift 3
+    port="$(free_port)"
+    start_bg "$system-ingest-$broker" "$release/bare-ingest" --listen "127.0.0.1:$port" \
+        --brokers "$SLUICE_KAFKA_BROKERS" --topic "$topic" --partitions 4 "$@"
+    local bare_pid="$last_pid"
+    "${measure[@]}" wait-ready --url "http://127.0.0.1:$port/webhook" --any-status --pid "$bare_pid" \
+        --log "$work/logs/$system-ingest-$broker.log"
+    for events in 100 1; do
+        wrk_webhook "$system" "$events" "http://127.0.0.1:$port/webhook" "$broker"
+    done
+    stop_pid "$bare_pid"
+}
+
+# sluice, bare-ingest with and without the signature check and the FastAPI peer in turn against
+# the broker at $SLUICE_KAFKA_BROKERS; BROKER (memory or s3) labels the runs.
 webhook_round() {
     local broker="$1"
-    log "webhook ($broker broker at $SLUICE_KAFKA_BROKERS): sluice vs bare-ingest vs FastAPI, ${wrk_seconds}s runs"
+    log "webhook ($broker broker at $SLUICE_KAFKA_BROKERS): sluice vs bare-ingest (signed, unsigned) vs FastAPI, ${wrk_seconds}s runs"
     local sluice_topic="rsbench_wh_sluice_${broker}_$run_id" bare_topic="rsbench_wh_bare_${broker}_$run_id"
+    local bare_verify_topic="rsbench_wh_bareverify_${broker}_$run_id"
     local python_topic="pypeer_wh_${broker}_$run_id" port
-    for topic in "$sluice_topic" "$bare_topic" "$python_topic"; do create_topic "$topic"; done
+    for topic in "$sluice_topic" "$bare_verify_topic" "$bare_topic" "$python_topic"; do create_topic "$topic"; done
+    # The run's key ($work/webhook.p8, made on first use) signs every body; sign-1.env has its
+    # public key for sluice and bare-verify, which both allow timestamps $tolerance_secs s off.
     sign_body 1
+    local tolerance_secs=600
 
     port="$(free_port)"
     local config
     config="$(host_config "webhook-$broker" "$port" "$plugins" "watch = false")"
-    webhook_pipeline bench-webhook /v1/webhooks/bench "$sluice_topic" 600 >"$work/pipelines-webhook-$broker/webhook.toml"
+    webhook_pipeline bench-webhook /v1/webhooks/bench "$sluice_topic" "$tolerance_secs" >"$work/pipelines-webhook-$broker/webhook.toml"
     SENDGRID_WEBHOOK_PUBLIC_KEY="$(public_key "$work/sign-1.env")" start_sluice "sluice-webhook-$broker" "$config" "$port"
     for events in 100 1; do
         wrk_webhook sluice "$events" "http://127.0.0.1:$port/v1/webhooks/bench" "$broker"
     done
     stop_pid "$sluice_pid"
 
-    port="$(free_port)"
-    start_bg "bare-ingest-$broker" "$release/bare-ingest" --listen "127.0.0.1:$port" --brokers "$SLUICE_KAFKA_BROKERS" \
-        --topic "$bare_topic" --partitions 4
-    local bare_pid="$last_pid"
-    "${measure[@]}" wait-ready --url "http://127.0.0.1:$port/webhook" --any-status --pid "$bare_pid" \
-        --log "$work/logs/bare-ingest-$broker.log"
-    for events in 100 1; do
-        wrk_webhook bare "$events" "http://127.0.0.1:$port/webhook" "$broker"
-    done
-    stop_pid "$bare_pid"
+    bare_ingest_round bare-verify "$bare_verify_topic" "$broker" \
+        --verify-key "$(public_key "$work/sign-1.env")" --tolerance-secs "$tolerance_secs"
+    bare_ingest_round bare "$bare_topic" "$broker"
 
     port="$(free_port)"
     PEER_TOPIC="$python_topic" KAFKA_BROKERS="$SLUICE_KAFKA_BROKERS" \
@@ -337,9 +352,10 @@ bench_connector() {
         --events-per-body 100 --partitions 4 >"$work/fill-topic.json"
     cat "$work/fill-topic.json"
 
-    # Once with one consumer-group member (the default) and once with two, one per core.
+    # Once as the pipeline comes (members unset: one consumer-group member per core, the
+    # default) and once with `members = 1`, what one core of the host gives.
     local members
-    for members in 1 2; do
+    for members in default 1; do
         port="$(free_port)"
         config="$(host_config "connector-$members" "$port" "$plugins" "watch = false")"
         {
@@ -351,8 +367,8 @@ topic = "$topic"
 group = "rsbench-conn-$members-$run_id"
 batch_records = 50
 batch_max_ms = 1000
-members = $members
 TOML
+            [[ "$members" == default ]] || echo "members = $members"
             normalize_to_s3 "$prefix-$members"
         } >"$work/pipelines-connector-$members/connector.toml"
         local since
@@ -373,8 +389,9 @@ TOML
     "${measure[@]}" bundle --bench connector --out "$results/connector.json" "${meta[@]}" \
         --meta "events=$connector_events" --meta "events_per_body=100" --meta "partitions=4" \
         --meta "window=100000 records or 2 s (both systems)" \
-        --part "fill=$work/fill-topic.json" --part "sluice=$work/connector-sluice-1.json" \
-        --part "sluice_members_2=$work/connector-sluice-2.json" \
+        --meta "members_default=$(nproc)" \
+        --part "fill=$work/fill-topic.json" --part "sluice=$work/connector-sluice-default.json" \
+        --part "sluice_members_1=$work/connector-sluice-1.json" \
         --part "python=$work/connector-python.json"
 }
 

@@ -5,7 +5,8 @@
 //!
 //! - [`events`]: reproducible, realistic SendGrid event webhook bodies with unique event ids
 //!   and a chosen share of events the normalization plugin must refuse;
-//! - [`signing`]: P-256 keys and the SendGrid webhook signature sluice verifies;
+//! - [`signing`]: P-256 keys and the SendGrid webhook signature sluice verifies, signed for the
+//!   requests and checked again, without sluice, for the bare peer;
 //! - [`kafka`]: a producer configured exactly like sluice's `DurableProducer`, and topic
 //!   creation.
 

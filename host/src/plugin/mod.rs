@@ -23,7 +23,7 @@ pub mod schema;
 pub use bindings::v0_3::{Header, RecordIn};
 pub use cache::{CompileCache, content_hash};
 pub use contract::{BatchResult, ContractVersion, Failure, PluginInfo};
-pub use engine::PluginEngine;
+pub use engine::{EngineTuning, PluginEngine};
 pub use error::PluginError;
 #[cfg(test)]
 pub(crate) use json_rows::push_json_row;

@@ -29,7 +29,7 @@ use clap::Parser;
 use serde_json::json;
 use sluice::plugin::rows::{ColumnData, ColumnValues, RowBatch, RowRef, Texts};
 use sluice::plugin::schema::OutputSchema;
-use sluice::plugin::{CompileCache, LoadedPlugin, PluginCall, PluginEngine, PluginLimits};
+use sluice::plugin::{CompileCache, EngineTuning, LoadedPlugin, PluginCall, PluginEngine, PluginLimits};
 use sluice::sink::parquet::rows::{OutputRecord, RowEncoder};
 use sluice::sink::parquet::schema::arrow_schema;
 use sluice_bench::events::{EventGenerator, GeneratorSettings};
@@ -63,6 +63,11 @@ struct Args {
     /// Memory cap per call, in MiB (sluice's default is 256).
     #[arg(long, default_value_t = PluginLimits::default().memory_bytes >> 20)]
     memory_mb: u64,
+    /// Wasmtime settings to measure, comma-separated, each against native in rounds of its own:
+    /// default (what sluice runs), opt-none, opt-speed-and-size, bounds-checked, on-demand,
+    /// no-epoch-checks, or `all`.
+    #[arg(long, value_delimiter = ',', default_values_t = [String::from("default")])]
+    engines: Vec<String>,
 }
 
 /// What one pass over every body produced, to check both builds agree.
@@ -86,10 +91,42 @@ fn main() -> anyhow::Result<()> {
         .map(|value| sluice::plugin::RecordIn { key: None, value, headers: Vec::new() })
         .collect();
 
+    let tunings = engine_tunings(&args.engines)?;
     let limits = PluginLimits { memory_bytes: args.memory_mb << 20, ..PluginLimits::default() };
-    let engine = PluginEngine::new(limits.memory_bytes)?;
-    let plugin = LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &args.plugin)
-        .with_context(|| format!("cannot load {}", args.plugin.display()))?;
+    for tuning in tunings {
+        let engine = PluginEngine::with_tuning(limits.memory_bytes, tuning)?;
+        let plugin = LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &args.plugin)
+            .with_context(|| format!("cannot load {}", args.plugin.display()))?;
+        measure(&args, tuning, &plugin, &native_records, &wasm_records)?;
+    }
+    Ok(())
+}
+
+/// The settings `--engines` names, in its order; `all` is every one.
+fn engine_tunings(names: &[String]) -> anyhow::Result<Vec<EngineTuning>> {
+    if names.iter().any(|name| name == "all") {
+        return Ok(EngineTuning::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| {
+            EngineTuning::from_name(name).with_context(|| {
+                let known: Vec<&str> = EngineTuning::ALL.iter().map(|tuning| tuning.name()).collect();
+                format!("unknown engine setting `{name}`; use all or some of {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// Times native against `plugin` at each batch size and prints one JSON line per size.
+fn measure(
+    args: &Args,
+    tuning: EngineTuning,
+    plugin: &LoadedPlugin,
+    native_records: &[sluice_plugin_sdk::RecordIn],
+    wasm_records: &[sluice::plugin::RecordIn],
+) -> anyhow::Result<()> {
+    let limits = PluginLimits { memory_bytes: args.memory_mb << 20, ..PluginLimits::default() };
     let call = PluginCall { config: Vec::new(), limits };
     let declared = plugin.info().outputs.first().cloned().context("the plugin declares no output")?;
     let encoder = RowEncoder::new(Arc::new(arrow_schema(&declared)?), declared.clone())?;
@@ -144,6 +181,7 @@ fn main() -> anyhow::Result<()> {
             json!({
                 "bench": "plugin-ratio",
                 "plugin": plugin.name(),
+                "engine": tuning.name(),
                 "batch_records": batch_records,
                 "events_per_body": args.events_per_body,
                 "events": events,
