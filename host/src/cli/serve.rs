@@ -15,7 +15,6 @@ use crate::config::{HostConfig, Pipeline, load_pipeline_dir};
 use crate::http::readiness::Dependencies;
 use crate::http::{AdminApi, AppState, Endpoint, Endpoints, JobEndpoint, router};
 use crate::job::serve_job_pipelines;
-use crate::pipeline::connector::runs_connector;
 use crate::pipeline::reload::{PluginSwapper, watch_plugins};
 use crate::pipeline::{Connector, StoreResolver};
 use crate::plugin::{CompileCache, PluginEngine, PluginRegistry};
@@ -90,7 +89,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let stores = StoreResolver::new(config.s3.clone());
     let (stop, stopping) = watch::channel(false);
     let mut connectors = JoinSet::new();
-    for pipeline in pipelines.iter().filter(|p| runs_connector(p)) {
+    for pipeline in pipelines.iter().filter(|p| p.runs_connector()) {
         // The group spreads the partitions over this host's members and any other host's.
         let members = Connector::group_members(pipeline, &registry, &config, &stores)
             .await

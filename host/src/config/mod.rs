@@ -5,6 +5,7 @@ mod error;
 #[cfg(test)]
 mod fuzz;
 mod host;
+mod pairing;
 mod pipeline;
 mod validate;
 
@@ -13,6 +14,7 @@ pub use host::{
     AdminConfig, HostConfig, KafkaConfig, LogConfig, LogFormat, PluginsConfig, PostgresConfig, S3Config,
     SendgridConfig, ServerConfig,
 };
+pub use pairing::Pairing;
 pub use pipeline::{
     BodyFormat, DeadLetterConfig, Pipeline, SignatureConfig, SignatureScheme, SinkConfig, SinkKind,
     SourceConfig, StepConfig, StepInput, StoreLocation, TableSinkSettings,

@@ -102,9 +102,9 @@ pub enum SourceConfig {
         batch_records: usize,
         #[serde(default = "default_batch_max_ms")]
         batch_max_ms: u64,
-        /// Consumer-group members this host runs for the pipeline. Each takes its share of the
-        /// partitions with plugin instances of its own, so one host can use more than one core;
-        /// each also holds its own batches and windows, so memory grows with it.
+        /// Consumer-group members this host runs for the pipeline (default: one per core). Each
+        /// takes its share of the partitions with plugin instances of its own, so one host uses
+        /// more than one core; each also holds its own batches and windows, so memory grows with it.
         #[serde(default = "default_members")]
         members: usize,
     },
@@ -416,8 +416,12 @@ fn default_max_record_bytes() -> usize {
 fn default_batch_max_ms() -> u64 {
     1000
 }
+/// One member per core, so a pipeline uses the whole machine without being told to (each
+/// member runs its own plugins; bench/RESULTS.md has the gain and the memory it costs).
 fn default_members() -> usize {
-    1
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(super::validate::MAX_MEMBERS)
 }
 fn default_rotate_records() -> usize {
     100_000

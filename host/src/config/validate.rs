@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::pairing::pairing_problems;
 use super::pipeline::{SinkKind, SourceConfig, StepInput};
 use super::{ConfigError, Pipeline};
 use crate::plugin::{PluginLimits, PluginRegistry};
@@ -88,7 +89,8 @@ fn http_path(source: &SourceConfig) -> Option<&str> {
 }
 
 /// Checks that every plugin is loaded and accepts its config, that every step input and sink
-/// names an output some earlier step declares, and that sink kinds fit the source.
+/// names an output some earlier step declares, and that the source can run with the sinks
+/// (see [`SourceConfig::pairing`]).
 ///
 /// # Errors
 /// Every problem found, each naming the file, the key and what is allowed.
@@ -162,14 +164,9 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
                 Err(problem) => invalid(key, problem),
             }
         }
-        if matches!(sink.kind, SinkKind::Sendgrid { .. })
-            && !matches!(pipeline.source, SourceConfig::Http { .. })
-        {
-            invalid(
-                format!("sinks[{index}].kind"),
-                "`sendgrid` answers an HTTP request, so it needs an `http` source".into(),
-            );
-        }
+    }
+    for (key, problem) in pairing_problems(pipeline) {
+        invalid(key, problem);
     }
     if let SourceConfig::Kafka { members, .. } | SourceConfig::Webhook { members, .. } = &pipeline.source
         && !(1..=MAX_MEMBERS).contains(members)
@@ -195,16 +192,6 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
         } else if !path.is_file() {
             invalid("tables_sql".into(), format!("{} is not a readable file", path.display()));
         }
-    }
-    if matches!(pipeline.source, SourceConfig::S3Job { .. })
-        && !pipeline.steps.is_empty()
-        && pipeline.dead_letters.is_none()
-    {
-        invalid(
-            "dead_letters".into(),
-            "an `s3-job` pipeline with steps needs [dead_letters], so records its plugins refuse are kept"
-                .into(),
-        );
     }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
@@ -308,11 +295,16 @@ mod tests {
     }
 
     #[test]
-    fn a_sendgrid_sink_needs_an_http_source() {
+    fn a_sink_the_source_cannot_feed_is_refused_with_file_key_and_allowed_kinds() {
         let pipeline =
             parse(&format!("{SOURCE}[[sinks]]\nfrom = \"source\"\nkind = \"sendgrid\"\n")).expect("parses");
         let errors = validate_pipeline(&pipeline, &empty_registry()).unwrap_err();
-        assert!(errors[0].to_string().contains("sinks[0].kind"), "{}", errors[0]);
+        let message = errors[0].to_string();
+        assert!(message.contains("p.toml") && message.contains("`sinks[0].kind`"), "{message}");
+        assert!(
+            message.contains("`sendgrid`") && message.contains("`parquet-s3`, `parquet-local`"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -330,14 +322,15 @@ mod tests {
     fn members_must_be_between_one_and_the_maximum() {
         for (members, accepted) in [(0, false), (1, true), (4, true), (MAX_MEMBERS + 1, false)] {
             let pipeline = parse(&format!("{SOURCE}members = {members}\n")).expect("parses");
-            let result = validate_pipeline(&pipeline, &empty_registry());
-            assert_eq!(result.is_ok(), accepted, "members = {members}: {result:?}");
-            if let Err(errors) = result {
-                assert!(errors[0].to_string().contains("source.members"), "{}", errors[0]);
-            }
+            let errors = validate_pipeline(&pipeline, &empty_registry()).err().unwrap_or_default();
+            let refused = errors.iter().any(|e| e.to_string().contains("source.members"));
+            assert_eq!(refused, !accepted, "members = {members}: {errors:?}");
         }
         let default = parse(SOURCE).expect("parses");
-        assert!(matches!(default.source, SourceConfig::Kafka { members: 1, .. }));
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert!(
+            matches!(default.source, SourceConfig::Kafka { members, .. } if members == cores.min(MAX_MEMBERS))
+        );
     }
 
     #[test]

@@ -20,7 +20,6 @@ use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState, Endpoint, Endpoints};
 use crate::config::{HostConfig, Pipeline, SourceConfig, is_plain_name, load_pipeline_dir};
-use crate::pipeline::connector::runs_connector;
 use crate::pipeline::reload::{Offered, PluginSwapper, persist_component};
 use crate::plugin::{PluginError, PluginHandle, Rejection};
 
@@ -296,7 +295,7 @@ struct PipelineChanges {
 impl PipelineChanges {
     fn between(old: &[Pipeline], fresh: &[Pipeline]) -> Self {
         let find = |list: &[Pipeline], name: &str| list.iter().find(|p| p.name == name).cloned();
-        let consumed = |p: &Pipeline| runs_connector(p) || matches!(p.source, SourceConfig::S3Job { .. });
+        let consumed = |p: &Pipeline| p.runs_connector() || matches!(p.source, SourceConfig::S3Job { .. });
         let mut changes = PipelineChanges::default();
         for pipeline in fresh {
             match find(old, &pipeline.name) {

@@ -38,6 +38,8 @@ pub enum EndpointError {
     Kafka { pipeline: String, source: ProduceError },
     #[error("pipeline `{pipeline}`: {source}")]
     Plugin { pipeline: String, source: PluginError },
+    #[error("pipeline `{pipeline}`: an `http` source cannot feed a `{kind}` sink (allowed: {allowed})")]
+    UnpairedSink { pipeline: String, kind: &'static str, allowed: String },
 }
 
 /// Path → endpoint.
@@ -50,8 +52,8 @@ impl Endpoints {
     /// Builds an endpoint for every pipeline whose source is served over HTTP here.
     ///
     /// # Errors
-    /// When a signature key is malformed, a Kafka producer cannot be created, or a plugin
-    /// named by a step is missing.
+    /// When a signature key is malformed, a Kafka producer cannot be created, a plugin named
+    /// by a step is missing, or an `http` pipeline has a sink it cannot feed.
     pub fn build(
         pipelines: &[Pipeline],
         registry: &PluginRegistry,
@@ -154,8 +156,14 @@ fn reply_sinks(pipeline: &Pipeline, host: &HostConfig) -> Result<Vec<ReplySink>,
                     producer,
                 });
             }
+            // Validation refuses these (`SourceConfig::pairing`); a request must not be answered
+            // 202 while one of its sinks is left out.
             other => {
-                tracing::warn!(pipeline = %pipeline.name, sink = other.name(), "this sink kind is not served yet")
+                return Err(EndpointError::UnpairedSink {
+                    pipeline: pipeline.name.clone(),
+                    kind: other.name(),
+                    allowed: pipeline.source.pairing().sinks.join(", "),
+                });
             }
         }
     }

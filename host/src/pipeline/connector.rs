@@ -150,16 +150,6 @@ pub fn kafka_source(pipeline: &Pipeline) -> Option<KafkaSource<'_>> {
     }
 }
 
-/// Whether `pipeline` needs a connector: a Kafka source always; a webhook source only when it
-/// has steps or sinks (a bare webhook pipeline only stores what it receives).
-pub fn runs_connector(pipeline: &Pipeline) -> bool {
-    match &pipeline.source {
-        SourceConfig::Kafka { .. } => true,
-        SourceConfig::Webhook { .. } => !pipeline.steps.is_empty() || !pipeline.sinks.is_empty(),
-        SourceConfig::Http { .. } | SourceConfig::S3Job { .. } => false,
-    }
-}
-
 /// Builds the table sinks of `pipeline` (every sink must be a table) and its dead-letter store.
 pub(crate) async fn build_outputs(
     pipeline: &Pipeline,
