@@ -57,7 +57,11 @@ pub fn sluice_bin() -> &'static Path {
     })
 }
 
-fn target_dir() -> PathBuf {
+/// Cargo's target directory for this checkout: `CARGO_TARGET_DIR`, else `target/` in the repository.
+///
+/// Cargo builds a test runs (the binary, a generated plugin) go here too, so they reuse what
+/// the workspace's own build already compiled.
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
 }
 

@@ -1,10 +1,11 @@
-//! `sluice plugin test`, `plugin info` and `plugin compile` on the real plugins and their samples, with
+//! `sluice plugin test`, `plugin info`, `plugin compile` and `plugin new` on the real plugins, their
+//! samples and a crate built for the occasion, and `pipelines check` of pipelines naming them, with
 //! no services running.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sluice_e2e::artifacts::{plugin_path, repo_root, sluice_bin};
+use sluice_e2e::artifacts::{plugin_path, repo_root, sluice_bin, target_dir};
 
 const PLUGINS: [&str; 4] =
     ["mail-request", "normalize-sendgrid-events", "validate-user-status", "explode-status-logs"];
@@ -110,15 +111,20 @@ fn a_missing_plugin_file_is_a_clear_error_not_a_panic() {
     assert!(stderr.contains("/nonexistent/plugin.wasm") && !stderr.contains("panicked"), "{stderr}");
 }
 
-#[test]
-fn the_demo_pipelines_validate_against_the_built_plugins() {
-    let output = Command::new(sluice_bin())
+/// `sluice pipelines check` of the pipelines in `dir` against the built plugins.
+fn pipelines_check(dir: &Path) -> Output {
+    Command::new(sluice_bin())
         .args(["pipelines", "check", "--plugins-dir"])
         .arg(sluice_e2e::artifacts::plugins_dir())
         .arg("--pipelines-dir")
-        .arg(repo_root().join("pipelines"))
+        .arg(dir)
         .output()
-        .expect("run sluice pipelines check");
+        .expect("run sluice pipelines check")
+}
+
+#[test]
+fn the_demo_pipelines_validate_against_the_built_plugins() {
+    let output = pipelines_check(&repo_root().join("pipelines"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     for name in ["mail", "sendgrid-events", "user-status"] {
@@ -136,13 +142,7 @@ fn a_pipeline_naming_an_undeclared_output_fails_with_file_and_key() {
          [[sinks]]\nfrom = \"explode-status-logs.nope\"\nkind = \"kafka\"\ntopic = \"x\"\n",
     )
     .expect("write pipeline");
-    let output = Command::new(sluice_bin())
-        .args(["pipelines", "check", "--plugins-dir"])
-        .arg(sluice_e2e::artifacts::plugins_dir())
-        .arg("--pipelines-dir")
-        .arg(dir.path())
-        .output()
-        .expect("run sluice pipelines check");
+    let output = pipelines_check(dir.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("broken.toml") && stderr.contains("sinks[0].from"), "{stderr}");
@@ -219,4 +219,208 @@ fn plugin_compile_fills_the_cache_that_the_host_then_loads_from() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("fixture-wrong-version") && !stderr.contains("panicked"), "{stderr}");
+}
+
+/// `sluice plugin new NAME --dir DIR`, with this checkout's SDK.
+fn plugin_new(name: &str, dir: &Path) -> Output {
+    Command::new(sluice_bin())
+        .args(["plugin", "new", name, "--dir"])
+        .arg(dir)
+        .arg("--sdk")
+        .arg(repo_root().join("plugins/sdk"))
+        .output()
+        .expect("run sluice plugin new")
+}
+
+#[test]
+fn a_new_plugin_builds_for_wasm_and_passes_its_own_samples() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = plugin_new("demo", dir.path());
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(created.status.success(), "{stdout}{}", String::from_utf8_lossy(&created.stderr));
+    for next in
+        ["cargo build --release --target wasm32-wasip2", "sluice plugin test", "/v1/admin/plugins/demo"]
+    {
+        assert!(stdout.contains(next), "{stdout}");
+    }
+    let crate_dir = dir.path().join("demo");
+
+    // A debug build into the shared target directory: the SDK's dependencies are compiled once,
+    // not on every run, and without the release profile's whole-program optimisation.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--quiet", "--target", "wasm32-wasip2"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("run cargo build");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let component = target_dir().join("wasm32-wasip2/debug/demo.wasm");
+
+    let samples = crate_dir.join("samples");
+    let tested = Command::new(sluice_bin())
+        .args(["plugin", "test"])
+        .arg(&component)
+        .arg("--input")
+        .arg(samples.join("input.jsonl"))
+        .arg("--expect")
+        .arg(samples.join("expected.json"))
+        .output()
+        .expect("run sluice plugin test");
+    let stderr = String::from_utf8_lossy(&tested.stderr);
+    assert!(tested.status.success(), "{stderr}");
+    assert!(stderr.contains("demo 0.1.0: 7 records in; users: 3; 4 failures"), "{stderr}");
+    assert!(stderr.contains("matches"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&tested.stdout).expect("stdout is the JSON report");
+    let user_ids: Vec<&str> = report["outputs"]["users"]
+        .as_array()
+        .expect("users rows")
+        .iter()
+        .filter_map(|row| row["user_id"].as_str())
+        .collect();
+    assert_eq!(user_ids, ["u1", "u2", "u3"]);
+    let failed: Vec<u64> =
+        report["failures"].as_array().expect("failures").iter().filter_map(|f| f["index"].as_u64()).collect();
+    assert_eq!(failed, [3, 4, 5, 6]);
+}
+
+#[test]
+fn plugin_new_refuses_a_name_that_is_not_plain_lowercase() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in ["Demo", "my_plugin", "2fa", "a--b"] {
+        let output = plugin_new(name, dir.path());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("`{name}` is not a plugin name: use lowercase ASCII letters")),
+            "{stderr}"
+        );
+    }
+    let written: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
+    assert!(written.is_empty(), "{written:?}");
+}
+
+#[test]
+fn plugin_new_leaves_an_existing_crate_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(plugin_new("demo", dir.path()).status.success());
+    let lib = dir.path().join("demo/src/lib.rs");
+    std::fs::write(&lib, "// mine\n").expect("edit the crate");
+
+    let again = plugin_new("demo", dir.path());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&lib).expect("read lib.rs"), "// mine\n");
+}
+
+/// Source and sink kinds with settings enough to pass every other check.
+const SOURCES: [(&str, &str); 4] = [
+    ("http", "kind = \"http\"\npath = \"/v1/{name}\"\n"),
+    ("webhook", "kind = \"webhook\"\npath = \"/v1/{name}\"\ntopic = \"t\"\ngroup = \"g\"\n"),
+    ("kafka", "kind = \"kafka\"\ntopic = \"t\"\ngroup = \"g\"\n"),
+    ("s3-job", "kind = \"s3-job\"\npath = \"/v1/{name}\"\njob_topic = \"t\"\ngroup = \"g\"\n"),
+];
+const SINKS: [(&str, &str); 5] = [
+    ("sendgrid", "kind = \"sendgrid\"\n"),
+    ("kafka", "kind = \"kafka\"\ntopic = \"t\"\n"),
+    ("parquet-s3", "kind = \"parquet-s3\"\nbucket = \"b\"\nprefix = \"p\"\n"),
+    ("parquet-local", "kind = \"parquet-local\"\ndir = \"/tmp/sluice-pairing\"\n"),
+    ("postgres", "kind = \"postgres\"\ntable = \"t\"\n"),
+];
+/// The sink kinds each source kind can feed.
+const ALLOWED: [(&str, &[&str]); 4] = [
+    ("http", &["sendgrid", "kafka"]),
+    ("webhook", &["parquet-s3", "parquet-local"]),
+    ("kafka", &["parquet-s3", "parquet-local"]),
+    ("s3-job", &["postgres"]),
+];
+
+/// Writes `<source>-to-<sink>.toml` into `dir`: one step of a real plugin, its output to a
+/// sink of that kind, and dead letters; returns the file name.
+fn write_pairing(dir: &Path, source: &str, sink: &str) -> String {
+    let name = format!("{source}-to-{sink}");
+    let settings = |table: &[(&str, &str)], kind: &str| {
+        table.iter().find(|(k, _)| *k == kind).map(|(_, text)| text.replace("{name}", &name)).expect("kind")
+    };
+    let text = format!(
+        "name = \"{name}\"\n[source]\n{}\
+         [[steps]]\nplugin = \"explode-status-logs\"\n\
+         [[sinks]]\nfrom = \"explode-status-logs.user_status_log\"\n{}\
+         [dead_letters]\nkind = \"local\"\ndir = \"/tmp/sluice-pairing-dl\"\n",
+        settings(&SOURCES, source),
+        settings(&SINKS, sink),
+    );
+    let file = format!("{name}.toml");
+    std::fs::write(dir.join(&file), text).expect("write pipeline");
+    file
+}
+
+#[test]
+fn pipelines_check_refuses_each_source_and_sink_pairing_that_cannot_run() {
+    for (source, allowed) in ALLOWED {
+        for (sink, _) in SINKS.iter().filter(|(sink, _)| !allowed.contains(sink)) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let file = write_pairing(dir.path(), source, sink);
+            let output = pipelines_check(dir.path());
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{source} → {sink}: {stderr}");
+            let line = stderr.lines().find(|line| line.contains("sinks[0].kind")).unwrap_or_default();
+            assert!(line.contains(&file), "{source} → {sink}: {stderr}");
+            assert!(
+                line.contains(&format!("`{source}` source")) && line.contains(&format!("`{sink}` sink")),
+                "{line}"
+            );
+            let listed: Vec<String> = allowed.iter().map(|kind| format!("`{kind}`")).collect();
+            assert!(line.contains(&listed.join(", ")), "{source} → {sink}: {line}");
+        }
+    }
+}
+
+#[test]
+fn pipelines_check_accepts_each_source_and_sink_pairing_that_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut files = Vec::new();
+    for (source, allowed) in ALLOWED {
+        for sink in allowed {
+            files.push(write_pairing(dir.path(), source, sink));
+        }
+    }
+    let output = pipelines_check(dir.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    for file in files {
+        assert!(stdout.contains(&file), "{file}: {stdout}");
+    }
+}
+
+/// Before this was checked at load, such a pipeline was served without its sink and its
+/// requests answered 202.
+#[test]
+fn serve_refuses_to_start_with_a_pairing_that_cannot_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write_pairing(dir.path(), "http", "parquet-local");
+    let mut serve = Command::new(sluice_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--plugins-dir"])
+        .arg(sluice_e2e::artifacts::plugins_dir())
+        .arg("--pipelines-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sluice serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while serve.try_wait().expect("poll sluice serve").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = serve.kill();
+            panic!("sluice serve started with {file}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let output = serve.wait_with_output().expect("sluice serve output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains(&file) && stderr.contains("sinks[0].kind"), "{stderr}");
+    assert!(stderr.contains("`sendgrid`, `kafka`"), "{stderr}");
 }

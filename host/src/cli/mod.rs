@@ -1,5 +1,5 @@
-//! The `sluice` command line: `serve`, `plugin test`, `plugin info`, `plugin compile`, `pipelines check`,
-//! `sweep`, `athena-ddl`, `job run`.
+//! The `sluice` command line: `serve`, `plugin new`, `plugin test`, `plugin info`, `plugin compile`,
+//! `pipelines check`, `sweep`, `athena-ddl`, `job run`.
 //!
 //! This is the binary's edge, so errors here are `anyhow` with context for the person typing.
 
@@ -8,6 +8,7 @@ mod job;
 mod pipelines_check;
 mod plugin_compile;
 mod plugin_info;
+mod plugin_new;
 mod plugin_test;
 mod serve;
 mod sweep;
@@ -30,7 +31,7 @@ pub struct Cli {
 enum Command {
     /// Serve the pipelines: HTTP endpoints, consumers and sinks.
     Serve(serve::ServeArgs),
-    /// Work with plugin components without any service running.
+    /// Write plugin crates and work with plugin components without any service running.
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// Work with pipeline definitions.
@@ -53,6 +54,8 @@ enum JobCommand {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
+    /// Write a new plugin crate that builds and passes `plugin test` on its samples as it is.
+    New(plugin_new::PluginNewArgs),
     /// Run a plugin on a file of records and print what each output receives.
     Test(plugin_test::PluginTestArgs),
     /// Print a plugin's name, version, WIT contract version and outputs with their schemas.
@@ -102,6 +105,7 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<std::process::ExitCode> {
         match self.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Plugin(PluginCommand::New(args)) => plugin_new::run(args),
             Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
             Command::Plugin(PluginCommand::Info(args)) => plugin_info::run(args),
             Command::Plugin(PluginCommand::Compile(args)) => plugin_compile::run(args),

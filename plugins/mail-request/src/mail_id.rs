@@ -1,6 +1,7 @@
 //! The mail id that joins a request to the webhook events SendGrid later reports for it.
 
 use thiserror::Error;
+use uuid::Builder;
 
 /// Why no mail id could be had for a record.
 #[derive(Debug, Error)]
@@ -28,26 +29,19 @@ pub fn mail_id_for(key: Option<&[u8]>) -> Result<String, MailIdError> {
 }
 
 /// A random (version 4, RFC 9562) UUID in its hyphenated lower-case form.
+///
+/// The bytes come from `getrandom` rather than through `Uuid::new_v4`, which panics when there
+/// is no randomness: a panic would trap and fail the whole batch, where this fails one record.
+/// On `wasm32-wasip2` they are the host's `wasi:random`, which every plugin instance is given.
 fn random_uuid_v4() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
-    Ok(format_uuid_v4(bytes))
+    Ok(uuid_v4(bytes))
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-fn format_uuid_v4(mut bytes: [u8; 16]) -> String {
-    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
-    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 9562 variant
-    let mut text = String::with_capacity(36);
-    for (position, byte) in bytes.iter().enumerate() {
-        if matches!(position, 4 | 6 | 8 | 10) {
-            text.push('-');
-        }
-        text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
+/// The version 4 UUID made of `random_bytes`, its version and variant bits set.
+fn uuid_v4(random_bytes: [u8; 16]) -> String {
+    Builder::from_random_bytes(random_bytes).into_uuid().hyphenated().to_string()
 }
 
 #[cfg(test)]
@@ -74,8 +68,8 @@ mod tests {
 
     #[test]
     fn uuid_has_version_and_variant_bits() {
-        assert_eq!(format_uuid_v4([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
-        assert_eq!(format_uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
+        assert_eq!(uuid_v4([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
     }
 
     #[test]

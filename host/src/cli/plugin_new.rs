@@ -1,0 +1,399 @@
+//! `sluice plugin new`: write a plugin crate to start from, one that builds for `wasm32-wasip2`
+//! and passes `sluice plugin test` on its own samples as it is.
+//!
+//! The crate is the templates in `plugin_new/`, modelled on `explode-status-logs`: one output,
+//! settings read in `init`, a batch function that takes them as an argument, and a sample batch
+//! with what it must give. The contract comes with the SDK (its bindings are generated from the
+//! `wit/` of the checkout it sits in), so the SDK is all the crate has to find:
+//!
+//! - In a checkout's `plugins/`, beside the SDK, the crate is a member of the checkout's
+//!   workspace through its `plugins/*` glob: it takes the workspace's dependency versions and
+//!   lints, and `scripts/build-plugins.sh` builds it with the others.
+//! - Anywhere else it is a workspace of its own with a path dependency on the SDK, and a copy of
+//!   the checkout's `Cargo.lock`, so it builds the dependency versions the SDK was tested with
+//!   (and needs no registry index for them).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::config::is_plain_name;
+
+#[derive(Debug, Args)]
+pub struct PluginNewArgs {
+    /// The plugin's name: lowercase ASCII letters and digits in words joined by single `-`s,
+    /// starting with a letter. It names the crate, the component (`NAME.wasm`) and the plugin in
+    /// pipelines (`plugin = "NAME"`).
+    #[arg(value_parser = parse_plugin_name)]
+    name: String,
+    /// The directory to create the crate in, as `DIR/NAME`; made if missing [default: the current
+    /// directory].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The plugin SDK: `plugins/sdk` of a sluice checkout [default: the one of the checkout DIR
+    /// or the current directory is in].
+    #[arg(long, value_name = "PATH")]
+    sdk: Option<PathBuf>,
+}
+
+/// The longest plugin name: the admin API's limit for an upload's name.
+const MAX_NAME_LEN: usize = 64;
+
+/// The SDK's package name, checked so that `--sdk` cannot point at some other crate.
+const SDK_PACKAGE: &str = "sluice-plugin-sdk";
+
+/// The workspace glob that makes a crate beside the SDK a member of a checkout's workspace.
+const PLUGINS_GLOB: &str = "plugins/*";
+
+const CARGO_MEMBER: &str = include_str!("plugin_new/Cargo.member.toml.tmpl");
+const CARGO_STANDALONE: &str = include_str!("plugin_new/Cargo.standalone.toml.tmpl");
+const GITIGNORE: &str = include_str!("plugin_new/gitignore.tmpl");
+/// The sluice repository's `rustfmt.toml`, which the templates are formatted by.
+const RUSTFMT: &str = include_str!("plugin_new/rustfmt.toml.tmpl");
+
+/// The files every plugin crate gets, by path in the crate.
+const SOURCES: &[(&str, &str)] = &[
+    ("src/lib.rs", include_str!("plugin_new/lib.rs.tmpl")),
+    ("src/settings.rs", include_str!("plugin_new/settings.rs.tmpl")),
+    ("src/outputs.rs", include_str!("plugin_new/outputs.rs.tmpl")),
+    ("src/batch.rs", include_str!("plugin_new/batch.rs.tmpl")),
+    ("samples/input.jsonl", include_str!("plugin_new/samples/input.jsonl")),
+    ("samples/expected.json", include_str!("plugin_new/samples/expected.json")),
+];
+
+/// Checks a plugin name for clap, so a bad one is a usage error before anything is written.
+fn parse_plugin_name(name: &str) -> Result<String, String> {
+    let words_are_joined_by_single_dashes = name.split('-').all(|word| !word.is_empty());
+    if is_plain_name(name)
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && words_are_joined_by_single_dashes
+        && name.len() <= MAX_NAME_LEN
+    {
+        return Ok(name.to_owned());
+    }
+    // Escaped, so a control character or a look-alike letter shows for what it is.
+    Err(format!(
+        "`{}` is not a plugin name: use lowercase ASCII letters and digits, in words joined by \
+         single `-`s, starting with a letter, at most {MAX_NAME_LEN} characters (for example \
+         `normalize-events`)",
+        name.escape_default()
+    ))
+}
+
+/// Where the new crate sits, which decides its manifest and the commands that build it.
+#[derive(Debug, PartialEq, Eq)]
+enum Layout {
+    /// Beside the SDK in a checkout's `plugins/`: a member of the checkout's workspace.
+    Member { checkout: PathBuf },
+    /// Anywhere else: a workspace of its own with a path dependency on the SDK.
+    Standalone { sdk: PathBuf },
+}
+
+/// Writes the crate and prints what to run next.
+///
+/// # Errors
+/// `DIR/NAME` exists already, no SDK is found (or `--sdk` is not one), or a file cannot be
+/// written; a crate left half written is removed.
+pub fn run(args: PluginNewArgs) -> anyhow::Result<ExitCode> {
+    let parent = args.dir.unwrap_or_else(|| PathBuf::from("."));
+    let crate_dir = parent.join(&args.name);
+    if crate_dir.symlink_metadata().is_ok() {
+        bail!("{} already exists; choose another name or --dir", crate_dir.display());
+    }
+    let sdk = match &args.sdk {
+        Some(sdk) => checked_sdk(sdk)?,
+        None => find_sdk(&parent)?,
+    };
+    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let parent_canonical =
+        parent.canonicalize().with_context(|| format!("cannot resolve {}", parent.display()))?;
+    let layout = layout_for(&parent_canonical, sdk);
+    let files = crate_files(&args.name, &layout);
+    // `create_dir` rather than the check above decides, so two runs cannot write one crate.
+    std::fs::create_dir(&crate_dir).with_context(|| format!("cannot create {}", crate_dir.display()))?;
+    if let Err(error) = write_files(&crate_dir, &files) {
+        // Only files this run made are in it; a half crate would only fail later, less clearly.
+        let _ = std::fs::remove_dir_all(&crate_dir);
+        return Err(error);
+    }
+    print!("{}", next_steps(&args.name, &crate_dir, &layout));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sdk` when it is the plugin SDK's crate directory, made absolute.
+fn checked_sdk(sdk: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = sdk.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).with_context(|| {
+        format!("--sdk {}: no Cargo.toml there; give plugins/sdk of a sluice checkout", sdk.display())
+    })?;
+    let package: toml::Table = text.parse().with_context(|| format!("{} is not TOML", manifest.display()))?;
+    let name = package.get("package").and_then(|package| package.get("name")).and_then(toml::Value::as_str);
+    if name != Some(SDK_PACKAGE) {
+        bail!(
+            "--sdk {}: the crate there is not `{SDK_PACKAGE}`; give plugins/sdk of a sluice checkout",
+            sdk.display()
+        );
+    }
+    sdk.canonicalize().with_context(|| format!("cannot resolve {}", sdk.display()))
+}
+
+/// The SDK of the sluice checkout `dir` is in (`dir` may not exist yet), else of the one the
+/// current directory is in.
+fn find_sdk(dir: &Path) -> anyhow::Result<PathBuf> {
+    let current = std::env::current_dir().context("cannot read the current directory")?;
+    let starts = [current.join(dir), current];
+    let found = starts
+        .iter()
+        .flat_map(|start| start.ancestors())
+        .map(|ancestor| ancestor.join("plugins/sdk"))
+        .find(|sdk| sdk.join("Cargo.toml").is_file());
+    match found {
+        Some(sdk) => checked_sdk(&sdk),
+        None => bail!(
+            "no sluice checkout above {} or the current directory to take the plugin SDK from; \
+             pass --sdk with the path of plugins/sdk in a sluice checkout",
+            dir.display()
+        ),
+    }
+}
+
+/// A [`Layout::Member`] when `parent` is the directory the SDK sits in and the checkout's
+/// workspace takes every crate there as a member; else a [`Layout::Standalone`].
+fn layout_for(parent: &Path, sdk: PathBuf) -> Layout {
+    let Some(plugins) = sdk.parent().filter(|plugins| *plugins == parent) else {
+        return Layout::Standalone { sdk };
+    };
+    let Some(checkout) = plugins.parent() else { return Layout::Standalone { sdk } };
+    let workspace = std::fs::read_to_string(checkout.join("Cargo.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok());
+    let members = workspace
+        .as_ref()
+        .and_then(|manifest| manifest.get("workspace")?.get("members")?.as_array().cloned())
+        .unwrap_or_default();
+    if members.iter().any(|member| member.as_str() == Some(PLUGINS_GLOB)) {
+        Layout::Member { checkout: checkout.to_path_buf() }
+    } else {
+        Layout::Standalone { sdk }
+    }
+}
+
+/// Every file of the crate `name`, by path in the crate, with its contents.
+fn crate_files(name: &str, layout: &Layout) -> Vec<(&'static str, String)> {
+    let fill = |template: &str| template.replace("{{name}}", name).replace("{{type_name}}", &type_name(name));
+    let mut files: Vec<(&'static str, String)> =
+        SOURCES.iter().map(|(path, template)| (*path, fill(template))).collect();
+    match layout {
+        Layout::Member { .. } => files.push(("Cargo.toml", fill(CARGO_MEMBER))),
+        Layout::Standalone { sdk } => {
+            // A TOML string, quoted and escaped as the path needs.
+            let sdk_path = toml::Value::String(sdk.to_string_lossy().into_owned()).to_string();
+            files.push(("Cargo.toml", fill(CARGO_STANDALONE).replace("{{sdk_path}}", &sdk_path)));
+            files.push((".gitignore", GITIGNORE.to_owned()));
+            files.push(("rustfmt.toml", RUSTFMT.to_owned()));
+            let lock_path = sdk.join("../../Cargo.lock");
+            if let Ok(lock) = std::fs::read_to_string(&lock_path) {
+                // Cargo keeps the versions the crate uses from it and drops the rest at the first build.
+                files.push(("Cargo.lock", lock));
+            }
+        }
+    }
+    files
+}
+
+/// The plugin type's name: `normalize-events` gives `NormalizeEvents`.
+fn type_name(name: &str) -> String {
+    let mut type_name = String::with_capacity(name.len());
+    for word in name.split('-') {
+        let mut letters = word.chars();
+        if let Some(first) = letters.next() {
+            type_name.push(first.to_ascii_uppercase());
+            type_name.extend(letters);
+        }
+    }
+    type_name
+}
+
+fn write_files(crate_dir: &Path, files: &[(&str, String)]) -> anyhow::Result<()> {
+    for (path, contents) in files {
+        let path = crate_dir.join(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// What was made and the commands that test, build, check and deploy it.
+fn next_steps(name: &str, crate_dir: &Path, layout: &Layout) -> String {
+    let (made, commands, component) = match layout {
+        Layout::Member { checkout } => {
+            let component = format!(".run/plugins/{name}.wasm");
+            let made = format!("a member of the workspace at {}", checkout.display());
+            let commands = format!(
+                "  cd {checkout}\n  \
+                 cargo test -p {name}                                # the samples, natively\n  \
+                 SLUICE_PLUGINS={name} scripts/build-plugins.sh      # builds {component}\n  \
+                 sluice plugin test {component} --input plugins/{name}/samples/input.jsonl \
+                 --expect plugins/{name}/samples/expected.json\n",
+                checkout = checkout.display(),
+            );
+            (made, commands, component)
+        }
+        Layout::Standalone { sdk } => {
+            // Where cargo will put it when run from the shell that ran this.
+            let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+            let component = format!("{target}/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
+            let made = format!("with the SDK at {}", sdk.display());
+            let commands = format!(
+                "  cd {crate_dir}\n  \
+                 rustup target add wasm32-wasip2                     # once\n  \
+                 cargo test                                          # the samples, natively\n  \
+                 cargo build --release --target wasm32-wasip2\n  \
+                 sluice plugin test {component} --input samples/input.jsonl --expect samples/expected.json\n",
+                crate_dir = crate_dir.display(),
+            );
+            (made, commands, component)
+        }
+    };
+    format!(
+        "Created plugin `{name}` in {crate_dir}, {made}.\n\nNext:\n{commands}\n\
+         Deploy it by copying {component} into the host's plugins directory as {name}.wasm (by \
+         rename, so the host never loads half a file), or through the admin API:\n  \
+         curl -s -H \"Authorization: Bearer $SLUICE_ADMIN_TOKEN\" -T {component} \
+         localhost:8080/v1/admin/plugins/{name}\n",
+        crate_dir = crate_dir.display(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lowercase_names_are_plugin_names() {
+        for name in ["demo", "normalize-events", "mail2-request", "a"] {
+            assert_eq!(parse_plugin_name(name), Ok(name.to_owned()));
+        }
+    }
+
+    #[test]
+    fn other_names_are_refused_with_what_is_allowed() {
+        for name in ["", "Demo", "my_plugin", "2fa", "-x", "x-", "a--b", "dé", "a b", "../x", "a/b"] {
+            let error = parse_plugin_name(name).expect_err(name);
+            assert!(error.contains("is not a plugin name: use lowercase ASCII letters"), "{error}");
+        }
+        assert!(parse_plugin_name(&"a".repeat(MAX_NAME_LEN)).is_ok());
+        assert!(parse_plugin_name(&"a".repeat(MAX_NAME_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn standalone_crates_are_formatted_as_the_repository() {
+        assert_eq!(RUSTFMT, include_str!("../../../rustfmt.toml"));
+    }
+
+    #[test]
+    fn type_names_are_the_words_capitalised() {
+        assert_eq!(type_name("demo"), "Demo");
+        assert_eq!(type_name("normalize-events-2"), "NormalizeEvents2");
+    }
+
+    /// A sluice checkout with only what `plugin new` looks at: the workspace manifest and the SDK.
+    fn checkout(members: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(root.path().join("plugins/sdk")).expect("sdk dir");
+        std::fs::write(root.path().join("Cargo.toml"), format!("[workspace]\nmembers = {members}\n"))
+            .expect("workspace manifest");
+        std::fs::write(root.path().join("Cargo.lock"), "version = 4\n").expect("lock");
+        std::fs::write(
+            root.path().join("plugins/sdk/Cargo.toml"),
+            format!("[package]\nname = \"{SDK_PACKAGE}\"\n"),
+        )
+        .expect("sdk manifest");
+        root
+    }
+
+    fn canonical(path: &Path) -> PathBuf {
+        path.canonicalize().expect("canonical path")
+    }
+
+    #[test]
+    fn a_crate_beside_the_sdk_is_a_workspace_member() {
+        let root = checkout(r#"["host", "plugins/*"]"#);
+        let root_path = canonical(root.path());
+        let sdk = find_sdk(&root_path.join("plugins")).expect("sdk found");
+        assert_eq!(sdk, root_path.join("plugins/sdk"));
+        let layout = layout_for(&root_path.join("plugins"), sdk);
+        assert_eq!(layout, Layout::Member { checkout: root_path });
+        let files = crate_files("my-plugin", &layout);
+        let manifest = &files.iter().find(|(path, _)| *path == "Cargo.toml").expect("manifest").1;
+        assert!(manifest.contains("name = \"my-plugin\"") && manifest.contains("edition.workspace = true"));
+        assert!(!manifest.contains("[workspace]"), "{manifest}");
+        assert!(files.iter().all(|(path, _)| *path != "Cargo.lock"));
+    }
+
+    #[test]
+    fn a_crate_elsewhere_is_its_own_workspace_with_the_sdk_by_path_and_its_lock() {
+        let root = checkout(r#"["plugins/*"]"#);
+        let sdk = checked_sdk(&root.path().join("plugins/sdk")).expect("sdk");
+        let elsewhere = tempfile::tempdir().expect("temp dir");
+        let layout = layout_for(&canonical(elsewhere.path()), sdk.clone());
+        assert_eq!(layout, Layout::Standalone { sdk: sdk.clone() });
+        let files = crate_files("demo", &layout);
+        let file = |name: &str| files.iter().find(|(path, _)| *path == name).map(|(_, text)| text.as_str());
+        let manifest: toml::Table = file("Cargo.toml").expect("manifest").parse().expect("TOML");
+        assert!(manifest.contains_key("workspace"));
+        let sdk_path = manifest["dependencies"][SDK_PACKAGE]["path"].as_str();
+        assert_eq!(sdk_path, Some(sdk.to_string_lossy().as_ref()));
+        assert_eq!(file("Cargo.lock"), Some("version = 4\n"));
+    }
+
+    #[test]
+    fn plugins_beside_an_sdk_the_workspace_does_not_glob_are_standalone() {
+        let root = checkout(r#"["host"]"#);
+        let sdk = checked_sdk(&root.path().join("plugins/sdk")).expect("sdk");
+        let layout = layout_for(&canonical(&root.path().join("plugins")), sdk.clone());
+        assert_eq!(layout, Layout::Standalone { sdk });
+    }
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        let layouts = [
+            Layout::Member { checkout: PathBuf::from("/checkout") },
+            Layout::Standalone { sdk: PathBuf::from("/checkout/plugins/sdk") },
+        ];
+        for layout in &layouts {
+            for (path, text) in crate_files("demo", layout) {
+                assert!(!text.contains("{{"), "{path} keeps a placeholder");
+            }
+        }
+    }
+
+    #[test]
+    fn an_sdk_path_that_is_no_sdk_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = checked_sdk(dir.path()).expect_err("no manifest").to_string();
+        assert!(error.contains("no Cargo.toml there"), "{error}");
+        std::fs::write(dir.path().join("Cargo.toml"), "[package]\nname = \"other\"\n").expect("manifest");
+        let error = checked_sdk(dir.path()).expect_err("other crate").to_string();
+        assert!(error.contains("is not `sluice-plugin-sdk`"), "{error}");
+    }
+
+    #[test]
+    fn an_existing_directory_is_left_alone() {
+        let root = checkout(r#"["plugins/*"]"#);
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("demo")).expect("existing dir");
+        let args = PluginNewArgs {
+            name: "demo".to_owned(),
+            dir: Some(dir.path().to_path_buf()),
+            sdk: Some(root.path().join("plugins/sdk")),
+        };
+        let error = run(args).expect_err("refused").to_string();
+        assert!(error.contains("already exists"), "{error}");
+        assert_eq!(std::fs::read_dir(dir.path().join("demo")).expect("dir").count(), 0);
+    }
+}
