@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (native and wasm), the plugin builds, unit
-# tests, and the end-to-end tests against the real services, which this script starts.
+# tests, the end-to-end tests against the real services, which this script starts, and the
+# quick fault suite (bench/faults.sh --quick, about two minutes).
 # .ci/run calls exactly this. Integration tests may not skip here (SLUICE_REQUIRE_SERVICES=1).
 set -euo pipefail
 
@@ -42,4 +43,9 @@ cargo build --locked -p sluice --bin sluice
 # instead of asking cargo once per test process.
 export SLUICE_TEST_BIN="$CARGO_TARGET_DIR/debug/sluice"
 export SLUICE_TEST_PLUGINS="$repo/.run/plugins"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
+
+step "fault suite (quick)"
+# The webhook pipeline under signed load while the broker stops, the host is killed and a
+# trapping plugin is swapped in; fails on any acked event lost or row stored twice.
+FAULTS_SLUICE_BIN="$SLUICE_TEST_BIN" FAULTS_MARKDOWN="$repo/.run/bench/faults-quick.md" bench/faults.sh --quick

@@ -28,6 +28,8 @@ SOAK_FLAT_SHARE = 0.10
 
 # The hand-written explanation of the misses, appended to the report.
 MISSES = Path(__file__).resolve().parent.parent / "MISSES.md"
+# Written by bench/faults.sh, a run of its own; its section names that run.
+FAULTS = MISSES.parent / "results" / "faults.md"
 
 
 def load(results: Path, name: str) -> dict | None:
@@ -499,6 +501,8 @@ def main() -> None:
         report.add("", "Not run (no result file): " + ", ".join(missing) + ".")
     report.add("")
     report.add(*body.lines)
+    if FAULTS.exists():
+        report.add("", FAULTS.read_text().rstrip(), "")
     if MISSES.exists():
         report.add("", MISSES.read_text().rstrip())
     args.out.write_text("\n".join(report.lines).rstrip() + "\n")
