@@ -30,6 +30,8 @@ SOAK_FLAT_SHARE = 0.10
 MISSES = Path(__file__).resolve().parent.parent / "MISSES.md"
 # Written by bench/faults.sh, a run of its own; its section names that run.
 FAULTS = MISSES.parent / "results" / "faults.md"
+# Written by bench/fuzz.sh, also a run of its own (its header names it).
+FUZZ = MISSES.parent / "results" / "fuzz.txt"
 
 
 def load(results: Path, name: str) -> dict | None:
@@ -503,6 +505,9 @@ def main() -> None:
     report.add(*body.lines)
     if FAULTS.exists():
         report.add("", FAULTS.read_text().rstrip(), "")
+    if FUZZ.exists():
+        report.add("", "## Fuzzing", "", "`bench/fuzz.sh` (`bench/results/fuzz.txt`):", "", "```text",
+                   FUZZ.read_text().rstrip(), "```", "")
     if MISSES.exists():
         report.add("", MISSES.read_text().rstrip())
     args.out.write_text("\n".join(report.lines).rstrip() + "\n")

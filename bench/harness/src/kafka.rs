@@ -5,29 +5,17 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use sluice::config::KafkaConfig;
-use sluice::kafka::{ConsumeError, GroupConsumer};
+use sluice::kafka::{ConsumeError, DURABLE_PRODUCER_SETTINGS, GroupConsumer, client_config};
 
-/// The librdkafka settings of sluice's `DurableProducer` (`host/src/kafka/producer.rs`): an
-/// idempotent producer answered only once every in-sync replica has the record. Keep in step
-/// with that file, or the webhook comparison stops being fair.
-pub const DURABLE_PRODUCER_SETTINGS: [(&str, &str); 5] = [
-    ("enable.idempotence", "true"),
-    ("acks", "all"),
-    ("linger.ms", "2"),
-    ("compression.type", "lz4"),
-    ("message.max.bytes", "16777216"),
-];
-
-/// A producer configuration for `brokers` with [`DURABLE_PRODUCER_SETTINGS`]; a send fails
-/// after `delivery_timeout` (sluice's webhook default is 10 s).
+/// A producer configuration for `brokers` with sluice's own durable settings
+/// ([`DURABLE_PRODUCER_SETTINGS`]); a send fails after `delivery_timeout` (sluice's webhook
+/// default is 10 s).
 pub fn durable_producer_config(brokers: &str, delivery_timeout: Duration) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    for (key, value) in DURABLE_PRODUCER_SETTINGS {
-        config.set(key, value);
-    }
-    config.set("delivery.timeout.ms", delivery_timeout.as_millis().to_string());
-    config
+    let kafka = KafkaConfig { brokers: brokers.to_owned(), ..KafkaConfig::default() };
+    let timeout_ms = delivery_timeout.as_millis().to_string();
+    let mut settings = DURABLE_PRODUCER_SETTINGS.to_vec();
+    settings.push(("delivery.timeout.ms", &timeout_ms));
+    client_config(&kafka, &settings)
 }
 
 /// Creates `topic` with `partitions` partitions through the admin API unless it exists (an

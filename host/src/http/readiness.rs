@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
 
 use crate::config::{HostConfig, Pipeline, SinkKind, SourceConfig, StoreLocation};
+use crate::kafka::client_config;
 use crate::object_store::S3Client;
 use crate::sink::postgres::Database;
 
@@ -94,12 +94,7 @@ fn s3_buckets(pipeline: &Pipeline) -> Vec<String> {
 }
 
 fn probe_consumer(host: &HostConfig) -> Option<Arc<BaseConsumer>> {
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", &host.kafka.brokers);
-    for (key, value) in &host.kafka.properties {
-        client.set(key, value);
-    }
-    match client.create() {
+    match client_config(&host.kafka, &[]).create() {
         Ok(consumer) => Some(Arc::new(consumer)),
         Err(error) => {
             tracing::warn!("readiness: cannot create a Kafka client: {error}");

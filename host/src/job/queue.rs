@@ -7,11 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -34,8 +29,6 @@ const MAX_POLL_INTERVAL_MS: &str = "86400000";
 /// Why the job topic cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("cannot create the Kafka admin client: {0}")]
-    Admin(KafkaError),
     #[error("cannot create the job topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },
     #[error(transparent)]
@@ -73,29 +66,9 @@ impl JobQueue {
     /// # Errors
     /// [`QueueError`] when the broker cannot be reached or refuses the topic.
     pub async fn ensure_topic(kafka: &KafkaConfig, topic: &str, partitions: i32) -> Result<(), QueueError> {
-        let mut client = ClientConfig::new();
-        client.set("bootstrap.servers", &kafka.brokers);
-        for (key, value) in &kafka.properties {
-            client.set(key, value);
-        }
-        let admin: AdminClient<DefaultClientContext> = client.create().map_err(QueueError::Admin)?;
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = admin
-            .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &options)
+        crate::kafka::ensure_topic(kafka, topic, partitions)
             .await
-            .map_err(|error| QueueError::CreateTopic {
-                topic: topic.to_owned(),
-                reason: error.to_string(),
-            })?;
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => {
-                    return Err(QueueError::CreateTopic { topic, reason: code.to_string() });
-                }
-            }
-        }
-        Ok(())
+            .map_err(|error| QueueError::CreateTopic { topic: topic.to_owned(), reason: error.to_string() })
     }
 
     /// Puts `job` on the topic, keyed by its id, and waits for the broker to store it.

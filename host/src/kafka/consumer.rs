@@ -5,15 +5,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::client::{client_config, ensure_topic};
 use crate::config::KafkaConfig;
 use crate::telemetry;
 
@@ -123,27 +121,26 @@ impl GroupConsumer {
     /// # Errors
     /// [`ConsumeError`] when librdkafka rejects the configuration or the subscription.
     pub fn new(config: &KafkaConfig, group: &str, topic: &str) -> Result<Self, ConsumeError> {
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", &config.brokers)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            // Short sessions so a stopped member's partitions move on within seconds.
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "100")
-            // librdkafka prefetches up to 64 MiB of decompressed messages by default: more than
-            // the windows themselves. A quarter of that still keeps several batches queued.
-            .set("queued.max.messages.kbytes", PREFETCH_KBYTES)
-            // Notice a topic created after the subscription within seconds, not minutes.
-            .set("topic.metadata.refresh.interval.ms", "5000")
-            // Feeds the consumer-lag gauge.
-            .set("statistics.interval.ms", "5000");
-        for (key, value) in &config.properties {
-            client.set(key, value);
-        }
+        let client = client_config(
+            config,
+            &[
+                ("group.id", group),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", "earliest"),
+                // Short sessions so a stopped member's partitions move on within seconds.
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "1000"),
+                ("fetch.wait.max.ms", "100"),
+                // librdkafka prefetches up to 64 MiB of decompressed messages by default: more
+                // than the windows themselves. A quarter of that still keeps several batches queued.
+                ("queued.max.messages.kbytes", PREFETCH_KBYTES),
+                // Notice a topic created after the subscription within seconds, not minutes.
+                ("topic.metadata.refresh.interval.ms", "5000"),
+                // Feeds the consumer-lag gauge.
+                ("statistics.interval.ms", "5000"),
+            ],
+        );
         let consumer: StreamConsumer<RebalanceTracker> = client
             .create_with_context(RebalanceTracker { group: group.to_owned(), ..RebalanceTracker::default() })
             .map_err(|source| ConsumeError::Create { group: group.to_owned(), source })?;
@@ -163,23 +160,9 @@ impl GroupConsumer {
         topic: &str,
         partitions: i32,
     ) -> Result<(), ConsumeError> {
-        let failed = |source| ConsumeError::CreateTopic { topic: topic.to_owned(), source };
-        let mut client = ClientConfig::new();
-        client.set("bootstrap.servers", &config.brokers);
-        for (key, value) in &config.properties {
-            client.set(key, value);
-        }
-        let admin: AdminClient<DefaultClientContext> = client.create().map_err(failed)?;
-        let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = admin.create_topics([&new_topic], &options).await.map_err(failed)?;
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => return Err(failed(KafkaError::AdminOp(code))),
-            }
-        }
-        Ok(())
+        ensure_topic(config, topic, partitions)
+            .await
+            .map_err(|source| ConsumeError::CreateTopic { topic: topic.to_owned(), source })
     }
 
     pub fn group(&self) -> &str {

@@ -11,6 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
+use super::client::client_config;
 use crate::config::KafkaConfig;
 use crate::telemetry;
 
@@ -45,6 +46,16 @@ pub struct DurableProducer {
 
 const RENEWAL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// What makes a 2xx mean "stored": an idempotent producer answered only once every in-sync
+/// replica has the record. Public so the benchmark's bare handler produces exactly as the host does.
+pub const DURABLE_PRODUCER_SETTINGS: [(&str, &str); 5] = [
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "2"),
+    ("compression.type", "lz4"),
+    ("message.max.bytes", "16777216"),
+];
+
 impl DurableProducer {
     /// Creates the producer; `delivery_timeout` bounds how long a send may wait (retries
     /// included) before it fails.
@@ -52,18 +63,10 @@ impl DurableProducer {
     /// # Errors
     /// When librdkafka rejects the configuration.
     pub fn new(config: &KafkaConfig, delivery_timeout: Duration) -> Result<Self, ProduceError> {
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", &config.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "2")
-            .set("compression.type", "lz4")
-            .set("message.max.bytes", "16777216")
-            .set("delivery.timeout.ms", delivery_timeout.as_millis().to_string());
-        for (key, value) in &config.properties {
-            client.set(key, value);
-        }
+        let timeout_ms = delivery_timeout.as_millis().to_string();
+        let mut settings = DURABLE_PRODUCER_SETTINGS.to_vec();
+        settings.push(("delivery.timeout.ms", &timeout_ms));
+        let client = client_config(config, &settings);
         let producer: FutureProducer = client.create().map_err(ProduceError::Create)?;
         Ok(DurableProducer {
             client: Arc::new(client),
