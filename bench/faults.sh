@@ -101,19 +101,8 @@ now() { date +%s.%N; }
 
 # --- processes: every one started here is stopped on exit --------------------------------
 
-started_pids=()
-
-stop_pid() {
-    local pid="$1" waited=0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && ((waited < 150)); do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/lib/processes.sh
+source "$repo/bench/lib/processes.sh"
 
 kill_pid() {
     kill -KILL "$1" 2>/dev/null || true
@@ -125,10 +114,7 @@ pg_cluster() { ls /etc/postgresql | sort -V | tail -n 1; }
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    local pid
-    for pid in "${started_pids[@]}"; do
-        stop_pid "$pid"
-    done
+    stop_started
     if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
         echo "bench/faults.sh: PostgreSQL is down; starting it again" >&2
         pg_ctlcluster --skip-systemctl-redirect "$(pg_cluster)" main start || true
@@ -142,15 +128,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# Starts "$@" in the background with output appended to logs/$name.log; sets $last_pid.
-start_bg() {
-    local name="$1"
-    shift
-    "$@" >>"$work/logs/$name.log" 2>&1 &
-    last_pid=$!
-    started_pids+=("$last_pid")
-}
 
 free_port() { "${measure[@]}" free-port; }
 

@@ -89,27 +89,13 @@ die() {
 
 # --- processes: every one started here is stopped on exit --------------------------------
 
-started_pids=()
-
-stop_pid() {
-    local pid="$1" waited=0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && ((waited < 150)); do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/lib/processes.sh
+source "$repo/bench/lib/processes.sh"
 
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    local pid
-    for pid in "${started_pids[@]}"; do
-        stop_pid "$pid"
-    done
+    stop_started
     if ((status != 0)); then
         echo "bench/run.sh: stopped with status $status; logs in $work/logs" >&2
     fi
@@ -119,14 +105,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Starts "$@" in the background with output to logs/$name.log; sets $last_pid.
-start_bg() {
-    local name="$1"
-    shift
-    "$@" >"$work/logs/$name.log" 2>&1 &
-    last_pid=$!
-    started_pids+=("$last_pid")
-}
 
 free_port() { "${measure[@]}" free-port; }
 
