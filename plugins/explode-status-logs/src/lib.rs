@@ -12,7 +12,7 @@ mod batch;
 mod outputs;
 mod status_log;
 
-use sluice_plugin_sdk::{BatchResult, PluginInfo, RecordIn, SettinglessPlugin};
+use sluice_plugin_sdk::{BatchResult, Plugin, PluginInfo, RecordIn};
 
 /// The exported plugin. It keeps no state, so every batch stands alone.
 ///
@@ -20,12 +20,14 @@ use sluice_plugin_sdk::{BatchResult, PluginInfo, RecordIn, SettinglessPlugin};
 /// [`sluice_plugin_sdk::Guest`] without a wasm runtime.
 pub struct ExplodeStatusLogs;
 
-impl SettinglessPlugin for ExplodeStatusLogs {
+impl Plugin for ExplodeStatusLogs {
+    type Settings = ();
+
     fn info() -> PluginInfo {
         sluice_plugin_sdk::plugin_info!(outputs::declared())
     }
 
-    fn transform(batch: &[RecordIn]) -> BatchResult {
+    fn transform(batch: &[RecordIn], _settings: &()) -> BatchResult {
         batch::transform(batch)
     }
 }
@@ -51,12 +53,13 @@ mod tests {
 
     #[test]
     fn empty_config_is_accepted() {
-        assert_eq!(ExplodeStatusLogs::init(Vec::new()), Ok(()));
+        assert_eq!(<ExplodeStatusLogs as Guest>::init(Vec::new()), Ok(()));
     }
 
     #[test]
     fn any_key_is_refused_by_name() {
-        let error = ExplodeStatusLogs::init(vec![("mode".to_owned(), "strict".to_owned())]).unwrap_err();
+        let error =
+            <ExplodeStatusLogs as Guest>::init(vec![("mode".to_owned(), "strict".to_owned())]).unwrap_err();
         assert!(error.contains("`mode`"), "{error}");
         assert!(error.contains("allowed: none"), "{error}");
     }

@@ -1,26 +1,14 @@
 //! One batch of mail requests in, SendGrid bodies and log rows out, failures beside them.
 
-use sluice_plugin_sdk::schema::Column;
-use sluice_plugin_sdk::{BatchResult, Failure, OutputInfo, Outputs, RecordIn};
+use sluice_plugin_sdk::{BatchResult, Failure, Outputs, RecordIn};
 
-use crate::config::MailConfig;
 use crate::mail_id::mail_id_for;
 use crate::mail_log::{self, MailLogEntry};
+use crate::outputs::OUTPUTS;
 use crate::reply::{self, Reply};
 use crate::request::{RequestError, parse_mail_request};
 use crate::sendgrid::{self, build_sendgrid_mail, check_message_size};
-
-/// Every output and its columns, in the order `info()` declares them.
-const OUTPUTS: &[(&str, &[Column])] = &[
-    (sendgrid::OUTPUT, sendgrid::COLUMNS),
-    (mail_log::OUTPUT, mail_log::COLUMNS),
-    (reply::OUTPUT, reply::COLUMNS),
-];
-
-/// The outputs this plugin declares, with their columns.
-pub fn declared_outputs() -> Vec<OutputInfo> {
-    OUTPUTS.iter().map(|&(name, columns)| OutputInfo::new(name, columns)).collect()
-}
+use crate::settings::MailConfig;
 
 /// Turns every record into a `sendgrid_mail`, a `mail_log` and a `reply` row keyed by the mail
 /// id, or into a failure naming what is wrong (its field, when the problem is one field).
@@ -85,7 +73,7 @@ mod tests {
     }
 
     fn rows_of(result: &BatchResult) -> Vec<RenderedRow> {
-        result_rows(&declared_outputs(), result).unwrap()
+        result_rows(&crate::outputs::declared(), result).unwrap()
     }
 
     #[test]
@@ -145,15 +133,5 @@ mod tests {
         let mail_id = String::from_utf8(mail.key.clone().unwrap_or_default()).unwrap_or_default();
         assert_eq!(mail_id.len(), 36);
         assert_eq!(mail.value()["custom_args"]["mail_id"], json!(mail_id));
-    }
-
-    #[test]
-    fn declared_outputs_have_their_columns() {
-        let outputs: Vec<(String, usize)> =
-            declared_outputs().into_iter().map(|output| (output.name, output.columns.len())).collect();
-        assert_eq!(
-            outputs,
-            [("sendgrid_mail".to_owned(), 7), ("mail_log".to_owned(), 4), ("reply".to_owned(), 1)]
-        );
     }
 }

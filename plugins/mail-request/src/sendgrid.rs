@@ -15,8 +15,8 @@ use serde::Serialize;
 use sluice_plugin_sdk::schema::{Column, ColumnType};
 
 use crate::address::Mailbox;
-use crate::config::MailConfig;
 use crate::request::{MailRequest, RequestError};
+use crate::settings::MailConfig;
 
 /// The output that carries SendGrid bodies.
 pub const OUTPUT: &str = "sendgrid_mail";

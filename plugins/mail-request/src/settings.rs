@@ -1,5 +1,6 @@
 //! The plugin's settings, read once from the pipeline's key/value config in `init`.
 
+use sluice_plugin_sdk::PluginSettings;
 use sluice_plugin_sdk::config::refuse_unknown_keys;
 use thiserror::Error;
 
@@ -21,6 +22,13 @@ pub struct MailConfig {
 impl Default for MailConfig {
     fn default() -> Self {
         MailConfig { mail_id_arg: "mail_id".to_owned(), click_tracking: true, open_tracking: true }
+    }
+}
+
+/// What `init` reads; the SDK keeps it for the instance and hands it to every batch.
+impl PluginSettings for MailConfig {
+    fn from_config(config: &[(String, String)]) -> Result<Self, String> {
+        MailConfig::from_settings(config).map_err(|error| error.to_string())
     }
 }
 

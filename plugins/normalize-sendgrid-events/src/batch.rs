@@ -5,16 +5,11 @@ use std::collections::HashSet;
 
 use serde_json::value::RawValue;
 use sluice_plugin_sdk::json::single_element_array;
-use sluice_plugin_sdk::{BatchResult, Failure, OutputInfo, OutputRows, RecordIn};
+use sluice_plugin_sdk::{BatchResult, Failure, OutputRows, RecordIn};
 use thiserror::Error;
 
 use crate::event;
 use crate::normalize::{ElementError, normalize_event};
-
-/// The outputs this plugin declares, with their columns.
-pub fn declared_outputs() -> Vec<OutputInfo> {
-    vec![OutputInfo::new(event::OUTPUT, event::COLUMNS)]
-}
 
 /// Why a whole record (one webhook body) was not read.
 #[derive(Debug, Error)]
@@ -101,7 +96,7 @@ mod tests {
     }
 
     fn rows_of(result: &BatchResult) -> Vec<RenderedRow> {
-        result_rows(&declared_outputs(), result).unwrap()
+        result_rows(&crate::outputs::declared(), result).unwrap()
     }
 
     fn failures(result: &BatchResult) -> Vec<(u32, Option<&str>, &str)> {
@@ -254,7 +249,7 @@ mod tests {
     #[test]
     fn rows_fill_every_declared_column_with_its_type() {
         let result = transform_batch(&[body(json!([event("a", "open"), event("b", "click")]))]);
-        let info = &declared_outputs()[0];
+        let info = &crate::outputs::declared()[0];
         assert_eq!(check_batch(info, &result.outputs[0]), Ok(2));
         let row = rows_of(&result).remove(0).value();
         assert_eq!(row["dt"], json!("2017-12-15"));
@@ -315,7 +310,7 @@ mod fuzz {
         #[test]
         fn every_event_gives_a_row_or_a_part_failure_and_other_bodies_fail_whole(batch in batches()) {
             let result = transform_batch(&batch.0);
-            let accounts = check_contract(&batch.0, &declared_outputs(), &result)?;
+            let accounts = check_contract(&batch.0, &crate::outputs::declared(), &result)?;
             for (record, account) in batch.0.iter().zip(&accounts) {
                 match parse_body(&record.value) {
                     // An event seen earlier in the batch gives neither.
@@ -327,7 +322,7 @@ mod fuzz {
                 }
             }
             let mut keys = HashSet::new();
-            for row in result_rows(&declared_outputs(), &result).map_err(TestCaseError::fail)? {
+            for row in result_rows(&crate::outputs::declared(), &result).map_err(TestCaseError::fail)? {
                 prop_assert!(row.key.is_some(), "rows are keyed");
                 prop_assert!(keys.insert(row.key.clone()), "{:?} written twice", row.key);
             }

@@ -7,28 +7,32 @@
 //! become failures naming the event's position and the field; each such failure carries the
 //! event alone as its part (a one-event array), so the host dead-letters only that event and the
 //! rest of the body still goes through. A body that is not a JSON array fails whole. The plugin
-//! takes no settings (see [`SettinglessPlugin`]).
+//! takes no settings (`Plugin::Settings` is `()`).
 
 pub mod batch;
 pub mod date;
 pub mod event;
 pub mod normalize;
+pub mod outputs;
 pub mod wire;
 
-use sluice_plugin_sdk::{BatchResult, PluginInfo, RecordIn, SettinglessPlugin};
+use sluice_plugin_sdk::{BatchResult, Plugin, PluginInfo, RecordIn};
 
-pub use crate::batch::{declared_outputs, transform_batch};
+pub use crate::batch::transform_batch;
+pub use crate::outputs::declared as declared_outputs;
 
 // Only the wasm export uses the plugin type; native builds keep it for the tests below.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct NormalizeSendgridEventsPlugin;
 
-impl SettinglessPlugin for NormalizeSendgridEventsPlugin {
+impl Plugin for NormalizeSendgridEventsPlugin {
+    type Settings = ();
+
     fn info() -> PluginInfo {
-        sluice_plugin_sdk::plugin_info!(declared_outputs())
+        sluice_plugin_sdk::plugin_info!(outputs::declared())
     }
 
-    fn transform(batch: &[RecordIn]) -> BatchResult {
+    fn transform(batch: &[RecordIn], _settings: &()) -> BatchResult {
         transform_batch(batch)
     }
 }
@@ -52,9 +56,9 @@ mod tests {
 
     #[test]
     fn init_accepts_no_settings() {
-        assert_eq!(NormalizeSendgridEventsPlugin::init(Vec::new()), Ok(()));
+        assert_eq!(<NormalizeSendgridEventsPlugin as Guest>::init(Vec::new()), Ok(()));
         assert_eq!(
-            NormalizeSendgridEventsPlugin::init(vec![("dedupe".to_owned(), "false".to_owned())]),
+            <NormalizeSendgridEventsPlugin as Guest>::init(vec![("dedupe".to_owned(), "false".to_owned())]),
             Err("unknown config key `dedupe` (allowed: none)".to_owned())
         );
     }

@@ -1,13 +1,14 @@
 //! Bindings for the `sluice:transform` contract, and the domain-free pieces every plugin needs.
 //!
-//! A plugin implements [`Guest`] (or, when it takes no settings, [`SettinglessPlugin`]) on a
-//! unit struct and exports it with `sluice_plugin_sdk::export_plugin!(MyPlugin);`. Keeping the
+//! A plugin implements [`Plugin`] on a unit struct (its settings a type of its own, or `()`)
+//! and exports it with `sluice_plugin_sdk::export_plugin!(MyPlugin);`. Keeping the
 //! generated code and the shared helpers here means each plugin crate holds only its domain
 //! logic, which it can unit-test natively:
 //!
 //! - [`json`]: reading a record's JSON text field by field, with dead-letter reasons that read
 //!   alike in every plugin;
 //! - [`config`]: refusing config keys a plugin does not know;
+//! - [`settings`]: the plugin's typed settings, read by `init` and kept for the instance;
 //! - [`schema`]: declaring each output's columns;
 //! - [`rows`]: writing a batch's rows straight into the contract's typed columns, from `Serialize`
 //!   structs or value by value, and collecting every output's rows and the failures;
@@ -22,6 +23,7 @@ pub mod rows;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod samples;
 pub mod schema;
+pub mod settings;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -41,33 +43,38 @@ pub use bindings::sluice::transform::types::{
     RecordIn, TextLists,
 };
 pub use rows::{InputKeys, OutputRows, Outputs, RowError, RowWriter};
+pub use settings::PluginSettings;
 
-/// A plugin that takes no settings: the `init` and `transform` glue of [`Guest`] is written once
-/// here, so such a plugin states only what it is and what a batch gives.
+/// A transform plugin: what it is, what it reads from its step's config, and what a batch
+/// gives. The `init` and `transform` glue of [`Guest`] is written once here: `init` reads the
+/// config into [`Plugin::Settings`] and the SDK keeps them for the instance (see
+/// [`settings`]), so a plugin holds no global of its own and every batch gets them as an
+/// argument.
 ///
-/// Every type implementing it implements [`Guest`]: `init` refuses any config key (see
-/// [`config::refuse_unknown_keys`]), so a setting meant for another step is reported at load,
-/// and `transform` never fails the batch as a whole, since bad records are per-record
-/// [`Failure`]s.
-pub trait SettinglessPlugin {
+/// `transform` never fails the batch as a whole: bad records are per-record [`Failure`]s.
+pub trait Plugin {
+    /// The plugin's settings, or `()` when it takes none (then any config key is refused).
+    type Settings: PluginSettings;
+
     /// The plugin's name, version and outputs, usually `sluice_plugin_sdk::plugin_info!(outputs)`.
     fn info() -> PluginInfo;
 
-    /// The rows and failures of one batch.
-    fn transform(batch: &[RecordIn]) -> BatchResult;
+    /// The rows and failures of one batch, under the settings `init` accepted (the defaults on
+    /// an instance `init` never configured).
+    fn transform(batch: &[RecordIn], settings: &Self::Settings) -> BatchResult;
 }
 
-impl<T: SettinglessPlugin> Guest for T {
+impl<T: Plugin> Guest for T {
     fn info() -> PluginInfo {
         T::info()
     }
 
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        config::refuse_unknown_keys(&config, &[])
+        settings::accept::<T::Settings>(&config)
     }
 
     fn transform(batch: Vec<RecordIn>) -> Result<BatchResult, String> {
-        Ok(T::transform(&batch))
+        Ok(settings::with_accepted(|settings: &T::Settings| T::transform(&batch, settings)))
     }
 }
 
@@ -161,14 +168,60 @@ mod tests {
     /// The smallest settingless plugin: no outputs, and every batch gives nothing.
     struct Inert;
 
-    impl SettinglessPlugin for Inert {
+    impl Plugin for Inert {
+        type Settings = ();
+
         fn info() -> PluginInfo {
             plugin_info!(Vec::new())
         }
 
-        fn transform(_batch: &[RecordIn]) -> BatchResult {
+        fn transform(_batch: &[RecordIn], _settings: &()) -> BatchResult {
             BatchResult::empty()
         }
+    }
+
+    /// A plugin with a setting: it fails every record when `strict` is set.
+    struct Strict;
+
+    #[derive(Default)]
+    struct StrictSettings {
+        strict: bool,
+    }
+
+    impl PluginSettings for StrictSettings {
+        fn from_config(config: &[(String, String)]) -> Result<Self, String> {
+            config::refuse_unknown_keys(config, &["strict"])?;
+            Ok(StrictSettings { strict: config.iter().any(|(_, value)| value == "true") })
+        }
+    }
+
+    impl Plugin for Strict {
+        type Settings = StrictSettings;
+
+        fn info() -> PluginInfo {
+            plugin_info!(Vec::new())
+        }
+
+        fn transform(batch: &[RecordIn], settings: &StrictSettings) -> BatchResult {
+            let failures = (0..batch.len() as u32)
+                .filter(|_| settings.strict)
+                .map(|index| Failure::whole(index, "strict"))
+                .collect();
+            BatchResult { outputs: Vec::new(), failures }
+        }
+    }
+
+    #[test]
+    fn transform_gets_the_settings_init_accepted() {
+        let batch = vec![RecordIn::from_value("{}")];
+        let failures = |result: Result<BatchResult, String>| result.map(|result| result.failures.len());
+        assert_eq!(failures(<Strict as Guest>::transform(batch.clone())), Ok(0), "defaults before init");
+        assert_eq!(<Strict as Guest>::init(vec![("strict".to_owned(), "true".to_owned())]), Ok(()));
+        assert_eq!(failures(<Strict as Guest>::transform(batch)), Ok(1));
+        assert_eq!(
+            <Strict as Guest>::init(vec![("mode".to_owned(), "x".to_owned())]),
+            Err("unknown config key `mode` (allowed: strict)".to_owned())
+        );
     }
 
     #[test]

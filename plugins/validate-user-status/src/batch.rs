@@ -156,7 +156,7 @@ mod fuzz {
     use proptest::prelude::*;
     use proptest::test_runner::TestCaseError;
     use sluice_fuzz::plugin::{Batch, check_contract, sample_batches};
-    use sluice_plugin_sdk::SettinglessPlugin;
+    use sluice_plugin_sdk::Plugin;
     use sluice_plugin_sdk::render::result_rows;
 
     use super::*;
@@ -201,7 +201,7 @@ mod fuzz {
                 .filter(|row| row.output == STATUS_LOGS)
                 .map(|row| RecordIn::from_value(row.json))
                 .collect();
-            let exploded = ExplodeStatusLogs::transform(&status_logs);
+            let exploded = ExplodeStatusLogs::transform(&status_logs, &());
             prop_assert!(exploded.failures.is_empty(), "{:?}", exploded.failures);
         }
     }

@@ -11,7 +11,7 @@ mod batch;
 mod outputs;
 mod user_status;
 
-use sluice_plugin_sdk::{BatchResult, PluginInfo, RecordIn, SettinglessPlugin};
+use sluice_plugin_sdk::{BatchResult, Plugin, PluginInfo, RecordIn};
 
 /// The exported plugin. It keeps no state, so every batch stands alone.
 ///
@@ -19,12 +19,14 @@ use sluice_plugin_sdk::{BatchResult, PluginInfo, RecordIn, SettinglessPlugin};
 /// [`sluice_plugin_sdk::Guest`] without a wasm runtime.
 pub struct ValidateUserStatus;
 
-impl SettinglessPlugin for ValidateUserStatus {
+impl Plugin for ValidateUserStatus {
+    type Settings = ();
+
     fn info() -> PluginInfo {
         sluice_plugin_sdk::plugin_info!(outputs::declared())
     }
 
-    fn transform(batch: &[RecordIn]) -> BatchResult {
+    fn transform(batch: &[RecordIn], _settings: &()) -> BatchResult {
         batch::transform(batch)
     }
 }
@@ -50,12 +52,13 @@ mod tests {
 
     #[test]
     fn empty_config_is_accepted() {
-        assert_eq!(ValidateUserStatus::init(Vec::new()), Ok(()));
+        assert_eq!(<ValidateUserStatus as Guest>::init(Vec::new()), Ok(()));
     }
 
     #[test]
     fn any_key_is_refused_by_name() {
-        let error = ValidateUserStatus::init(vec![("mode".to_owned(), "strict".to_owned())]).unwrap_err();
+        let error =
+            <ValidateUserStatus as Guest>::init(vec![("mode".to_owned(), "strict".to_owned())]).unwrap_err();
         assert!(error.contains("`mode`"), "{error}");
         assert!(error.contains("allowed: none"), "{error}");
     }
