@@ -11,7 +11,7 @@ use clap::Args;
 use super::HostOptions;
 use super::sweep::load_pipeline;
 use crate::config::StoreLocation;
-use crate::pipeline::connector::output_schema;
+use crate::pipeline::table_outputs::output_schema;
 use crate::sink::parquet::athena::{
     PartitionProjection, PartitionProjections, TableLocation, create_table_statement,
 };

@@ -16,6 +16,7 @@ use super::serve::{load_pipelines, load_plugins};
 use crate::config::Pipeline;
 use crate::http::job_view;
 use crate::job::{JobCounts, JobRequest, JobServices, JobState, RunOutcome, is_job_pipeline};
+use crate::object_store::ObjectStores;
 
 #[derive(Debug, Args)]
 pub struct JobRunArgs {
@@ -41,7 +42,8 @@ pub async fn run(args: JobRunArgs) -> anyhow::Result<ExitCode> {
     let registry = load_plugins(&config)?;
     let pipelines = load_pipelines(&config, &registry)?;
     let pipeline = choose_pipeline(&pipelines, args.pipeline.as_deref())?;
-    let services = JobServices::start(&config).await?;
+    let stores = ObjectStores::new(config.s3.clone());
+    let services = JobServices::start(&config, &stores).await?;
     let job_pipeline = services.prepare(pipeline, &registry, &config).await?;
     let request = JobRequest::from_values(Some(&Value::String(args.bucket)), Some(&Value::String(args.key)))?;
     let submission = job_pipeline.submit(&request).await?;

@@ -15,8 +15,9 @@ use crate::config::{HostConfig, Pipeline, load_pipeline_dir};
 use crate::http::readiness::Dependencies;
 use crate::http::{AdminApi, AppState, Endpoint, Endpoints, JobEndpoint, router};
 use crate::job::serve_job_pipelines;
+use crate::object_store::ObjectStores;
+use crate::pipeline::Connector;
 use crate::pipeline::reload::{PluginSwapper, watch_plugins};
-use crate::pipeline::{Connector, StoreResolver};
 use crate::plugin::{CompileCache, PluginEngine, PluginRegistry};
 use crate::telemetry;
 
@@ -86,7 +87,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(pipeline = %pipeline.name, source = pipeline.source.kind(), steps = pipeline.steps.len(), sinks = pipeline.sinks.len(), "pipeline loaded");
     }
 
-    let stores = StoreResolver::new(config.s3.clone());
+    let stores = ObjectStores::new(config.s3.clone());
     let (stop, stopping) = watch::channel(false);
     let mut connectors = JoinSet::new();
     for pipeline in pipelines.iter().filter(|p| p.runs_connector()) {
@@ -104,7 +105,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut endpoints = Endpoints::build(&pipelines, &registry, &config)?;
     // A job cut short by the stop is handed out again by the job topic; its rows were never
     // moved into the tables.
-    let jobs = serve_job_pipelines(&pipelines, &registry, &config, &stopping)
+    let jobs = serve_job_pipelines(&pipelines, &registry, &config, &stores, &stopping)
         .await
         .context("cannot start the job pipelines")?;
     let mut job_store = None;

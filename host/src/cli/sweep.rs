@@ -12,7 +12,7 @@ use super::HostOptions;
 use super::serve::{load_pipelines, load_plugins};
 use crate::config::{HostConfig, Pipeline};
 use crate::job::{JobServices, is_job_pipeline};
-use crate::pipeline::StoreResolver;
+use crate::object_store::ObjectStores;
 use crate::pipeline::sweep::{Sweep, SweepReport};
 use crate::plugin::PluginRegistry;
 
@@ -88,7 +88,7 @@ async fn sweep_tables(
     pipeline: &Pipeline,
     dry_run: bool,
 ) -> anyhow::Result<SweepReport> {
-    let stores = StoreResolver::new(config.s3.clone());
+    let stores = ObjectStores::new(config.s3.clone());
     let sweep = Sweep::new(pipeline, registry, config, &stores).await?;
     let objects = sweep.pending_objects().await?;
     let progress = progress_bar(objects.len());
@@ -109,7 +109,8 @@ async fn sweep_jobs(
     pipeline: &Pipeline,
     dry_run: bool,
 ) -> anyhow::Result<SweepReport> {
-    let services = JobServices::start(config).await?;
+    let stores = ObjectStores::new(config.s3.clone());
+    let services = JobServices::start(config, &stores).await?;
     let prepared = services.prepare(pipeline, registry, config).await?;
     let objects = prepared.pending_dead_letter_objects().await?;
     let progress = progress_bar(objects.len());

@@ -30,7 +30,7 @@ pub use error::ApiError;
 pub use jobs::{JobEndpoint, job_view};
 
 use crate::config::Pipeline;
-use crate::job::JobStore;
+use crate::job::JobRecords;
 use crate::plugin::PluginRegistry;
 use crate::telemetry;
 use readiness::Dependencies;
@@ -42,7 +42,7 @@ pub struct AppState {
     pub pipelines: Arc<ArcSwap<Vec<Pipeline>>>,
     pub endpoints: Arc<ArcSwap<Endpoints>>,
     /// The job records, when a pipeline runs jobs; answers `GET /v1/jobs/{id}`.
-    pub jobs: Option<Arc<JobStore>>,
+    pub jobs: Option<Arc<JobRecords>>,
     /// Uploads and reloads; `None` answers the admin routes 403.
     pub admin: Option<Arc<AdminApi>>,
     /// Renders `/metrics`; `None` when no recorder is installed (404).
@@ -87,7 +87,7 @@ impl AppState {
 
     /// Serves job status from `store`.
     #[must_use]
-    pub fn with_job_store(mut self, store: Arc<JobStore>) -> Self {
+    pub fn with_job_store(mut self, store: Arc<JobRecords>) -> Self {
         self.jobs = Some(store);
         self
     }

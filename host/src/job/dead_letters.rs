@@ -7,45 +7,16 @@
 //! the load commits, so a job marked succeeded always has its letters in place; a failed
 //! attempt's letters are replaced by the retry's.
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::store::ObjectVersion;
+use super::records::ObjectVersion;
 use crate::object_store::{ObjectStore, StoreError, join_key};
-use crate::sink::dead_letter::RawBytes;
+use crate::pipeline::ChainFailure;
+use crate::sink::dead_letter::{DeadLetter, JobFileOrigin, Origin};
 
 /// Letters are buffered up to this many bytes of JSON lines before an object is written, which
 /// bounds an attempt's memory however many records are refused.
 const OBJECT_BYTES: usize = 8 << 20;
-
-/// One refused input record of a job, with what is needed to find and fix it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobDeadLetter {
-    pub job_id: Uuid,
-    pub bucket: String,
-    pub key: String,
-    pub etag: String,
-    /// The record's position in the file it was first read from, from 1.
-    pub record: u64,
-    /// Where the record starts in that file, in bytes (absent in letters of older builds).
-    #[serde(default)]
-    pub byte_offset: Option<u64>,
-    /// The record as read (or the failed part of it, see `part`).
-    pub value: RawBytes,
-    /// True when `value` is the part of the record the plugin named as failed; the rest of the
-    /// record was loaded.
-    #[serde(default)]
-    pub part: bool,
-    pub reason: String,
-    /// The pipeline step whose plugin refused it.
-    pub step: String,
-    /// `name@version` of that plugin.
-    pub plugin_version: String,
-    /// Whether the sandbox stopped the call (timeout, memory, trap).
-    pub trapped: bool,
-    /// RFC 3339, UTC.
-    pub failed_at: String,
-}
 
 /// Where one job's dead letters go, and those of the running attempt not yet written.
 pub struct JobDeadLetters {
@@ -88,9 +59,11 @@ impl JobDeadLetters {
     ///
     /// # Errors
     /// [`StoreError`] when that object cannot be written.
-    pub async fn add(&mut self, letter: &JobDeadLetter) -> Result<(), StoreError> {
-        if self.pending.is_empty() {
-            self.pending_first = letter.record;
+    pub async fn add(&mut self, letter: &DeadLetter) -> Result<(), StoreError> {
+        if self.pending.is_empty()
+            && let Origin::JobFile(at) = &letter.origin
+        {
+            self.pending_first = at.record;
         }
         // Strings, numbers and booleans always serialize.
         if serde_json::to_writer(&mut self.pending, letter).is_ok() {
@@ -121,13 +94,6 @@ impl JobDeadLetters {
     }
 }
 
-impl JobDeadLetter {
-    /// One line of a dead-letter object, or `None` when it is not a letter.
-    pub fn parse_line(line: &[u8]) -> Option<Self> {
-        serde_json::from_slice(line).ok()
-    }
-}
-
 /// Where a refused record was read: its number and byte offset in its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordPlace {
@@ -141,28 +107,18 @@ pub fn job_dead_letter(
     object: &ObjectVersion,
     place: RecordPlace,
     value: &[u8],
-    failure: &crate::pipeline::ChainFailure,
+    failure: &ChainFailure,
     reason: String,
-) -> JobDeadLetter {
-    let (value, part) = match &failure.part {
-        Some(part) => (part.as_slice(), true),
-        None => (value, false),
-    };
-    JobDeadLetter {
+) -> DeadLetter {
+    let origin = Origin::JobFile(JobFileOrigin {
         job_id,
         bucket: object.bucket.clone(),
         key: object.key.clone(),
         etag: object.etag.clone(),
         record: place.number,
         byte_offset: place.offset,
-        value: RawBytes::from_bytes(value),
-        part,
-        reason,
-        step: failure.step.clone(),
-        plugin_version: failure.plugin_version.to_string(),
-        trapped: failure.trapped,
-        failed_at: crate::sink::dead_letter::now_rfc3339(),
-    }
+    });
+    DeadLetter::new(origin, value, failure, Some(reason))
 }
 
 #[cfg(test)]
@@ -171,7 +127,7 @@ mod tests {
 
     use super::*;
     use crate::object_store::LocalDir;
-    use crate::pipeline::ChainFailure;
+    use crate::sink::dead_letter::RawBytes;
 
     fn failure(part: Option<&[u8]>) -> ChainFailure {
         ChainFailure {
@@ -205,21 +161,24 @@ mod tests {
         let keys: Vec<String> = store.list(&folder).await.expect("list").into_iter().map(|o| o.key).collect();
         assert_eq!(keys, vec![format!("{folder}000000000003.jsonl")]);
         let text = store.get(&keys[0]).await.expect("get").expect("object");
-        let letters: Vec<JobDeadLetter> = text
+        let letters: Vec<DeadLetter> = text
             .split(|b| *b == b'\n')
             .filter(|line| !line.is_empty())
             .map(|line| serde_json::from_slice(line).expect("a letter"))
             .collect();
+        let places = letters.iter().map(|letter| match &letter.origin {
+            Origin::JobFile(at) => Some((at.record, at.byte_offset)),
+            Origin::Kafka(_) => None,
+        });
+        assert_eq!(places.collect::<Vec<_>>(), vec![Some((3, Some(30))), Some((9, Some(90)))]);
         assert_eq!(
-            letters.iter().map(|l| (l.record, l.byte_offset)).collect::<Vec<_>>(),
-            vec![(3, Some(30)), (9, Some(90))]
-        );
-        assert_eq!(
-            JobDeadLetter::parse_line(&text[..text.iter().position(|b| *b == b'\n').expect("a line")]),
+            DeadLetter::parse_line(&text[..text.iter().position(|b| *b == b'\n').expect("a line")]),
             Some(letters[0].clone())
         );
         assert_eq!(letters[0].value, RawBytes::Text("{oops".into()));
-        assert_eq!((letters[0].key.as_str(), letters[0].etag.as_str()), ("in/k.jsonl", "e1"));
+        let Origin::JobFile(at) = &letters[0].origin else { panic!("a job's letter: {:?}", letters[0]) };
+        assert_eq!((at.key.as_str(), at.etag.as_str(), at.job_id), ("in/k.jsonl", "e1", id));
+        assert!(letters[0].kafka().is_none(), "a job's letter is not read as a Kafka record's");
 
         let retry = JobDeadLetters::start(store.clone(), "dl", id).await.expect("restart");
         assert_eq!(retry.finish().await.expect("finish"), 0);

@@ -19,19 +19,19 @@ pub mod dead_letters;
 mod pipeline;
 pub mod queue;
 pub mod reader;
+pub mod records;
 pub mod request;
 mod runner;
 mod services;
-pub mod store;
 mod sweep;
 
 pub use pipeline::{JobPipeline, JobSetupError, JobSource, RunOutcome, SubmitError};
 pub use queue::{JobQueue, QueueError};
+pub use records::{
+    JobCounts, JobInput, JobRecord, JobRecords, JobRecordsError, JobState, ObjectVersion, Submission,
+};
 pub use request::{JobRequest, RequestError};
 pub use services::{
     JobServices, JobStartError, ServedJobPipeline, ServedJobs, is_job_pipeline, serve_job_pipelines,
-};
-pub use store::{
-    JobCounts, JobInput, JobRecord, JobState, JobStore, JobStoreError, ObjectVersion, Submission,
 };
 pub use sweep::JobSweepError;

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::records::{JobCounts, JobInput, JobRecord, JobRecords, JobRecordsError, JobState, Submission};
 use super::request::{JobRequest, RequestError};
 use super::runner::{Attempt, AttemptOutcome};
-use super::store::{JobCounts, JobInput, JobRecord, JobState, JobStore, JobStoreError, Submission};
-use crate::config::{DeadLetterConfig, HostConfig, Pipeline, SinkKind, SourceConfig};
-use crate::object_store::{LocalDir, ObjectStore, S3Client};
+use crate::config::{HostConfig, Pipeline, SinkKind, SourceConfig};
+use crate::object_store::{LocationError, ObjectStores};
+use crate::object_store::{ObjectStore, S3Client};
 use crate::pipeline::Chain;
 use crate::plugin::{PluginError, PluginRegistry};
 use crate::sink::postgres::{
@@ -62,12 +63,11 @@ pub enum JobSetupError {
     Plugin { pipeline: String, source: PluginError },
     #[error("pipeline `{pipeline}`: {source}")]
     Table { pipeline: String, source: Box<TablePlanError> },
-    #[error("pipeline `{pipeline}`: cannot create the dead-letter directory {dir}: {source}")]
-    DeadLetterDir {
+    #[error("pipeline `{pipeline}`: dead letters: {source}")]
+    DeadLetters {
         pipeline: String,
-        dir: String,
         #[source]
-        source: std::io::Error,
+        source: LocationError,
     },
     #[error("pipeline `{pipeline}`: cannot read tables_sql {file}: {source}")]
     TablesSql {
@@ -117,7 +117,7 @@ pub struct JobPipeline {
     pub(super) sinks: Vec<JobSink>,
     pub(super) dead_letters: Option<DeadLetterTarget>,
     pub(super) database: Database,
-    pub(super) store: Arc<JobStore>,
+    pub(super) store: Arc<JobRecords>,
     pub(super) s3: S3Client,
 }
 
@@ -133,8 +133,9 @@ impl JobPipeline {
         registry: &PluginRegistry,
         host: &HostConfig,
         database: Database,
-        store: Arc<JobStore>,
+        store: Arc<JobRecords>,
         s3: S3Client,
+        stores: &ObjectStores,
     ) -> Result<Self, JobSetupError> {
         let name = pipeline.name.clone();
         let SourceConfig::S3Job {
@@ -198,19 +199,13 @@ impl JobPipeline {
         }
         let dead_letters = match &pipeline.dead_letters {
             None => None,
-            Some(DeadLetterConfig::S3 { bucket, prefix }) => {
-                Some(DeadLetterTarget { store: ObjectStore::S3(s3.bucket(bucket)), prefix: prefix.clone() })
-            }
-            Some(DeadLetterConfig::Local { dir }) => {
-                std::fs::create_dir_all(dir).map_err(|source| JobSetupError::DeadLetterDir {
-                    pipeline: name.clone(),
-                    dir: dir.display().to_string(),
-                    source,
-                })?;
-                Some(DeadLetterTarget {
-                    store: ObjectStore::Local(LocalDir::new(dir)),
-                    prefix: String::new(),
-                })
+            Some(config) => {
+                let location = config.location();
+                let store = stores
+                    .store(&location)
+                    .await
+                    .map_err(|source| JobSetupError::DeadLetters { pipeline: name.clone(), source })?;
+                Some(DeadLetterTarget { store, prefix: location.prefix().to_owned() })
             }
         };
         Ok(JobPipeline { name, source, chain, sinks, dead_letters, database, store, s3 })
@@ -224,7 +219,7 @@ impl JobPipeline {
         &self.source
     }
 
-    pub fn store(&self) -> &Arc<JobStore> {
+    pub fn store(&self) -> &Arc<JobRecords> {
         &self.store
     }
 
@@ -243,13 +238,13 @@ impl JobPipeline {
     /// it happens and to the job record every half second.
     ///
     /// # Errors
-    /// [`JobStoreError`] only when the job store cannot be read or the outcome cannot be
+    /// [`JobRecordsError`] only when the job store cannot be read or the outcome cannot be
     /// recorded; a failed load is [`RunOutcome::Failed`].
     pub async fn run(
         &self,
         id: Uuid,
         progress: &watch::Sender<JobCounts>,
-    ) -> Result<RunOutcome, JobStoreError> {
+    ) -> Result<RunOutcome, JobRecordsError> {
         let Some(job) = self.store.claim(id).await? else {
             return Ok(match self.store.get(id).await? {
                 Some(job) if job.state == JobState::Succeeded => RunOutcome::AlreadyLoaded(job),
@@ -310,7 +305,7 @@ pub enum SubmitError {
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
-    Store(#[from] JobStoreError),
+    Store(#[from] JobRecordsError),
 }
 
 /// The field names `output` (`<plugin>.<output>`) declares in its schema.

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::pipeline::{JobPipeline, RunOutcome};
-use super::store::JobRecord;
+use super::records::JobRecord;
 use crate::config::KafkaConfig;
 use crate::kafka::{ConsumeError, DurableProducer, GroupConsumer, ProduceError, SourceRecord};
 
@@ -111,7 +111,7 @@ enum WorkerError {
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error("cannot record the outcome of job {job}: {source}")]
-    Store { job: Uuid, source: super::store::JobStoreError },
+    Store { job: Uuid, source: super::records::JobRecordsError },
 }
 
 async fn work(pipeline: &JobPipeline, kafka: &KafkaConfig) -> Result<(), WorkerError> {

@@ -125,7 +125,7 @@ pub struct JobRecord {
 
 /// Why the job store could not answer.
 #[derive(Debug, thiserror::Error)]
-pub enum JobStoreError {
+pub enum JobRecordsError {
     #[error(transparent)]
     Database(#[from] DatabaseError),
     #[error("job {id} has state `{found}`, which this build does not know")]
@@ -144,10 +144,10 @@ fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn job_from_row(row: &Row) -> Result<JobRecord, JobStoreError> {
+fn job_from_row(row: &Row) -> Result<JobRecord, JobRecordsError> {
     let id: Uuid = row.get("id");
     let state: String = row.get("state");
-    let state = JobState::parse(&state).ok_or(JobStoreError::UnknownState { id, found: state })?;
+    let state = JobState::parse(&state).ok_or(JobRecordsError::UnknownState { id, found: state })?;
     let rows: serde_json::Value = row.get("rows_by_table");
     let failures: serde_json::Value = row.get("failures");
     Ok(JobRecord {
@@ -184,7 +184,7 @@ fn rows_json(counts: &JobCounts) -> serde_json::Value {
 }
 
 /// The `sluice_jobs` table through one connection, reopened when it drops.
-pub struct JobStore {
+pub struct JobRecords {
     database: Database,
     client: Mutex<Option<Client>>,
 }
@@ -197,9 +197,9 @@ pub struct Submission {
     pub created: bool,
 }
 
-impl JobStore {
+impl JobRecords {
     pub fn new(database: Database) -> Self {
-        JobStore { database, client: Mutex::new(None) }
+        JobRecords { database, client: Mutex::new(None) }
     }
 
     /// Runs `query` on the shared connection, connecting first when there is none or the last
@@ -220,13 +220,13 @@ impl JobStore {
     /// The job for `object` in `pipeline`, created `queued` if there is none.
     ///
     /// # Errors
-    /// [`JobStoreError`] when the database fails.
+    /// [`JobRecordsError`] when the database fails.
     pub async fn create_or_get(
         &self,
         pipeline: &str,
         object: &ObjectVersion,
         input: JobInput,
-    ) -> Result<Submission, JobStoreError> {
+    ) -> Result<Submission, JobRecordsError> {
         let id = Uuid::new_v4();
         let size = signed(object.size);
         let inserted = self
@@ -265,8 +265,8 @@ impl JobStore {
     /// The job `id`, if there is one.
     ///
     /// # Errors
-    /// [`JobStoreError`] when the database fails.
-    pub async fn get(&self, id: Uuid) -> Result<Option<JobRecord>, JobStoreError> {
+    /// [`JobRecordsError`] when the database fails.
+    pub async fn get(&self, id: Uuid) -> Result<Option<JobRecord>, JobRecordsError> {
         let row = self
             .with_client("reading a job", async |client| {
                 client.query_opt(&format!("SELECT {COLUMNS} FROM sluice_jobs WHERE id = $1"), &[&id]).await
@@ -278,8 +278,8 @@ impl JobStore {
     /// Puts a failed job back to `queued`; `None` when it is not failed (any more).
     ///
     /// # Errors
-    /// [`JobStoreError`] when the database fails.
-    pub async fn requeue_failed(&self, id: Uuid) -> Result<Option<JobRecord>, JobStoreError> {
+    /// [`JobRecordsError`] when the database fails.
+    pub async fn requeue_failed(&self, id: Uuid) -> Result<Option<JobRecord>, JobRecordsError> {
         let row = self
             .with_client("re-queueing a failed job", async |client| {
                 client
@@ -299,13 +299,13 @@ impl JobStore {
     /// Notes where `attempt` of job `id` keeps its dead letters.
     ///
     /// # Errors
-    /// [`JobStoreError`] when the database fails.
+    /// [`JobRecordsError`] when the database fails.
     pub async fn record_dead_letter_location(
         &self,
         id: Uuid,
         attempt: i32,
         location: &str,
-    ) -> Result<(), JobStoreError> {
+    ) -> Result<(), JobRecordsError> {
         self.with_client("recording where dead letters go", async |client| {
             client
                 .execute(
@@ -326,12 +326,12 @@ impl JobStore {
     /// has not succeeded and the job row lock lets exactly one attempt load.
     ///
     /// # Errors
-    /// [`JobStoreError`] when the database fails.
+    /// [`JobRecordsError`] when the database fails.
     pub async fn requeue_waiting(
         &self,
         id: Uuid,
         waited: Duration,
-    ) -> Result<Option<JobRecord>, JobStoreError> {
+    ) -> Result<Option<JobRecord>, JobRecordsError> {
         let seconds = waited.as_secs_f64();
         let row = self
             .with_client("re-queueing a waiting job", async |client| {
@@ -354,8 +354,8 @@ impl JobStore {
     /// for the object again queues it anew instead of finding it waiting forever.
     ///
     /// # Errors
-    /// [`JobStoreError`] when the database fails.
-    pub async fn record_queueing_failure(&self, id: Uuid, error: &str) -> Result<(), JobStoreError> {
+    /// [`JobRecordsError`] when the database fails.
+    pub async fn record_queueing_failure(&self, id: Uuid, error: &str) -> Result<(), JobRecordsError> {
         self.with_client("recording a queueing failure", async |client| {
             client
                 .execute(
@@ -374,8 +374,8 @@ impl JobStore {
     /// unknown or already succeeded.
     ///
     /// # Errors
-    /// [`JobStoreError`] when the database fails.
-    pub async fn claim(&self, id: Uuid) -> Result<Option<JobRecord>, JobStoreError> {
+    /// [`JobRecordsError`] when the database fails.
+    pub async fn claim(&self, id: Uuid) -> Result<Option<JobRecord>, JobRecordsError> {
         let row = self
             .with_client("starting a job attempt", async |client| {
                 client
@@ -398,13 +398,13 @@ impl JobStore {
     /// Records how far `attempt` of job `id` got, while it runs.
     ///
     /// # Errors
-    /// [`JobStoreError`] when the database fails.
+    /// [`JobRecordsError`] when the database fails.
     pub async fn record_progress(
         &self,
         id: Uuid,
         attempt: i32,
         counts: &JobCounts,
-    ) -> Result<(), JobStoreError> {
+    ) -> Result<(), JobRecordsError> {
         let (bytes, records, failed) =
             (signed(counts.bytes_read), signed(counts.records_read), signed(counts.records_failed));
         let letters = signed(counts.dead_letters);
@@ -426,7 +426,7 @@ impl JobStore {
     /// job succeeded meanwhile.
     ///
     /// # Errors
-    /// [`JobStoreError`] when the database fails.
+    /// [`JobRecordsError`] when the database fails.
     pub async fn record_failure(
         &self,
         id: Uuid,
@@ -434,7 +434,7 @@ impl JobStore {
         counts: &JobCounts,
         failures: &[FailureSample],
         error: &str,
-    ) -> Result<(), JobStoreError> {
+    ) -> Result<(), JobRecordsError> {
         let (bytes, records, failed) =
             (signed(counts.bytes_read), signed(counts.records_read), signed(counts.records_failed));
         let failures = serde_json::to_value(failures).unwrap_or_default();
@@ -460,18 +460,18 @@ impl JobStore {
 /// two attempts racing to the finish exactly one loads.
 ///
 /// # Errors
-/// [`JobStoreError`] when the database fails.
+/// [`JobRecordsError`] when the database fails.
 pub async fn lock_for_commit(
     client: &impl GenericClient,
     id: Uuid,
-) -> Result<Option<JobState>, JobStoreError> {
+) -> Result<Option<JobState>, JobRecordsError> {
     let row = client
         .query_opt("SELECT state FROM sluice_jobs WHERE id = $1 FOR UPDATE", &[&id])
         .await
         .map_err(DatabaseError::query("locking the job row"))?;
     let Some(row) = row else { return Ok(None) };
     let state: String = row.get(0);
-    Ok(Some(JobState::parse(&state).ok_or(JobStoreError::UnknownState { id, found: state })?))
+    Ok(Some(JobState::parse(&state).ok_or(JobRecordsError::UnknownState { id, found: state })?))
 }
 
 /// Inside the load's transaction: marks job `id` succeeded with its final counts. The finish
@@ -479,13 +479,13 @@ pub async fn lock_for_commit(
 /// was read.
 ///
 /// # Errors
-/// [`JobStoreError`] when the database fails.
+/// [`JobRecordsError`] when the database fails.
 pub async fn record_success(
     client: &impl GenericClient,
     id: Uuid,
     counts: &JobCounts,
     failures: &[FailureSample],
-) -> Result<(), JobStoreError> {
+) -> Result<(), JobRecordsError> {
     let (bytes, records, failed) =
         (signed(counts.bytes_read), signed(counts.records_read), signed(counts.records_failed));
     let failures = serde_json::to_value(failures).unwrap_or_default();

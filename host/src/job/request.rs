@@ -6,7 +6,7 @@
 
 use crate::object_store::{ObjectStore, S3Client, StoreError};
 
-use super::store::ObjectVersion;
+use super::records::ObjectVersion;
 
 /// The longest key S3 accepts, in bytes.
 const MAX_KEY_BYTES: usize = 1024;

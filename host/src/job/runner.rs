@@ -19,15 +19,16 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Transaction};
 
-use super::dead_letters::{JobDeadLetter, JobDeadLetters, RecordPlace, job_dead_letter};
+use super::dead_letters::{JobDeadLetters, RecordPlace, job_dead_letter};
 use super::pipeline::JobPipeline;
 use super::reader::{ReadError, ReadRecord, RecordReader, Shape};
-use super::store::{
-    FailureSample, JobCounts, JobInput, JobRecord, JobState, JobStoreError, lock_for_commit, record_success,
+use super::records::{
+    FailureSample, JobCounts, JobInput, JobRecord, JobRecordsError, JobState, lock_for_commit, record_success,
 };
 use crate::object_store::{ObjectStore, StoreError};
 use crate::pipeline::{Chain, ChainOutput};
 use crate::plugin::RecordIn;
+use crate::sink::dead_letter::{DeadLetter, Origin};
 use crate::sink::postgres::{
     CopyWriter, DatabaseError, LoadError, RowOrigin, drop_staging_tables, staging_table_name,
 };
@@ -61,7 +62,7 @@ pub enum AttemptError {
     #[error(transparent)]
     Database(#[from] DatabaseError),
     #[error(transparent)]
-    Store(#[from] JobStoreError),
+    Store(#[from] JobRecordsError),
     #[error("the job's {0} task stopped unexpectedly")]
     TaskLost(&'static str),
     #[error("cannot keep the records the plugins refused: {0}")]
@@ -115,13 +116,13 @@ impl InputRecord {
         let number = first_record + index as u64 + 1;
         match input {
             JobInput::Object => InputRecord { number, offset: Some(read.offset), value: read.bytes },
-            JobInput::DeadLetters => match JobDeadLetter::parse_line(&read.bytes) {
-                Some(letter) => InputRecord {
-                    number: letter.record,
-                    offset: letter.byte_offset,
-                    value: letter.value.to_bytes().unwrap_or_else(|| read.bytes.clone()),
+            JobInput::DeadLetters => match DeadLetter::parse_line(&read.bytes) {
+                Some(DeadLetter { origin: Origin::JobFile(at), value, .. }) => InputRecord {
+                    number: at.record,
+                    offset: at.byte_offset,
+                    value: value.to_bytes().unwrap_or_else(|| read.bytes.clone()),
                 },
-                None => InputRecord { number, offset: Some(read.offset), value: read.bytes },
+                _ => InputRecord { number, offset: Some(read.offset), value: read.bytes },
             },
         }
     }

@@ -7,8 +7,9 @@ use tokio::sync::watch;
 
 use super::pipeline::{JobPipeline, JobSetupError};
 use super::queue::{JobQueue, QueueError, run_worker};
-use super::store::JobStore;
+use super::records::JobRecords;
 use crate::config::{HostConfig, Pipeline, SourceConfig};
+use crate::object_store::ObjectStores;
 use crate::object_store::S3Client;
 use crate::plugin::PluginRegistry;
 use crate::sink::postgres::{Database, MigrationError, migrate};
@@ -25,20 +26,22 @@ pub enum JobStartError {
 }
 
 /// The database, job store and S3 client every job pipeline of a host shares.
-pub struct JobServices {
+pub struct JobServices<'a> {
     pub database: Database,
-    pub store: Arc<JobStore>,
+    pub store: Arc<JobRecords>,
     pub s3: S3Client,
+    /// The host's one resolver of storage locations (dead letters), whose S3 client is `s3`.
+    stores: &'a ObjectStores,
 }
 
-impl JobServices {
+impl<'a> JobServices<'a> {
     /// Connects to the database named by `postgres.url_env`, applies the migrations, and
-    /// builds the S3 client.
+    /// takes the host's S3 client from `stores`.
     ///
     /// # Errors
     /// [`JobStartError`] when the URL is missing, the database is unreachable or a migration
     /// fails.
-    pub async fn start(host: &HostConfig) -> Result<Self, JobStartError> {
+    pub async fn start(host: &HostConfig, stores: &'a ObjectStores) -> Result<Self, JobStartError> {
         let database =
             crate::sink::postgres::Database::from_env(&host.postgres).map_err(JobSetupError::from)?;
         let mut client = database.connect().await.map_err(JobSetupError::from)?;
@@ -46,9 +49,9 @@ impl JobServices {
         if !applied.is_empty() {
             tracing::info!(?applied, "database migrations applied");
         }
-        let store = Arc::new(JobStore::new(database.clone()));
-        let s3 = S3Client::new(&host.s3).await;
-        Ok(JobServices { database, store, s3 })
+        let store = Arc::new(JobRecords::new(database.clone()));
+        let s3 = stores.s3().await.clone();
+        Ok(JobServices { database, store, s3, stores })
     }
 
     /// Prepares `pipeline` to run jobs with these services.
@@ -68,6 +71,7 @@ impl JobServices {
             self.database.clone(),
             self.store.clone(),
             self.s3.clone(),
+            self.stores,
         )
         .await
     }
@@ -82,7 +86,7 @@ pub struct ServedJobPipeline {
 
 /// The job pipelines of a host, with their workers running until `stop` turns true.
 pub struct ServedJobs {
-    pub store: Arc<JobStore>,
+    pub store: Arc<JobRecords>,
     pub pipelines: Vec<ServedJobPipeline>,
 }
 
@@ -101,13 +105,14 @@ pub async fn serve_job_pipelines(
     pipelines: &[Pipeline],
     registry: &PluginRegistry,
     host: &HostConfig,
+    stores: &ObjectStores,
     stop: &watch::Receiver<bool>,
 ) -> Result<Option<ServedJobs>, JobStartError> {
     let job_pipelines: Vec<&Pipeline> = pipelines.iter().filter(|p| is_job_pipeline(p)).collect();
     if job_pipelines.is_empty() {
         return Ok(None);
     }
-    let services = JobServices::start(host).await?;
+    let services = JobServices::start(host, stores).await?;
     let mut served = Vec::with_capacity(job_pipelines.len());
     for pipeline in job_pipelines {
         let prepared = Arc::new(services.prepare(pipeline, registry, host).await?);

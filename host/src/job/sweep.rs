@@ -11,13 +11,12 @@
 
 use tokio::sync::watch;
 
-use super::dead_letters::JobDeadLetter;
 use super::pipeline::{JobPipeline, RunOutcome};
-use super::store::{JobCounts, JobInput, JobRecord, JobState, JobStoreError, ObjectVersion};
+use super::records::{JobCounts, JobInput, JobRecord, JobRecordsError, JobState, ObjectVersion};
 use crate::object_store::{ObjectMeta, ObjectStore, StoreError, join_key};
 use crate::pipeline::sweep::SweepReport;
 use crate::plugin::RecordIn;
-use crate::sink::dead_letter::SWEPT_DIR;
+use crate::sink::dead_letter::{DeadLetter, SWEPT_DIR};
 
 /// Why a job pipeline's dead letters could not be swept.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +26,7 @@ pub enum JobSweepError {
     #[error(transparent)]
     Storage(#[from] StoreError),
     #[error(transparent)]
-    Store(#[from] JobStoreError),
+    Store(#[from] JobRecordsError),
     #[error("the sweep job {job} for {object} failed: {error}; the object stays where it is")]
     Failed { job: uuid::Uuid, object: String, error: String },
 }
@@ -141,9 +140,7 @@ impl JobPipeline {
 /// The record a dead-letter line holds: the letter's `value`, or the line itself when it is
 /// not a letter (the plugins then refuse it again, and it is kept again).
 fn letter_value(line: &[u8]) -> Vec<u8> {
-    JobDeadLetter::parse_line(line)
-        .and_then(|letter| letter.value.to_bytes())
-        .unwrap_or_else(|| line.to_vec())
+    DeadLetter::parse_line(line).and_then(|letter| letter.value.to_bytes()).unwrap_or_else(|| line.to_vec())
 }
 
 /// What the job row names as the bucket of an object in `store`.

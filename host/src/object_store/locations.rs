@@ -2,12 +2,12 @@
 
 use tokio::sync::OnceCell;
 
+use super::{LocalDir, ObjectStore, S3Client};
 use crate::config::{S3Config, StoreLocation};
-use crate::object_store::{LocalDir, ObjectStore, S3Client};
 
 /// Why a location cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreSetupError {
+pub enum LocationError {
     #[error("cannot create the directory {path}: {source}")]
     LocalDir {
         path: String,
@@ -19,14 +19,14 @@ pub enum StoreSetupError {
 /// Resolves [`StoreLocation`]s; the S3 client is built on first use, so a host without S3
 /// pipelines never loads AWS credentials.
 #[derive(Debug)]
-pub struct StoreResolver {
+pub struct ObjectStores {
     s3_config: S3Config,
     s3: OnceCell<S3Client>,
 }
 
-impl StoreResolver {
+impl ObjectStores {
     pub fn new(s3_config: S3Config) -> Self {
-        StoreResolver { s3_config, s3: OnceCell::new() }
+        ObjectStores { s3_config, s3: OnceCell::new() }
     }
 
     /// The process's S3 client.
@@ -37,15 +37,14 @@ impl StoreResolver {
     /// The store behind `location`; a local directory is created if missing.
     ///
     /// # Errors
-    /// [`StoreSetupError`] when a local directory cannot be created.
-    pub async fn store(&self, location: &StoreLocation) -> Result<ObjectStore, StoreSetupError> {
+    /// [`LocationError`] when a local directory cannot be created.
+    pub async fn store(&self, location: &StoreLocation) -> Result<ObjectStore, LocationError> {
         match location {
             StoreLocation::S3 { bucket, .. } => Ok(ObjectStore::S3(self.s3().await.bucket(bucket))),
             StoreLocation::Local { dir } => {
-                tokio::fs::create_dir_all(dir).await.map_err(|source| StoreSetupError::LocalDir {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|source| LocationError::LocalDir { path: dir.display().to_string(), source })?;
                 Ok(ObjectStore::Local(LocalDir::new(dir)))
             }
         }

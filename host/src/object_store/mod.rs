@@ -5,6 +5,7 @@
 //! Keys are `/`-separated in both.
 
 mod local;
+mod locations;
 mod s3;
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 pub use local::LocalDir;
+pub use locations::{LocationError, ObjectStores};
 pub use s3::{S3Bucket, S3Client};
 
 /// Why a storage call failed.

@@ -4,9 +4,9 @@
 pub mod chain;
 pub mod connector;
 pub mod reload;
-pub mod stores;
+pub mod routing;
 pub mod sweep;
+pub mod table_outputs;
 
 pub use chain::{Chain, ChainFailure, ChainOutput, OutputRecord};
 pub use connector::{Connector, ConnectorError};
-pub use stores::{StoreResolver, StoreSetupError};

@@ -13,14 +13,14 @@ use std::collections::{BTreeMap, HashSet};
 use sha2::{Digest, Sha256};
 
 use crate::config::{HostConfig, Pipeline};
+use crate::object_store::ObjectStores;
 use crate::object_store::{ObjectStore, join_key};
-use crate::pipeline::chain::{Chain, ChainFailure};
-use crate::pipeline::connector::{ConnectorError, Outputs, build_outputs, push_rows, route};
-use crate::pipeline::stores::StoreResolver;
+use crate::pipeline::chain::Chain;
+use crate::pipeline::connector::ConnectorError;
+use crate::pipeline::routing::{push_rows, refused_by_table, route, table_sources};
+use crate::pipeline::table_outputs::TableOutputs;
 use crate::plugin::{Header, PluginRegistry, RecordIn};
-use crate::sink::dead_letter::{
-    DeadLetter, DeadLetterError, RawBytes, SWEPT_DIR, encode_lines, now_rfc3339, parse_lines,
-};
+use crate::sink::dead_letter::{DeadLetter, DeadLetterError, RawBytes, SWEPT_DIR, encode_lines, parse_lines};
 use crate::sink::table::TableWindow;
 
 /// Why a sweep stopped.
@@ -56,7 +56,7 @@ pub struct SweepReport {
 /// The dead letters of one pipeline and what to run them through.
 pub struct Sweep {
     chain: Chain,
-    outputs: Outputs,
+    outputs: TableOutputs,
 }
 
 impl Sweep {
@@ -69,10 +69,10 @@ impl Sweep {
         pipeline: &Pipeline,
         registry: &PluginRegistry,
         host: &HostConfig,
-        stores: &StoreResolver,
+        stores: &ObjectStores,
     ) -> Result<Self, SweepError> {
         let chain = Chain::new(pipeline, registry, host).map_err(ConnectorError::from)?;
-        let outputs = build_outputs(pipeline, registry, stores).await?;
+        let outputs = TableOutputs::build(pipeline, registry, stores).await.map_err(ConnectorError::from)?;
         Ok(Sweep { chain, outputs })
     }
 
@@ -105,25 +105,30 @@ impl Sweep {
         let mut report = SweepReport { objects: 1, letters: letters.len(), ..SweepReport::default() };
         let records: Vec<RecordIn> = letters.iter().map(record_of).collect();
         let output = self.chain.run(records).await;
-        let routed = route(output, letters.len(), &self.outputs.tables);
+        let routed = route(output, letters.len(), &table_sources(&self.outputs.tables));
 
         let mut remaining: Vec<DeadLetter> = Vec::new();
         let mut passing: Vec<usize> = Vec::new();
         // Rows per (topic, partition), then per table.
         let mut windows: BTreeMap<(String, i32), Vec<TableWindow>> = BTreeMap::new();
         for (index, (letter, source)) in letters.iter().zip(routed).enumerate() {
+            // parse_lines let only Kafka records' letters through; any other stays where it was.
+            let Some(at) = letter.kafka() else {
+                remaining.push(letter.clone());
+                continue;
+            };
             if let Some(whole) = source.whole_failure() {
-                remaining.push(failed_again(letter, None, &whole));
+                remaining.push(letter.failed_again(&whole));
                 continue;
             }
             for failure in &source.failures {
-                remaining.push(failed_again(letter, failure.part.as_deref(), failure));
+                remaining.push(letter.failed_again(failure));
             }
             passing.push(index);
             let window = windows
-                .entry((letter.topic.clone(), letter.partition))
+                .entry((at.topic.clone(), at.partition))
                 .or_insert_with(|| self.outputs.tables.iter().map(|_| TableWindow::default()).collect());
-            push_rows(&self.outputs.tables, window, source.rows, letter.offset);
+            push_rows(&self.outputs.tables, window, source.rows, at.offset);
         }
 
         // Rows a table refuses keep their letters in the dead letters, whole.
@@ -136,20 +141,13 @@ impl Sweep {
                     table.encode_pending(table_window, topic, *partition).map_err(ConnectorError::from)?;
                 for row in rejected {
                     refused.insert((topic.clone(), *partition, row.offset));
-                    if let Some(letter) = letters
-                        .iter()
-                        .find(|l| l.topic == *topic && l.partition == *partition && l.offset == row.offset)
-                    {
-                        let failure = ChainFailure {
-                            source_index: 0,
-                            step: format!("sink {}", table.from),
-                            reason: row.reason,
-                            field: None,
-                            trapped: false,
-                            plugin_version: row.plugin_version,
-                            part: None,
-                        };
-                        remaining.push(failed_again(letter, None, &failure));
+                    let at = |letter: &&DeadLetter| {
+                        letter.kafka().is_some_and(|at| {
+                            at.topic == *topic && at.partition == *partition && at.offset == row.offset
+                        })
+                    };
+                    if let Some(letter) = letters.iter().find(at) {
+                        remaining.push(letter.failed_again(&refused_by_table(&table.from, row)));
                     }
                 }
                 pending.push(rows);
@@ -157,7 +155,10 @@ impl Sweep {
             encoded.push(pending);
         }
         passing.retain(|index| {
-            letters.get(*index).is_some_and(|l| !refused.contains(&(l.topic.clone(), l.partition, l.offset)))
+            letters
+                .get(*index)
+                .and_then(DeadLetter::kafka)
+                .is_some_and(|at| !refused.contains(&(at.topic.clone(), at.partition, at.offset)))
         });
         let passed: Vec<&DeadLetter> = passing.iter().filter_map(|index| letters.get(*index)).collect();
         report.passed = passed.len();
@@ -176,8 +177,9 @@ impl Sweep {
                 .collect();
             let first_offset = passed
                 .iter()
-                .filter(|l| l.topic == topic && l.partition == partition)
-                .map(|l| l.offset)
+                .filter_map(|letter| letter.kafka())
+                .filter(|at| at.topic == topic && at.partition == partition)
+                .map(|at| at.offset)
                 .min()
                 .unwrap_or_default();
             for ((table, mut table_window), rows) in self.outputs.tables.iter().zip(window).zip(pending) {
@@ -229,40 +231,30 @@ impl SweepReport {
     }
 }
 
+/// The record a letter holds, as a plugin's input: its value, and its Kafka key and headers.
 fn record_of(letter: &DeadLetter) -> RecordIn {
+    let kafka = letter.kafka();
     RecordIn {
-        key: letter.key.as_ref().and_then(RawBytes::to_bytes),
+        key: kafka.and_then(|at| at.key.as_ref()).and_then(RawBytes::to_bytes),
         value: letter.value.to_bytes().unwrap_or_default(),
-        headers: letter
-            .headers
+        headers: kafka
+            .map(|at| at.headers.as_slice())
+            .unwrap_or_default()
             .iter()
             .map(|(key, value)| Header { key: key.clone(), value: value.to_bytes().unwrap_or_default() })
             .collect(),
     }
 }
 
-/// The letter as it stays in the dead letters, with this attempt's reason and plugin version.
-fn failed_again(letter: &DeadLetter, part: Option<&[u8]>, failure: &ChainFailure) -> DeadLetter {
-    let mut again = letter.clone();
-    if let Some(part) = part {
-        again.value = RawBytes::from_bytes(part);
-        again.part = true;
-    }
-    again.reason.clone_from(&failure.reason);
-    again.step.clone_from(&failure.step);
-    again.plugin_version = failure.plugin_version.to_string();
-    again.trapped = failure.trapped;
-    again.failed_at = now_rfc3339();
-    again
-}
-
 /// Eight hex digits identifying a set of letters (their coordinates and values).
 fn letters_hash(letters: &[&DeadLetter]) -> String {
     let mut hasher = Sha256::new();
     for letter in letters {
-        hasher.update(letter.topic.as_bytes());
-        hasher.update(letter.partition.to_le_bytes());
-        hasher.update(letter.offset.to_le_bytes());
+        if let Some(at) = letter.kafka() {
+            hasher.update(at.topic.as_bytes());
+            hasher.update(at.partition.to_le_bytes());
+            hasher.update(at.offset.to_le_bytes());
+        }
         hasher.update(letter.value.to_bytes().unwrap_or_default());
         hasher.update([0xff]);
     }

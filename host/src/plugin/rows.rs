@@ -329,6 +329,23 @@ pub enum Value<'a> {
     Json(&'a str),
 }
 
+impl Value<'_> {
+    /// The contract's name for this value's type, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Text(_) => "text",
+            Value::Int32(_) => "int32",
+            Value::Int64(_) => "int64",
+            Value::Float64(_) => "float64",
+            Value::Boolean(_) => "boolean",
+            Value::TimestampMs(_) => "timestamp-ms",
+            Value::TextList(_) => "text-list",
+            Value::Json(_) => "json",
+        }
+    }
+}
+
 /// What a plugin sent to one output in one batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowBatch {
@@ -474,7 +491,7 @@ impl RowBatch {
                     offsets.push(u32::try_from(items.len()).map_err(|_| "too many list items".to_owned())?);
                     Ok(())
                 })(),
-                (_, other) => return Err(misfit(value_kind(other))),
+                (_, other) => return Err(misfit(other.kind())),
             };
             pushed.map_err(|reason| (declared.name.clone(), reason))?;
             if !matches!(value, Value::Null) {
@@ -591,21 +608,6 @@ fn push_key(keys: &mut Texts, key: &[u8]) -> Result<(), (String, String)> {
     // Keys are bytes; the store keeps them with the texts, so non-UTF-8 keys are refused.
     let key = std::str::from_utf8(key).map_err(|_| ("key".to_owned(), "a key must be UTF-8".to_owned()))?;
     keys.push(key).map_err(|reason| ("key".to_owned(), reason))
-}
-
-/// The contract's name for the type of `value`, for error messages.
-fn value_kind(value: &Value<'_>) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Text(_) => "text",
-        Value::Int32(_) => "int32",
-        Value::Int64(_) => "int64",
-        Value::Float64(_) => "float64",
-        Value::Boolean(_) => "boolean",
-        Value::TimestampMs(_) => "timestamp-ms",
-        Value::TextList(_) => "text-list",
-        Value::Json(_) => "json",
-    }
 }
 
 /// Writes one value as JSON (`Null` as `null`).

@@ -6,7 +6,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
+use uuid::Uuid;
+
 use crate::object_store::join_key;
+use crate::pipeline::ChainFailure;
 
 /// Bytes as JSON: the text itself when it is UTF-8 (readable in any tool), base64 otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +30,8 @@ pub enum DeadLetterError {
     },
     #[error("line {line}: `{field}` is not valid base64")]
     Base64 { line: usize, field: &'static str },
+    #[error("line {line}: not a Kafka record's dead letter (it names no topic, partition and offset)")]
+    NotKafka { line: usize },
 }
 
 impl RawBytes {
@@ -46,23 +51,22 @@ impl RawBytes {
     }
 }
 
-/// One rejected record with everything needed to understand and re-run it.
+/// One rejected record with everything needed to understand and re-run it: where it was read,
+/// the record (or the failed part of it), and who refused it why. The connector, `sluice
+/// sweep` and the jobs write and read this one form; only the origin differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<RawBytes>,
+    /// Where the record was read, as fields of the letter itself.
+    #[serde(flatten)]
+    pub origin: Origin,
     /// The record as it entered (or the failed part of it, see `part`).
     pub value: RawBytes,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<(String, RawBytes)>,
     /// True when `value` is the part of the record the plugin named as failed; the rest of the
-    /// record went to the table.
+    /// record went on to the tables.
     #[serde(default)]
     pub part: bool,
     pub reason: String,
-    /// The pipeline step whose plugin failed it, or `sink` for a row the table refused.
+    /// The pipeline step whose plugin failed it, or `sink <output>` for a row a table refused.
     pub step: String,
     /// `name@version` of that plugin.
     pub plugin_version: String,
@@ -72,11 +76,97 @@ pub struct DeadLetter {
     pub failed_at: String,
 }
 
+/// Where a dead letter's record was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Origin {
+    Kafka(KafkaOrigin),
+    JobFile(JobFileOrigin),
+}
+
+/// A Kafka record: its coordinates, key and headers (the value is the letter's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaOrigin {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<RawBytes>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, RawBytes)>,
+}
+
+/// A record of the file a job read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFileOrigin {
+    pub job_id: Uuid,
+    pub bucket: String,
+    /// The object's key.
+    pub key: String,
+    pub etag: String,
+    /// The record's position in the file it was first read from, from 1.
+    pub record: u64,
+    /// Where the record starts in that file, in bytes (absent in letters of older builds).
+    #[serde(default)]
+    pub byte_offset: Option<u64>,
+}
+
+impl DeadLetter {
+    /// The letter of a record read at `origin` whose value was `value`, as `failure` refused
+    /// it: the failed part instead of the whole value when the plugin named one. `reason`
+    /// overrides the failure's (a job puts the record's place in front).
+    pub fn new(origin: Origin, value: &[u8], failure: &ChainFailure, reason: Option<String>) -> Self {
+        let (value, part) = match &failure.part {
+            Some(part) => (part.as_slice(), true),
+            None => (value, false),
+        };
+        DeadLetter {
+            origin,
+            value: RawBytes::from_bytes(value),
+            part,
+            reason: reason.unwrap_or_else(|| failure.reason.clone()),
+            step: failure.step.clone(),
+            plugin_version: failure.plugin_version.to_string(),
+            trapped: failure.trapped,
+            failed_at: now_rfc3339(),
+        }
+    }
+
+    /// The letter as it stays in the dead letters after failing again, with this attempt's
+    /// part, reason and plugin version.
+    #[must_use]
+    pub fn failed_again(&self, failure: &ChainFailure) -> Self {
+        let mut again = self.clone();
+        if let Some(part) = &failure.part {
+            again.value = RawBytes::from_bytes(part);
+            again.part = true;
+        }
+        again.reason.clone_from(&failure.reason);
+        again.step.clone_from(&failure.step);
+        again.plugin_version = failure.plugin_version.to_string();
+        again.trapped = failure.trapped;
+        again.failed_at = now_rfc3339();
+        again
+    }
+
+    /// The Kafka coordinates, when the record was read from Kafka.
+    pub fn kafka(&self) -> Option<&KafkaOrigin> {
+        match &self.origin {
+            Origin::Kafka(kafka) => Some(kafka),
+            Origin::JobFile(_) => None,
+        }
+    }
+
+    /// One JSON line of a dead-letter object, or `None` when it is not a letter.
+    pub fn parse_line(line: &[u8]) -> Option<Self> {
+        serde_json::from_slice(line).ok()
+    }
+}
+
 /// The key of a window's dead letters: `{prefix}/{topic}+{partition}+{first_offset:020}.jsonl`.
 /// Deterministic like the table's files, so a replay replaces the object instead of adding one.
 pub fn dead_letter_key(prefix: &str, topic: &str, partition: i32, first_offset: i64) -> String {
-    let topic = crate::sink::parquet::partition::escape_path_name(topic);
-    join_key(prefix, &format!("{topic}+{partition}+{first_offset:020}.jsonl"))
+    let stem = crate::sink::window_stem::window_stem(topic, partition, first_offset);
+    join_key(prefix, &format!("{stem}.jsonl"))
 }
 
 /// Where `sluice sweep` moves dead letters it has re-run.
@@ -97,7 +187,7 @@ pub fn encode_lines(letters: &[DeadLetter]) -> Vec<u8> {
 /// Reads JSON lines written by [`encode_lines`]; blank lines are skipped.
 ///
 /// # Errors
-/// [`DeadLetterError`] naming the first line that is not a dead letter.
+/// [`DeadLetterError`] naming the first line that is not a Kafka record's dead letter.
 pub fn parse_lines(bytes: &[u8]) -> Result<Vec<DeadLetter>, DeadLetterError> {
     let mut letters = Vec::new();
     for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
@@ -108,6 +198,9 @@ pub fn parse_lines(bytes: &[u8]) -> Result<Vec<DeadLetter>, DeadLetterError> {
             .map_err(|source| DeadLetterError::Line { line: index + 1, source })?;
         if letter.value.to_bytes().is_none() {
             return Err(DeadLetterError::Base64 { line: index + 1, field: "value" });
+        }
+        if letter.kafka().is_none() {
+            return Err(DeadLetterError::NotKafka { line: index + 1 });
         }
         letters.push(letter);
     }
@@ -125,12 +218,14 @@ mod tests {
 
     fn letter(value: &[u8]) -> DeadLetter {
         DeadLetter {
-            topic: "events".into(),
-            partition: 2,
-            offset: 41,
-            key: Some(RawBytes::from_bytes(b"k")),
+            origin: Origin::Kafka(KafkaOrigin {
+                topic: "events".into(),
+                partition: 2,
+                offset: 41,
+                key: Some(RawBytes::from_bytes(b"k")),
+                headers: vec![("h".into(), RawBytes::from_bytes(&[0xff, 0x00]))],
+            }),
             value: RawBytes::from_bytes(value),
-            headers: vec![("h".into(), RawBytes::from_bytes(&[0xff, 0x00]))],
             part: false,
             reason: "email: missing".into(),
             step: "normalize".into(),

@@ -5,3 +5,4 @@ pub mod parquet;
 pub mod postgres;
 pub mod sendgrid;
 pub mod table;
+pub mod window_stem;

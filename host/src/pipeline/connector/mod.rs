@@ -9,24 +9,37 @@
 //! the next owner of the partition starts again at the committed offset, finds the marker and
 //! closes the window at the same last offset: it rewrites exactly the same objects, so a replay
 //! never duplicates rows and never leaves a stale object beside a new one.
+//!
+//! The parts: this module is the member loop (read a batch, run the chain on a task while the
+//! previous batch is written, close full and expired windows); [`window`] holds when a window
+//! closes, [`marker`] what a marker records and where, [`retry`] how an object is stored
+//! through an outage. Routing rows and failures back to their records is shared with `sluice
+//! sweep` ([`crate::pipeline::routing`]), as are the tables ([`crate::pipeline::table_outputs`]).
+
+mod marker;
+mod retry;
+mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::{HostConfig, Pipeline, SourceConfig};
 use crate::kafka::{ConsumeError, GroupConsumer, SourceRecord, TopicPartition};
-use crate::object_store::{ObjectStore, StoreError, join_key};
-use crate::pipeline::chain::{Chain, ChainFailure, ChainOutput, OutputRecord};
-use crate::pipeline::stores::{StoreResolver, StoreSetupError};
-use crate::plugin::schema::OutputSchema;
-use crate::plugin::{Header, PluginError, PluginRegistry, RecordIn};
-use crate::sink::dead_letter::{DeadLetter, RawBytes, dead_letter_key, encode_lines, now_rfc3339};
-use crate::sink::table::{TableError, TableSink, TableWindow};
+use crate::object_store::ObjectStores;
+use crate::object_store::StoreError;
+use crate::pipeline::chain::{Chain, ChainFailure, ChainOutput};
+use crate::pipeline::routing::{push_rows, record_in, refused_by_table, route, table_sources};
+use crate::pipeline::table_outputs::{TableOutputs, TableOutputsError};
+use crate::plugin::{PluginError, PluginRegistry};
+use crate::sink::dead_letter::{DeadLetter, KafkaOrigin, Origin, RawBytes, dead_letter_key, encode_lines};
+use crate::sink::table::TableError;
 use crate::telemetry;
+use marker::Marker;
+use retry::put_with_retry;
+use window::{Window, WindowLimits};
 
 /// Why a connector cannot start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +57,7 @@ pub enum ConnectorError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Stores(#[from] StoreSetupError),
+    Outputs(#[from] TableOutputsError),
     #[error("stopped before the window of {topic}/{partition} at offset {first_offset} was stored")]
     Interrupted { topic: String, partition: i32, first_offset: i64 },
 }
@@ -53,69 +66,14 @@ pub enum ConnectorError {
 /// hosts to share the work.
 const DEFAULT_PARTITIONS: i32 = 4;
 
-/// When a window closes: whichever limit is reached first.
-#[derive(Debug, Clone, Copy)]
-struct WindowLimits {
-    rows: usize,
-    bytes: usize,
-    age: Duration,
-}
-
-/// Where a window ended in an earlier attempt.
-#[derive(Debug, Serialize, Deserialize)]
-struct WindowMarker {
-    last_offset: i64,
-}
-
-/// Records of one partition since the last commit.
-struct Window {
-    first_offset: i64,
-    last_offset: i64,
-    opened_at: Instant,
-    /// The last offset an earlier attempt closed this window at; the window closes there again.
-    planned_end: Option<i64>,
-    tables: Vec<TableWindow>,
-    dead_letters: Vec<DeadLetter>,
-    /// Offsets that became dead letters whole, so their rows are left out of every table.
-    dead_offsets: HashSet<i64>,
-}
-
-impl Window {
-    fn rows(&self) -> usize {
-        self.tables.iter().map(|t| t.rows).sum()
-    }
-
-    fn bytes(&self) -> usize {
-        self.tables.iter().map(|t| t.bytes).sum()
-    }
-
-    fn is_full(&self, limits: WindowLimits) -> bool {
-        match self.planned_end {
-            Some(end) => self.last_offset >= end,
-            None => self.rows() >= limits.rows || self.bytes() >= limits.bytes,
-        }
-    }
-
-    fn is_expired(&self, limits: WindowLimits) -> bool {
-        self.planned_end.is_none() && self.opened_at.elapsed() >= limits.age
-    }
-}
-
-/// The table sinks and dead-letter store of one pipeline.
-pub(crate) struct Outputs {
-    pub(crate) tables: Vec<TableSink>,
-    pub(crate) dead_letters: ObjectStore,
-    pub(crate) dead_letter_prefix: String,
-    limits: WindowLimits,
-}
-
 /// One pipeline's consumer group member.
 pub struct Connector {
     pipeline: String,
     consumer: GroupConsumer,
     chain: Chain,
     /// The pipeline's sinks, shared by this host's members of the group.
-    outputs: Arc<Outputs>,
+    outputs: Arc<TableOutputs>,
+    limits: WindowLimits,
     batch_records: usize,
     batch_wait: Duration,
     windows: HashMap<TopicPartition, Window>,
@@ -150,152 +108,16 @@ pub fn kafka_source(pipeline: &Pipeline) -> Option<KafkaSource<'_>> {
     }
 }
 
-/// Builds the table sinks of `pipeline` (every sink must be a table) and its dead-letter store.
-pub(crate) async fn build_outputs(
-    pipeline: &Pipeline,
-    registry: &PluginRegistry,
-    stores: &StoreResolver,
-) -> Result<Outputs, ConnectorError> {
-    let setup = |problem: String| ConnectorError::Setup { pipeline: pipeline.name.clone(), problem };
-    if pipeline.sinks.is_empty() {
-        return Err(setup("a Kafka-fed pipeline needs at least one parquet-s3 or parquet-local sink".into()));
-    }
-    let Some(dead_letters) = &pipeline.dead_letters else {
-        return Err(setup("a Kafka-fed pipeline needs [dead_letters], so failed records are kept".into()));
-    };
-    let mut tables = Vec::new();
-    for sink in &pipeline.sinks {
-        let Some(settings) = sink.kind.table() else {
-            return Err(setup(format!(
-                "sink `{}` is `{}`; a Kafka-fed pipeline writes parquet-s3 or parquet-local sinks",
-                sink.from,
-                sink.kind.name()
-            )));
-        };
-        let schema = output_schema(registry, &sink.from).ok_or_else(|| {
-            setup(format!("sink `{}` names an output no loaded plugin declares", sink.from))
-        })?;
-        let store = stores.store(&settings.location).await?;
-        tables.push(TableSink::new(&sink.from, settings, store, schema)?);
-    }
-    let limits = WindowLimits {
-        rows: tables.iter().map(|t| t.settings.rotate_records).min().unwrap_or(usize::MAX).max(1),
-        bytes: tables.iter().map(|t| t.settings.rotate_bytes).min().unwrap_or(usize::MAX).max(1),
-        age: Duration::from_millis(tables.iter().map(|t| t.settings.rotate_ms).min().unwrap_or(60_000)),
-    };
-    let location = dead_letters.location();
-    Ok(Outputs {
-        tables,
-        dead_letters: stores.store(&location).await?,
-        dead_letter_prefix: location.prefix().to_owned(),
-        limits,
-    })
-}
-
-/// The columns `<plugin>.<output>` declares, from the plugin loaded now.
-pub fn output_schema(registry: &PluginRegistry, from: &str) -> Option<Arc<OutputSchema>> {
-    let (plugin, output) = from.split_once('.')?;
-    let handle = registry.get(plugin)?;
-    let current = handle.current();
-    current.info().output(output).cloned()
-}
-
-pub(crate) fn record_in(record: &SourceRecord) -> RecordIn {
-    RecordIn {
-        key: record.key.clone(),
-        value: record.value.clone(),
-        headers: record
-            .headers
-            .iter()
-            .map(|(key, value)| Header { key: key.clone(), value: value.clone() })
-            .collect(),
-    }
-}
-
-/// What the chain made of one source record.
-#[derive(Debug, Default)]
-pub(crate) struct Routed {
-    pub(crate) failures: Vec<ChainFailure>,
-    /// Rows for each table sink, in sink order.
-    pub(crate) rows: Vec<Vec<OutputRecord>>,
-}
-
-impl Routed {
-    /// The failure that makes the whole record a dead letter (every reason joined), if any
-    /// failure is not about a part.
-    pub(crate) fn whole_failure(&self) -> Option<ChainFailure> {
-        let whole = self.failures.iter().find(|f| f.part.is_none())?;
-        let mut failure = whole.clone();
-        if self.failures.len() > 1 {
-            failure.reason = self.failures.iter().map(|f| f.reason.as_str()).collect::<Vec<_>>().join("; ");
-        }
-        Some(failure)
-    }
-}
-
-/// Sorts a batch's chain output by source record: its failures, and its rows per table (a
-/// second table of the same output gets a copy).
-pub(crate) fn route(mut output: ChainOutput, sources: usize, tables: &[TableSink]) -> Vec<Routed> {
-    let mut routed: Vec<Routed> = (0..sources)
-        .map(|_| Routed { failures: Vec::new(), rows: tables.iter().map(|_| Vec::new()).collect() })
-        .collect();
-    for (table_index, table) in tables.iter().enumerate() {
-        let emitted = match output.outputs.remove(&table.from) {
-            Some(emitted) => emitted,
-            None => match tables[..table_index].iter().position(|earlier| earlier.from == table.from) {
-                Some(earlier) => routed.iter().flat_map(|r| r.rows[earlier].iter().cloned()).collect(),
-                None => Vec::new(),
-            },
-        };
-        for record in emitted {
-            if let Some(source) = routed.get_mut(record.source_index) {
-                source.rows[table_index].push(record);
-            }
-        }
-    }
-    for failure in output.failures {
-        if let Some(source) = routed.get_mut(failure.source_index) {
-            source.failures.push(failure);
-        }
-    }
-    routed
-}
-
-/// Adds one source record's rows (per table, in sink order) to the tables' windows.
-pub(crate) fn push_rows(
-    tables: &[TableSink],
-    windows: &mut [TableWindow],
-    rows: Vec<Vec<OutputRecord>>,
-    offset: i64,
-) {
-    for ((table, window), rows) in tables.iter().zip(windows.iter_mut()).zip(rows) {
-        for row in rows {
-            table.push(window, row.row, offset, row.plugin_version);
-        }
-    }
-}
-
-/// A dead letter for `record` (or the failed `part` of it).
-fn dead_letter(record: &SourceRecord, part: Option<&[u8]>, failure: &ChainFailure) -> DeadLetter {
-    DeadLetter {
+/// The dead letter of `record` as `failure` refused it (the failed part of it, if it names one).
+fn dead_letter(record: &SourceRecord, failure: &ChainFailure) -> DeadLetter {
+    let origin = Origin::Kafka(KafkaOrigin {
         topic: record.topic.to_string(),
         partition: record.partition,
         offset: record.offset,
         key: record.key.as_deref().map(RawBytes::from_bytes),
-        value: RawBytes::from_bytes(part.unwrap_or(&record.value)),
         headers: record.headers.iter().map(|(k, v)| (k.clone(), RawBytes::from_bytes(v))).collect(),
-        part: part.is_some(),
-        reason: failure.reason.clone(),
-        step: failure.step.clone(),
-        plugin_version: failure.plugin_version.to_string(),
-        trapped: failure.trapped,
-        failed_at: now_rfc3339(),
-    }
-}
-
-/// How long to wait before retrying a failed store call: doubling from 500 ms, at most 30 s.
-fn retry_delay(attempt: u32) -> Duration {
-    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)).min(30_000))
+    });
+    DeadLetter::new(origin, &record.value, failure, None)
 }
 
 /// A batch whose plugin chain runs on a task of its own.
@@ -323,7 +145,7 @@ impl Connector {
         pipeline: &Pipeline,
         registry: &PluginRegistry,
         host: &HostConfig,
-        stores: &StoreResolver,
+        stores: &ObjectStores,
     ) -> Result<Vec<Self>, ConnectorError> {
         let Some(source) = kafka_source(pipeline) else {
             return Err(ConnectorError::Setup {
@@ -331,7 +153,8 @@ impl Connector {
                 problem: format!("source `{}` is not read from Kafka", pipeline.source.kind()),
             });
         };
-        let outputs = Arc::new(build_outputs(pipeline, registry, stores).await?);
+        let outputs = Arc::new(TableOutputs::build(pipeline, registry, stores).await?);
+        let limits = WindowLimits::of(outputs.tables.iter().map(|table| &table.settings));
         GroupConsumer::ensure_topic(&host.kafka, source.topic, DEFAULT_PARTITIONS).await?;
         (0..source.members)
             .map(|_| {
@@ -340,6 +163,7 @@ impl Connector {
                     consumer: GroupConsumer::new(&host.kafka, source.group, source.topic)?,
                     chain: Chain::new(pipeline, registry, host)?,
                     outputs: outputs.clone(),
+                    limits,
                     batch_records: source.batch_records.max(1),
                     batch_wait: Duration::from_millis(source.batch_max_ms),
                     windows: HashMap::new(),
@@ -390,7 +214,7 @@ impl Connector {
             let expired: Vec<TopicPartition> = self
                 .windows
                 .iter()
-                .filter(|(_, window)| window.is_expired(self.outputs.limits))
+                .filter(|(_, window)| window.is_expired(self.limits))
                 .map(|(partition, _)| partition.clone())
                 .collect();
             for partition in expired {
@@ -420,7 +244,7 @@ impl Connector {
         revoked: &[TopicPartition],
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), ConnectorError> {
-        let mut routed = route(output, batch.len(), &self.outputs.tables);
+        let mut routed = route(output, batch.len(), &table_sources(&self.outputs.tables));
         let mut touched: HashSet<TopicPartition> = HashSet::new();
         // A batch read while a rebalance happened holds records of partitions that moved to
         // another member; that member starts again from the committed offset, so storing them
@@ -437,15 +261,15 @@ impl Connector {
             touched.insert(partition.clone());
             let source = std::mem::take(&mut routed[index]);
             if let Some(whole) = source.whole_failure() {
-                window.dead_letters.push(dead_letter(record, None, &whole));
+                window.dead_letters.push(dead_letter(record, &whole));
                 window.dead_offsets.insert(record.offset);
             } else {
                 for failure in &source.failures {
-                    window.dead_letters.push(dead_letter(record, failure.part.as_deref(), failure));
+                    window.dead_letters.push(dead_letter(record, failure));
                 }
                 push_rows(&self.outputs.tables, &mut window.tables, source.rows, record.offset);
             }
-            if window.is_full(self.outputs.limits) {
+            if window.is_full(self.limits) {
                 self.encode(&partition, batch)?;
                 touched.remove(&partition);
                 self.close(&partition, shutdown).await?;
@@ -472,34 +296,22 @@ impl Connector {
         let planned_end = if self.stored_up_to.get(partition) == Some(&offset) {
             None
         } else {
-            match self.marker_key(partition, offset) {
-                Some((store, key)) => read_marker(&store, &key).await?,
+            match self.marker(partition, offset) {
+                Some(marker) => marker.read().await?,
                 None => None,
             }
         };
         if let Some(end) = planned_end {
             tracing::info!(pipeline = %self.pipeline, topic = %partition.0, partition = partition.1, first_offset = offset, last_offset = end, "replaying a window an earlier attempt did not commit");
         }
-        self.windows.insert(
-            partition.clone(),
-            Window {
-                first_offset: offset,
-                last_offset: offset,
-                opened_at: Instant::now(),
-                planned_end,
-                tables: self.outputs.tables.iter().map(|_| TableWindow::default()).collect(),
-                dead_letters: Vec::new(),
-                dead_offsets: HashSet::new(),
-            },
-        );
+        self.windows.insert(partition.clone(), Window::open(offset, self.outputs.tables.len(), planned_end));
         Ok(())
     }
 
-    fn marker_key(&self, partition: &TopicPartition, first_offset: i64) -> Option<(ObjectStore, String)> {
+    /// The marker of the window opening at `first_offset`, kept beside the first table.
+    fn marker(&self, partition: &TopicPartition, first_offset: i64) -> Option<Marker> {
         let table = self.outputs.tables.first()?;
-        let name = dead_letter_key("", &partition.0, partition.1, first_offset);
-        let name = format!("{}.json", name.trim_end_matches(".jsonl"));
-        Some((table.store.clone(), join_key(&table.prefix, &format!("_sluice/windows/{name}"))))
+        Some(Marker::new(table.store.clone(), &table.prefix, &partition.0, partition.1, first_offset))
     }
 
     /// Moves the window's pending rows into its files; rows a table refuses make their whole
@@ -507,30 +319,21 @@ impl Connector {
     fn encode(&mut self, partition: &TopicPartition, batch: &[SourceRecord]) -> Result<(), ConnectorError> {
         let Some(window) = self.windows.get_mut(partition) else { return Ok(()) };
         let mut encoded = Vec::with_capacity(self.outputs.tables.len());
-        let mut refused: HashMap<i64, (String, String, Arc<str>)> = HashMap::new();
+        let mut refused: HashMap<i64, ChainFailure> = HashMap::new();
         for (table, rows) in self.outputs.tables.iter().zip(window.tables.iter_mut()) {
             let (pending, rejected) = table.encode_pending(rows, &partition.0, partition.1)?;
             for row in rejected {
-                refused.entry(row.offset).or_insert((row.reason, table.from.clone(), row.plugin_version));
+                refused.entry(row.offset).or_insert_with(|| refused_by_table(&table.from, row));
             }
             encoded.push(pending);
         }
-        for (offset, (reason, from, plugin_version)) in refused {
+        for (offset, failure) in refused {
             window.dead_offsets.insert(offset);
-            window.dead_letters.retain(|letter| letter.offset != offset);
+            window.dead_letters.retain(|letter| letter.kafka().is_none_or(|at| at.offset != offset));
             let Some(record) = batch.iter().find(|r| r.partition == partition.1 && r.offset == offset) else {
                 continue;
             };
-            let failure = ChainFailure {
-                source_index: 0,
-                step: format!("sink {from}"),
-                reason,
-                field: None,
-                trapped: false,
-                plugin_version,
-                part: None,
-            };
-            window.dead_letters.push(dead_letter(record, None, &failure));
+            window.dead_letters.push(dead_letter(record, &failure));
         }
         let dead = &window.dead_offsets;
         for ((table, rows), pending) in self.outputs.tables.iter().zip(window.tables.iter_mut()).zip(encoded)
@@ -555,15 +358,12 @@ impl Connector {
             partition: number,
             first_offset: window.first_offset,
         };
-        let marker = self.marker_key(partition, window.first_offset);
+        let marker = self.marker(partition, window.first_offset);
         if window.planned_end.is_none()
-            && let Some((store, key)) = &marker
+            && let Some(marker) = &marker
+            && !put_with_retry(marker.store(), marker.key(), Marker::body(window.last_offset), shutdown).await
         {
-            let body =
-                serde_json::to_vec(&WindowMarker { last_offset: window.last_offset }).unwrap_or_default();
-            if !put_with_retry(store, key, body, shutdown).await {
-                return Err(interrupted());
-            }
+            return Err(interrupted());
         }
         let mut uploads = Vec::new();
         let mut rows = 0;
@@ -607,8 +407,8 @@ impl Connector {
             tracing::warn!(pipeline = %self.pipeline, topic, partition = number, "{error}");
         }
         self.stored_up_to.insert(partition.clone(), next);
-        if let Some((store, key)) = &marker
-            && let Err(error) = store.delete(key).await
+        if let Some(marker) = &marker
+            && let Err(error) = marker.store().delete(marker.key()).await
         {
             tracing::warn!(pipeline = %self.pipeline, "cannot remove the window marker: {error}");
         }
@@ -625,42 +425,5 @@ impl Connector {
             "window stored"
         );
         Ok(())
-    }
-}
-
-/// The last offset recorded by an earlier attempt at the window whose marker is `key`.
-async fn read_marker(store: &ObjectStore, key: &str) -> Result<Option<i64>, ConnectorError> {
-    let Some(bytes) = store.get(key).await? else { return Ok(None) };
-    match serde_json::from_slice::<WindowMarker>(&bytes) {
-        Ok(marker) => Ok(Some(marker.last_offset)),
-        Err(error) => {
-            tracing::warn!(marker = %store.describe(key), "ignoring an unreadable window marker: {error}");
-            Ok(None)
-        }
-    }
-}
-
-/// Puts `body`, retrying with backoff until it is stored or shutdown is asked for; returns
-/// whether it was stored.
-async fn put_with_retry(
-    store: &ObjectStore,
-    key: &str,
-    body: impl Into<bytes::Bytes>,
-    shutdown: &watch::Receiver<bool>,
-) -> bool {
-    let body: bytes::Bytes = body.into();
-    let mut attempt = 0;
-    loop {
-        match store.put(key, body.clone()).await {
-            Ok(()) => return true,
-            Err(error) => {
-                tracing::error!(object = %store.describe(key), attempt, "cannot store: {error}");
-                if *shutdown.borrow() && attempt >= 2 {
-                    return false;
-                }
-                tokio::time::sleep(retry_delay(attempt)).await;
-                attempt += 1;
-            }
-        }
     }
 }

@@ -60,7 +60,7 @@ impl CellKind {
     /// for a number or boolean column, an unreadable time, or text that is not JSON for a
     /// `json`/`jsonb` column (which the server would refuse, failing the whole load).
     pub fn cell(self, value: Value<'_>) -> Result<Cell, String> {
-        let found = kind_of(&value);
+        let found = value.kind();
         let misfit = || format!("expected a value for a {} column, found {found}", self.describe());
         Ok(match (self, value) {
             (_, Value::Null) => Cell::Null,
@@ -99,21 +99,6 @@ impl CellKind {
             CellKind::Timestamp => "timestamp",
             CellKind::TimestampTz => "timestamptz",
         }
-    }
-}
-
-/// The contract's name of a value's type, for messages.
-fn kind_of(value: &Value<'_>) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Text(_) => "text",
-        Value::Int32(_) => "int32",
-        Value::Int64(_) => "int64",
-        Value::Float64(_) => "float64",
-        Value::Boolean(_) => "boolean",
-        Value::TimestampMs(_) => "timestamp-ms",
-        Value::TextList(_) => "text-list",
-        Value::Json(_) => "json",
     }
 }
 
