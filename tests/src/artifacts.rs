@@ -66,29 +66,42 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// The repository's `pipelines/{name}.toml` as a test runs it: each `(key, value)` of
-/// `overrides` replaces that key's line (`key` for a top-level key, `section.key` for one in a
-/// `[section]`; `value` is TOML), and `tables_sql` points at the repository's file, so a test
-/// runs the real pipeline with only its topics, prefixes and such of its own.
+/// `overrides` replaces that key's line, or adds it to its section when the file leaves the key
+/// at its default (`key` for a top-level key, `section.key` for one in a `[section]` or the
+/// first `[[section]]`; `value` is TOML), and `tables_sql` points at the repository's file, so
+/// a test runs the real pipeline with only its topics, prefixes and such of its own.
 ///
 /// # Panics
-/// When the file is missing or an overridden key is not in it.
+/// When the file is missing or an overridden key's section is not in it.
 pub fn repo_pipeline(name: &str, overrides: &[(&str, String)]) -> String {
     let path = repo_root().join("pipelines").join(format!("{name}.toml"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     for (qualified, value) in overrides {
         let (section, key) = qualified.rsplit_once('.').map_or(("", *qualified), |(s, k)| (s, k));
-        let mut current = String::new();
-        let found = lines.iter().position(|line| {
-            let trimmed = line.trim();
-            if trimmed.starts_with('[') {
-                current = trimmed.trim_matches(|c| c == '[' || c == ']').to_owned();
-                return false;
-            }
-            current == section && trimmed.split('=').next().is_some_and(|k| k.trim() == key)
+        let headers: Vec<(usize, String)> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.trim().starts_with('['))
+            .map(|(index, line)| (index, line.trim().trim_matches(|c| c == '[' || c == ']').to_owned()))
+            .collect();
+        // The section's lines: from its header (or the top) to the next header.
+        let start = if section.is_empty() {
+            0
+        } else {
+            let header = headers.iter().find(|(_, name)| name == section);
+            header.map(|(index, _)| index + 1).unwrap_or_else(|| panic!("{}: no [{section}]", path.display()))
+        };
+        let end =
+            headers.iter().map(|(index, _)| *index).find(|index| *index >= start).unwrap_or(lines.len());
+        let found = (start..end).find(|index| {
+            let trimmed = lines[*index].trim();
+            !trimmed.starts_with('#') && trimmed.split('=').next().is_some_and(|k| k.trim() == key)
         });
-        let index = found.unwrap_or_else(|| panic!("{}: no `{qualified}` to override", path.display()));
-        lines[index] = format!("{key} = {value}");
+        match found {
+            Some(index) => lines[index] = format!("{key} = {value}"),
+            None => lines.insert(start, format!("{key} = {value}")),
+        }
     }
     let dir = repo_root().join("pipelines");
     for line in &mut lines {

@@ -53,6 +53,25 @@ impl Services {
         }
     }
 
+    /// The `[kafka]` and `[s3]` sections of a host config pointing at these services: the one
+    /// host config every test's host starts from (a test appends the sections it varies).
+    pub fn host_config(&self) -> String {
+        format!(
+            "[kafka]\nbrokers = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"{}\"\nforce_path_style = true\n",
+            self.kafka_brokers, self.s3_endpoint, self.aws_region
+        )
+    }
+
+    /// The environment a host needs to sign its S3 requests with these services' credentials.
+    pub fn host_env(&self) -> Vec<(&'static str, String)> {
+        ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]
+            .into_iter()
+            .filter_map(|name| {
+                self.env.iter().find(|(key, _)| key == name).map(|(_, value)| (name, value.clone()))
+            })
+            .collect()
+    }
+
     /// Path of the script that starts and stops the services.
     pub fn script() -> PathBuf {
         crate::artifacts::repo_root().join("scripts").join("services.sh")

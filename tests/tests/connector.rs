@@ -8,26 +8,12 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_e2e::artifacts::{install_plugin, plugin_path};
+use sluice_e2e::artifacts::{install_plugin, plugin_path, repo_pipeline};
 use sluice_e2e::host::{HostSpec, SluiceHost};
 use sluice_e2e::table::{TableRow, read_table, table_objects};
-use sluice_e2e::{ProducedRecord, Services, TestScope, require_services};
+use sluice_e2e::{ProducedRecord, TestScope, require_services};
 
 /// Host settings pointing at the test services.
-fn host_config(services: &Services) -> String {
-    format!(
-        "[kafka]\nbrokers = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"{}\"\nforce_path_style = true\n",
-        services.kafka_brokers, services.s3_endpoint, services.aws_region
-    )
-}
-
-fn host_env(services: &Services) -> Vec<(&'static str, String)> {
-    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]
-        .into_iter()
-        .filter_map(|name| services.env.iter().find(|(k, _)| k == name).map(|(_, v)| (name, v.clone())))
-        .collect()
-}
-
 /// The SendGrid events pipeline with its table and dead letters under `prefix`.
 fn events_pipeline(
     source: &str,
@@ -131,14 +117,26 @@ async fn webhook_events_become_table_rows_or_dead_letters_and_nothing_else() {
     // One member, so a body and the next one's retry of its event meet in one plugin batch
     // (which drops the repeat) whichever partition each went to. With a member per partition
     // they meet only when they share a partition: rows are deduplicated per file window.
-    let source = format!(
-        "[source]\nkind = \"webhook\"\npath = \"/v1/webhooks/sendgrid\"\ntopic = \"{topic}\"\ngroup = \"{}\"\n\
-         body_format = \"json-array\"\nbatch_records = 50\nbatch_max_ms = 300\nmembers = 1",
-        scope.group_id("connector")
+    // `pipelines/sendgrid-events.toml` itself, on this test's topic, group, bucket and prefixes,
+    // with small batches and a window that closes after 4 s.
+    let quoted = |text: &str| format!("\"{text}\"");
+    let pipeline = repo_pipeline(
+        "sendgrid-events",
+        &[
+            ("source.topic", quoted(&topic)),
+            ("source.group", quoted(&scope.group_id("connector"))),
+            ("source.batch_records", "50".into()),
+            ("source.batch_max_ms", "300".into()),
+            ("source.members", "1".into()),
+            ("sinks.bucket", quoted(scope.bucket())),
+            ("sinks.prefix", quoted(&format!("{prefix}table"))),
+            ("sinks.rotate_ms", "4000".into()),
+            ("dead_letters.bucket", quoted(scope.bucket())),
+            ("dead_letters.prefix", quoted(&format!("{prefix}dead-letters"))),
+        ],
     );
-    let pipeline = events_pipeline(&source, scope.bucket(), &prefix, 100_000, 4_000);
-    let env = host_env(services);
-    let host = SluiceHost::start(&host_config(services), &[("events", pipeline)], &env).await;
+    let env = services.host_env();
+    let host = SluiceHost::start(&services.host_config(), &[("events", pipeline)], &env).await;
 
     let kinds = ["processed", "delivered", "open", "click", "bounce"];
     let mut valid: BTreeSet<String> = BTreeSet::new();
@@ -262,8 +260,8 @@ async fn a_killed_connector_replays_into_the_same_objects_without_duplicates() {
     expected.sort();
     scope.produce(&topic, &records).await.expect("produce");
 
-    let config = host_config(services);
-    let env = host_env(services);
+    let config = services.host_config();
+    let env = services.host_env();
     let crashed_prefix = scope.key("crashed/");
     let crashed = events_pipeline(
         &kafka_source(&topic, &scope.group_id("crashed")),
@@ -355,9 +353,9 @@ async fn sweep_brings_dead_letters_into_the_table_once_the_plugin_is_fixed() {
         })
         .collect();
     scope.produce(&topic, &records).await.expect("produce");
-    let env = host_env(services);
+    let env = services.host_env();
     let mut host = SluiceHost::start_with(HostSpec {
-        extra_config: &host_config(services),
+        extra_config: &services.host_config(),
         pipelines: &[("records", pipeline)],
         env: &env,
         plugins_dir: Some(plugins.path()),
@@ -427,8 +425,8 @@ async fn two_hosts_in_one_group_split_the_partitions_and_take_over_from_each_oth
         100_000,
         1_500,
     );
-    let config = host_config(services);
-    let env = host_env(services);
+    let config = services.host_config();
+    let env = services.host_env();
     let mut first = SluiceHost::start(&config, &[("events", pipeline.clone())], &env).await;
     let second = SluiceHost::start(&config, &[("events", pipeline)], &env).await;
     // Both members must have joined before records arrive, so both get partitions.
@@ -464,7 +462,8 @@ async fn one_host_with_two_members_splits_the_partitions_and_stores_every_event_
     let prefix = scope.prefix();
     let source = format!("{}\nmembers = 2", kafka_source(&topic, &scope.group_id("members")));
     let pipeline = events_pipeline(&source, scope.bucket(), &prefix, 100_000, 1_500);
-    let host = SluiceHost::start(&host_config(services), &[("events", pipeline)], &host_env(services)).await;
+    let host =
+        SluiceHost::start(&services.host_config(), &[("events", pipeline)], &services.host_env()).await;
     // Each member logs its own assignment; once both have joined, each holds two partitions.
     let split = wait_until(Duration::from_secs(60), || async {
         let log = host.log();
@@ -513,7 +512,8 @@ async fn the_local_directory_sink_writes_the_same_table_without_s3() {
         .produce(&topic, &[ProducedRecord::new(serde_json::to_vec(&events).expect("body"))])
         .await
         .expect("produce");
-    let host = SluiceHost::start(&host_config(services), &[("events", pipeline)], &host_env(services)).await;
+    let host =
+        SluiceHost::start(&services.host_config(), &[("events", pipeline)], &services.host_env()).await;
     let stored = wait_until(Duration::from_secs(60), || async {
         sluice_e2e::table::read_local_table(&table_dir).expect("read local table").len() >= 2
     })

@@ -260,19 +260,8 @@ async fn uploads_get_the_same_checks_are_size_limited_and_kept_and_pipelines_rel
     assert_eq!(post_json(&format!("{}/v1/more", host.url), &json!({"id": "d"})).await, 202);
 }
 
-/// Host settings pointing at the test services.
-fn host_config(services: &Services) -> String {
-    format!(
-        "[kafka]\nbrokers = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"{}\"\nforce_path_style = true\n",
-        services.kafka_brokers, services.s3_endpoint, services.aws_region
-    )
-}
-
 fn host_env(services: &Services) -> Vec<(&'static str, String)> {
-    let mut env: Vec<(&'static str, String)> = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]
-        .into_iter()
-        .filter_map(|name| services.env.iter().find(|(k, _)| k == name).map(|(_, v)| (name, v.clone())))
-        .collect();
+    let mut env = services.host_env();
     env.extend(admin_env());
     env
 }
@@ -329,7 +318,7 @@ async fn twenty_swaps_under_webhook_and_request_load_fail_no_request_and_each_ro
     ];
     let env = host_env(services);
     let host = SluiceHost::start_with(HostSpec {
-        extra_config: &host_config(services),
+        extra_config: &services.host_config(),
         pipelines: &pipelines,
         env: &env,
         plugins_dir: Some(plugins.path()),
@@ -480,7 +469,7 @@ async fn hostile_plugins_go_to_their_dead_letters_and_other_pipelines_keep_runni
         pipelines.iter().map(|(name, text)| (name.as_str(), text.clone())).collect();
     let env = host_env(services);
     let host = SluiceHost::start_with(HostSpec {
-        extra_config: &host_config(services),
+        extra_config: &services.host_config(),
         pipelines: &files,
         env: &env,
         plugins_dir: Some(plugins.path()),
@@ -557,7 +546,7 @@ async fn readiness_names_the_service_a_pipeline_cannot_reach() {
         )
     };
     let env = host_env(services);
-    let config = host_config(services);
+    let config = services.host_config();
     let get_ready = |url: String| async move {
         let response = reqwest::get(format!("{url}/readyz")).await.expect("readyz");
         let status = response.status().as_u16();
@@ -606,7 +595,7 @@ async fn sigterm_finishes_requests_in_flight_stores_what_was_read_and_exits_0() 
     )];
     let env = host_env(services);
     let mut host = SluiceHost::start_with(HostSpec {
-        extra_config: &host_config(services),
+        extra_config: &services.host_config(),
         pipelines: &pipelines,
         env: &env,
         plugins_dir: Some(plugins.path()),

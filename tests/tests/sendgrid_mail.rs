@@ -18,9 +18,9 @@ fn pipeline(topic: &str) -> String {
 
 async fn start(scope: &TestScope, fake: &FakeSendgrid, topic: &str, max_attempts: u32) -> SluiceHost {
     let config = format!(
-        "[kafka]\nbrokers = \"{}\"\n[sendgrid]\napi_url = \"{}\"\nmax_attempts = {max_attempts}\n\
+        "{}[sendgrid]\napi_url = \"{}\"\nmax_attempts = {max_attempts}\n\
          initial_backoff_ms = 50\nmax_backoff_ms = 200\nretry_budget_ms = 10000\n",
-        scope.services().kafka_brokers,
+        scope.services().host_config(),
         fake.url
     );
     SluiceHost::start(&config, &[("mail", pipeline(topic))], &[("SENDGRID_API_KEY", API_KEY.to_string())])

@@ -39,10 +39,7 @@ async fn start_host_with(
     plugins_dir: Option<&std::path::Path>,
 ) -> SluiceHost {
     let services = scope.services();
-    let config = format!(
-        "[kafka]\nbrokers = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"{}\"\nforce_path_style = true\n",
-        services.kafka_brokers, services.s3_endpoint, services.aws_region
-    );
+    let config = services.host_config();
     let mut env: Vec<(&str, String)> = services.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     env.push(("DATABASE_URL", scope.database_url()));
     SluiceHost::start_with(HostSpec { extra_config: &config, pipelines: &[pipeline], env: &env, plugins_dir })
