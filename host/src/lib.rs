@@ -13,4 +13,5 @@ pub mod object_store;
 pub mod pipeline;
 pub mod plugin;
 pub mod sink;
+pub mod source;
 pub mod telemetry;

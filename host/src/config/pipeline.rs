@@ -21,8 +21,12 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::defaults::{
+    default_rotate_bytes, default_rotate_ms, default_rotate_records, default_signature_tolerance,
+};
 use crate::plugin::limits::PluginLimitsConfig;
 use crate::plugin::{PluginCall, PluginLimits};
+pub use crate::source::SourceConfig;
 
 /// One pipeline file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -54,89 +58,6 @@ impl Pipeline {
             Some(dir) if sql.is_relative() => dir.join(sql),
             _ => sql.clone(),
         })
-    }
-}
-
-/// Where records enter the pipeline.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum SourceConfig {
-    /// Request/response: each HTTP body is one record and the answer waits for the sinks.
-    Http {
-        path: String,
-        #[serde(default = "default_body_limit")]
-        body_limit_bytes: usize,
-        /// `<plugin>.<output>` whose record (a JSON object) is the answer's body, so what the
-        /// caller is told is the plugin's to say; the answering sinks add what they report.
-        reply: Option<String>,
-    },
-    /// An HTTP endpoint that stores raw bodies in a Kafka topic (acknowledged once stored),
-    /// and a consumer group that feeds them to the steps.
-    Webhook {
-        path: String,
-        topic: String,
-        group: String,
-        #[serde(default = "default_body_limit")]
-        body_limit_bytes: usize,
-        /// Checks the sender's signature over the raw body before anything else.
-        signature: Option<SignatureConfig>,
-        /// What the body must be before it is stored; anything else is answered 400.
-        #[serde(default)]
-        body_format: BodyFormat,
-        /// How long to wait for the broker to confirm a write before answering 503.
-        #[serde(default = "default_delivery_timeout_ms")]
-        delivery_timeout_ms: u64,
-        #[serde(default = "default_batch_records")]
-        batch_records: usize,
-        #[serde(default = "default_batch_max_ms")]
-        batch_max_ms: u64,
-        /// Consumer-group members this host runs for the pipeline (see `Kafka::members`).
-        #[serde(default = "default_members")]
-        members: usize,
-    },
-    /// A Kafka topic read by a consumer group.
-    Kafka {
-        topic: String,
-        group: String,
-        #[serde(default = "default_batch_records")]
-        batch_records: usize,
-        #[serde(default = "default_batch_max_ms")]
-        batch_max_ms: u64,
-        /// Consumer-group members this host runs for the pipeline (default: one per core). Each
-        /// takes its share of the partitions with plugin instances of its own, so one host uses
-        /// more than one core; each also holds its own batches and windows, so memory grows with it.
-        #[serde(default = "default_members")]
-        members: usize,
-    },
-    /// Jobs that each name an S3 object to stream through the steps.
-    S3Job {
-        path: String,
-        job_topic: String,
-        group: String,
-        #[serde(default = "default_batch_records")]
-        batch_records: usize,
-        /// Partitions of the job topic when the host creates it: how many hosts of the group
-        /// can run jobs at once.
-        #[serde(default = "default_job_partitions")]
-        job_partitions: i32,
-        /// The largest single record the job reader accepts; bounds its memory per record.
-        #[serde(default = "default_max_record_bytes")]
-        max_record_bytes: usize,
-        /// The share of a file's records (0 to 1) that may be dead letters before the job
-        /// fails and loads nothing; unset, a job fails only when every record is one (a file
-        /// nobody can read is not a success).
-        max_dead_letter_ratio: Option<f64>,
-    },
-}
-
-impl SourceConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceConfig::Http { .. } => "http",
-            SourceConfig::Webhook { .. } => "webhook",
-            SourceConfig::Kafka { .. } => "kafka",
-            SourceConfig::S3Job { .. } => "s3-job",
-        }
     }
 }
 
@@ -393,42 +314,4 @@ impl DeadLetterConfig {
             DeadLetterConfig::Local { dir } => StoreLocation::Local { dir: dir.clone() },
         }
     }
-}
-
-fn default_body_limit() -> usize {
-    5 << 20
-}
-fn default_signature_tolerance() -> u64 {
-    600
-}
-fn default_delivery_timeout_ms() -> u64 {
-    10_000
-}
-fn default_batch_records() -> usize {
-    500
-}
-fn default_job_partitions() -> i32 {
-    8
-}
-fn default_max_record_bytes() -> usize {
-    16 << 20
-}
-fn default_batch_max_ms() -> u64 {
-    1000
-}
-/// One member per core, so a pipeline uses the whole machine without being told to (each
-/// member runs its own plugins; bench/RESULTS.md has the gain and the memory it costs).
-fn default_members() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(super::validate::MAX_MEMBERS)
-}
-fn default_rotate_records() -> usize {
-    100_000
-}
-fn default_rotate_bytes() -> usize {
-    128 << 20
-}
-fn default_rotate_ms() -> u64 {
-    60_000
 }

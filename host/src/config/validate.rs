@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::pairing::pairing_problems;
 use super::pipeline::{SinkKind, SourceConfig, StepInput};
 use super::{ConfigError, Pipeline};
 use crate::plugin::{PluginLimits, PluginRegistry};
@@ -56,7 +55,7 @@ pub fn load_pipeline_dir(dir: &Path, registry: &PluginRegistry) -> Result<Vec<Pi
         if !names.insert(pipeline.name.clone()) {
             errors.push(invalid("name", format!("another pipeline is already named `{}`", pipeline.name)));
         }
-        if let Some(path) = http_path(&pipeline.source)
+        if let Some(path) = pipeline.source.path()
             && !paths.insert(path.to_string())
         {
             errors.push(invalid("source.path", format!("another pipeline already serves `{path}`")));
@@ -69,28 +68,15 @@ pub fn load_pipeline_dir(dir: &Path, registry: &PluginRegistry) -> Result<Vec<Pi
     if errors.is_empty() { Ok(pipelines) } else { Err(errors) }
 }
 
-/// The most consumer-group members one host runs for a pipeline; each holds its own batches,
-/// plugin instances and windows.
-pub const MAX_MEMBERS: usize = 64;
-
 /// Lowercase letters, digits and `-`, not empty: what pipeline and plugin names may use, so
 /// they are safe in file names, paths and metric labels.
 pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-fn http_path(source: &SourceConfig) -> Option<&str> {
-    match source {
-        SourceConfig::Http { path, .. }
-        | SourceConfig::Webhook { path, .. }
-        | SourceConfig::S3Job { path, .. } => Some(path),
-        SourceConfig::Kafka { .. } => None,
-    }
-}
-
 /// Checks that every plugin is loaded and accepts its config, that every step input and sink
 /// names an output some earlier step declares, and that the source can run with the sinks
-/// (see [`SourceConfig::pairing`]).
+/// (see [`SourceConfig::problems`]).
 ///
 /// # Errors
 /// Every problem found, each naming the file, the key and what is allowed.
@@ -102,7 +88,7 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
     if !is_plain_name(&pipeline.name) {
         invalid("name".into(), "use lowercase letters, digits and `-` only".into());
     }
-    if let Some(path) = http_path(&pipeline.source)
+    if let Some(path) = pipeline.source.path()
         && !path.starts_with('/')
     {
         invalid("source.path".into(), format!("`{path}` must start with `/`"));
@@ -138,7 +124,9 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
         earlier_steps.push(&step.plugin);
     }
 
-    if let SourceConfig::Http { reply: Some(reply), .. } = &pipeline.source {
+    if let SourceConfig::Http(source) = &pipeline.source
+        && let Some(reply) = &source.reply
+    {
         match StepInput::try_from(reply.clone()) {
             Ok(StepInput::Output { plugin, output }) => {
                 if let Some(problem) = check_output_ref(registry, &earlier_steps, &plugin, &output) {
@@ -165,26 +153,9 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
             }
         }
     }
-    for (key, problem) in pairing_problems(pipeline) {
+    // The source kind's own rules: the sinks it can feed and what it needs to run.
+    for (key, problem) in pipeline.source.problems(pipeline) {
         invalid(key, problem);
-    }
-    if let SourceConfig::Kafka { members, .. } | SourceConfig::Webhook { members, .. } = &pipeline.source
-        && !(1..=MAX_MEMBERS).contains(members)
-    {
-        invalid(
-            "source.members".into(),
-            format!(
-                "{members} is not allowed: use 1 to {MAX_MEMBERS} (more members than partitions stay idle)"
-            ),
-        );
-    }
-    if let SourceConfig::S3Job { max_dead_letter_ratio: Some(ratio), .. } = &pipeline.source
-        && !(0.0..=1.0).contains(ratio)
-    {
-        invalid(
-            "source.max_dead_letter_ratio".into(),
-            format!("{ratio} is not allowed: use a share from 0 (no dead letter) to 1 (any number)"),
-        );
     }
     if let Some(path) = pipeline.tables_sql_path() {
         if !pipeline.sinks.iter().any(|sink| matches!(sink.kind, SinkKind::Postgres { .. })) {
@@ -220,6 +191,7 @@ fn check_output_ref(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::kafka::MAX_MEMBERS;
 
     fn parse(text: &str) -> Result<Pipeline, ConfigError> {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -239,8 +211,8 @@ mod tests {
     fn the_mail_pipeline_names_its_answer_fields_itself() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/mail.toml");
         let pipeline = load_pipeline_file(&path).expect("pipelines/mail.toml");
-        let SourceConfig::Http { reply, .. } = &pipeline.source else { panic!("{:?}", pipeline.source) };
-        assert_eq!(reply.as_deref(), Some("mail-request.reply"));
+        let SourceConfig::Http(source) = &pipeline.source else { panic!("{:?}", pipeline.source) };
+        assert_eq!(source.reply.as_deref(), Some("mail-request.reply"));
         assert!(
             pipeline
                 .sinks
@@ -329,7 +301,7 @@ mod tests {
         let default = parse(SOURCE).expect("parses");
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         assert!(
-            matches!(default.source, SourceConfig::Kafka { members, .. } if members == cores.min(MAX_MEMBERS))
+            matches!(&default.source, SourceConfig::Kafka(source) if source.members == cores.min(MAX_MEMBERS))
         );
     }
 

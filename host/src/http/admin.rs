@@ -262,11 +262,11 @@ pub async fn reload_pipelines(
         .map_err(|error| ApiError::Unprocessable(format!("the pipelines were not reloaded: {error}")))?;
     // Job endpoints need the job services started with the host; keep them where they were.
     for pipeline in old.iter() {
-        if let SourceConfig::S3Job { path, .. } = &pipeline.source
-            && let Some(endpoint) = old_endpoints.get(path)
+        if let SourceConfig::S3Job(source) = &pipeline.source
+            && let Some(endpoint) = old_endpoints.get(&source.path)
             && matches!(endpoint.as_ref(), Endpoint::Job(_))
         {
-            endpoints.insert_shared(path, endpoint);
+            endpoints.insert_shared(&source.path, endpoint);
         }
     }
     let changes = PipelineChanges::between(&old, &fresh);
@@ -295,7 +295,7 @@ struct PipelineChanges {
 impl PipelineChanges {
     fn between(old: &[Pipeline], fresh: &[Pipeline]) -> Self {
         let find = |list: &[Pipeline], name: &str| list.iter().find(|p| p.name == name).cloned();
-        let consumed = |p: &Pipeline| p.runs_connector() || matches!(p.source, SourceConfig::S3Job { .. });
+        let consumed = Pipeline::runs_in_background;
         let mut changes = PipelineChanges::default();
         for pipeline in fresh {
             match find(old, &pipeline.name) {

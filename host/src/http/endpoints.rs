@@ -5,22 +5,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
-use super::request_reply::{ReplySink, RequestReplyEndpoint};
-use super::signature::{KeyError, SignatureVerifier};
+use super::request_reply::RequestReplyEndpoint;
+use super::signature::KeyError;
 use super::webhook::WebhookEndpoint;
 use super::{ApiError, AppState, JobEndpoint};
-use crate::config::{HostConfig, Pipeline, SinkKind, SourceConfig};
-use crate::kafka::{DurableProducer, ProduceError};
-use crate::pipeline::Chain;
+use crate::config::{HostConfig, Pipeline, SourceConfig};
+use crate::kafka::ProduceError;
 use crate::plugin::{PluginError, PluginRegistry};
-use crate::sink::sendgrid::SendgridClient;
 
 /// A pipeline that answers HTTP requests.
 pub enum Endpoint {
@@ -62,56 +59,20 @@ impl Endpoints {
         let mut by_path = HashMap::new();
         for pipeline in pipelines {
             let name = pipeline.name.clone();
-            let endpoint = match &pipeline.source {
-                SourceConfig::Webhook {
-                    path,
-                    topic,
-                    body_limit_bytes,
-                    signature,
-                    body_format,
-                    delivery_timeout_ms,
-                    ..
-                } => {
-                    let verifier = match signature {
-                        Some(config) => SignatureVerifier::from_config(config)
-                            .map_err(|source| EndpointError::Signature { pipeline: name.clone(), source })?,
-                        None => None,
-                    };
-                    if verifier.is_none() {
-                        tracing::warn!(pipeline = %name, "webhook signatures are not checked (no key configured)");
-                    }
-                    let producer =
-                        DurableProducer::new(&host.kafka, Duration::from_millis(*delivery_timeout_ms))
-                            .map_err(|source| EndpointError::Kafka { pipeline: name.clone(), source })?;
-                    let endpoint = WebhookEndpoint {
-                        pipeline: name.clone(),
-                        topic: topic.clone(),
-                        body_limit: *body_limit_bytes,
-                        body_format: *body_format,
-                        verifier,
-                        producer,
-                    };
-                    (path.clone(), Endpoint::Webhook(endpoint))
+            // Each source kind builds what serves it (see `crate::source`).
+            let (path, endpoint) = match &pipeline.source {
+                SourceConfig::Webhook(source) => {
+                    (&source.path, Endpoint::Webhook(source.endpoint(&name, host)?))
                 }
-                SourceConfig::Http { path, body_limit_bytes, reply } => {
-                    let chain = Chain::new(pipeline, registry, host)
-                        .map_err(|source| EndpointError::Plugin { pipeline: name.clone(), source })?;
-                    let sinks = reply_sinks(pipeline, host)?;
-                    let endpoint = RequestReplyEndpoint {
-                        pipeline: name.clone(),
-                        body_limit: *body_limit_bytes,
-                        chain,
-                        reply: reply.clone(),
-                        sinks,
-                    };
-                    (path.clone(), Endpoint::RequestReply(endpoint))
+                SourceConfig::Http(source) => {
+                    (&source.path, Endpoint::RequestReply(source.endpoint(pipeline, registry, host)?))
                 }
                 // Read by a connector, not served over HTTP.
-                SourceConfig::Kafka { .. } => continue,
+                SourceConfig::Kafka(_) => continue,
                 // Needs the database and S3 first; added with `Endpoints::insert`.
-                SourceConfig::S3Job { .. } => continue,
+                SourceConfig::S3Job(_) => continue,
             };
-            by_path.insert(endpoint.0, Arc::new(endpoint.1));
+            by_path.insert(path.clone(), Arc::new(endpoint));
         }
         Ok(Endpoints { by_path })
     }
@@ -129,45 +90,6 @@ impl Endpoints {
     pub fn get(&self, path: &str) -> Option<Arc<Endpoint>> {
         self.by_path.get(path).cloned()
     }
-}
-
-fn reply_sinks(pipeline: &Pipeline, host: &HostConfig) -> Result<Vec<ReplySink>, EndpointError> {
-    let output_of = |from: &str| from.to_string();
-    let mut sinks = Vec::new();
-    for sink in &pipeline.sinks {
-        match &sink.kind {
-            SinkKind::Sendgrid { reply_field } => {
-                let client = SendgridClient::from_config(&host.sendgrid).map_err(|e| e.to_string());
-                if let Err(reason) = &client {
-                    tracing::warn!(pipeline = %pipeline.name, "{reason}; mail requests will be answered 503");
-                }
-                sinks.push(ReplySink::Sendgrid {
-                    output: output_of(&sink.from),
-                    client,
-                    reply_field: reply_field.clone(),
-                });
-            }
-            SinkKind::Kafka { topic } => {
-                let producer = DurableProducer::new(&host.kafka, Duration::from_secs(10))
-                    .map_err(|source| EndpointError::Kafka { pipeline: pipeline.name.clone(), source })?;
-                sinks.push(ReplySink::Kafka {
-                    output: output_of(&sink.from),
-                    topic: topic.clone(),
-                    producer,
-                });
-            }
-            // Validation refuses these (`SourceConfig::pairing`); a request must not be answered
-            // 202 while one of its sinks is left out.
-            other => {
-                return Err(EndpointError::UnpairedSink {
-                    pipeline: pipeline.name.clone(),
-                    kind: other.name(),
-                    allowed: pipeline.source.pairing().sinks.join(", "),
-                });
-            }
-        }
-    }
-    Ok(sinks)
 }
 
 /// The router's fallback: finds the pipeline serving the path.

@@ -8,9 +8,9 @@ mod health;
 mod jobs;
 mod pipelines;
 pub mod readiness;
-mod request_reply;
+pub(crate) mod request_reply;
 pub mod signature;
-mod webhook;
+pub(crate) mod webhook;
 
 use std::sync::Arc;
 use std::time::Instant;

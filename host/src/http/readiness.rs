@@ -11,7 +11,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
 
-use crate::config::{HostConfig, Pipeline, SinkKind, SourceConfig, StoreLocation};
+use crate::config::{HostConfig, Pipeline, SinkKind, StoreLocation};
 use crate::kafka::client_config;
 use crate::object_store::S3Client;
 use crate::sink::postgres::Database;
@@ -35,14 +35,12 @@ impl Dependencies {
     /// The services `pipelines` use. `s3` is the process's client, when any pipeline uses S3.
     pub fn of(pipelines: &[Pipeline], host: &HostConfig, s3: Option<S3Client>) -> Self {
         let uses_kafka = pipelines.iter().any(|p| {
-            !matches!(p.source, SourceConfig::Http { .. })
-                || p.sinks.iter().any(|s| matches!(s.kind, SinkKind::Kafka { .. }))
+            p.source.needs().kafka || p.sinks.iter().any(|s| matches!(s.kind, SinkKind::Kafka { .. }))
         });
         let kafka = uses_kafka.then(|| probe_consumer(host)).flatten();
         let buckets: BTreeSet<String> = pipelines.iter().flat_map(s3_buckets).collect();
         let uses_postgres = pipelines.iter().any(|p| {
-            matches!(p.source, SourceConfig::S3Job { .. })
-                || p.sinks.iter().any(|s| matches!(s.kind, SinkKind::Postgres { .. }))
+            p.source.needs().postgres || p.sinks.iter().any(|s| matches!(s.kind, SinkKind::Postgres { .. }))
         });
         let postgres = uses_postgres.then(|| Database::from_env(&host.postgres).map_err(|e| e.to_string()));
         Dependencies { kafka, s3: s3.map(|client| (client, buckets.into_iter().collect())), postgres }
@@ -50,7 +48,7 @@ impl Dependencies {
 
     /// Whether an S3 client is needed by [`Dependencies::of`].
     pub fn needs_s3(pipelines: &[Pipeline]) -> bool {
-        pipelines.iter().any(|p| matches!(p.source, SourceConfig::S3Job { .. }) || !s3_buckets(p).is_empty())
+        pipelines.iter().any(|p| p.source.needs().s3 || !s3_buckets(p).is_empty())
     }
 
     /// Checks every dependency; `Ok` lists them as `"ok"`, `Err` also names each failure.

@@ -25,7 +25,7 @@ mod runner;
 mod services;
 mod sweep;
 
-pub use pipeline::{JobPipeline, JobSetupError, JobSource, RunOutcome, SubmitError};
+pub use pipeline::{JobPipeline, JobSetupError, RunOutcome, SubmitError};
 pub use queue::{JobQueue, QueueError};
 pub use records::{
     JobCounts, JobInput, JobRecord, JobRecords, JobRecordsError, JobState, ObjectVersion, Submission,

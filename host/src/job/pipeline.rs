@@ -17,38 +17,10 @@ use crate::plugin::{PluginError, PluginRegistry};
 use crate::sink::postgres::{
     Database, DatabaseError, MigrationError, TablePlan, TablePlanError, TableSinkSpec, apply_pipeline_sql,
 };
+use crate::source::s3_job::S3JobSource;
 
 /// How often a running job's counts are written to its record.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// The `s3-job` source settings.
-#[derive(Debug, Clone)]
-pub struct JobSource {
-    pub path: String,
-    pub job_topic: String,
-    pub group: String,
-    pub batch_records: usize,
-    pub job_partitions: i32,
-    pub max_record_bytes: usize,
-    /// The share of dead letters past which a job fails (see [`JobSource::too_many_dead_letters`]).
-    pub max_dead_letter_ratio: Option<f64>,
-}
-
-impl JobSource {
-    /// Whether `dead_letters` of `records` read fail the job: past the configured share, or,
-    /// with none configured, when every record of a non-empty input is a dead letter.
-    pub fn too_many_dead_letters(&self, records: u64, dead_letters: u64) -> bool {
-        if records == 0 {
-            return false;
-        }
-        match self.max_dead_letter_ratio {
-            // Counts far below 2^52 are exact as f64.
-            #[allow(clippy::cast_precision_loss)]
-            Some(ratio) => dead_letters as f64 / records as f64 > ratio,
-            None => dead_letters >= records,
-        }
-    }
-}
 
 /// Why a pipeline cannot run jobs.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +84,7 @@ pub(super) struct DeadLetterTarget {
 /// An `s3-job` pipeline ready to accept and run jobs.
 pub struct JobPipeline {
     pub(super) name: String,
-    pub(super) source: JobSource,
+    pub(super) source: S3JobSource,
     pub(super) chain: Chain,
     pub(super) sinks: Vec<JobSink>,
     pub(super) dead_letters: Option<DeadLetterTarget>,
@@ -138,26 +110,13 @@ impl JobPipeline {
         stores: &ObjectStores,
     ) -> Result<Self, JobSetupError> {
         let name = pipeline.name.clone();
-        let SourceConfig::S3Job {
-            path,
-            job_topic,
-            group,
-            batch_records,
-            job_partitions,
-            max_record_bytes,
-            max_dead_letter_ratio,
-        } = &pipeline.source
-        else {
+        let SourceConfig::S3Job(source) = &pipeline.source else {
             return Err(JobSetupError::NotAJobPipeline(name));
         };
-        let source = JobSource {
-            path: path.clone(),
-            job_topic: job_topic.clone(),
-            group: group.clone(),
-            batch_records: (*batch_records).max(1),
-            job_partitions: (*job_partitions).max(1),
-            max_record_bytes: *max_record_bytes,
-            max_dead_letter_ratio: *max_dead_letter_ratio,
+        let source = S3JobSource {
+            batch_records: source.batch_records.max(1),
+            job_partitions: source.job_partitions.max(1),
+            ..source.clone()
         };
         let chain = Chain::new(pipeline, registry, host)
             .map_err(|source| JobSetupError::Plugin { pipeline: name.clone(), source })?;
@@ -215,7 +174,7 @@ impl JobPipeline {
         &self.name
     }
 
-    pub fn source(&self) -> &JobSource {
+    pub fn source(&self) -> &S3JobSource {
         &self.source
     }
 
@@ -321,38 +280,4 @@ fn output_fields(
     let loaded = handle.current();
     let declared = loaded.info().output(name).ok_or_else(unknown)?;
     Ok(declared.columns.iter().map(|column| column.name.clone()).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn source(max_dead_letter_ratio: Option<f64>) -> JobSource {
-        JobSource {
-            path: "/v1/jobs/x".into(),
-            job_topic: "t".into(),
-            group: "g".into(),
-            batch_records: 10,
-            job_partitions: 1,
-            max_record_bytes: 1024,
-            max_dead_letter_ratio,
-        }
-    }
-
-    #[test]
-    fn by_default_only_a_file_of_nothing_but_dead_letters_fails() {
-        let default = source(None);
-        assert!(default.too_many_dead_letters(3, 3));
-        assert!(!default.too_many_dead_letters(3, 2));
-        assert!(!default.too_many_dead_letters(0, 0), "an empty file loads nothing and fails nothing");
-    }
-
-    #[test]
-    fn a_ratio_fails_the_job_past_that_share() {
-        let tenth = source(Some(0.1));
-        assert!(!tenth.too_many_dead_letters(100, 10));
-        assert!(tenth.too_many_dead_letters(100, 11));
-        assert!(source(Some(0.0)).too_many_dead_letters(100, 1));
-        assert!(!source(Some(1.0)).too_many_dead_letters(100, 100), "1 accepts any number");
-    }
 }

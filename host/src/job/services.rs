@@ -92,7 +92,7 @@ pub struct ServedJobs {
 
 /// Whether `pipeline` runs jobs.
 pub fn is_job_pipeline(pipeline: &Pipeline) -> bool {
-    matches!(pipeline.source, SourceConfig::S3Job { .. })
+    matches!(pipeline.source, SourceConfig::S3Job(_))
 }
 
 /// Starts every `s3-job` pipeline in `pipelines`: migrations, job topics (created if

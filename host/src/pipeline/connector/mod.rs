@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::config::{HostConfig, Pipeline, SourceConfig};
+use crate::config::{HostConfig, Pipeline};
 use crate::kafka::{ConsumeError, GroupConsumer, SourceRecord, TopicPartition};
 use crate::object_store::ObjectStores;
 use crate::object_store::StoreError;
@@ -82,32 +82,6 @@ pub struct Connector {
     stored_up_to: HashMap<TopicPartition, i64>,
 }
 
-/// What a connector reads: a pipeline's topic, group, batching and members per host.
-pub struct KafkaSource<'a> {
-    pub topic: &'a str,
-    pub group: &'a str,
-    pub batch_records: usize,
-    pub batch_max_ms: u64,
-    pub members: usize,
-}
-
-/// The Kafka side of a pipeline whose source is read from Kafka.
-pub fn kafka_source(pipeline: &Pipeline) -> Option<KafkaSource<'_>> {
-    match &pipeline.source {
-        SourceConfig::Kafka { topic, group, batch_records, batch_max_ms, members }
-        | SourceConfig::Webhook { topic, group, batch_records, batch_max_ms, members, .. } => {
-            Some(KafkaSource {
-                topic,
-                group,
-                batch_records: *batch_records,
-                batch_max_ms: *batch_max_ms,
-                members: *members,
-            })
-        }
-        SourceConfig::Http { .. } | SourceConfig::S3Job { .. } => None,
-    }
-}
-
 /// The dead letter of `record` as `failure` refused it (the failed part of it, if it names one).
 fn dead_letter(record: &SourceRecord, failure: &ChainFailure) -> DeadLetter {
     let origin = Origin::Kafka(KafkaOrigin {
@@ -147,7 +121,7 @@ impl Connector {
         host: &HostConfig,
         stores: &ObjectStores,
     ) -> Result<Vec<Self>, ConnectorError> {
-        let Some(source) = kafka_source(pipeline) else {
+        let Some(source) = pipeline.source.consumer() else {
             return Err(ConnectorError::Setup {
                 pipeline: pipeline.name.clone(),
                 problem: format!("source `{}` is not read from Kafka", pipeline.source.kind()),

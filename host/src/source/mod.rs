@@ -1,11 +1,39 @@
-//! Which sinks each source kind can feed, and what else its pipeline needs to run.
+//! Where records enter a pipeline: one module per source kind, each owning its settings, their
+//! checks, the sinks it can feed and how it is built into what serves it.
 //!
-//! Each source kind is built into a different runner (a request handler, a Kafka connector, a
-//! job), and each runner drives only some sink kinds. This is the one table of them, checked
-//! at load, so `sluice pipelines check` refuses what `sluice serve` could not run and no
-//! pipeline is ever served with a sink left out.
+//! | `kind` | module | what runs it | sinks it feeds |
+//! | --- | --- | --- | --- |
+//! | `http` | [`http`] | a request/reply endpoint: plugins, sinks, then the answer | `sendgrid`, `kafka` |
+//! | `webhook` | [`webhook`] | an endpoint storing bodies in Kafka, then a connector like `kafka` | `parquet-s3`, `parquet-local` |
+//! | `kafka` | [`kafka`] | a consumer group's connector, writing table windows | `parquet-s3`, `parquet-local` |
+//! | `s3-job` | [`s3_job`] | an endpoint queueing jobs, and a worker loading each into PostgreSQL | `postgres` |
+//!
+//! Adding a kind means a module here and a variant of [`SourceConfig`]; `sluice pipelines
+//! check` and `sluice serve` then refuse what it cannot run, by its own rules.
 
-use super::pipeline::{Pipeline, SourceConfig};
+pub mod http;
+pub mod kafka;
+pub mod s3_job;
+pub mod webhook;
+
+use serde::Deserialize;
+
+use crate::config::Pipeline;
+
+/// Where records enter the pipeline: the `[source]` table, by its `kind`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SourceConfig {
+    /// Request/response: each HTTP body is one record and the answer waits for the sinks.
+    Http(http::HttpSource),
+    /// An HTTP endpoint that stores raw bodies in a Kafka topic (acknowledged once stored),
+    /// and a consumer group that feeds them to the steps.
+    Webhook(webhook::WebhookSource),
+    /// A Kafka topic read by a consumer group.
+    Kafka(kafka::KafkaSource),
+    /// Jobs that each name an S3 object to stream through the steps.
+    S3Job(s3_job::S3JobSource),
+}
 
 /// The sink kinds one source kind can feed, and why only those.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,23 +44,86 @@ pub struct Pairing {
     pub because: &'static str,
 }
 
+/// What a connector reads: a topic, its consumer group, batching and members per host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerSettings<'a> {
+    pub topic: &'a str,
+    pub group: &'a str,
+    pub batch_records: usize,
+    pub batch_max_ms: u64,
+    pub members: usize,
+}
+
+/// The services a source needs besides the host itself, for readiness checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceNeeds {
+    pub kafka: bool,
+    pub s3: bool,
+    pub postgres: bool,
+}
+
 impl SourceConfig {
+    /// The `kind` as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Http(_) => http::KIND,
+            SourceConfig::Webhook(_) => webhook::KIND,
+            SourceConfig::Kafka(_) => kafka::KIND,
+            SourceConfig::S3Job(_) => s3_job::KIND,
+        }
+    }
+
     /// The sink kinds this source can feed.
     pub fn pairing(&self) -> Pairing {
         match self {
-            SourceConfig::Http { .. } => Pairing {
-                sinks: &["sendgrid", "kafka"],
-                because: "its sinks act while the request waits for its answer",
-            },
-            SourceConfig::Webhook { .. } | SourceConfig::Kafka { .. } => Pairing {
-                sinks: &["parquet-s3", "parquet-local"],
-                because: "its connector writes table files per window and commits offsets after them",
-            },
-            SourceConfig::S3Job { .. } => Pairing {
-                sinks: &["postgres"],
-                because: "a job loads its rows into PostgreSQL tables in one transaction",
-            },
+            SourceConfig::Http(_) => http::PAIRING,
+            SourceConfig::Webhook(_) => webhook::PAIRING,
+            SourceConfig::Kafka(_) => kafka::PAIRING,
+            SourceConfig::S3Job(_) => s3_job::PAIRING,
         }
+    }
+
+    /// The HTTP path the source serves, if it serves one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            SourceConfig::Http(source) => Some(&source.path),
+            SourceConfig::Webhook(source) => Some(&source.path),
+            SourceConfig::S3Job(source) => Some(&source.path),
+            SourceConfig::Kafka(_) => None,
+        }
+    }
+
+    /// What a connector reads for this pipeline, when one does (see [`Pipeline::runs_connector`]).
+    pub fn consumer(&self) -> Option<ConsumerSettings<'_>> {
+        match self {
+            SourceConfig::Webhook(source) => Some(source.consumer()),
+            SourceConfig::Kafka(source) => Some(source.consumer()),
+            SourceConfig::Http(_) | SourceConfig::S3Job(_) => None,
+        }
+    }
+
+    /// The services the source itself uses (its sinks may use more).
+    pub fn needs(&self) -> SourceNeeds {
+        match self {
+            SourceConfig::Http(_) => SourceNeeds::default(),
+            SourceConfig::Webhook(_) | SourceConfig::Kafka(_) => {
+                SourceNeeds { kafka: true, ..SourceNeeds::default() }
+            }
+            SourceConfig::S3Job(_) => s3_job::NEEDS,
+        }
+    }
+
+    /// Why `pipeline` (whose source this is) cannot run, as `(key, problem)`: sinks this kind
+    /// cannot feed, then the kind's own rules. Empty when it can run.
+    pub fn problems(&self, pipeline: &Pipeline) -> Vec<(String, String)> {
+        let mut problems = pairing_problems(self.kind(), self.pairing(), pipeline);
+        problems.extend(match self {
+            SourceConfig::Http(_) => Vec::new(),
+            SourceConfig::Webhook(source) => source.problems(pipeline),
+            SourceConfig::Kafka(source) => source.problems(pipeline),
+            SourceConfig::S3Job(source) => source.problems(pipeline),
+        });
+        problems
     }
 }
 
@@ -41,18 +132,21 @@ impl Pipeline {
     /// for a `webhook` source only with steps or sinks (a bare one only stores its bodies).
     pub fn runs_connector(&self) -> bool {
         match &self.source {
-            SourceConfig::Kafka { .. } => true,
-            SourceConfig::Webhook { .. } => !self.steps.is_empty() || !self.sinks.is_empty(),
-            SourceConfig::Http { .. } | SourceConfig::S3Job { .. } => false,
+            SourceConfig::Kafka(_) => true,
+            SourceConfig::Webhook(_) => webhook::runs_connector(self),
+            SourceConfig::Http(_) | SourceConfig::S3Job(_) => false,
         }
+    }
+
+    /// Whether something on the host consumes this pipeline in the background (a connector or
+    /// a job worker), which keeps the definition it started with until a restart.
+    pub fn runs_in_background(&self) -> bool {
+        self.runs_connector() || matches!(self.source, SourceConfig::S3Job(_))
     }
 }
 
-/// Why `pipeline` cannot run with its source, as `(key, problem)`; empty when it can.
-pub(super) fn pairing_problems(pipeline: &Pipeline) -> Vec<(String, String)> {
-    let source = pipeline.source.kind();
-    let pairing = pipeline.source.pairing();
-    let allowed = || pairing.sinks.iter().map(|kind| format!("`{kind}`")).collect::<Vec<_>>().join(", ");
+/// The sinks of `pipeline` a `source` source cannot feed, as `(key, problem)`.
+fn pairing_problems(source: &str, pairing: Pairing, pipeline: &Pipeline) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for (index, sink) in pipeline.sinks.iter().enumerate() {
         let kind = sink.kind.name();
@@ -62,44 +156,27 @@ pub(super) fn pairing_problems(pipeline: &Pipeline) -> Vec<(String, String)> {
                 format!(
                     "the `{source}` source cannot feed a `{kind}` sink: {}; allowed for `{source}`: {}",
                     pairing.because,
-                    allowed()
+                    allowed(pairing)
                 ),
             ));
         }
     }
-    if pipeline.runs_connector() {
-        let pipeline_kind = match pipeline.source {
-            SourceConfig::Webhook { .. } => "a `webhook` pipeline with steps or sinks",
-            _ => "a `kafka` pipeline",
-        };
-        if pipeline.sinks.is_empty() {
-            problems
-                .push(("sinks".into(), format!("{pipeline_kind} needs at least one sink of {}", allowed())));
-        }
-        if pipeline.dead_letters.is_none() {
-            problems.push((
-                "dead_letters".into(),
-                format!("{pipeline_kind} needs [dead_letters], so records its plugins refuse are kept"),
-            ));
-        }
-    }
-    if matches!(pipeline.source, SourceConfig::S3Job { .. })
-        && !pipeline.steps.is_empty()
-        && pipeline.dead_letters.is_none()
-    {
-        problems.push((
-            "dead_letters".into(),
-            "an `s3-job` pipeline with steps needs [dead_letters], so records its plugins refuse are kept"
-                .into(),
-        ));
-    }
     problems
+}
+
+/// The sink kinds of `pairing`, quoted, for messages.
+fn allowed(pairing: Pairing) -> String {
+    pairing.sinks.iter().map(|kind| format!("`{kind}`")).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::SinkKind;
+
+    fn pairing_problems(pipeline: &Pipeline) -> Vec<(String, String)> {
+        pipeline.source.problems(pipeline)
+    }
 
     const SOURCES: [(&str, &str); 4] = [
         ("http", "kind = \"http\"\npath = \"/p\"\n"),
