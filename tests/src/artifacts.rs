@@ -67,8 +67,8 @@ pub fn target_dir() -> PathBuf {
 
 /// The repository's `pipelines/{name}.toml` as a test runs it: each `(key, value)` of
 /// `overrides` replaces that key's line, or adds it to its section when the file leaves the key
-/// at its default (`key` for a top-level key, `section.key` for one in a `[section]` or the
-/// first `[[section]]`; `value` is TOML), and `tables_sql` points at the repository's file, so
+/// at its default (`key` for a top-level key, `section.key` for one in a `[section]` or in
+/// whichever `[[section]]` has the key, else the first; `value` is TOML), and `tables_sql` points at the repository's file, so
 /// a test runs the real pipeline with only its topics, prefixes and such of its own.
 ///
 /// # Panics
@@ -85,22 +85,27 @@ pub fn repo_pipeline(name: &str, overrides: &[(&str, String)]) -> String {
             .filter(|(_, line)| line.trim().starts_with('['))
             .map(|(index, line)| (index, line.trim().trim_matches(|c| c == '[' || c == ']').to_owned()))
             .collect();
-        // The section's lines: from its header (or the top) to the next header.
-        let start = if section.is_empty() {
-            0
-        } else {
-            let header = headers.iter().find(|(_, name)| name == section);
-            header.map(|(index, _)| index + 1).unwrap_or_else(|| panic!("{}: no [{section}]", path.display()))
+        // Each table of that name (or the top, before any): from its header to the next one.
+        let next_header = |start: usize| {
+            headers.iter().map(|(index, _)| *index).find(|index| *index >= start).unwrap_or(lines.len())
         };
-        let end =
-            headers.iter().map(|(index, _)| *index).find(|index| *index >= start).unwrap_or(lines.len());
-        let found = (start..end).find(|index| {
+        let spans: Vec<(usize, usize)> = if section.is_empty() {
+            vec![(0, next_header(0))]
+        } else {
+            headers
+                .iter()
+                .filter(|(_, name)| name == section)
+                .map(|(index, _)| (index + 1, next_header(index + 1)))
+                .collect()
+        };
+        let Some(&(first_start, _)) = spans.first() else { panic!("{}: no [{section}]", path.display()) };
+        let found = spans.iter().flat_map(|&(start, end)| start..end).find(|index| {
             let trimmed = lines[*index].trim();
             !trimmed.starts_with('#') && trimmed.split('=').next().is_some_and(|k| k.trim() == key)
         });
         match found {
             Some(index) => lines[index] = format!("{key} = {value}"),
-            None => lines.insert(start, format!("{key} = {value}")),
+            None => lines.insert(first_start, format!("{key} = {value}")),
         }
     }
     let dir = repo_root().join("pipelines");
