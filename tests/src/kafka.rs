@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
+use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::time::Instant;
@@ -257,4 +258,49 @@ fn owned_record(message: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedReco
         value: message.payload().unwrap_or_default().to_vec(),
         headers,
     }
+}
+
+/// How far `group` has committed on `topic` against what the topic holds: `(committed, end)`
+/// summed over its partitions, a partition without a commit counting 0. A connector commits a
+/// window only after storing it, so `committed == end` means everything produced so far is
+/// stored: the signal to wait for before checking that nothing more arrives.
+///
+/// # Errors
+///
+/// If the consumer cannot be built or the broker does not answer.
+pub async fn group_progress(brokers: &str, group: &str, topic: &str) -> Result<(i64, i64), HarnessError> {
+    let (brokers, group, topic) = (brokers.to_owned(), group.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        // Not subscribed: it only asks the group's coordinator, without joining the group.
+        let consumer: BaseConsumer = client_config(&brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(HarnessError::kafka("building an offsets consumer"))?;
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), timeout)
+            .map_err(HarnessError::kafka(format!("reading the partitions of {topic}")))?;
+        let partitions: Vec<i32> =
+            metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        let mut list = TopicPartitionList::new();
+        for partition in &partitions {
+            list.add_partition(&topic, *partition);
+        }
+        let committed = consumer
+            .committed_offsets(list, timeout)
+            .map_err(HarnessError::kafka(format!("reading {group}'s offsets")))?;
+        let committed: i64 =
+            committed.elements().iter().map(|e| e.offset().to_raw().unwrap_or(0).max(0)).sum();
+        let mut end = 0;
+        for partition in partitions {
+            let (_, high) = consumer
+                .fetch_watermarks(&topic, partition, timeout)
+                .map_err(HarnessError::kafka(format!("reading the end of {topic}/{partition}")))?;
+            end += high;
+        }
+        Ok((committed, end))
+    })
+    .await
+    .unwrap_or_else(|error| panic!("offsets task: {error}"))
 }

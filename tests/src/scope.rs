@@ -136,6 +136,18 @@ impl TestScope {
     // ---- S3 --------------------------------------------------------------------------------
 
     /// The S3 client of this scope.
+    /// Whether consumer group `group` has committed everything `topic` holds (see
+    /// [`kafka::group_progress`]): what a connector has stored, it has committed.
+    ///
+    /// # Panics
+    /// When the broker cannot be asked.
+    pub async fn group_caught_up(&self, group: &str, topic: &str) -> bool {
+        let (committed, end) = kafka::group_progress(&self.services.kafka_brokers, group, topic)
+            .await
+            .unwrap_or_else(|error| panic!("offsets of {group} on {topic}: {error}"));
+        end > 0 && committed >= end
+    }
+
     pub fn s3(&self) -> &S3 {
         &self.s3
     }

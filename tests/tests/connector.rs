@@ -38,6 +38,15 @@ fn kafka_source(topic: &str, group: &str) -> String {
     )
 }
 
+/// How many partitions of `topic` the host's latest assignment (its last `partitions
+/// assigned` line) gave it.
+fn assigned_now(log: &str, topic: &str) -> usize {
+    log.lines()
+        .rev()
+        .find(|line| line.contains("partitions assigned"))
+        .map_or(0, |line| line.matches(topic).count())
+}
+
 /// A valid SendGrid event; `day` picks one of two dates so rows land in two `dt` partitions.
 fn event(id: &str, kind: &str, day: u32) -> Value {
     let timestamp = 1_700_000_000 + i64::from(day) * 86_400;
@@ -120,11 +129,12 @@ async fn webhook_events_become_table_rows_or_dead_letters_and_nothing_else() {
     // `pipelines/sendgrid-events.toml` itself, on this test's topic, group, bucket and prefixes,
     // with small batches and a window that closes after 4 s.
     let quoted = |text: &str| format!("\"{text}\"");
+    let group = scope.group_id("connector");
     let pipeline = repo_pipeline(
         "sendgrid-events",
         &[
             ("source.topic", quoted(&topic)),
-            ("source.group", quoted(&scope.group_id("connector"))),
+            ("source.group", quoted(&group)),
             ("source.batch_records", "50".into()),
             ("source.batch_max_ms", "300".into()),
             ("source.members", "1".into()),
@@ -188,7 +198,9 @@ async fn webhook_events_become_table_rows_or_dead_letters_and_nothing_else() {
     })
     .await;
     assert!(done, "the table and dead letters did not fill up:\n{}", host.log());
-    tokio::time::sleep(Duration::from_secs(5)).await; // anything extra would show up now
+    // Everything produced is committed, so stored: anything extra would be in the table now.
+    let caught_up = wait_until(Duration::from_secs(60), || scope.group_caught_up(&group, &topic)).await;
+    assert!(caught_up, "the connector did not commit the whole topic:\n{}", host.log());
 
     let rows = rows(&scope, &table).await;
     let row_ids = ids(&rows);
@@ -263,13 +275,9 @@ async fn a_killed_connector_replays_into_the_same_objects_without_duplicates() {
     let config = services.host_config();
     let env = services.host_env();
     let crashed_prefix = scope.key("crashed/");
-    let crashed = events_pipeline(
-        &kafka_source(&topic, &scope.group_id("crashed")),
-        scope.bucket(),
-        &crashed_prefix,
-        300,
-        5_000,
-    );
+    let crashed_group = scope.group_id("crashed");
+    let crashed =
+        events_pipeline(&kafka_source(&topic, &crashed_group), scope.bucket(), &crashed_prefix, 300, 5_000);
     let mut host = SluiceHost::start(&config, &[("events", crashed)], &env).await;
     let crashed_table = format!("{crashed_prefix}table/");
     let some_written = wait_until(Duration::from_secs(60), || async {
@@ -288,8 +296,9 @@ async fn a_killed_connector_replays_into_the_same_objects_without_duplicates() {
 
     // The same records through a connector that never crashed, for the reference object set.
     let reference_prefix = scope.key("reference/");
+    let reference_group = scope.group_id("reference");
     let reference = events_pipeline(
-        &kafka_source(&topic, &scope.group_id("reference")),
+        &kafka_source(&topic, &reference_group),
         scope.bucket(),
         &reference_prefix,
         300,
@@ -302,7 +311,18 @@ async fn a_killed_connector_replays_into_the_same_objects_without_duplicates() {
     })
     .await;
     assert!(reference_done, "the reference connector did not finish:\n{}", reference_host.log());
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Both groups committed the whole topic, so each stored every window it will write.
+    let caught_up = wait_until(Duration::from_secs(60), || async {
+        scope.group_caught_up(&crashed_group, &topic).await
+            && scope.group_caught_up(&reference_group, &topic).await
+    })
+    .await;
+    assert!(
+        caught_up,
+        "a connector did not commit the whole topic:\n{}\n---\n{}",
+        host.log(),
+        reference_host.log()
+    );
 
     let crashed_rows = rows(&scope, &crashed_table).await;
     assert_eq!(ids(&crashed_rows), expected, "no row missing, none twice:\n{}", host.log());
@@ -418,24 +438,21 @@ async fn two_hosts_in_one_group_split_the_partitions_and_take_over_from_each_oth
     let scope = TestScope::new(services, "connector_group").await.expect("scope");
     let topic = scope.create_topic("events", 4).await.expect("topic");
     let prefix = scope.prefix();
-    let pipeline = events_pipeline(
-        &kafka_source(&topic, &scope.group_id("shared")),
-        scope.bucket(),
-        &prefix,
-        100_000,
-        1_500,
-    );
+    let group = scope.group_id("shared");
+    // One member per host, so each host's share is what its one member is assigned.
+    let source = format!("{}\nmembers = 1", kafka_source(&topic, &group));
+    let pipeline = events_pipeline(&source, scope.bucket(), &prefix, 100_000, 1_500);
     let config = services.host_config();
     let env = services.host_env();
     let mut first = SluiceHost::start(&config, &[("events", pipeline.clone())], &env).await;
     let second = SluiceHost::start(&config, &[("events", pipeline)], &env).await;
-    // Both members must have joined before records arrive, so both get partitions.
+    // Both members must hold their share before records arrive: each host's latest
+    // assignment is two of the four partitions.
     let joined = wait_until(Duration::from_secs(60), || async {
-        first.log().contains("partitions assigned") && second.log().contains("partitions assigned")
+        assigned_now(&first.log(), &topic) == 2 && assigned_now(&second.log(), &topic) == 2
     })
     .await;
     assert!(joined, "both hosts join the group:\n{}\n---\n{}", first.log(), second.log());
-    tokio::time::sleep(Duration::from_secs(8)).await;
 
     scope.produce(&topic, &bodies_over_four_partitions("g1")).await.expect("produce");
     let table = format!("{prefix}table/");
@@ -450,7 +467,8 @@ async fn two_hosts_in_one_group_split_the_partitions_and_take_over_from_each_oth
     let second_round =
         wait_until(Duration::from_secs(90), || async { rows(&scope, &table).await.len() >= 800 }).await;
     assert!(second_round, "the second host took over every partition:\n{}", second.log());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let caught_up = wait_until(Duration::from_secs(60), || scope.group_caught_up(&group, &topic)).await;
+    assert!(caught_up, "the group did not commit the whole topic:\n{}", second.log());
     assert_each_event_once_from_four_partitions(&rows(&scope, &table).await, 800);
 }
 
@@ -460,7 +478,8 @@ async fn one_host_with_two_members_splits_the_partitions_and_stores_every_event_
     let scope = TestScope::new(services, "connector_members").await.expect("scope");
     let topic = scope.create_topic("events", 4).await.expect("topic");
     let prefix = scope.prefix();
-    let source = format!("{}\nmembers = 2", kafka_source(&topic, &scope.group_id("members")));
+    let group = scope.group_id("members");
+    let source = format!("{}\nmembers = 2", kafka_source(&topic, &group));
     let pipeline = events_pipeline(&source, scope.bucket(), &prefix, 100_000, 1_500);
     let host =
         SluiceHost::start(&services.host_config(), &[("events", pipeline)], &services.host_env()).await;
@@ -481,7 +500,8 @@ async fn one_host_with_two_members_splits_the_partitions_and_stores_every_event_
     let stored =
         wait_until(Duration::from_secs(60), || async { rows(&scope, &table).await.len() >= 400 }).await;
     assert!(stored, "every event stored:\n{}", host.log());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let caught_up = wait_until(Duration::from_secs(60), || scope.group_caught_up(&group, &topic)).await;
+    assert!(caught_up, "the members did not commit the whole topic:\n{}", host.log());
     assert_each_event_once_from_four_partitions(&rows(&scope, &table).await, 400);
     assert!(dead_letters(&scope, &format!("{prefix}dead-letters/")).await.is_empty(), "no dead letters");
 }
