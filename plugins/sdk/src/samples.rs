@@ -1,30 +1,21 @@
 //! Checking a plugin's logic against its `samples/` directory in a native `cargo test`.
 //!
-//! Every plugin keeps a sample batch and what it must give: `input.jsonl` (one record value
-//! per non-empty line) or `input.envelopes.jsonl` (one `{"key", "value", "headers"}` object per
-//! line, for plugins that read keys or headers), and `expected.json`,
-//! `{"outputs": {name: [rows...]}, "failures": [{"index", "field", "reason", "part"}]}`. A row
-//! is written as the JSON object [`crate::render`] makes of it (columns in declared order, nulls
-//! left out). `field` appears only for a failure that names its field (see
-//! [`crate::Failure::field`]), and `part` only for a failure of a part of an input (see
-//! [`crate::Failure::part`]), shown as JSON (a part that is not JSON as a JSON string of its
-//! text). `sluice plugin test` replays the same files through the built component; this module
-//! reads them the same way, so a change that breaks the sample fails `cargo test` long before
-//! the end-to-end run.
+//! Every plugin keeps a sample batch and what it must give: `input.jsonl` or
+//! `input.envelopes.jsonl`, and `expected.json`, in the samples format of the `sluice-samples`
+//! crate. `sluice plugin test` replays the same files through the built component with the
+//! same crate, so both read, compare and write them alike, and a change that breaks the sample
+//! fails `cargo test` long before the end-to-end run.
 //!
 //! Native only: a plugin component has no files to read.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Display;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use sluice_samples::{Expected, ExpectedFailure};
 
-use crate::json::compact;
 use crate::render::rows_json;
-use crate::{BatchResult, Failure, Header, OutputInfo, RecordIn};
+use crate::{BatchResult, Header, OutputInfo, RecordIn};
 
 /// The environment variable that makes [`check`] rewrite `expected.json` instead of comparing.
 ///
@@ -34,21 +25,12 @@ pub const BLESS_VAR: &str = "SLUICE_BLESS";
 /// Why a sample check could not run, or how its result differs from `expected.json`.
 #[derive(Debug, thiserror::Error)]
 pub enum SamplesError {
-    /// A sample file is missing or unreadable.
-    #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    /// A sample file is missing or not in the samples format.
+    #[error(transparent)]
+    Format(#[from] sluice_samples::SamplesError),
     /// Blessing could not replace `expected.json`.
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
-    /// A line of `input.envelopes.jsonl` (numbered from 1) is not an envelope.
-    #[error("{}:{line}: not a record envelope {{\"key\", \"value\", \"headers\"}}: {source}", path.display())]
-    Envelope { path: PathBuf, line: usize, source: serde_json::Error },
-    /// `expected.json` is not in the layout `sluice plugin test` reads.
-    #[error(
-        "{}: expected {{\"outputs\": {{name: [rows]}}, \"failures\": [{{index, field?, reason, part?}}]}}: {source}",
-        path.display()
-    )]
-    Expected { path: PathBuf, source: serde_json::Error },
     /// Blessing met a batch of rows that is not well formed or not of a declared output, which
     /// `expected.json` could not show.
     #[error("output `{output}`: {problem}, so {BLESS_VAR} cannot write it")]
@@ -65,12 +47,9 @@ pub enum SamplesError {
 /// Runs `transform` on the sample batch in `dir` and compares its result with `expected.json`.
 ///
 /// `outputs` are the plugin's declared outputs (its `info().outputs`): each batch of rows must
-/// be well formed for its output's columns (see [`crate::render::check_batch`]), and each row,
-/// rendered as a JSON object, must be the expected one as a JSON value (so `expected.json` may
-/// be spaced for reading). An output missing from `expected.json` must receive nothing;
-/// failures must match in order, index, field, reason and part, a part compared as JSON text
-/// without insignificant whitespace (it is the input's own text, which need not be compact).
-/// With [`BLESS_VAR`] set, `expected.json` is rewritten from the result instead.
+/// be well formed for its output's columns (see [`crate::render::check_batch`]), and rows and
+/// failures compare as [`sluice_samples::differences`] says. With [`BLESS_VAR`] set,
+/// `expected.json` is rewritten from the result instead.
 ///
 /// # Errors
 /// A sample file that cannot be read or parsed, or [`SamplesError::Mismatch`] listing every
@@ -105,23 +84,29 @@ fn check_or_bless(
     transform: impl FnOnce(&[RecordIn]) -> BatchResult,
     bless: bool,
 ) -> Result<(), SamplesError> {
-    let records = read_input(dir)?;
+    let records: Vec<RecordIn> = sluice_samples::read_records(&sluice_samples::input_file(dir))?
+        .into_iter()
+        .map(|record| RecordIn {
+            key: record.key,
+            value: record.value,
+            headers: record.headers.into_iter().map(|(key, value)| Header { key, value }).collect(),
+        })
+        .collect();
     let result = transform(&records);
-    let failures = result.failures.iter().map(ExpectedFailure::of).collect::<Result<Vec<_>, _>>()?;
-    let (rows, problems) = rendered_rows(outputs, &result);
+    let (actual, problems) = in_samples_layout(outputs, &result)?;
     let expected_path = dir.join("expected.json");
     if bless {
         if let Some((output, problem)) = problems.into_iter().next() {
             return Err(SamplesError::BadBatch { output, problem });
         }
-        let text = render_expected(rows, failures)?;
+        let text = sluice_samples::render(&actual).map_err(|source| SamplesError::Render { source })?;
         return std::fs::write(&expected_path, text)
             .map_err(|source| SamplesError::Write { path: expected_path, source });
     }
-    let expected = read_expected(&expected_path)?;
+    let expected = sluice_samples::read_expected(&expected_path)?;
     let mut differences: Vec<String> =
         problems.into_iter().map(|(output, problem)| format!("output `{output}`: {problem}")).collect();
-    differences.extend(differences_from(&expected, &rows, &failures));
+    differences.extend(sluice_samples::differences(&expected, &actual));
     if differences.is_empty() {
         Ok(())
     } else {
@@ -129,168 +114,18 @@ fn check_or_bless(
     }
 }
 
-/// One `input.envelopes.jsonl` line, as `sluice plugin test` reads it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope {
-    #[serde(default)]
-    key: Option<String>,
-    value: serde_json::Value,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-}
-
-/// The sample batch: `input.envelopes.jsonl` when present, else `input.jsonl`, as the host's
-/// end-to-end test picks them.
-fn read_input(dir: &Path) -> Result<Vec<RecordIn>, SamplesError> {
-    let envelopes_path = dir.join("input.envelopes.jsonl");
-    let envelopes = envelopes_path.is_file();
-    let path = if envelopes { envelopes_path } else { dir.join("input.jsonl") };
-    let text = read_text(&path)?;
-    let lines = text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
-    if !envelopes {
-        return Ok(lines.map(|(_, line)| RecordIn::from_value(line)).collect());
-    }
-    lines
-        .map(|(number, line)| {
-            let envelope_error =
-                |source| SamplesError::Envelope { path: path.clone(), line: number + 1, source };
-            let envelope: Envelope = serde_json::from_str(line).map_err(envelope_error)?;
-            // Re-encoded rather than kept verbatim, exactly as `sluice plugin test` does, so
-            // both runs hand the plugin the same bytes.
-            let value = serde_json::to_vec(&envelope.value).map_err(envelope_error)?;
-            let headers = envelope
-                .headers
-                .into_iter()
-                .map(|(key, value)| Header { key, value: value.into_bytes() })
-                .collect();
-            Ok(RecordIn { key: envelope.key.map(String::into_bytes), value, headers })
-        })
-        .collect()
-}
-
-/// `expected.json`; an output or the failures left out expect nothing.
-#[derive(Deserialize)]
-struct Expected {
-    #[serde(default)]
-    outputs: BTreeMap<String, Vec<Box<RawValue>>>,
-    #[serde(default)]
-    failures: Vec<ExpectedFailure>,
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct ExpectedFailure {
-    index: u32,
-    /// Left out for a failure that names no field.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-    reason: String,
-    /// Left out for a whole failure, which keeps most samples as short as before parts existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    part: Option<Box<RawValue>>,
-}
-
-impl ExpectedFailure {
-    /// The `expected.json` form of a plugin's failure.
-    fn of(failure: &Failure) -> Result<Self, SamplesError> {
-        let part = failure.part.as_deref().map(part_as_json).transpose();
-        let part = part.map_err(|source| SamplesError::Render { source })?;
-        Ok(ExpectedFailure {
-            index: failure.index,
-            field: failure.field.clone(),
-            reason: failure.reason.clone(),
-            part,
-        })
-    }
-
-    fn compact_part(&self) -> Option<Cow<'_, RawValue>> {
-        self.part.as_deref().map(compact)
-    }
-}
-
-/// The part as the JSON it is, or, when it is not JSON, as a JSON string of its text.
-fn part_as_json(part: &[u8]) -> Result<Box<RawValue>, serde_json::Error> {
-    let json = std::str::from_utf8(part).ok().and_then(|text| RawValue::from_string(text.to_owned()).ok());
-    json.map_or_else(|| serde_json::value::to_raw_value(&String::from_utf8_lossy(part)), Ok)
-}
-
-impl PartialEq for ExpectedFailure {
-    fn eq(&self, other: &Self) -> bool {
-        self.index == other.index
-            && self.field == other.field
-            && self.reason == other.reason
-            && self.compact_part().as_deref().map(RawValue::get)
-                == other.compact_part().as_deref().map(RawValue::get)
-    }
-}
-
-impl Display for ExpectedFailure {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "#{} ", self.index)?;
-        if let Some(field) = &self.field {
-            write!(formatter, "field `{field}`: ")?;
-        }
-        formatter.write_str(&self.reason)?;
-        match self.compact_part() {
-            Some(part) => write!(formatter, " (part {})", part.get()),
-            None => Ok(()),
-        }
-    }
-}
-
-fn read_expected(path: &Path) -> Result<Expected, SamplesError> {
-    let text = read_text(path)?;
-    serde_json::from_str(&text).map_err(|source| SamplesError::Expected { path: path.to_owned(), source })
-}
-
-fn read_text(path: &Path) -> Result<String, SamplesError> {
-    std::fs::read_to_string(path).map_err(|source| SamplesError::Read { path: path.to_owned(), source })
-}
-
-/// Each output's rows, rendered as JSON objects, in row order.
-type RenderedRows<'a> = BTreeMap<&'a str, Vec<String>>;
 /// An output whose batch could not be read, and why.
 type BatchProblem = (String, String);
 
-/// One row as the JSON object it renders to, compared as a JSON value.
-struct Row {
-    /// Compact JSON text, for messages.
-    text: String,
-    /// `None` only if the text were not JSON, in which case rows compare by text.
-    value: Option<serde_json::Value>,
-}
-
-impl Row {
-    fn new(text: String) -> Self {
-        let value = serde_json::from_str(&text).ok();
-        Row { text, value }
-    }
-}
-
-impl PartialEq for Row {
-    fn eq(&self, other: &Self) -> bool {
-        match (&self.value, &other.value) {
-            (Some(mine), Some(theirs)) => mine == theirs,
-            _ => self.text == other.text,
-        }
-    }
-}
-
-impl Display for Row {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(&self.text)
-    }
-}
-
-/// Every output's rows rendered as JSON objects, in row order, and what made a batch of rows
-/// unreadable: an output that is not declared, a second batch for one output, or a batch not
-/// well formed for its columns (see [`crate::render::check_batch`]).
-fn rendered_rows<'a>(
+/// The result in the samples layout, and what made a batch of rows unreadable: an output that
+/// is not declared, a second batch for one output, or a batch not well formed for its columns
+/// (see [`crate::render::check_batch`]).
+fn in_samples_layout(
     outputs: &[OutputInfo],
-    result: &'a BatchResult,
-) -> (RenderedRows<'a>, Vec<BatchProblem>) {
-    let mut rows: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    result: &BatchResult,
+) -> Result<(Expected, Vec<BatchProblem>), SamplesError> {
+    let render_error = |source| SamplesError::Render { source };
+    let mut rows: BTreeMap<String, Vec<Box<RawValue>>> = BTreeMap::new();
     let mut problems = Vec::new();
     for batch in &result.outputs {
         let name = batch.output.as_str();
@@ -302,90 +137,33 @@ fn rendered_rows<'a>(
             problems.push((name.to_owned(), "more than one batch of rows".to_owned()));
         }
         match rows_json(info, batch) {
-            Ok(rendered) => rows.entry(name).or_default().extend(rendered),
+            Ok(rendered) => {
+                let rendered = rendered.into_iter().map(RawValue::from_string).collect::<Result<Vec<_>, _>>();
+                rows.entry(name.to_owned()).or_default().extend(rendered.map_err(render_error)?);
+            }
             Err(problem) => problems.push((name.to_owned(), problem)),
         }
     }
-    (rows, problems)
-}
-
-/// Every way the `rows` and `failures` of a result (in the expected layout) differ from
-/// `expected`, one sentence each.
-fn differences_from(
-    expected: &Expected,
-    rows: &BTreeMap<&str, Vec<String>>,
-    failures: &[ExpectedFailure],
-) -> Vec<String> {
-    let names: BTreeSet<&str> =
-        expected.outputs.keys().map(String::as_str).chain(rows.keys().copied()).collect();
-    let mut differences = Vec::new();
-    for name in names {
-        let want: Vec<Row> = expected
-            .outputs
-            .get(name)
-            .into_iter()
-            .flatten()
-            .map(|value| Row::new(compact(value).get().to_owned()))
-            .collect();
-        let got: Vec<Row> = rows.get(name).into_iter().flatten().map(|text| Row::new(text.clone())).collect();
-        compare_in_order(&format!("output `{name}` row"), &want, &got, &mut differences);
-    }
-    compare_in_order("failure", &expected.failures, failures, &mut differences);
-    differences
-}
-
-/// Adds a sentence for every position where `want` and `got` differ, extra or missing items
-/// included, so one run shows everything to fix.
-fn compare_in_order<T: PartialEq + Display>(
-    label: &str,
-    want: &[T],
-    got: &[T],
-    differences: &mut Vec<String>,
-) {
-    for position in 0..want.len().max(got.len()) {
-        match (want.get(position), got.get(position)) {
-            (Some(want), Some(got)) if want == got => {}
-            (Some(want), Some(got)) => {
-                differences.push(format!("{label} {position}: expected {want}, got {got}"))
-            }
-            (Some(want), None) => {
-                differences.push(format!("{label} {position}: expected {want}, got nothing"))
-            }
-            (None, Some(got)) => differences.push(format!("{label} {position}: expected nothing, got {got}")),
-            (None, None) => {}
-        }
-    }
-}
-
-/// The result in the `expected.json` layout: outputs that received rows, one row a line.
-fn render_expected(
-    rows: BTreeMap<&str, Vec<String>>,
-    failures: Vec<ExpectedFailure>,
-) -> Result<String, SamplesError> {
-    #[derive(Serialize)]
-    struct Rendered<'a> {
-        outputs: BTreeMap<&'a str, Vec<Box<RawValue>>>,
-        failures: Vec<ExpectedFailure>,
-    }
-    let mut outputs: BTreeMap<&str, Vec<Box<RawValue>>> = BTreeMap::new();
-    for (name, texts) in rows {
-        let values = texts
-            .into_iter()
-            .map(RawValue::from_string)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| SamplesError::Render { source })?;
-        outputs.insert(name, values);
-    }
-    let text = serde_json::to_string_pretty(&Rendered { outputs, failures })
-        .map_err(|source| SamplesError::Render { source })?;
-    Ok(text + "\n")
+    let failures = result
+        .failures
+        .iter()
+        .map(|failure| {
+            let (field, reason) = (failure.field.clone(), failure.reason.clone());
+            ExpectedFailure::new(u64::from(failure.index), field, reason, failure.part.as_deref())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(render_error)?;
+    Ok((Expected { outputs: rows, failures }, problems))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use serde::Serialize;
 
     use super::*;
+    use crate::Failure;
     use crate::json::string_content;
     use crate::rows::OutputRows;
     use crate::schema::{Column, ColumnType};
@@ -460,7 +238,7 @@ mod tests {
         let differences = differences_of("{\"a\": 1}\n", r#"{"outputs": {"echo": [{"value": {"a": 2}}]}}"#);
         assert_eq!(
             differences,
-            [r#"output `echo` row 0: expected {"value":{"a":2}}, got {"value":{"a": 1}}"#]
+            [r#"output `echo` row 0: expected {"value":{"a":2}}, got {"value":{"a":1}}"#]
         );
     }
 
