@@ -64,7 +64,7 @@ fn plugin_test_exits_non_zero_when_the_expectation_differs() {
     let output = plugin_test(plugin, &sample_input(plugin), &wrong);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("mismatch: output `user_status` record 0"), "{stderr}");
+    assert!(stderr.contains("mismatch: output `user_status` row 0: expected"), "{stderr}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use arrow::datatypes::SchemaRef;
 
 use super::parquet::naming::object_key;
 use super::parquet::partition::{PartitionError, Partitioner};
-use super::parquet::rows::{OutputRecord, RowEncoder, RowsError};
+use super::parquet::rows::{RowEncoder, RowsError, TableRow};
 use super::parquet::schema::{SchemaError, arrow_schema, with_lineage};
 use super::parquet::writer::{ParquetFileWriter, WriterError};
 use crate::config::TableSinkSettings;
@@ -170,9 +170,9 @@ impl TableSink {
             return Ok((None, Vec::new()));
         }
         let pending = std::mem::take(&mut window.pending);
-        let records: Vec<OutputRecord<'_>> = pending
+        let records: Vec<TableRow<'_>> = pending
             .iter()
-            .map(|row| OutputRecord {
+            .map(|row| TableRow {
                 row: &row.row,
                 topic,
                 partition,

@@ -30,7 +30,7 @@ use serde_json::json;
 use sluice::plugin::rows::{ColumnData, ColumnValues, RowBatch, RowRef, Texts};
 use sluice::plugin::schema::OutputSchema;
 use sluice::plugin::{CompileCache, EngineTuning, LoadedPlugin, PluginCall, PluginEngine, PluginLimits};
-use sluice::sink::parquet::rows::{OutputRecord, RowEncoder};
+use sluice::sink::parquet::rows::{RowEncoder, TableRow};
 use sluice::sink::parquet::schema::arrow_schema;
 use sluice_bench::events::{EventGenerator, GeneratorSettings};
 use sluice_plugin_sdk::bindings::sluice::transform::types as native;
@@ -207,9 +207,9 @@ fn measure(
 /// Encodes `rows` into the Arrow record batch the connector's Parquet sink writes; returns the rows.
 fn encode(encoder: &RowEncoder, rows: Arc<RowBatch>) -> anyhow::Result<usize> {
     let refs: Vec<RowRef> = (0..rows.len()).filter_map(|row| RowRef::new(rows.clone(), row)).collect();
-    let records: Vec<OutputRecord<'_>> = refs
+    let records: Vec<TableRow<'_>> = refs
         .iter()
-        .map(|row| OutputRecord { row, topic: "t", partition: 0, offset: 0, plugin_version: "p" })
+        .map(|row| TableRow { row, topic: "t", partition: 0, offset: 0, plugin_version: "p" })
         .collect();
     let encoded = black_box(encoder.encode(&records)?);
     Ok(encoded.batch.num_rows())

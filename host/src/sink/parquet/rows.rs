@@ -22,7 +22,7 @@ use crate::plugin::schema::{ColumnType, OutputSchema};
 /// One row bound for the table, with the Kafka coordinates of the input record it came from
 /// (they fill the lineage columns when the schema has them).
 #[derive(Debug, Clone, Copy)]
-pub struct OutputRecord<'a> {
+pub struct TableRow<'a> {
     pub row: &'a RowRef,
     pub topic: &'a str,
     pub partition: i32,
@@ -116,7 +116,7 @@ impl RowEncoder {
     /// # Errors
     /// [`RowsError`] only when the batch as a whole cannot be built, which means a bug rather
     /// than a bad row.
-    pub fn encode(&self, records: &[OutputRecord<'_>]) -> Result<EncodedRows, RowsError> {
+    pub fn encode(&self, records: &[TableRow<'_>]) -> Result<EncodedRows, RowsError> {
         let maps = self.column_maps(records);
         let mut rejected = Vec::new();
         let mut kept: Vec<(usize, &ColumnMap)> = Vec::with_capacity(records.len());
@@ -155,7 +155,7 @@ impl RowEncoder {
 
     /// How rows of each declaration among `records` fill the table; declarations are compared
     /// by pointer first, since every row of one plugin version shares its declaration.
-    fn column_maps<'r>(&self, records: &[OutputRecord<'r>]) -> Vec<(&'r RowRef, ColumnMap)> {
+    fn column_maps<'r>(&self, records: &[TableRow<'r>]) -> Vec<(&'r RowRef, ColumnMap)> {
         let mut maps: Vec<(&'r RowRef, ColumnMap)> = Vec::new();
         for record in records {
             if maps.iter().any(|(seen, _)| same_declaration(seen, record.row)) {
@@ -298,7 +298,7 @@ impl ColumnBuilder {
 }
 
 fn lineage_columns<'a>(
-    records: impl Iterator<Item = &'a OutputRecord<'a>> + Clone,
+    records: impl Iterator<Item = &'a TableRow<'a>> + Clone,
 ) -> [ArrayRef; LINEAGE_COLUMNS] {
     let topics: StringArray = records.clone().map(|record| Some(record.topic)).collect();
     let partitions: Int32Array = records.clone().map(|record| record.partition).collect();
@@ -339,10 +339,10 @@ pub(crate) mod tests {
         (0..batch.len()).map(|row| RowRef::new(batch.clone(), row).unwrap()).collect()
     }
 
-    fn records(rows: &[RowRef]) -> Vec<OutputRecord<'_>> {
+    fn records(rows: &[RowRef]) -> Vec<TableRow<'_>> {
         rows.iter()
             .enumerate()
-            .map(|(index, row)| OutputRecord {
+            .map(|(index, row)| TableRow {
                 row,
                 topic: "events-raw",
                 partition: 3,

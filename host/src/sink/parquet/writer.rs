@@ -149,7 +149,7 @@ mod tests {
 
     use super::super::partition::Partitioner;
     use super::super::rows::tests::{declared, typed_rows};
-    use super::super::rows::{OutputRecord, RowEncoder};
+    use super::super::rows::{RowEncoder, TableRow};
     use super::super::schema::{arrow_schema, parse_output_schema, with_lineage};
     use super::*;
 
@@ -209,10 +209,10 @@ mod tests {
         let schema = Arc::new(with_lineage(&arrow_schema(&declared).unwrap()).unwrap());
         let encoder = RowEncoder::new(schema.clone(), declared.clone()).unwrap();
         let rows = typed_rows(&declared, &RECORDS);
-        let records: Vec<OutputRecord<'_>> = rows
+        let records: Vec<TableRow<'_>> = rows
             .iter()
             .enumerate()
-            .map(|(index, row)| OutputRecord {
+            .map(|(index, row)| TableRow {
                 row,
                 topic: "sendgrid-events",
                 partition: 2,
@@ -274,9 +274,9 @@ mod tests {
         let schema = Arc::new(parse_output_schema(SCHEMA).unwrap());
         let encoder = RowEncoder::new(schema.clone(), declared.clone()).unwrap();
         let rows = typed_rows(&declared, &[RECORDS[0], RECORDS[1], RECORDS[3]]);
-        let records: Vec<OutputRecord<'_>> = rows
+        let records: Vec<TableRow<'_>> = rows
             .iter()
-            .map(|row| OutputRecord { row, topic: "t", partition: 0, offset: 0, plugin_version: "1.0.0" })
+            .map(|row| TableRow { row, topic: "t", partition: 0, offset: 0, plugin_version: "1.0.0" })
             .collect();
         let batch = encoder.encode(&records).unwrap().batch;
         let options = WriterOptions { row_group_rows: 2, ..WriterOptions::default() };
