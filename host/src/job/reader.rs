@@ -852,8 +852,9 @@ mod tests {
 
         const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
-        /// Keys of the records the splitter meets most, beside generated ones.
-        const KEYS: &[&str] = &["userId", "status", "statusLogs", "updatedOn"];
+        /// Keys of records shaped like the ones the splitter meets most (an id, a state, a list
+        /// of nested entries, a timestamp), beside generated ones.
+        const KEYS: &[&str] = &["id", "state", "history", "updatedAt"];
 
         /// Everything reading an input gave.
         #[derive(Debug)]
@@ -977,7 +978,7 @@ mod tests {
                 if let Value::Object(members) = &mut value
                     && members.is_empty()
                 {
-                    members.insert("userId".into(), Value::from(0));
+                    members.insert("id".into(), Value::from(0));
                 }
                 value
             });

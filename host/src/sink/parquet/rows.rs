@@ -352,7 +352,7 @@ pub(crate) mod tests {
             .collect()
     }
 
-    const GOOD: &str = r#"{"dt":"2024-05-01","event":"open","tls":1,"asm_group_id":42,"score":0.5,"machine_open":true,"event_time":1714521600000,"categories":["a","b"],"custom_args":{"mail_id":"m-1","n":[1,2.5,null]}}"#;
+    const GOOD: &str = r#"{"dt":"2024-05-01","event":"open","tls":1,"asm_group_id":42,"score":0.5,"machine_open":true,"event_time":1714521600000,"categories":["a","b"],"custom_args":{"request_id":"r-1","n":[1,2.5,null]}}"#;
     const SPARSE: &str = r#"{"dt":"2024-05-02","event":"click","event_time":1714608000000,"categories":[],"custom_args":null}"#;
 
     #[test]
@@ -375,7 +375,7 @@ pub(crate) mod tests {
         assert_eq!(categories.value(0).as_string::<i32>().iter().collect::<Vec<_>>(), [Some("a"), Some("b")]);
         assert_eq!(categories.value(1).len(), 0);
         let custom_args = batch.column(8).as_string::<i32>();
-        assert_eq!(custom_args.value(0), r#"{"mail_id":"m-1","n":[1,2.5,null]}"#);
+        assert_eq!(custom_args.value(0), r#"{"request_id":"r-1","n":[1,2.5,null]}"#);
         assert!(custom_args.is_null(1));
     }
 

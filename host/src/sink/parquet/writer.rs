@@ -164,7 +164,7 @@ mod tests {
     ]}"#;
 
     const RECORDS: [&str; 4] = [
-        r#"{"dt":"2024-05-01","event":"open","email":"a@example.com","tls":1,"event_time":1714521600000,"categories":["x","y"],"custom_args":{"mail_id":"m-1"}}"#,
+        r#"{"dt":"2024-05-01","event":"open","email":"a@example.com","tls":1,"event_time":1714521600000,"categories":["x","y"],"custom_args":{"request_id":"r-1"}}"#,
         r#"{"dt":"2024-05-01","event":"open","email":"b@example.com","event_time":1714521600001,"categories":[],"custom_args":null}"#,
         r#"{"dt":"2024-05-01","event":"open","tls":3,"event_time":1,"categories":[]}"#,
         r#"{"dt":"2024-05-01","event":"click","email":"d@example.com","tls":0,"event_time":1714521600002,"categories":["z"],"custom_args":[1,{"k":"v"}]}"#,
@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(categories.value(0).as_string::<i32>().iter().flatten().collect::<Vec<_>>(), ["x", "y"]);
         assert_eq!(categories.value(1).len(), 0);
         let custom_args = column("custom_args");
-        assert_eq!(custom_args.as_string::<i32>().value(0), r#"{"mail_id":"m-1"}"#);
+        assert_eq!(custom_args.as_string::<i32>().value(0), r#"{"request_id":"r-1"}"#);
         assert!(custom_args.is_null(1));
         assert_eq!(column("kafka_offset").as_primitive::<Int64Type>().values(), &[500, 501]);
         assert!(read.column_by_name("dt").is_none());
