@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::HostOptions;
 use crate::config::{HostConfig, Pipeline, load_pipeline_dir};
 use crate::http::readiness::Dependencies;
-use crate::http::{AdminApi, AppState, Endpoint, Endpoints, JobEndpoint, router};
+use crate::http::{AdminApi, AppState, Endpoint, Endpoints, JobEndpoint, StartedJobs, router};
 use crate::job::serve_job_pipelines;
 use crate::object_store::ObjectStores;
 use crate::pipeline::Connector;
@@ -102,20 +102,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let mut endpoints = Endpoints::build(&pipelines, &registry, &config)?;
     // A job cut short by the stop is handed out again by the job topic; its rows were never
     // moved into the tables.
     let jobs = serve_job_pipelines(&pipelines, &registry, &config, &stores, &stopping)
         .await
         .context("cannot start the job pipelines")?;
+    let mut started_jobs: StartedJobs = Vec::new();
     let mut job_store = None;
     if let Some(jobs) = jobs {
         for served in jobs.pipelines {
             let endpoint = JobEndpoint { pipeline: served.pipeline, queue: served.queue };
-            endpoints.insert(&served.path, Endpoint::Job(endpoint));
+            started_jobs.push((served.path, Arc::new(Endpoint::Job(endpoint))));
         }
         job_store = Some(jobs.store);
     }
+    let endpoints = Endpoints::build(&pipelines, &registry, &config, &started_jobs)?;
     let s3 = if Dependencies::needs_s3(&pipelines) { Some(stores.s3().await.clone()) } else { None };
     let dependencies = Dependencies::of(&pipelines, &config, s3);
     let metrics = telemetry::install().context("cannot start the metrics recorder")?;

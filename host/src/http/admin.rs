@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, AppState, Endpoint, Endpoints};
+use super::{ApiError, AppState, Endpoint, Endpoints, StartedJobs};
 use crate::config::{HostConfig, Pipeline, SourceConfig, is_plain_name, load_pipeline_dir};
 use crate::pipeline::reload::{Offered, PluginSwapper, persist_component};
 use crate::plugin::{PluginError, PluginHandle, Rejection};
@@ -258,17 +258,19 @@ pub async fn reload_pipelines(
     })?;
     let old = state.pipelines.load_full();
     let old_endpoints = state.endpoints.load_full();
-    let mut endpoints = Endpoints::build(&fresh, &state.registry, &api.host)
-        .map_err(|error| ApiError::Unprocessable(format!("the pipelines were not reloaded: {error}")))?;
     // Job endpoints need the job services started with the host; keep them where they were.
-    for pipeline in old.iter() {
-        if let SourceConfig::S3Job(source) = &pipeline.source
-            && let Some(endpoint) = old_endpoints.get(&source.path)
-            && matches!(endpoint.as_ref(), Endpoint::Job(_))
-        {
-            endpoints.insert_shared(&source.path, endpoint);
-        }
-    }
+    let jobs: StartedJobs = old
+        .iter()
+        .filter_map(|pipeline| match &pipeline.source {
+            SourceConfig::S3Job(source) => old_endpoints
+                .get(&source.path)
+                .filter(|endpoint| matches!(endpoint.as_ref(), Endpoint::Job(_)))
+                .map(|endpoint| (source.path.clone(), endpoint)),
+            _ => None,
+        })
+        .collect();
+    let endpoints = Endpoints::build(&fresh, &state.registry, &api.host, &jobs)
+        .map_err(|error| ApiError::Unprocessable(format!("the pipelines were not reloaded: {error}")))?;
     let changes = PipelineChanges::between(&old, &fresh);
     state.endpoints.store(Arc::new(endpoints));
     state.pipelines.store(Arc::new(fresh));

@@ -45,8 +45,13 @@ pub struct Endpoints {
     by_path: HashMap<String, Arc<Endpoint>>,
 }
 
+/// Job endpoints by path: they need the database, S3 and a job worker first, so the host starts
+/// them once (`crate::job::serve_job_pipelines`) and every table of endpoints serves those.
+pub type StartedJobs = Vec<(String, Arc<Endpoint>)>;
+
 impl Endpoints {
-    /// Builds an endpoint for every pipeline whose source is served over HTTP here.
+    /// Builds an endpoint for every pipeline whose source is served over HTTP here, and serves
+    /// the job endpoints in `jobs` at their paths.
     ///
     /// # Errors
     /// When a signature key is malformed, a Kafka producer cannot be created, a plugin named
@@ -55,6 +60,7 @@ impl Endpoints {
         pipelines: &[Pipeline],
         registry: &PluginRegistry,
         host: &HostConfig,
+        jobs: &StartedJobs,
     ) -> Result<Self, EndpointError> {
         let mut by_path = HashMap::new();
         for pipeline in pipelines {
@@ -69,22 +75,15 @@ impl Endpoints {
                 }
                 // Read by a connector, not served over HTTP.
                 SourceConfig::Kafka(_) => continue,
-                // Needs the database and S3 first; added with `Endpoints::insert`.
+                // Started with the job services: served from `jobs` below.
                 SourceConfig::S3Job(_) => continue,
             };
             by_path.insert(path.clone(), Arc::new(endpoint));
         }
+        for (path, endpoint) in jobs {
+            by_path.insert(path.clone(), endpoint.clone());
+        }
         Ok(Endpoints { by_path })
-    }
-
-    /// Serves `endpoint` at `path`, replacing what was there.
-    pub fn insert(&mut self, path: &str, endpoint: Endpoint) {
-        self.by_path.insert(path.to_owned(), Arc::new(endpoint));
-    }
-
-    /// Serves an endpoint another table already serves (kept across a pipeline reload).
-    pub fn insert_shared(&mut self, path: &str, endpoint: Arc<Endpoint>) {
-        self.by_path.insert(path.to_owned(), endpoint);
     }
 
     pub fn get(&self, path: &str) -> Option<Arc<Endpoint>> {

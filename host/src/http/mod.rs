@@ -25,7 +25,7 @@ use axum::routing::{any, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use admin::AdminApi;
-pub use endpoints::{Endpoint, EndpointError, Endpoints};
+pub use endpoints::{Endpoint, EndpointError, Endpoints, StartedJobs};
 pub use error::ApiError;
 pub use jobs::{JobEndpoint, job_view};
 

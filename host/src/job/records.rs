@@ -217,6 +217,19 @@ impl JobRecords {
         query(client).await.map_err(DatabaseError::query(operation))
     }
 
+    /// Updates job `id` by `set_where` (`... WHERE id = $1 AND ...`) and returns it as changed;
+    /// `None` when the condition left it alone.
+    async fn update_one(
+        &self,
+        operation: &str,
+        id: Uuid,
+        set_where: &str,
+    ) -> Result<Option<JobRecord>, JobRecordsError> {
+        let sql = format!("UPDATE sluice_jobs SET {set_where} RETURNING {COLUMNS}");
+        let row = self.with_client(operation, async |client| client.query_opt(&sql, &[&id]).await).await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
     /// The job for `object` in `pipeline`, created `queued` if there is none.
     ///
     /// # Errors
@@ -280,20 +293,12 @@ impl JobRecords {
     /// # Errors
     /// [`JobRecordsError`] when the database fails.
     pub async fn requeue_failed(&self, id: Uuid) -> Result<Option<JobRecord>, JobRecordsError> {
-        let row = self
-            .with_client("re-queueing a failed job", async |client| {
-                client
-                    .query_opt(
-                        &format!(
-                            "UPDATE sluice_jobs SET state = 'queued', queued_at = now(), updated_at = now() \
-                             WHERE id = $1 AND state = 'failed' RETURNING {COLUMNS}"
-                        ),
-                        &[&id],
-                    )
-                    .await
-            })
-            .await?;
-        row.as_ref().map(job_from_row).transpose()
+        self.update_one(
+            "re-queueing a failed job",
+            id,
+            "state = 'queued', queued_at = now(), updated_at = now() WHERE id = $1 AND state = 'failed'",
+        )
+        .await
     }
 
     /// Notes where `attempt` of job `id` keeps its dead letters.
@@ -376,23 +381,16 @@ impl JobRecords {
     /// # Errors
     /// [`JobRecordsError`] when the database fails.
     pub async fn claim(&self, id: Uuid) -> Result<Option<JobRecord>, JobRecordsError> {
-        let row = self
-            .with_client("starting a job attempt", async |client| {
-                client
-                    .query_opt(
-                        &format!(
-                            "UPDATE sluice_jobs SET state = 'running', attempts = attempts + 1, started_at = now(), \
-                             finished_at = NULL, error = NULL, bytes_read = 0, records_read = 0, \
-                             records_failed = 0, dead_letters = 0, dead_letter_location = NULL, rows_by_table = '{{}}', \
-                             failures = '[]', updated_at = now() \
-                             WHERE id = $1 AND state <> 'succeeded' RETURNING {COLUMNS}"
-                        ),
-                        &[&id],
-                    )
-                    .await
-            })
-            .await?;
-        row.as_ref().map(job_from_row).transpose()
+        self.update_one(
+            "starting a job attempt",
+            id,
+            "state = 'running', attempts = attempts + 1, started_at = now(), \
+             finished_at = NULL, error = NULL, bytes_read = 0, records_read = 0, \
+             records_failed = 0, dead_letters = 0, dead_letter_location = NULL, rows_by_table = '{}', \
+             failures = '[]', updated_at = now() \
+             WHERE id = $1 AND state <> 'succeeded'",
+        )
+        .await
     }
 
     /// Records how far `attempt` of job `id` got, while it runs.
