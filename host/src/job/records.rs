@@ -183,6 +183,26 @@ fn rows_json(counts: &JobCounts) -> serde_json::Value {
     serde_json::to_value(&counts.rows).unwrap_or_default()
 }
 
+/// A job's counts as the `sluice_jobs` columns store them (bigint), for the statements that
+/// record them.
+struct CountColumns {
+    bytes: i64,
+    records: i64,
+    failed: i64,
+    letters: i64,
+}
+
+impl CountColumns {
+    fn of(counts: &JobCounts) -> Self {
+        CountColumns {
+            bytes: signed(counts.bytes_read),
+            records: signed(counts.records_read),
+            failed: signed(counts.records_failed),
+            letters: signed(counts.dead_letters),
+        }
+    }
+}
+
 /// The `sluice_jobs` table through one connection, reopened when it drops.
 pub struct JobRecords {
     database: Database,
@@ -403,9 +423,7 @@ impl JobRecords {
         attempt: i32,
         counts: &JobCounts,
     ) -> Result<(), JobRecordsError> {
-        let (bytes, records, failed) =
-            (signed(counts.bytes_read), signed(counts.records_read), signed(counts.records_failed));
-        let letters = signed(counts.dead_letters);
+        let CountColumns { bytes, records, failed, letters } = CountColumns::of(counts);
         self.with_client("recording job progress", async |client| {
             client
                 .execute(
@@ -433,11 +451,8 @@ impl JobRecords {
         failures: &[FailureSample],
         error: &str,
     ) -> Result<(), JobRecordsError> {
-        let (bytes, records, failed) =
-            (signed(counts.bytes_read), signed(counts.records_read), signed(counts.records_failed));
-        let failures = serde_json::to_value(failures).unwrap_or_default();
-        let rows = rows_json(counts);
-        let letters = signed(counts.dead_letters);
+        let CountColumns { bytes, records, failed, letters } = CountColumns::of(counts);
+        let (rows, failures) = (rows_json(counts), serde_json::to_value(failures).unwrap_or_default());
         self.with_client("recording a job failure", async |client| {
             client
                 .execute(
@@ -484,11 +499,8 @@ pub async fn record_success(
     counts: &JobCounts,
     failures: &[FailureSample],
 ) -> Result<(), JobRecordsError> {
-    let (bytes, records, failed) =
-        (signed(counts.bytes_read), signed(counts.records_read), signed(counts.records_failed));
-    let failures = serde_json::to_value(failures).unwrap_or_default();
-    let rows = rows_json(counts);
-    let letters = signed(counts.dead_letters);
+    let CountColumns { bytes, records, failed, letters } = CountColumns::of(counts);
+    let (rows, failures) = (rows_json(counts), serde_json::to_value(failures).unwrap_or_default());
     client
         .execute(
             "UPDATE sluice_jobs SET state = 'succeeded', error = NULL, bytes_read = $2, records_read = $3, \
