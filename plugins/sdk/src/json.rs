@@ -90,9 +90,29 @@ pub fn compact(raw: &RawValue) -> Cow<'_, RawValue> {
 }
 
 /// Where the first insignificant whitespace byte of JSON text is, if there is one.
+///
+/// Jumps from quote to quote instead of following every byte through [`StringScanner`]: a
+/// string's content is only searched for its closing quote or a backslash, so already compact
+/// text (the common case) costs a few tight searches per value (bench/MISSES.md, session 13).
 fn first_whitespace_outside_strings(bytes: &[u8]) -> Option<usize> {
-    let mut scanner = StringScanner::default();
-    bytes.iter().position(|&byte| !scanner.step(byte) && is_insignificant_whitespace(byte))
+    let mut at = 0;
+    loop {
+        // Outside a string: the next quote opens one, whitespace before it is the answer.
+        at += bytes.get(at..)?.iter().position(|&byte| byte == b'"' || is_insignificant_whitespace(byte))?;
+        if bytes.get(at) != Some(&b'"') {
+            return Some(at);
+        }
+        at += 1;
+        // Inside: skip to the closing quote; a backslash escapes the byte after it.
+        loop {
+            at += bytes.get(at..)?.iter().position(|&byte| byte == b'"' || byte == b'\\')?;
+            if bytes.get(at) == Some(&b'"') {
+                at += 1;
+                break;
+            }
+            at += 2;
+        }
+    }
 }
 
 /// Follows JSON text byte by byte, knowing whether each byte is part of a string.
@@ -253,6 +273,29 @@ mod tests {
     fn compact_removes_whitespace_outside_strings_only() {
         let text = "[ {\n\t\"b\" : \"NOT  VERIFIED\",\r\n \"a\": \"q\\\" x\" } , 2 ]";
         assert_eq!(compact(raw(text)).get(), r#"[{"b":"NOT  VERIFIED","a":"q\" x"},2]"#);
+    }
+
+    #[test]
+    fn the_first_whitespace_is_found_as_a_byte_by_byte_scan_finds_it() {
+        let by_each_byte = |bytes: &[u8]| {
+            let mut scanner = StringScanner::default();
+            bytes.iter().position(|&byte| !scanner.step(byte) && is_insignificant_whitespace(byte))
+        };
+        let texts = [
+            r#"[{"a":1}]"#,
+            r#"{"a":"x y","b":[1, 2]}"#,
+            r#"{"a":"q\"x y\"","b" :1}"#,
+            r#"{"a":"ends in a backslash\\", "b":2}"#,
+            r#"["\\\"  ", 1 ]"#,
+            "\"\t\"\n",
+            r#""""#,
+            " 1",
+            "[1,\r\n2]",
+        ];
+        for text in texts {
+            let bytes = text.as_bytes();
+            assert_eq!(first_whitespace_outside_strings(bytes), by_each_byte(bytes), "{text}");
+        }
     }
 
     #[test]
