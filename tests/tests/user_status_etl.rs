@@ -395,6 +395,31 @@ async fn a_later_file_updates_the_latest_status_and_appends_logs() {
         .expect("loads")
         .get(0);
     assert_eq!(loads, 2, "appended rows keep their own job's time");
+
+    // Every key once (the load moves its rows without sorting them): earlier rows of those
+    // keys are still replaced, the others kept.
+    let third = scope.key("day3.jsonl");
+    let each_once = concat!(
+        r#"{"userId":"0007","createdAt":"2022-01-05T08:00:00Z","lastVisitedAt":1644800000,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[]}"#,
+        "
+",
+        r#"{"userId":"0011","createdAt":"2022-05-01T00:00:00Z","lastVisitedAt":1651363200,"status":"INITIATED","isBlacklisted":false,"statusLogs":[]}"#,
+        "
+"
+    );
+    scope.s3().put_object(bucket, &third, each_once).await.expect("put");
+    let job = load(&host, bucket, &third).await;
+    assert_eq!(job["counts"]["rows"]["user_status"], 2, "{job}");
+    assert_eq!(
+        user_status(&client).await,
+        [
+            status_row("0000", "2022-02-10T21:09:51Z", "BLOCKED", 1_644_700_000, true),
+            status_row("0007", "2022-01-05T08:00:00Z", "VERIFIED", 1_644_800_000, false),
+            status_row("0009", "2022-03-01T10:00:00Z", "INITIATED", 1_646_128_800, false),
+            status_row("0010", "2022-04-01T00:00:00Z", "VERIFIED", 1_648_771_200, false),
+            status_row("0011", "2022-05-01T00:00:00Z", "INITIATED", 1_651_363_200, false),
+        ]
+    );
     drop(host);
     scope.cleanup().await.expect("cleanup");
 }

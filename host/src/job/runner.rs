@@ -30,7 +30,7 @@ use crate::pipeline::{Chain, ChainOutput};
 use crate::plugin::RecordIn;
 use crate::sink::dead_letter::{DeadLetter, Origin};
 use crate::sink::postgres::{
-    CopyWriter, DatabaseError, LoadError, RowOrigin, drop_staging_tables, staging_table_name,
+    Copied, CopyWriter, DatabaseError, LoadError, RowOrigin, drop_staging_tables, staging_table_name,
 };
 use crate::telemetry;
 
@@ -373,9 +373,10 @@ impl<'a> Attempt<'a> {
         drop(senders);
         let mut sink_error = None;
         let mut all_finished = true;
+        let mut copied = Vec::with_capacity(sink_tasks.len());
         for task in sink_tasks {
             match task.await.map_err(|_| AttemptError::TaskLost("sink"))? {
-                Ok(Some(_rows)) => {}
+                Ok(Some(done)) => copied.push(done),
                 Ok(None) => all_finished = false,
                 Err(error) => {
                     sink_error.get_or_insert(error);
@@ -394,7 +395,7 @@ impl<'a> Attempt<'a> {
             return Err(AttemptError::TaskLost("sink"));
         }
         tracing::debug!(job = %job.id, elapsed = ?streaming.elapsed(), "object streamed into the load");
-        let outcome = self.commit(transaction, &stages, loaded_at).await?;
+        let outcome = self.commit(transaction, &stages, &copied, loaded_at).await?;
         if outcome == AttemptOutcome::LoadedElsewhere {
             drop_staging_tables(control, &job.id, None).await?;
         }
@@ -507,6 +508,7 @@ impl<'a> Attempt<'a> {
         &self,
         transaction: Transaction<'_>,
         stages: &[Option<String>],
+        copied: &[Copied],
         loaded_at: DateTime<Utc>,
     ) -> Result<AttemptOutcome, AttemptError> {
         let job = self.job;
@@ -514,11 +516,12 @@ impl<'a> Attempt<'a> {
             transaction.rollback().await.map_err(DatabaseError::query("rolling back"))?;
             return Ok(AttemptOutcome::LoadedElsewhere);
         }
-        for (sink, stage) in self.pipeline.sinks.iter().zip(stages) {
+        for ((sink, stage), copied) in self.pipeline.sinks.iter().zip(stages).zip(copied) {
             let Some(stage) = stage else { continue };
             let started = std::time::Instant::now();
-            let moved = sink.plan.move_staged(&transaction, stage, loaded_at).await?;
-            tracing::debug!(job = %job.id, table = %sink.plan.table, moved, elapsed = ?started.elapsed(), "rows moved");
+            let keys_unique = copied.keys_unique;
+            let moved = sink.plan.move_staged(&transaction, stage, keys_unique, loaded_at).await?;
+            tracing::debug!(job = %job.id, table = %sink.plan.table, moved, keys_unique, elapsed = ?started.elapsed(), "rows moved");
         }
         record_success(&transaction, job.id, &self.report.counts, &self.report.failures).await?;
         for stage in stages.iter().flatten() {
@@ -562,7 +565,7 @@ async fn stage_rows(
     mut writer: CopyWriter,
     mut messages: mpsc::Receiver<SinkMessage>,
     job_id: String,
-) -> Result<Option<u64>, LoadError> {
+) -> Result<Option<Copied>, LoadError> {
     while let Some(message) = messages.recv().await {
         match message {
             SinkMessage::Rows(rows) => {

@@ -1,6 +1,7 @@
 //! One value bound for one column: the column's PostgreSQL type decides how a plugin's typed
 //! value becomes a cell, so the host needs no knowledge of what the fields mean.
 
+use std::borrow::Cow;
 use std::error::Error;
 
 use bytes::BytesMut;
@@ -59,13 +60,13 @@ impl CellKind {
     /// A short reason when the value does not fit: a number out of the column's range, a text
     /// for a number or boolean column, an unreadable time, or text that is not JSON for a
     /// `json`/`jsonb` column (which the server would refuse, failing the whole load).
-    pub fn cell(self, value: Value<'_>) -> Result<Cell, String> {
+    pub fn cell(self, value: Value<'_>) -> Result<Cell<'_>, String> {
         let found = value.kind();
         let misfit = || format!("expected a value for a {} column, found {found}", self.describe());
         Ok(match (self, value) {
             (_, Value::Null) => Cell::Null,
-            (CellKind::Text, Value::Text(text) | Value::Json(text)) => Cell::Text(text.to_owned()),
-            (CellKind::Text, other) => Cell::Text(json_text(other)),
+            (CellKind::Text, Value::Text(text) | Value::Json(text)) => Cell::Text(Cow::Borrowed(text)),
+            (CellKind::Text, other) => Cell::Text(Cow::Owned(json_text(other))),
             (CellKind::Int2, value) => Cell::Int2(integer(value).ok_or_else(misfit).and_then(narrow)?),
             (CellKind::Int4, value) => Cell::Int4(integer(value).ok_or_else(misfit).and_then(narrow)?),
             (CellKind::Int8, value) => Cell::Int8(integer(value).ok_or_else(misfit)?),
@@ -77,9 +78,9 @@ impl CellKind {
             (CellKind::Json, Value::Json(text)) => {
                 serde_json::from_str::<IgnoredAny>(text)
                     .map_err(|error| format!("not JSON text: {error}"))?;
-                Cell::Json(text.as_bytes().to_vec())
+                Cell::Json(Cow::Borrowed(text.as_bytes()))
             }
-            (CellKind::Json, other) => Cell::Json(json_text(other).into_bytes()),
+            (CellKind::Json, other) => Cell::Json(Cow::Owned(json_text(other).into_bytes())),
             (CellKind::Timestamp, value) => Cell::Timestamp(instant(value).ok_or_else(misfit)??.naive_utc()),
             (CellKind::TimestampTz, value) => Cell::TimestampTz(instant(value).ok_or_else(misfit)??),
             (CellKind::Bool, _) => return Err(misfit()),
@@ -144,11 +145,12 @@ fn instant(value: Value<'_>) -> Option<Result<DateTime<Utc>, String>> {
     })
 }
 
-/// A value ready for binary `COPY`.
+/// A value ready for binary `COPY`, borrowing the plugin's text where it can: a load writes
+/// millions of cells, and copying each text only to encode it was a tenth of the job's time.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub enum Cell<'a> {
     Null,
-    Text(String),
+    Text(Cow<'a, str>),
     Int2(i16),
     Int4(i32),
     Int8(i64),
@@ -156,7 +158,7 @@ pub enum Cell {
     Float8(f64),
     Bool(bool),
     /// JSON text, written as `json` or `jsonb` by the column's type.
-    Json(Vec<u8>),
+    Json(Cow<'a, [u8]>),
     Timestamp(NaiveDateTime),
     TimestampTz(DateTime<Utc>),
 }
@@ -164,11 +166,11 @@ pub enum Cell {
 /// The binary format version byte that precedes a `jsonb` value.
 const JSONB_VERSION: u8 = 1;
 
-impl ToSql for Cell {
+impl ToSql for Cell<'_> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         match self {
             Cell::Null => Ok(IsNull::Yes),
-            Cell::Text(text) => text.as_str().to_sql(ty, out),
+            Cell::Text(text) => text.as_ref().to_sql(ty, out),
             Cell::Int2(value) => value.to_sql(ty, out),
             Cell::Int4(value) => value.to_sql(ty, out),
             Cell::Int8(value) => value.to_sql(ty, out),
@@ -227,8 +229,11 @@ mod tests {
     fn booleans_and_json_are_taken_as_written_and_bad_json_is_refused() {
         assert_eq!(CellKind::Bool.cell(Value::Boolean(false)), Ok(Cell::Bool(false)));
         assert!(CellKind::Bool.cell(Value::Int32(0)).is_err());
-        assert_eq!(CellKind::Json.cell(Value::Json(r#"{"a":1}"#)), Ok(Cell::Json(br#"{"a":1}"#.to_vec())));
-        assert_eq!(CellKind::Json.cell(Value::Text("x")), Ok(Cell::Json(br#""x""#.to_vec())));
+        assert_eq!(
+            CellKind::Json.cell(Value::Json(r#"{"a":1}"#)),
+            Ok(Cell::Json(br#"{"a":1}"#.as_slice().into()))
+        );
+        assert_eq!(CellKind::Json.cell(Value::Text("x")), Ok(Cell::Json(br#""x""#.as_slice().into())));
         assert!(CellKind::Json.cell(Value::Json("{")).unwrap_err().contains("not JSON"));
     }
 
@@ -250,7 +255,7 @@ mod tests {
     #[test]
     fn jsonb_gets_its_version_byte() {
         let mut out = BytesMut::new();
-        Cell::Json(b"{}".to_vec()).to_sql(&Type::JSONB, &mut out).expect("encode");
+        Cell::Json(b"{}".as_slice().into()).to_sql(&Type::JSONB, &mut out).expect("encode");
         assert_eq!(&out[..], b"\x01{}");
     }
 }

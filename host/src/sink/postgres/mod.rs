@@ -20,7 +20,7 @@ mod table;
 pub use cell::{Cell, CellKind};
 pub use connect::{Database, DatabaseError};
 pub use migrations::{MIGRATIONS, Migration, MigrationBody, MigrationError, apply_pipeline_sql, migrate};
-pub use staging::{CopyWriter, LoadError, drop_staging_tables, staging_table_name};
+pub use staging::{Copied, CopyWriter, LoadError, drop_staging_tables, staging_table_name};
 pub use table::{
     Lineage, LineageColumn, RowOrigin, TablePlan, TablePlanError, TableSinkSpec, quote_identifier,
 };

@@ -1,13 +1,15 @@
 //! Streaming one output's rows with binary `COPY`: into its staging table, or, for one append
 //! per load, straight into its table inside the load's transaction.
 
+use std::hash::Hasher;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Transaction};
+use futures::SinkExt;
+use tokio_postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::{Client, CopyInSink, Transaction};
 
 use super::cell::Cell;
 use super::table::{RowOrigin, TablePlan, quote_identifier};
@@ -24,6 +26,8 @@ pub enum LoadError {
         "{output} row of input record {record}, field `{field}` → column `{column}` of `{table}`: {reason}"
     )]
     Value { output: String, record: i64, field: String, column: String, table: String, reason: String },
+    #[error("encoding a row for `{table}`: {reason}")]
+    Encode { table: String, reason: String },
 }
 
 /// The staging table of sink `index` in `attempt` of job `job`: unique per attempt, so an
@@ -75,13 +79,70 @@ pub async fn drop_staging_tables(
 /// connection whose transaction commits the load.
 pub struct CopyWriter {
     plan: Arc<TablePlan>,
-    writer: Pin<Box<BinaryCopyInWriter>>,
+    sink: Pin<Box<CopyInSink<Bytes>>>,
+    /// Binary `COPY` rows not yet sent; see [`CopyRows`].
+    rows_out: CopyRows,
     target: CopyTarget,
     rows: u64,
     /// The declaration `positions` were found in.
     declaration: Option<Arc<OutputSchema>>,
     /// Where each of the plan's fields is in rows of `declaration`.
     positions: Vec<Option<usize>>,
+    /// For a staged upsert: whether the keys copied so far were all different.
+    keys: Option<DistinctKeys>,
+}
+
+/// Whether every row of a staged upsert had a key of its own, told from the hashes of the
+/// key cells' bytes: when they were, the move needs no sort to find the last row per key
+/// ([`TablePlan::move_statement`]). A repeated hash (a repeated key, or rarely two keys with
+/// one hash) only means the sort is paid, so the answer is never wrong; past
+/// [`DistinctKeys::LIMIT`] keys it stops counting and the sort is paid too, so memory stays
+/// bounded whatever the file's size. The hashes are appended as they come and sorted once at
+/// the end: a hash set probed per row cost more than the sort it saved half of.
+struct DistinctKeys {
+    /// The key's columns among the plan's columns.
+    columns: Vec<usize>,
+    hashes: Vec<u64>,
+    /// False once the limit was passed.
+    counting: bool,
+}
+
+impl DistinctKeys {
+    /// 8 bytes each: 8M keys hold at most 64 MB.
+    const LIMIT: usize = 8 << 20;
+
+    fn new(columns: Vec<usize>) -> Self {
+        DistinctKeys { columns, hashes: Vec::new(), counting: true }
+    }
+
+    fn add(&mut self, hash: u64) {
+        if !self.counting {
+            return;
+        }
+        if self.hashes.len() >= Self::LIMIT {
+            self.counting = false;
+            self.hashes = Vec::new();
+            return;
+        }
+        self.hashes.push(hash);
+    }
+
+    /// Whether no hash repeated; sorts the hashes, so it is asked once, at the end.
+    fn all_different(&mut self) -> bool {
+        if !self.counting {
+            return false;
+        }
+        self.hashes.sort_unstable();
+        self.hashes.windows(2).all(|pair| pair[0] != pair[1])
+    }
+}
+
+/// What a finished [`CopyWriter`] copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Copied {
+    pub rows: u64,
+    /// Whether the rows' keys were all different (told by `DistinctKeys`).
+    pub keys_unique: bool,
 }
 
 /// Where a [`CopyWriter`]'s rows go.
@@ -92,7 +153,86 @@ enum CopyTarget {
         _client: Client,
     },
     /// The table itself; rows end with the load time when the table has a column for it.
-    Direct { ingested_at: Option<Cell> },
+    Direct { ingested_at: Option<Cell<'static>> },
+}
+
+/// Why a row could not be encoded; a cell's `ToSql` refusing its column, which planning rules
+/// out, so this names a bug rather than bad data.
+type EncodeError = Box<dyn std::error::Error + Sync + Send>;
+
+/// Why one row could not be encoded, before the writer names its table and record.
+enum RowProblem {
+    /// The value of the plan's `field`-th column does not fit it.
+    Value {
+        field: usize,
+        reason: String,
+    },
+    Encode(EncodeError),
+}
+
+fn encode_error(table: &str, error: &EncodeError) -> LoadError {
+    LoadError::Encode { table: table.to_owned(), reason: error.to_string() }
+}
+
+/// Rows in PostgreSQL's binary `COPY` format, encoded straight into one buffer that is sent in
+/// large chunks: no vector of boxed cells per row (what `BinaryCopyInWriter` takes), and texts
+/// borrowed from the plugin's rows rather than copied (bench/MISSES.md, session 13).
+struct CopyRows {
+    types: Vec<Type>,
+    buffer: BytesMut,
+}
+
+/// Send the buffer once it holds this much.
+const COPY_CHUNK_BYTES: usize = 256 << 10;
+/// The binary `COPY` header: signature, flags, header extension length.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+impl CopyRows {
+    fn new(types: Vec<Type>) -> Self {
+        let mut buffer = BytesMut::with_capacity(COPY_CHUNK_BYTES + (16 << 10));
+        buffer.put_slice(COPY_HEADER);
+        CopyRows { types, buffer }
+    }
+
+    /// Starts a row of one cell per column; returns where it starts, for [`CopyRows::undo`].
+    fn begin_row(&mut self) -> Result<usize, EncodeError> {
+        let start = self.buffer.len();
+        let count = i16::try_from(self.types.len()).map_err(|_| "a row has more than 32767 columns")?;
+        self.buffer.put_i16(count);
+        Ok(start)
+    }
+
+    /// Appends the row's cell for `column` (cells come in column order); returns its encoded
+    /// bytes, length first.
+    fn cell(&mut self, column: usize, cell: &Cell<'_>) -> Result<&[u8], EncodeError> {
+        let ty = self.types.get(column).ok_or("a row has more cells than the COPY has columns")?;
+        let length_at = self.buffer.len();
+        self.buffer.put_i32(0);
+        let length = match cell.to_sql_checked(ty, &mut self.buffer)? {
+            IsNull::Yes => -1,
+            IsNull::No => {
+                i32::try_from(self.buffer.len() - length_at - 4).map_err(|_| "a value longer than 2 GiB")?
+            }
+        };
+        self.buffer[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
+        Ok(&self.buffer[length_at..])
+    }
+
+    /// Takes back a row begun at `start` that cannot be finished.
+    fn undo(&mut self, start: usize) {
+        self.buffer.truncate(start);
+    }
+
+    /// The encoded rows to send, once there are enough of them.
+    fn take(&mut self) -> Option<Bytes> {
+        (self.buffer.len() >= COPY_CHUNK_BYTES).then(|| self.buffer.split().freeze())
+    }
+
+    /// Ends the stream: the trailer goes after the last row.
+    fn finish(&mut self) -> Bytes {
+        self.buffer.put_i16(-1);
+        self.buffer.split().freeze()
+    }
 }
 
 impl CopyWriter {
@@ -114,10 +254,11 @@ impl CopyWriter {
             .copy_in(&plan.copy_statement(stage))
             .await
             .map_err(DatabaseError::query(format!("starting the COPY into {stage}")))?;
-        let writer = Box::pin(BinaryCopyInWriter::new(sink, &plan.copy_types()));
         Ok(CopyWriter {
+            rows_out: CopyRows::new(plan.copy_types()),
+            keys: plan.byte_comparable_key().map(DistinctKeys::new),
             plan,
-            writer,
+            sink: Box::pin(sink),
             target: CopyTarget::Staged { _client: client },
             rows: 0,
             declaration: None,
@@ -142,15 +283,16 @@ impl CopyWriter {
             .copy_in(&statement)
             .await
             .map_err(DatabaseError::query(format!("starting the COPY into `{}`", plan.table)))?;
-        let writer = Box::pin(BinaryCopyInWriter::new(sink, &plan.direct_copy_types()));
         let ingested_at = plan.ingested_at_cell(loaded_at);
         Ok(Some(CopyWriter {
+            rows_out: CopyRows::new(plan.direct_copy_types()),
             plan,
-            writer,
+            sink: Box::pin(sink),
             target: CopyTarget::Direct { ingested_at },
             rows: 0,
             declaration: None,
             positions: Vec::new(),
+            keys: None,
         }))
     }
 
@@ -162,33 +304,75 @@ impl CopyWriter {
     /// the copy fails.
     pub async fn write(&mut self, record: i64, row: &RowRef, origin: RowOrigin<'_>) -> Result<(), LoadError> {
         self.find_fields(row.batch().schema());
-        let mut cells = Vec::with_capacity(self.plan.columns().len() + self.plan.lineage().len() + 2);
-        if let CopyTarget::Staged { .. } = self.target {
-            cells.push(Cell::Int8(record));
+        let start = self.rows_out.begin_row().map_err(|error| encode_error(&self.plan.table, &error))?;
+        if let Err(problem) = self.encode_row(record, row, origin) {
+            self.rows_out.undo(start);
+            return Err(match problem {
+                RowProblem::Value { field, reason } => {
+                    let planned = self.plan.columns().get(field);
+                    LoadError::Value {
+                        output: self.plan.output.clone(),
+                        record,
+                        field: planned.map(|p| p.field.clone()).unwrap_or_default(),
+                        column: planned.map(|p| p.column.clone()).unwrap_or_default(),
+                        table: self.plan.table.clone(),
+                        reason,
+                    }
+                }
+                RowProblem::Encode(error) => encode_error(&self.plan.table, &error),
+            });
         }
-        for (column, position) in self.plan.columns().iter().zip(&self.positions) {
-            let value = position.map_or(Value::Null, |at| row.value(at));
-            let cell = column.kind.cell(value).map_err(|reason| LoadError::Value {
-                output: self.plan.output.clone(),
-                record,
-                field: column.field.clone(),
-                column: column.column.clone(),
-                table: self.plan.table.clone(),
-                reason,
-            })?;
-            cells.push(cell);
+        if let Some(chunk) = self.rows_out.take() {
+            self.send(chunk).await?;
         }
-        cells.extend(self.plan.lineage_cells(origin));
-        if let CopyTarget::Direct { ingested_at: Some(loaded_at) } = &self.target {
-            cells.push(loaded_at.clone());
-        }
-        let values: Vec<&(dyn ToSql + Sync)> = cells.iter().map(|cell| cell as &(dyn ToSql + Sync)).collect();
-        self.writer
-            .as_mut()
-            .write(&values)
-            .await
-            .map_err(DatabaseError::query(format!("copying a row for `{}`", self.plan.table)))?;
         self.rows += 1;
+        Ok(())
+    }
+
+    /// Encodes the cells of one row after [`CopyRows::begin_row`]: the input position when
+    /// staged, the fields, the lineage, then the load time when copied straight in.
+    fn encode_row(&mut self, record: i64, row: &RowRef, origin: RowOrigin<'_>) -> Result<(), RowProblem> {
+        let mut column = 0;
+        if let CopyTarget::Staged { .. } = self.target {
+            self.rows_out.cell(column, &Cell::Int8(record)).map_err(RowProblem::Encode)?;
+            column += 1;
+        }
+        let mut key_hash = self.keys.as_ref().map(|_| std::hash::DefaultHasher::new());
+        for (field, (planned, position)) in self.plan.columns().iter().zip(&self.positions).enumerate() {
+            let value = position.map_or(Value::Null, |at| row.value(at));
+            let cell = planned.kind.cell(value).map_err(|reason| RowProblem::Value { field, reason })?;
+            let encoded = self.rows_out.cell(column, &cell).map_err(RowProblem::Encode)?;
+            if let (Some(hasher), Some(keys)) = (key_hash.as_mut(), &self.keys)
+                && keys.columns.contains(&field)
+            {
+                hasher.write(encoded);
+            }
+            column += 1;
+        }
+        for cell in self.plan.lineage_cells(origin) {
+            self.rows_out.cell(column, &cell).map_err(RowProblem::Encode)?;
+            column += 1;
+        }
+        if let CopyTarget::Direct { ingested_at: Some(loaded_at) } = &self.target {
+            self.rows_out.cell(column, loaded_at).map_err(RowProblem::Encode)?;
+        }
+        if let (Some(hasher), Some(keys)) = (key_hash, self.keys.as_mut()) {
+            keys.add(hasher.finish());
+        }
+        Ok(())
+    }
+
+    /// Whether the rows copied had keys all different from each other, as far as this writer
+    /// could tell; false for a writer without a byte-comparable key.
+    fn keys_unique(&mut self) -> bool {
+        self.keys.as_mut().is_some_and(DistinctKeys::all_different)
+    }
+
+    async fn send(&mut self, chunk: Bytes) -> Result<(), LoadError> {
+        self.sink
+            .send(chunk)
+            .await
+            .map_err(DatabaseError::query(format!("copying rows into `{}`", self.plan.table)))?;
         Ok(())
     }
 
@@ -196,13 +380,15 @@ impl CopyWriter {
     ///
     /// # Errors
     /// [`LoadError::Database`] when the server rejects the copy.
-    pub async fn finish(mut self) -> Result<u64, LoadError> {
-        self.writer
+    pub async fn finish(mut self) -> Result<Copied, LoadError> {
+        let last = self.rows_out.finish();
+        self.send(last).await?;
+        self.sink
             .as_mut()
             .finish()
             .await
             .map_err(DatabaseError::query(format!("finishing the COPY for `{}`", self.plan.table)))?;
-        Ok(self.rows)
+        Ok(Copied { rows: self.rows, keys_unique: self.keys_unique() })
     }
 
     /// Finds where the plan's fields are in rows declared by `schema`, once per declaration
@@ -223,5 +409,85 @@ impl CopyWriter {
 
     pub fn plan(&self) -> &TablePlan {
         &self.plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_encoded_as_binary_copy_with_lengths_and_nulls() {
+        let mut rows = CopyRows::new(vec![Type::INT8, Type::TEXT, Type::TEXT]);
+        let start = rows.begin_row().expect("row");
+        assert_eq!(start, COPY_HEADER.len());
+        rows.cell(0, &Cell::Int8(7)).expect("int8");
+        let text = rows.cell(1, &Cell::Text("añ".into())).expect("text").to_vec();
+        assert_eq!(text, [&3i32.to_be_bytes()[..], "añ".as_bytes()].concat(), "length, then the bytes");
+        rows.cell(2, &Cell::Null).expect("null");
+        let mut expected = COPY_HEADER.to_vec();
+        expected.extend_from_slice(&3i16.to_be_bytes());
+        expected.extend_from_slice(&8i32.to_be_bytes());
+        expected.extend_from_slice(&7i64.to_be_bytes());
+        expected.extend_from_slice(&text);
+        expected.extend_from_slice(&(-1i32).to_be_bytes());
+        expected.extend_from_slice(&(-1i16).to_be_bytes());
+        assert_eq!(rows.finish().to_vec(), expected);
+    }
+
+    #[test]
+    fn an_unfinished_row_is_taken_back_whole() {
+        let mut rows = CopyRows::new(vec![Type::TEXT, Type::INT4]);
+        let first = rows.begin_row().expect("row");
+        rows.cell(0, &Cell::Text("kept".into())).expect("text");
+        rows.cell(1, &Cell::Int4(1)).expect("int4");
+        let kept = rows.buffer.len();
+        let second = rows.begin_row().expect("row");
+        rows.cell(0, &Cell::Text("dropped".into())).expect("text");
+        rows.undo(second);
+        assert_eq!(rows.buffer.len(), kept);
+        assert!(second > first);
+        assert!(rows.cell(2, &Cell::Int4(1)).is_err(), "more cells than columns is an error, not a bad row");
+    }
+
+    #[test]
+    fn chunks_are_sent_once_large_and_the_rest_with_the_trailer() {
+        let mut rows = CopyRows::new(vec![Type::TEXT]);
+        assert!(rows.take().is_none());
+        let long = "x".repeat(1024);
+        let mut sent = 0;
+        for _ in 0..300 {
+            rows.begin_row().expect("row");
+            rows.cell(0, &Cell::Text(long.as_str().into())).expect("text");
+            if let Some(chunk) = rows.take() {
+                sent += chunk.len();
+            }
+        }
+        assert!(sent >= COPY_CHUNK_BYTES, "a chunk went out");
+        let total = COPY_HEADER.len() + 300 * (2 + 4 + 1024) + 2;
+        assert_eq!(sent + rows.finish().len(), total, "nothing lost between chunks");
+    }
+
+    #[test]
+    fn keys_are_unique_unless_a_hash_repeats_anywhere() {
+        let mut keys = DistinctKeys::new(vec![0]);
+        for hash in [5, 1, 9, 2] {
+            keys.add(hash);
+        }
+        assert!(keys.all_different());
+        keys.add(9);
+        keys.add(3);
+        assert!(!keys.all_different(), "a repeat far from its first is still found");
+        assert!(DistinctKeys::new(vec![0]).all_different(), "no rows, no repeats");
+    }
+
+    #[test]
+    fn past_the_limit_keys_are_no_longer_counted() {
+        let mut keys = DistinctKeys::new(vec![0]);
+        keys.hashes.extend(0..DistinctKeys::LIMIT as u64);
+        assert!(keys.all_different());
+        keys.add(u64::MAX);
+        assert!(!keys.counting && keys.hashes.is_empty(), "the hashes are let go");
+        assert!(!keys.all_different());
     }
 }

@@ -282,10 +282,10 @@ impl TablePlan {
     }
 
     /// The lineage cells of one row, in [`TablePlan::lineage`] order.
-    pub fn lineage_cells<'a>(&'a self, origin: RowOrigin<'a>) -> impl Iterator<Item = Cell> + 'a {
+    pub fn lineage_cells<'a>(&'a self, origin: RowOrigin<'a>) -> impl Iterator<Item = Cell<'a>> + 'a {
         self.lineage.iter().map(move |column| match column.lineage {
-            Lineage::PluginVersion => Cell::Text(origin.plugin_version.to_owned()),
-            Lineage::JobId => Cell::Text(origin.job_id.to_owned()),
+            Lineage::PluginVersion => Cell::Text(origin.plugin_version.into()),
+            Lineage::JobId => Cell::Text(origin.job_id.into()),
         })
     }
 
@@ -355,7 +355,7 @@ impl TablePlan {
 
     /// The load time as the `ingested_at` column's cell, when the table has one: the same value
     /// [`TablePlan::move_statement`] writes, UTC wall time for a `timestamp`.
-    pub fn ingested_at_cell(&self, loaded_at: DateTime<Utc>) -> Option<Cell> {
+    pub fn ingested_at_cell(&self, loaded_at: DateTime<Utc>) -> Option<Cell<'static>> {
         self.ingested_at.as_ref().map(|(_, ty)| {
             if *ty == Type::TIMESTAMPTZ {
                 Cell::TimestampTz(loaded_at)
@@ -370,9 +370,10 @@ impl TablePlan {
     ///
     /// Without an upsert key rows are appended as staged (one writer staged them in input order;
     /// no sort is paid for an order SQL tables do not keep). With one, the last row per key
-    /// in the input is inserted, after [`TablePlan::replace_statement`] removed the rows the
-    /// table held for those keys.
-    pub fn move_statement(&self, stage: &str) -> String {
+    /// in the input is inserted, after [`TablePlan::replace_statements`] removed the rows the
+    /// table held for those keys; when the writer saw every key once (`keys_unique`), every
+    /// staged row is the last of its key and they are appended without the sort that finds it.
+    pub fn move_statement(&self, stage: &str, keys_unique: bool) -> String {
         let mut target = self.row_columns();
         let mut selected = target.clone();
         if let Some((column, _)) = &self.ingested_at {
@@ -380,7 +381,7 @@ impl TablePlan {
             selected.push("$1::timestamptz".to_owned());
         }
         let stage = quote_identifier(stage);
-        if self.upsert_key.is_empty() {
+        if self.upsert_key.is_empty() || keys_unique {
             return format!(
                 "INSERT INTO {} ({}) SELECT {} FROM {stage}",
                 self.table_sql,
@@ -395,6 +396,34 @@ impl TablePlan {
             target.join(", "),
             selected.join(", ")
         )
+    }
+
+    /// Where the upsert key's columns are among [`TablePlan::columns`], when equal keys always
+    /// encode to equal binary `COPY` bytes (texts, integers, booleans, timestamps), so a writer
+    /// can tell from the bytes alone that no key repeats; `None` without a key or for a key
+    /// whose values can be equal in other bytes (`-0.0` and `0.0`, JSON with its members in
+    /// another order).
+    pub fn byte_comparable_key(&self) -> Option<Vec<usize>> {
+        if self.upsert_key.is_empty() {
+            return None;
+        }
+        self.upsert_key
+            .iter()
+            .map(|key| {
+                let position = self.columns.iter().position(|planned| &planned.column == key)?;
+                let exact = matches!(
+                    self.columns.get(position)?.kind,
+                    CellKind::Text
+                        | CellKind::Int2
+                        | CellKind::Int4
+                        | CellKind::Int8
+                        | CellKind::Bool
+                        | CellKind::Timestamp
+                        | CellKind::TimestampTz
+                );
+                exact.then_some(position)
+            })
+            .collect()
     }
 
     fn quoted_keys(&self) -> Vec<String> {
@@ -429,6 +458,7 @@ impl TablePlan {
 
     /// Moves the staged rows into the table inside the caller's transaction, replacing the
     /// rows of the keys it brings when there is an upsert key; returns the rows inserted.
+    /// `keys_unique` says the staged rows' keys are known to be all different.
     ///
     /// # Errors
     /// [`DatabaseError::Query`] when a statement fails (a constraint, say).
@@ -436,6 +466,7 @@ impl TablePlan {
         &self,
         client: &impl GenericClient,
         stage: &str,
+        keys_unique: bool,
         ingested_at: DateTime<Utc>,
     ) -> Result<u64, DatabaseError> {
         if let Some(statements) = self.replace_statements(stage) {
@@ -446,7 +477,7 @@ impl TablePlan {
                 )))?;
             }
         }
-        let statement = self.move_statement(stage);
+        let statement = self.move_statement(stage, keys_unique);
         let result = if self.ingested_at.is_some() {
             client.execute(&statement, &[&ingested_at]).await
         } else {
@@ -503,7 +534,7 @@ mod tests {
     #[test]
     fn appends_keep_input_order_and_fill_the_load_time() {
         assert_eq!(
-            plan(&[], Some("ingested_at")).move_statement("stage"),
+            plan(&[], Some("ingested_at")).move_statement("stage", false),
             "INSERT INTO \"t\" (\"id\", \"name\", \"n\", \"ingested_at\") SELECT \"id\", \"name\", \"n\", \
              $1::timestamptz FROM \"stage\""
         );
@@ -513,7 +544,7 @@ mod tests {
     fn upserts_insert_the_last_row_per_key_after_deleting_the_keys_the_load_brings() {
         let plan = plan(&["id"], Some("ingested_at"));
         assert_eq!(
-            plan.move_statement("stage"),
+            plan.move_statement("stage", false),
             "INSERT INTO \"t\" (\"id\", \"name\", \"n\", \"ingested_at\") SELECT DISTINCT ON (\"id\") \"id\", \
              \"name\", \"n\", $1::timestamptz FROM \"stage\" ORDER BY \"id\", sluice_seq DESC"
         );
@@ -523,6 +554,29 @@ mod tests {
             delete,
             "DELETE FROM \"t\" USING (SELECT DISTINCT \"id\" FROM \"stage\") AS loaded WHERE \"t\".\"id\" = loaded.\"id\""
         );
+    }
+
+    #[test]
+    fn upserts_whose_keys_were_all_different_skip_the_sort() {
+        let plan = plan(&["id"], Some("ingested_at"));
+        assert_eq!(
+            plan.move_statement("stage", true),
+            "INSERT INTO \"t\" (\"id\", \"name\", \"n\", \"ingested_at\") SELECT \"id\", \"name\", \"n\", \
+             $1::timestamptz FROM \"stage\""
+        );
+        assert!(plan.replace_statements("stage").is_some(), "the table's earlier rows are still replaced");
+    }
+
+    #[test]
+    fn only_keys_whose_bytes_compare_as_values_are_told_apart_by_bytes() {
+        assert_eq!(plan(&[], None).byte_comparable_key(), None);
+        assert_eq!(plan(&["n", "id"], None).byte_comparable_key(), Some(vec![2, 0]));
+        let mut float_key = plan(&["n"], None);
+        float_key.columns[2].kind = CellKind::Float8;
+        assert_eq!(float_key.byte_comparable_key(), None, "-0.0 and 0.0 are one key in other bytes");
+        let mut json_key = plan(&["id"], None);
+        json_key.columns[0].kind = CellKind::Json;
+        assert_eq!(json_key.byte_comparable_key(), None);
     }
 
     #[test]
