@@ -232,7 +232,8 @@ wrk_webhook() {
 start_memory_broker() {
     local port deadline=$((SECONDS + 30))
     port="$(free_port)"
-    start_bg tansu-memory "$(scripts/services.sh tansu-bin)" broker \
+    # tansu's own log level (scripts/services.sh): a RUST_LOG meant for sluice would log every request.
+    RUST_LOG="${SLUICE_TANSU_LOG:-warn}" start_bg tansu-memory "$(scripts/services.sh tansu-bin)" broker \
         --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine "memory://tansu/"
     memory_broker_pid="$last_pid"

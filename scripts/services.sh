@@ -15,7 +15,8 @@
 #
 # Overrides (environment): SLUICE_S3_PORT (8333), SLUICE_KAFKA_PORT (9092),
 # SLUICE_AWS_ACCESS_KEY_ID (sluice), SLUICE_AWS_SECRET_ACCESS_KEY (sluice-secret-key),
-# SLUICE_PG_PORT (5432), SLUICE_START_TIMEOUT seconds per service (60).
+# SLUICE_PG_PORT (5432), SLUICE_START_TIMEOUT seconds per service (60), SLUICE_TANSU_LOG
+# (tansu's RUST_LOG, warn: never the caller's, which is meant for sluice).
 # SeaweedFS also listens on its fixed internal ports 9333, 9340, 8888 and those +10000.
 set -euo pipefail
 
@@ -300,7 +301,10 @@ start_tansu() {
     local bin
     bin="$(tansu_bin)"
     log "starting tansu on 127.0.0.1:$KAFKA_PORT (storage s3://$KAFKA_BUCKET/ on SeaweedFS)"
-    AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" \
+    # Its own log level, not the caller's: a RUST_LOG=info meant for sluice made tansu log
+    # every request, 64 GB in an hour of benchmarks, until the disk was full.
+    RUST_LOG="${SLUICE_TANSU_LOG:-warn}" \
+        AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" \
         AWS_DEFAULT_REGION="$REGION" AWS_REGION="$REGION" \
         AWS_ENDPOINT="$S3_URL" AWS_ALLOW_HTTP=true \
         launch tansu "$bin" broker \
