@@ -20,8 +20,11 @@
 # run id): load.py posts signed bodies at a steady rate (retrying what is not answered 2xx, as
 # SendGrid does) while the fault happens, check.py watches the table from the fault's end until
 # everything acked before it is stored, and after the load it accounts for every acked event:
-# a row or a dead letter, none missing; duplicated rows, split into those SendGrid's retries
-# explain and the rest; answers by status; table windows that overlap. Each ETL fault loads the
+# a row or a dead letter, none missing (an acked event that the topic itself no longer holds
+# was lost by the broker after acknowledging it, and is reported apart as `lost_by_broker`:
+# tansu, stopped gracefully, can still acknowledge writes it then drops); duplicated rows, split
+# into those SendGrid's retries explain and the rest; answers by status; table windows that
+# overlap. Each ETL fault loads the
 # same generated file into a fresh PostgreSQL schema and compares the three tables (counts and
 # an md5 over the rows, ingested_at and job_id left out) with a load that met no fault.
 #
@@ -173,8 +176,8 @@ log "checking the services' tools and PostgreSQL"
 scripts/services.sh start >"$work/logs/services.log" 2>&1 || die "scripts/services.sh start failed; see $work/logs/services.log"
 eval "$(scripts/services.sh env)"
 tansu_bin="$(scripts/services.sh tansu-bin)"
-if ! "$python" -c 'import duckdb, duckdb_extension_httpfs' 2>/dev/null; then
-    "$repo/.venv/bin/pip" install --quiet duckdb==1.5.5 duckdb-extension-httpfs==1.5.5
+if ! "$python" -c 'import duckdb, duckdb_extension_httpfs, confluent_kafka' 2>/dev/null; then
+    "$repo/.venv/bin/pip" install --quiet duckdb==1.5.5 duckdb-extension-httpfs==1.5.5 confluent-kafka==2.16.1
 fi
 
 # --- private S3 and Kafka --------------------------------------------------------------------
@@ -396,6 +399,7 @@ run_webhook_fault() {
     for host_log in "${host_logs[@]}"; do host_log_args+=(--host-log "$host_log"); done
     "$python" bench/faults/check.py verify "${check[@]}" --fault-start "$fault_start" --fault-end "$fault_end" \
         --watch "$work/$fault-watch.json" "${host_log_args[@]}" --drain-timeout 120 \
+        --brokers "$SLUICE_KAFKA_BROKERS" --topic "faults_${fault//-/_}_$run_id" \
         --out "$work/results/$fault.json" | tee -a "$work/logs/$fault-verify.log"
     stop_pid "$host_pid"
 }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import collections
 import glob
+import gzip
 import json
 import os
 import re
@@ -264,6 +265,39 @@ def overlapping_windows(stored: StoredEvents) -> tuple[int, int]:
     return len(windows), overlaps
 
 
+def topic_event_ids(brokers: str, topic: str) -> set[str] | None:
+    """Every sg_event_id in the topic, read from the start to its end; None if some record
+    could not be read as a body of events (so nothing can be said about what the topic lost)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": brokers, "group.id": f"faults-check-{time.time_ns()}", "enable.auto.commit": False}
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        positions = dict.fromkeys(partitions, 0)
+        ids: set[str] = set()
+        deadline = time.time() + 60
+        while any(positions[p] < ends[p] for p in partitions) and time.time() < deadline:
+            for message in consumer.consume(num_messages=500, timeout=1):
+                if message.error():
+                    continue
+                positions[message.partition()] = message.offset() + 1
+                try:
+                    body = message.value() or b""
+                    events = json.loads(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)
+                except ValueError:
+                    return None
+                for item in events if isinstance(events, list) else [events]:
+                    if isinstance(item, dict) and isinstance(item.get("sg_event_id"), str):
+                        ids.add(item["sg_event_id"])
+        return ids if all(positions[p] >= ends[p] for p in partitions) else None
+    finally:
+        consumer.close()
+
+
 def verify(args: argparse.Namespace) -> None:
     started = time.time()
     attempts, done = read_log(args.log)
@@ -288,6 +322,14 @@ def verify(args: argparse.Namespace) -> None:
     acked_bodies = {a["seq"] for a in attempts if 200 <= a["status"] < 300}
     seq_of = {i: seq for seq in sends for i in event_ids(args.id_prefix, seq, args.events)}
     missing = sorted(acked - set(rows) - set(dead))
+    # An acked event the topic does not hold was lost by the broker after it acknowledged the
+    # write (tansu, stopped while it answered produce requests): sluice answers 2xx only after
+    # that acknowledgement, so only events still in the topic count against it.
+    lost_by_broker: list[str] = []
+    if missing and args.brokers and args.topic:
+        in_topic = topic_event_ids(args.brokers, args.topic)
+        if in_topic is not None:
+            lost_by_broker = [i for i in missing if i not in in_topic]
     duplicate_rows = sum(count - 1 for count in rows.values() if count > 1)
     unexplained = sum(count - 1 for i, count in rows.items() if count > 1 and sends.get(seq_of.get(i), 0) < 2)
     in_both = sorted(set(rows) & set(dead))
@@ -317,6 +359,7 @@ def verify(args: argparse.Namespace) -> None:
         "trapped_letters": stored.trapped_letters,
         "missing": len(missing),
         "missing_sample": missing[:20],
+        "lost_by_broker": len(lost_by_broker),
         "duplicates": duplicate_rows + len(in_both),
         "duplicate_rows": duplicate_rows,
         "duplicates_not_from_retries": unexplained,
@@ -339,7 +382,8 @@ def verify(args: argparse.Namespace) -> None:
     }
     parts = [v for v in (result["ack_resumed_s"], result["caught_up_s"]) if v is not None]
     result["recovery_s"] = max(parts) if parts else None
-    result["lossless"] = result["missing"] == 0 and unexplained == 0 and not in_both and overlaps == 0
+    lost_by_sluice = len(missing) - len(lost_by_broker)
+    result["lossless"] = lost_by_sluice == 0 and unexplained == 0 and not in_both and overlaps == 0
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(
         json.dumps(
@@ -350,6 +394,7 @@ def verify(args: argparse.Namespace) -> None:
                     "acked_as_rows",
                     "dead_letters",
                     "missing",
+                    "lost_by_broker",
                     "duplicates",
                     "refused_503",
                     "recovery_s",
@@ -380,6 +425,8 @@ def main() -> None:
     verify_command.add_argument("--host-log", action="append")
     verify_command.add_argument("--drain-timeout", type=float, default=120)
     verify_command.add_argument("--settle", type=float, default=4)
+    verify_command.add_argument("--brokers", help="where to read --topic back for missing events")
+    verify_command.add_argument("--topic", help="the topic the webhook wrote; see topic_event_ids")
     args = parser.parse_args()
     {"watch": watch, "verify": verify}[args.command](args)
 

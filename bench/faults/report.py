@@ -42,6 +42,11 @@ def webhook_notes(result: dict) -> str:
         notes.append(
             "other answers " + ", ".join(f"{'no answer' if s == '0' else s}: {c}" for s, c in sorted(other.items()))
         )
+    if result.get("lost_by_broker"):
+        notes.append(
+            f"{result['lost_by_broker']} of the missing events are not in the topic: the broker lost them "
+            "after acknowledging them (sluice answered 2xx only after that), so they do not count against sluice"
+        )
     if result["duplicates"]:
         notes.append(f"{result['duplicates_not_from_retries']} duplicates not explained by retries")
     if result["trapped_letters"]:
