@@ -402,7 +402,9 @@ impl TablePlan {
     /// encode to equal binary `COPY` bytes (texts, integers, booleans, timestamps), so a writer
     /// can tell from the bytes alone that no key repeats; `None` without a key or for a key
     /// whose values can be equal in other bytes (`-0.0` and `0.0`, JSON with its members in
-    /// another order).
+    /// another order). Texts compare by bytes only under a deterministic collation, which every
+    /// built-in one is; a key column with a nondeterministic ICU collation is not checked for
+    /// here (bench/MISSES.md, session 13).
     pub fn byte_comparable_key(&self) -> Option<Vec<usize>> {
         if self.upsert_key.is_empty() {
             return None;
