@@ -817,6 +817,40 @@ create table user_status_log (userId varchar, updatedon varchar, status varchar,
 create table user_status_error_rec (error_rec varchar);";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_insensitive_key_column_keeps_one_row_for_keys_that_differ_only_in_case() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_ci_key").await.expect("scope");
+    let bucket = scope.bucket();
+    let client = scope.postgres().await.expect("postgres");
+    // Equal keys in other bytes: the load must still keep only the last row of the key.
+    client
+        .batch_execute(&format!(
+            "CREATE COLLATION case_blind (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+             {}",
+            ORIGINAL_DDL.replacen("userId varchar,", "userId varchar COLLATE case_blind,", 1)
+        ))
+        .await
+        .expect("a case-insensitive key column");
+    let key = scope.key("users.jsonl");
+    let records = concat!(
+        r#"{"userId":"AB1","createdAt":"2022-01-01T00:00:00Z","lastVisitedAt":1,"status":"INITIATED","isBlacklisted":false,"statusLogs":[]}"#,
+        "\n",
+        r#"{"userId":"ab1","createdAt":"2022-01-01T00:00:00Z","lastVisitedAt":2,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[]}"#,
+        "\n"
+    );
+    scope.s3().put_object(bucket, &key, records).await.expect("put");
+    let host = start_host(&scope).await;
+    load(&host, bucket, &key).await;
+    assert_eq!(
+        user_status(&client).await,
+        [status_row("ab1", "2022-01-01T00:00:00Z", "VERIFIED", 2, false)],
+        "the column calls AB1 and ab1 one key, so the later record wins"
+    );
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_made_by_the_original_ddl_are_used_as_they_are() {
     let Some(services) = require_services!() else { return };
     let scope = TestScope::new(services, "etl_original_ddl").await.expect("scope");

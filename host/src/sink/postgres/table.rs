@@ -122,6 +122,9 @@ pub struct TablePlan {
     table_sql: String,
     columns: Vec<PlannedColumn>,
     upsert_key: Vec<String>,
+    /// Whether every upsert key column compares by bytes under its collation (see
+    /// [`TablePlan::byte_comparable_key`]).
+    key_collations_deterministic: bool,
     /// The column filled with the load time, and its type.
     ingested_at: Option<(String, Type)>,
     /// Lineage columns the table has, after the field columns in every row.
@@ -242,6 +245,17 @@ impl TablePlan {
             };
             upsert_key.push(planned.column.clone());
         }
+        let key_collations_deterministic = upsert_key.is_empty()
+            || client
+                .query_one(
+                    "SELECT coalesce(bool_and(coalesce(c.collisdeterministic, true)), true) \
+                     FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation \
+                     WHERE a.attrelid = $1::text::regclass AND a.attname::text = ANY($2::text[])",
+                    &[&table_sql, &upsert_key],
+                )
+                .await
+                .map_err(DatabaseError::query(format!("reading the key collations of `{}`", spec.table)))?
+                .get::<_, bool>(0);
         let mut lineage = Vec::new();
         for kind in Lineage::ALL {
             let Some((column, ty)) = find_column(&catalog, kind.column()) else { continue };
@@ -266,6 +280,7 @@ impl TablePlan {
             table_sql,
             columns,
             upsert_key,
+            key_collations_deterministic,
             ingested_at,
             lineage,
         })
@@ -402,11 +417,9 @@ impl TablePlan {
     /// encode to equal binary `COPY` bytes (texts, integers, booleans, timestamps), so a writer
     /// can tell from the bytes alone that no key repeats; `None` without a key or for a key
     /// whose values can be equal in other bytes (`-0.0` and `0.0`, JSON with its members in
-    /// another order). Texts compare by bytes only under a deterministic collation, which every
-    /// built-in one is; a key column with a nondeterministic ICU collation is not checked for
-    /// here (bench/MISSES.md, session 13).
+    /// another order, texts under a nondeterministic collation such as a case-insensitive one).
     pub fn byte_comparable_key(&self) -> Option<Vec<usize>> {
-        if self.upsert_key.is_empty() {
+        if self.upsert_key.is_empty() || !self.key_collations_deterministic {
             return None;
         }
         self.upsert_key
@@ -509,6 +522,7 @@ mod tests {
             table_sql: quote_table("t"),
             columns,
             upsert_key: upsert_key.iter().map(|k| (*k).to_owned()).collect(),
+            key_collations_deterministic: true,
             ingested_at: ingested_at.map(|column| (column.to_owned(), Type::TIMESTAMP)),
             lineage: Vec::new(),
         }
@@ -579,6 +593,9 @@ mod tests {
         let mut json_key = plan(&["id"], None);
         json_key.columns[0].kind = CellKind::Json;
         assert_eq!(json_key.byte_comparable_key(), None);
+        let mut case_blind = plan(&["id"], None);
+        case_blind.key_collations_deterministic = false;
+        assert_eq!(case_blind.byte_comparable_key(), None, "'A' and 'a' can be one key");
     }
 
     #[test]
