@@ -23,9 +23,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use sluice_plugin_sdk::json::{compact, kind, parse_object, string_content};
@@ -78,13 +79,20 @@ struct RecordFields<'a> {
     #[serde(rename = "userId", borrow, default)]
     user_id: Option<&'a RawValue>,
     #[serde(rename = "statusLogs", borrow, default)]
-    status_logs: Option<&'a RawValue>,
+    status_logs: Option<StatusLogsField<'a>>,
+}
+
+/// `statusLogs` as read in the record's one pass: each entry's fields, or the kind of value
+/// it was instead of an object; or the kind of value the field held instead of an array.
+///
+/// Read while the record is parsed rather than captured as text and parsed again: the list is
+/// most of a record's bytes, and reading it once is the plugin's main cost (bench/MISSES.md).
+enum StatusLogsField<'a> {
+    Entries(Vec<Result<EntryFields<'a>, &'static str>>),
+    NotAnArray(&'static str),
 }
 
 /// The two fields an entry is read for; missing and `null` are both `None`.
-///
-/// Deserialized by hand rather than derived: a derived struct refuses a repeated field, while
-/// the original job took the last value and refused no entry that is an object.
 #[derive(Default)]
 struct EntryFields<'a> {
     status: Option<&'a RawValue>,
@@ -103,33 +111,102 @@ enum EntryKey {
     Other,
 }
 
-impl<'de> Deserialize<'de> for EntryFields<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
+/// Defines the visitor methods for values that are neither an object nor an array, each
+/// giving `$other(kind)` with the kind named as failure reasons say it (as [`kind`] does).
+macro_rules! other_kinds {
+    ($other:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other("a boolean"))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other("a number"))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other("a number"))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other("a number"))
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($other("a string"))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($other("null"))
+        }
+    };
+}
 
-        impl<'de> Visitor<'de> for Fields {
-            type Value = EntryFields<'de>;
+/// Reads one entry of the list: its fields when it is an object, else the kind it is. A
+/// repeated field keeps its last value, as the original job's reader did (a derived struct
+/// would refuse it).
+struct EntryVisitor<'a>(PhantomData<&'a ()>);
 
-            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-                formatter.write_str("a status log entry object")
-            }
+impl<'de: 'a, 'a> Visitor<'de> for EntryVisitor<'a> {
+    type Value = Result<EntryFields<'a>, &'static str>;
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = EntryFields::default();
-                while let Some(key) = map.next_key()? {
-                    match key {
-                        EntryKey::Status => fields.status = map.next_value()?,
-                        EntryKey::UpdatedOn => fields.updated_on = map.next_value()?,
-                        EntryKey::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a status log entry")
+    }
+
+    other_kinds!(Err);
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = EntryFields::default();
+        while let Some(key) = map.next_key()? {
+            match key {
+                EntryKey::Status => fields.status = map.next_value()?,
+                EntryKey::UpdatedOn => fields.updated_on = map.next_value()?,
+                EntryKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
                 }
-                Ok(fields)
             }
         }
+        Ok(Ok(fields))
+    }
 
-        deserializer.deserialize_map(Fields)
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err("an array"))
+    }
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for EntryVisitor<'a> {
+    type Value = Result<EntryFields<'a>, &'static str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+/// Reads the list, every entry as it comes, or names the kind of value found instead.
+struct StatusLogsVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for StatusLogsVisitor<'a> {
+    type Value = StatusLogsField<'a>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a list of status log entries")
+    }
+
+    other_kinds!(StatusLogsField::NotAnArray);
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(StatusLogsField::NotAnArray("an object"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(entry) = seq.next_element_seed(EntryVisitor(PhantomData))? {
+            entries.push(entry);
+        }
+        Ok(StatusLogsField::Entries(entries))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for StatusLogsField<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StatusLogsVisitor(PhantomData))
     }
 }
 
@@ -148,20 +225,25 @@ pub fn explode(bytes: &[u8]) -> Result<ExplodedRecord<'_>, ExplodeError> {
             ExplodeError::field("userId", format!("expected a string, found {}", kind(raw)))
         })?,
     };
-    let raw_entries: Vec<&RawValue> = match fields.status_logs {
+    let read_entries = match fields.status_logs {
         None => return Err(ExplodeError::field("statusLogs", "missing or null")),
-        Some(raw) if raw.get().starts_with('[') => serde_json::from_str(raw.get())
-            .map_err(|error| ExplodeError::field("statusLogs", format!("not a valid array: {error}")))?,
-        Some(raw) => {
-            return Err(ExplodeError::field("statusLogs", format!("expected an array, found {}", kind(raw))));
+        Some(StatusLogsField::NotAnArray(found)) => {
+            return Err(ExplodeError::field("statusLogs", format!("expected an array, found {found}")));
         }
+        Some(StatusLogsField::Entries(entries)) => entries,
     };
-    let mut entries = Vec::with_capacity(raw_entries.len());
+    let mut entries = Vec::with_capacity(read_entries.len());
     let mut problems = Vec::new();
-    for (position, raw) in raw_entries.into_iter().enumerate() {
-        match entry(raw) {
-            Ok(entry) => entries.push(entry),
-            Err(problem) => problems.push(ExplodeError::field(format!("statusLogs[{position}]"), problem)),
+    for (position, read) in read_entries.into_iter().enumerate() {
+        match read {
+            Ok(fields) => entries.push(StatusLogEntry {
+                updated_on: fields.updated_on.map(column_text),
+                status: fields.status.map(column_text),
+            }),
+            Err(found) => problems.push(ExplodeError::field(
+                format!("statusLogs[{position}]"),
+                format!("expected an object, found {found}"),
+            )),
         }
     }
     match problems.len() {
@@ -171,21 +253,6 @@ pub fn explode(bytes: &[u8]) -> Result<ExplodedRecord<'_>, ExplodeError> {
             Err(ExplodeError::record(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
         }
     }
-}
-
-/// Reads one entry, or says why it has no fields to read.
-fn entry(raw: &RawValue) -> Result<StatusLogEntry<'_>, String> {
-    // Array elements are captured without surrounding whitespace, so the first byte is the kind.
-    if !raw.get().starts_with('{') {
-        return Err(format!("expected an object, found {}", kind(raw)));
-    }
-    // The array was already parsed, so an object here always reads; the error is kept
-    // for the reason rather than assumed away.
-    let fields: EntryFields = serde_json::from_str(raw.get()).map_err(|error| error.to_string())?;
-    Ok(StatusLogEntry {
-        updated_on: fields.updated_on.map(column_text),
-        status: fields.status.map(column_text),
-    })
 }
 
 /// A non-null value as a varchar column holds it: a string's content, anything else its

@@ -2,12 +2,9 @@
 //!
 //! Each row type serializes its fields in its output's column order, as `OutputRows` checks.
 
-use std::borrow::Cow;
-
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sluice_plugin_sdk::OutputInfo;
-use sluice_plugin_sdk::json::compact;
 use sluice_plugin_sdk::schema::{Column, ColumnType};
 
 use crate::user_status::ValidUserStatus;
@@ -80,12 +77,12 @@ pub struct StatusLogsRow<'a> {
     #[serde(rename = "userId")]
     user_id: &'a str,
     #[serde(rename = "statusLogs")]
-    status_logs: Cow<'a, RawValue>,
+    status_logs: &'a RawValue,
 }
 
 impl<'a> From<&'a ValidUserStatus<'a>> for StatusLogsRow<'a> {
     fn from(valid: &'a ValidUserStatus<'a>) -> Self {
-        StatusLogsRow { user_id: &valid.user_id, status_logs: compact(valid.status_logs) }
+        StatusLogsRow { user_id: &valid.user_id, status_logs: &valid.status_logs }
     }
 }
 

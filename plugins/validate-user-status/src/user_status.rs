@@ -53,8 +53,9 @@ pub struct ValidUserStatus<'a> {
     pub last_visited_at: i32,
     pub status: Cow<'a, str>,
     pub is_blacklisted: bool,
-    /// The raw JSON array, every entry an object, passed on for `explode-status-logs` to read.
-    pub status_logs: &'a RawValue,
+    /// The JSON array, every entry an object and without insignificant whitespace, passed on
+    /// for `explode-status-logs` to read.
+    pub status_logs: Cow<'a, RawValue>,
 }
 
 impl<'a> UserStatusFields<'a> {
@@ -66,7 +67,7 @@ impl<'a> UserStatusFields<'a> {
             last_visited_at: self.last_visited_at.and_then(int32)?,
             status: self.status.and_then(string_content).filter(|status| !status.is_empty())?,
             is_blacklisted: self.is_blacklisted.and_then(boolean)?,
-            status_logs: self.status_logs.filter(|raw| is_array_of_objects(raw))?,
+            status_logs: self.status_logs.and_then(array_of_objects)?,
         })
     }
 
@@ -109,14 +110,62 @@ fn int32(raw: &RawValue) -> Option<i32> {
     raw.get().parse().ok()
 }
 
-/// Whether `raw` is a JSON array whose entries are all objects; an empty array is.
+/// `raw` without insignificant whitespace when it is a JSON array whose entries are all
+/// objects (an empty array is); `None` for anything else.
 ///
-/// Reads each entry only as far as its first byte (array elements are captured without
-/// surrounding whitespace), so a valid record costs one small vector of borrowed entries.
-fn is_array_of_objects(raw: &RawValue) -> bool {
-    raw.get().starts_with('[')
-        && serde_json::from_str::<Vec<&RawValue>>(raw.get())
-            .is_ok_and(|entries| entries.iter().all(|entry| entry.get().starts_with('{')))
+/// One scan of text serde_json already checked: it follows strings and nesting only to find
+/// each entry's first byte and any whitespace, instead of parsing the array again into
+/// borrowed entries and then compacting it (bench/MISSES.md, session 14). Borrows `raw` when
+/// it is already compact, which is the common case.
+fn array_of_objects(raw: &RawValue) -> Option<Cow<'_, RawValue>> {
+    let bytes = raw.get().as_bytes();
+    if bytes.first() != Some(&b'[') {
+        return None;
+    }
+    let mut depth = 0usize;
+    // Whether the next value at depth 1 starts an entry: after `[` or a `,` between entries.
+    let mut entry_next = false;
+    let mut spaced = false;
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'"' => {
+                if entry_next && depth == 1 {
+                    return None;
+                }
+                // Skip to the closing quote; a backslash escapes the byte after it.
+                at += 1;
+                loop {
+                    at += bytes.get(at..)?.iter().position(|&byte| byte == b'"' || byte == b'\\')?;
+                    if bytes.get(at) == Some(&b'"') {
+                        break;
+                    }
+                    at += 2;
+                }
+            }
+            b'{' | b'[' => {
+                if entry_next && depth == 1 && byte != b'{' {
+                    return None;
+                }
+                depth += 1;
+                entry_next = depth == 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                entry_next = false;
+            }
+            b',' => entry_next = depth == 1,
+            b' ' | b'\t' | b'\n' | b'\r' => spaced = true,
+            // A number, `true`, `false` or `null`, as an entry or inside one.
+            _ => {
+                if entry_next && depth == 1 {
+                    return None;
+                }
+            }
+        }
+        at += 1;
+    }
+    Some(if spaced { compact(raw) } else { Cow::Borrowed(raw) })
 }
 
 fn boolean(raw: &RawValue) -> Option<bool> {
@@ -226,9 +275,51 @@ mod tests {
         let original = r#"[{"status":"INITIATED","updatedOn":1644527391}]"#;
         let spaced = "[\n  {\"status\": \"INITIATED\"} ,\n\t{ }\n]";
         let good = VALID.replace(original, spaced);
-        assert_eq!(fields(&good).validate().unwrap().status_logs.get(), spaced);
+        assert_eq!(fields(&good).validate().unwrap().status_logs.get(), r#"[{"status":"INITIATED"},{}]"#);
         let bad = VALID.replace(original, "[\n  {\"status\": \"INITIATED\"} ,\n\t\"VERIFIED\"\n]");
         assert!(fields(&bad).validate().is_none());
+    }
+
+    /// What [`array_of_objects`] makes of `text` (valid JSON), and whether it borrowed.
+    fn scanned(text: &str) -> Option<(String, bool)> {
+        let raw: &RawValue = serde_json::from_str(text).unwrap();
+        array_of_objects(raw).map(|found| (found.get().to_owned(), matches!(found, Cow::Borrowed(_))))
+    }
+
+    #[test]
+    fn array_scan_accepts_only_arrays_of_objects_and_agrees_with_a_parse() {
+        let texts = [
+            "[]",
+            "[ ]",
+            "[{}]",
+            r#"[{"a":[1,"]",{"b":"},{"}],"c":"\"["},{"d":null}]"#,
+            r#"[{"a":"x, 1"},{}]"#,
+            "[1]",
+            "[[{}]]",
+            "[{},null]",
+            r#"["{"]"#,
+            r#"[{}, "a"]"#,
+            "[{},true]",
+            "[{},-1]",
+            "{}",
+            r#""[]""#,
+            "7",
+        ];
+        for text in texts {
+            let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
+            let expected = parsed.as_array().is_some_and(|entries| entries.iter().all(|e| e.is_object()));
+            assert_eq!(scanned(text).is_some(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn array_scan_compacts_only_spaced_text() {
+        assert_eq!(scanned(r#"[{"a":"b c"}]"#), Some((r#"[{"a":"b c"}]"#.to_owned(), true)));
+        assert_eq!(
+            scanned("[ {\"a\" : [ 1 , 2 ] } ,\n\t{ } ]"),
+            Some((r#"[{"a":[1,2]},{}]"#.to_owned(), false))
+        );
+        assert_eq!(scanned("[ 1 ]"), None);
     }
 
     #[test]
