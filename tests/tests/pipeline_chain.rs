@@ -23,7 +23,9 @@ async fn run_body(steps: &str) -> ChainOutput {
     let pipeline: Pipeline = toml_pipeline(&text);
     let chain = Chain::new(&pipeline, &registry, &HostConfig::default()).expect("chain");
     let body = format!("[{GOOD_EVENT},{BAD_EVENT}]");
-    chain.run(vec![RecordIn { key: None, value: body.into_bytes(), headers: Vec::new() }]).await
+    chain
+        .run(std::sync::Arc::from([RecordIn { key: None, value: body.into_bytes(), headers: Vec::new() }]))
+        .await
 }
 
 fn toml_pipeline(text: &str) -> Pipeline {

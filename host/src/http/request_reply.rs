@@ -2,6 +2,8 @@
 //! the sinks, answer with the plugin's reply record and what the sinks report. The host names
 //! no field of the answer: the reply output and each sink's `reply_field` do.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
@@ -48,7 +50,7 @@ impl RequestReplyEndpoint {
         let body = read_body(headers, body, self.body_limit).await?;
         let record =
             RecordIn { key: Some(request_id().into_bytes()), value: body.to_vec(), headers: Vec::new() };
-        let output = self.chain.run(vec![record]).await;
+        let output = self.chain.run(Arc::from([record])).await;
         // A failed part fails the request too: it is one mail, sent whole or not at all.
         if let Some(failure) = output.failures.first() {
             return Err(rejection(failure));

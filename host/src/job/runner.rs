@@ -14,6 +14,7 @@
 //! job succeeded; a crash at any point leaves the tables as they were.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
@@ -100,29 +101,29 @@ struct ReadBatch {
     bytes_read: u64,
 }
 
-/// One record of the input and its place in the file it was first read from.
+/// Where one record of the input was first read: its place in that file.
 struct InputRecord {
     /// Its position in that file, from 1.
     number: u64,
     /// Where it starts in that file, in bytes; unknown for letters written before offsets were.
     offset: Option<u64>,
-    value: Vec<u8>,
 }
 
 impl InputRecord {
-    /// The `index`-th record of a batch whose first record is `first_record + 1`: for a user's
-    /// file the record as read; for a dead-letter object, the refused record a letter holds.
-    fn of(input: JobInput, read: ReadRecord, first_record: u64, index: usize) -> Self {
+    /// The `index`-th record of a batch whose first record is `first_record + 1`, and its
+    /// bytes: for a user's file the record as read; for a dead-letter object, the refused
+    /// record a letter holds.
+    fn of(input: JobInput, read: ReadRecord, first_record: u64, index: usize) -> (Self, Vec<u8>) {
         let number = first_record + index as u64 + 1;
+        let as_read = |read: ReadRecord| (InputRecord { number, offset: Some(read.offset) }, read.bytes);
         match input {
-            JobInput::Object => InputRecord { number, offset: Some(read.offset), value: read.bytes },
+            JobInput::Object => as_read(read),
             JobInput::DeadLetters => match DeadLetter::parse_line(&read.bytes) {
-                Some(DeadLetter { origin: Origin::JobFile(at), value, .. }) => InputRecord {
-                    number: at.record,
-                    offset: at.byte_offset,
-                    value: value.to_bytes().unwrap_or_else(|| read.bytes.clone()),
-                },
-                _ => InputRecord { number, offset: Some(read.offset), value: read.bytes },
+                Some(DeadLetter { origin: Origin::JobFile(at), value, .. }) => (
+                    InputRecord { number: at.record, offset: at.byte_offset },
+                    value.to_bytes().unwrap_or_else(|| read.bytes.clone()),
+                ),
+                _ => as_read(read),
             },
         }
     }
@@ -139,26 +140,29 @@ impl InputRecord {
 /// One batch whose plugin chain runs on a task of its own.
 struct ChainRun {
     task: tokio::task::JoinHandle<ChainOutput>,
-    /// The records as read, kept for the rows' numbers and the dead letters.
+    /// Where the records were read, for the rows' numbers and the dead letters.
     inputs: Vec<InputRecord>,
+    /// The records, shared with the chain: a refused one becomes a dead letter.
+    records: Arc<[RecordIn]>,
     bytes_read: u64,
 }
 
 impl ChainRun {
     fn start(chain: &Chain, input: JobInput, batch: ReadBatch, first_record: u64) -> Self {
-        let inputs: Vec<InputRecord> = batch
+        let (inputs, records): (Vec<InputRecord>, Vec<RecordIn>) = batch
             .records
             .into_iter()
             .enumerate()
-            .map(|(index, read)| InputRecord::of(input, read, first_record, index))
-            .collect();
-        let records = inputs
-            .iter()
-            .map(|record| RecordIn { key: None, value: record.value.clone(), headers: Vec::new() })
-            .collect();
+            .map(|(index, read)| {
+                let (place, value) = InputRecord::of(input, read, first_record, index);
+                (place, RecordIn { key: None, value, headers: Vec::new() })
+            })
+            .unzip();
+        let records: Arc<[RecordIn]> = records.into();
         let chain = chain.clone();
-        let task = tokio::spawn(async move { chain.run(records).await });
-        ChainRun { task, inputs, bytes_read: batch.bytes_read }
+        let shared = records.clone();
+        let task = tokio::spawn(async move { chain.run(shared).await });
+        ChainRun { task, inputs, records, bytes_read: batch.bytes_read }
     }
 }
 
@@ -339,7 +343,7 @@ impl<'a> Attempt<'a> {
             output.settle_failures();
             self.report.counts.records_read += run.inputs.len() as u64;
             self.report.counts.bytes_read = run.bytes_read;
-            if let Err(error) = self.keep_refused(&output, &run.inputs).await {
+            if let Err(error) = self.keep_refused(&output, &run.inputs, &run.records).await {
                 stopped = Some(error);
                 break;
             }
@@ -437,13 +441,18 @@ impl<'a> Attempt<'a> {
         &mut self,
         output: &ChainOutput,
         inputs: &[InputRecord],
+        records: &[RecordIn],
     ) -> Result<(), AttemptError> {
         let mut failed: Vec<usize> = output.failures.iter().map(|failure| failure.source_index).collect();
         failed.sort_unstable();
         failed.dedup();
         self.report.counts.records_failed += failed.len() as u64;
         for failure in &output.failures {
-            let Some(input) = inputs.get(failure.source_index) else { continue };
+            let (Some(input), Some(record)) =
+                (inputs.get(failure.source_index), records.get(failure.source_index))
+            else {
+                continue;
+            };
             let reason = format!("{}: {}", input.position(), failure.reason);
             if self.report.failures.len() < FAILURE_SAMPLES {
                 self.report.failures.push(FailureSample {
@@ -461,7 +470,7 @@ impl<'a> Attempt<'a> {
                     self.job.id,
                     &self.job.object,
                     place,
-                    &input.value,
+                    &record.value,
                     failure,
                     reason.clone(),
                 ))

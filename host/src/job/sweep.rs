@@ -122,7 +122,7 @@ impl JobPipeline {
             .map(|line| RecordIn { key: None, value: letter_value(line), headers: Vec::new() })
             .collect();
         let letters = records.len();
-        let mut output = self.chain.run(records).await;
+        let mut output = self.chain.run(records.into()).await;
         output.settle_failures();
         let failed = output.failures.len();
         let rows = self.sinks.iter().map(|sink| output.outputs.get(&sink.output).map_or(0, Vec::len)).sum();

@@ -129,45 +129,32 @@ impl Chain {
 
     /// Runs every step over `records`. A step's failure of one record, or of its whole batch,
     /// becomes a [`ChainFailure`] of the source records involved; the other records go on.
-    pub async fn run(&self, records: Vec<RecordIn>) -> ChainOutput {
+    pub async fn run(&self, records: Arc<[RecordIn]>) -> ChainOutput {
         let mut output = ChainOutput::default();
-        // The last step reading the source takes the records; only earlier ones copy them.
-        let mut source_readers_left = self.steps.iter().filter(|s| s.input == StepInput::Source).count();
-        let mut records = Some(records);
         for step in self.steps.iter() {
-            let inputs: Vec<(usize, RecordIn)> = match &step.input {
-                StepInput::Source => {
-                    source_readers_left -= 1;
-                    let batch = if source_readers_left == 0 {
-                        records.take().unwrap_or_default()
-                    } else {
-                        records.clone().unwrap_or_default()
-                    };
-                    batch.into_iter().enumerate().collect()
+            let (lineage, batch): (Vec<usize>, Arc<[RecordIn]>) = match &step.input {
+                StepInput::Source => ((0..records.len()).collect(), records.clone()),
+                StepInput::Output { plugin, output: name } => {
+                    let emitted = output.outputs.get(&format!("{plugin}.{name}"));
+                    let (lineage, batch): (Vec<usize>, Vec<RecordIn>) = emitted
+                        .into_iter()
+                        .flatten()
+                        .map(|r| {
+                            // A chained step reads a row as a JSON object.
+                            let record = RecordIn {
+                                key: r.key().map(<[u8]>::to_vec),
+                                value: r.row.json(),
+                                headers: Vec::new(),
+                            };
+                            (r.source_index, record)
+                        })
+                        .unzip();
+                    (lineage, batch.into())
                 }
-                StepInput::Output { plugin, output: name } => output
-                    .outputs
-                    .get(&format!("{plugin}.{name}"))
-                    .map(|emitted| {
-                        emitted
-                            .iter()
-                            .map(|r| {
-                                // A chained step reads a row as a JSON object.
-                                let record = RecordIn {
-                                    key: r.key().map(<[u8]>::to_vec),
-                                    value: r.row.json(),
-                                    headers: Vec::new(),
-                                };
-                                (r.source_index, record)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
             };
-            if inputs.is_empty() {
+            if batch.is_empty() {
                 continue;
             }
-            let (lineage, batch): (Vec<usize>, Vec<RecordIn>) = inputs.into_iter().unzip();
             self.run_step(step, &lineage, batch, &mut output).await;
         }
         output.settle_failures();
@@ -178,7 +165,7 @@ impl Chain {
         &self,
         step: &ChainStep,
         lineage: &[usize],
-        batch: Vec<RecordIn>,
+        batch: Arc<[RecordIn]>,
         output: &mut ChainOutput,
     ) {
         match step.handle.transform(step.call.clone(), batch).await {

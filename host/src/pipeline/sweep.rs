@@ -104,7 +104,7 @@ impl Sweep {
             .map_err(|source| SweepError::Unreadable { object: store.describe(key), source })?;
         let mut report = SweepReport { objects: 1, letters: letters.len(), ..SweepReport::default() };
         let records: Vec<RecordIn> = letters.iter().map(record_of).collect();
-        let output = self.chain.run(records).await;
+        let output = self.chain.run(records.into()).await;
         let routed = route(output, letters.len(), &table_sources(&self.outputs.tables));
 
         let mut remaining: Vec<DeadLetter> = Vec::new();

@@ -65,14 +65,15 @@ impl PluginHandle {
         &self.stats
     }
 
-    /// Runs a batch on a blocking thread so the async runtime keeps serving.
+    /// Runs a batch on a blocking thread so the async runtime keeps serving. The batch is
+    /// shared, so a caller that keeps the records (for dead letters, a second step) copies none.
     ///
     /// # Errors
     /// As [`LoadedPlugin::transform`]; a panic of the blocking task becomes a trap error.
     pub async fn transform(
         &self,
         call: Arc<PluginCall>,
-        batch: Vec<RecordIn>,
+        batch: Arc<[RecordIn]>,
     ) -> Result<Transformed, PluginError> {
         let handle = self.clone();
         let plugin_name = self.current().name().to_string();
