@@ -401,11 +401,9 @@ async fn a_later_file_updates_the_latest_status_and_appends_logs() {
     let third = scope.key("day3.jsonl");
     let each_once = concat!(
         r#"{"userId":"0007","createdAt":"2022-01-05T08:00:00Z","lastVisitedAt":1644800000,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[]}"#,
-        "
-",
+        "\n",
         r#"{"userId":"0011","createdAt":"2022-05-01T00:00:00Z","lastVisitedAt":1651363200,"status":"INITIATED","isBlacklisted":false,"statusLogs":[]}"#,
-        "
-"
+        "\n"
     );
     scope.s3().put_object(bucket, &third, each_once).await.expect("put");
     let job = load(&host, bucket, &third).await;

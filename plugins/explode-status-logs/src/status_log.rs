@@ -261,11 +261,6 @@ fn column_text(raw: &RawValue) -> Cow<'_, str> {
     if let Some(text) = string_content(raw) {
         return text;
     }
-    // A number or a word has no whitespace to drop (values are captured trimmed); only an
-    // array or an object is looked through.
-    if !raw.get().starts_with(['[', '{']) {
-        return Cow::Borrowed(raw.get());
-    }
     match compact(raw) {
         Cow::Borrowed(raw) => Cow::Borrowed(raw.get()),
         Cow::Owned(raw) => Cow::Owned(String::from(Box::<str>::from(raw))),

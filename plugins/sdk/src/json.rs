@@ -75,6 +75,11 @@ pub fn string_content(raw: &RawValue) -> Option<Cow<'_, str>> {
 /// that matters (quote, backslash, whitespace) is ASCII, so UTF-8 text passes through whole.
 pub fn compact(raw: &RawValue) -> Cow<'_, RawValue> {
     let bytes = raw.get().as_bytes();
+    // A raw value is captured trimmed, so only an array or an object can hold whitespace
+    // outside a string; a string, number or word is looked at no further.
+    if !matches!(bytes.first(), Some(b'[' | b'{')) {
+        return Cow::Borrowed(raw);
+    }
     let Some(first) = first_whitespace_outside_strings(bytes) else {
         return Cow::Borrowed(raw);
     };
@@ -108,16 +113,22 @@ fn first_whitespace_outside_strings(bytes: &[u8]) -> Option<usize> {
         if bytes.get(at) != Some(&b'"') {
             return Some(at);
         }
-        at += 1;
-        // Inside: skip to the closing quote; a backslash escapes the byte after it.
-        loop {
-            at += bytes.get(at..)?.iter().position(|&byte| byte == b'"' || byte == b'\\')?;
-            if bytes.get(at) == Some(&b'"') {
-                at += 1;
-                break;
-            }
-            at += 2;
+        at = closing_quote(bytes, at)? + 1;
+    }
+}
+
+/// Where the string opened by the quote at `open` in JSON text ends: the index of its closing
+/// quote, found by searching only for quotes and backslashes (a backslash escapes the byte
+/// after it). `None` when the text ends first.
+#[inline]
+pub fn closing_quote(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut at = open + 1;
+    loop {
+        at += bytes.get(at..)?.iter().position(|&byte| byte == b'"' || byte == b'\\')?;
+        if bytes.get(at) == Some(&b'"') {
+            return Some(at);
         }
+        at += 2;
     }
 }
 
@@ -163,7 +174,9 @@ pub fn single_element_array(element: &RawValue) -> Vec<u8> {
     array
 }
 
-fn is_insignificant_whitespace(byte: u8) -> bool {
+/// JSON's whitespace between tokens: space, tab, line feed and carriage return.
+#[inline]
+pub fn is_insignificant_whitespace(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }
 

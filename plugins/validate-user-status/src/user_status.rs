@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use sluice_plugin_sdk::json::{compact, string_content};
+use sluice_plugin_sdk::json::{closing_quote, compact, is_insignificant_whitespace, string_content};
 
 /// The six fields of a user-status record as found in the input; missing and `null` are both
 /// `None`.
@@ -133,15 +133,7 @@ fn array_of_objects(raw: &RawValue) -> Option<Cow<'_, RawValue>> {
                 if entry_next && depth == 1 {
                     return None;
                 }
-                // Skip to the closing quote; a backslash escapes the byte after it.
-                at += 1;
-                loop {
-                    at += bytes.get(at..)?.iter().position(|&byte| byte == b'"' || byte == b'\\')?;
-                    if bytes.get(at) == Some(&b'"') {
-                        break;
-                    }
-                    at += 2;
-                }
+                at = closing_quote(bytes, at)?;
             }
             b'{' | b'[' => {
                 if entry_next && depth == 1 && byte != b'{' {
@@ -155,7 +147,7 @@ fn array_of_objects(raw: &RawValue) -> Option<Cow<'_, RawValue>> {
                 entry_next = false;
             }
             b',' => entry_next = depth == 1,
-            b' ' | b'\t' | b'\n' | b'\r' => spaced = true,
+            _ if is_insignificant_whitespace(byte) => spaced = true,
             // A number, `true`, `false` or `null`, as an entry or inside one.
             _ => {
                 if entry_next && depth == 1 {
