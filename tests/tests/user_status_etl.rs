@@ -476,6 +476,47 @@ async fn records_the_plugins_refuse_become_dead_letters_so_every_record_is_accou
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_with_invalid_utf8_even_in_a_field_nobody_reads_is_a_dead_letter_kept_byte_for_byte() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_invalid_utf8").await.expect("scope");
+    let bucket = scope.bucket();
+    let key = scope.key("utf8.jsonl");
+    let valid = RECORDS.lines().next().expect("a valid record");
+    // `note` is no field of the record's, so only the check of the whole record sees the byte.
+    let mut broken = valid.replacen("\"userId\":\"0000\"", "\"userId\":\"0100\"", 1).into_bytes();
+    let at = broken.len() - 1;
+    broken.splice(at..at, *b",\"note\":\"\x80\"");
+    let mut body = format!("{valid}\n").into_bytes();
+    body.extend_from_slice(&broken);
+    body.push(b'\n');
+    scope.s3().put_object(bucket, &key, body.clone()).await.expect("put");
+    let host = start_host(&scope).await;
+
+    let job = load(&host, bucket, &key).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["counts"]["records_read"], 2, "{job}");
+    assert_eq!(job["counts"]["dead_letters"], 1, "{job}");
+    let client = scope.postgres().await.expect("postgres");
+    assert_eq!(user_status(&client).await.len(), 1, "only the valid record is loaded");
+    assert_eq!(count(&client, "user_status_error_rec").await, 0);
+
+    let id = job["job_id"].as_str().expect("id");
+    let letters = read_letters(&scope, &format!("{}dead-letters/{id}/", scope.prefix())).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let offset = valid.len() + 1;
+    let byte = broken.iter().position(|&b| b == 0x80).expect("the byte");
+    assert_eq!(
+        letters[0]["reason"],
+        format!("record 2 at byte {offset}: not valid JSON: invalid UTF-8 at byte {byte}")
+    );
+    let kept = letters[0]["value"]["base64"].as_str().expect("a value that is not UTF-8 is kept as base64");
+    use base64::Engine as _;
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(kept).expect("base64"), broken);
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_left_queued_by_a_host_that_stopped_before_queueing_it_runs_when_requested_again() {
     let Some(services) = require_services!() else { return };
     let scope = TestScope::new(services, "etl_stranded").await.expect("scope");
