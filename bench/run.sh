@@ -14,7 +14,7 @@
 # (bench/lib/report.py). Every process it starts is stopped on exit; topics, S3 prefixes and
 # PostgreSQL schemas carry this run's id, so runs never see each other's data.
 #
-# The benchmarks (targets: /work/shared/DESIGN.md "Where we aim"):
+# The benchmarks (targets: bench/TARGETS.md, from DESIGN.md "Where we aim"):
 #   webhook    signed 100-event and 1-event bodies, wrk -t2 -c32 (3 s warm-up, then 20 s):
 #              sluice serve (signature checked) vs bare-ingest (axum + rdkafka) checking the same
 #              signature (the ceiling sluice is judged against) vs bare-ingest without the check
