@@ -422,6 +422,62 @@ async fn a_later_file_updates_the_latest_status_and_appends_logs() {
     scope.cleanup().await.expect("cleanup");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_that_repeat_in_a_file_loaded_into_an_empty_table_keep_their_last_row() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "etl_repeat").await.expect("scope");
+    let bucket = scope.bucket();
+    // Into an empty table the rows are copied straight in until a key repeats (0020, fourth
+    // record); from there on they are staged, and the move replaces the rows copied in before
+    // for the keys it brings, keeping the last row of each key.
+    let user = |id: &str, visited: i32, status: &str| {
+        format!(
+            r#"{{"userId":"{id}","createdAt":"2022-01-01T00:00:00Z","lastVisitedAt":{visited},"status":"{status}","isBlacklisted":false,"statusLogs":[{{"status":"{status}","updatedOn":{visited}}}]}}"#
+        )
+    };
+    let lines = [
+        user("0020", 1, "A"),
+        user("0021", 2, "A"),
+        user("0022", 3, "A"),
+        user("0020", 4, "B"),
+        user("0023", 5, "A"),
+        user("0021", 6, "B"),
+        user("0020", 7, "C"),
+        user("0024", 8, "A"),
+    ];
+    let key = scope.key("repeats.jsonl");
+    scope.s3().put_object(bucket, &key, lines.join("\n")).await.expect("put");
+    let host = start_host(&scope).await;
+
+    let job = load(&host, bucket, &key).await;
+    assert_eq!(
+        job["counts"]["rows"],
+        json!({"user_status": 8, "user_status_log": 8, "user_status_error_rec": 0}),
+        "{job}"
+    );
+    let client = scope.postgres().await.expect("postgres");
+    let created = "2022-01-01T00:00:00Z";
+    assert_eq!(
+        user_status(&client).await,
+        [
+            status_row("0020", created, "C", 7, false),
+            status_row("0021", created, "B", 6, false),
+            status_row("0022", created, "A", 3, false),
+            status_row("0023", created, "A", 5, false),
+            status_row("0024", created, "A", 8, false),
+        ]
+    );
+    assert_eq!(count(&client, "user_status_log").await, 8, "every status log is appended");
+    let staging: i64 = client
+        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'sluice_stage_%'", &[])
+        .await
+        .expect("staging tables")
+        .get(0);
+    assert_eq!(staging, 0, "the staging table the repeats went to is dropped");
+    drop(host);
+    scope.cleanup().await.expect("cleanup");
+}
+
 /// Lines no validation can read as a user: not JSON, or JSON that is not an object.
 const UNREADABLE: [&str; 4] = ["not json at all", "[1, 2]", "42", "{\"userId\": \"0010\""];
 

@@ -1,11 +1,14 @@
 //! One attempt at a job: stream the object through the plugin chain into the load's
 //! transaction, then commit it.
 //!
-//! The transaction is opened first, on the attempt's control connection. The first sink that
-//! appends (no upsert key) copies its rows straight into its table inside that transaction, so
-//! they are written once; every other sink streams into an unlogged staging table on a
-//! connection of its own (one connection runs one `COPY` at a time), and the staged rows are
-//! moved into their tables by the same transaction once the object is read.
+//! The transaction is opened first, on the attempt's control connection. Every sink whose rows
+//! replace nothing (an append, or an upsert into a table that holds no rows, see
+//! `TablePlan::try_lock_replace`) copies them straight into its table inside that transaction,
+//! through `SharedCopies` (one connection runs one `COPY` at a time), so they are written once.
+//! Every other sink streams into an unlogged staging table on a connection of its own, and so
+//! does an upsert copied straight in from its first key that may repeat; the staged rows are
+//! moved into their tables by the same transaction once the object is read, replacing the
+//! rows of the keys they bring.
 //!
 //! Reading, plugin calls and `COPY` overlap: a reader task splits the object into batches, this
 //! task runs the chain, and one task per sink streams its rows. The channels between them hold
@@ -21,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Transaction};
 
 use super::dead_letters::{JobDeadLetters, RecordPlace, job_dead_letter};
-use super::pipeline::JobPipeline;
+use super::pipeline::{JobPipeline, JobSink};
 use super::reader::{ReadError, ReadRecord, RecordReader, Shape};
 use super::records::{
     FailureSample, JobCounts, JobInput, JobRecord, JobRecordsError, JobState, lock_for_commit, record_success,
@@ -31,7 +34,8 @@ use crate::pipeline::{Chain, ChainOutput};
 use crate::plugin::RecordIn;
 use crate::sink::dead_letter::{DeadLetter, Origin};
 use crate::sink::postgres::{
-    Copied, CopyWriter, DatabaseError, LoadError, RowOrigin, drop_staging_tables, staging_table_name,
+    Copied, CopyWriter, Database, DatabaseError, LoadError, RowOrigin, SharedCopies, TablePlan,
+    drop_staging_tables, staging_table_name,
 };
 use crate::telemetry;
 
@@ -281,43 +285,69 @@ impl<'a> Attempt<'a> {
             .batch_execute(&format!("SET LOCAL work_mem = '{MOVE_WORK_MEM}'"))
             .await
             .map_err(DatabaseError::query("sizing the load's sort memory"))?;
-        let mut direct = None;
+        // Rows go straight into their tables through this transaction's connection when nothing
+        // needs replacing: appends, and upserts into tables that hold no rows. The rest are
+        // staged on connections of their own and moved at the commit.
+        let mut shared = SharedCopies::new();
+        let mut writers = Vec::with_capacity(self.pipeline.sinks.len());
+        // Replace locks are taken in the sinks' order; after one is missed, none is tried, so
+        // the ones held are always the first ones, which keeps the commit's order.
+        let mut locking = true;
         for (index, sink) in self.pipeline.sinks.iter().enumerate() {
-            if let Some(writer) = CopyWriter::open_direct(&transaction, sink.plan.clone(), loaded_at).await? {
-                direct = Some((index, writer));
-                break;
+            let stage = staging_table_name(&job.id, job.attempts, index);
+            let mut straight_in = !sink.plan.is_upsert();
+            if sink.plan.is_upsert() && locking && sink.plan.copies_into_empty_table() {
+                locking = sink.plan.try_lock_replace(&transaction).await?;
+                straight_in = locking && !sink.plan.holds_rows(&transaction).await?;
             }
+            let opened = if straight_in {
+                shared
+                    .add(&sink.plan)
+                    .and_then(|segments| CopyWriter::open_shared(sink.plan.clone(), loaded_at, segments))
+            } else {
+                None
+            };
+            let writer = match opened {
+                Some(writer) => SinkWriter::straight_in(writer, sink, &self.pipeline.database, stage),
+                None => SinkWriter::staged(
+                    CopyWriter::open(&self.pipeline.database, sink.plan.clone(), &stage).await?,
+                    stage,
+                ),
+            };
+            writers.push(writer);
         }
-        let direct_index = direct.as_ref().map(|(index, _)| *index);
-        // Per sink, its staging table; `None` for the one copied straight into its table.
-        let stages: Vec<Option<String>> = (0..self.pipeline.sinks.len())
-            .map(|index| {
-                (Some(index) != direct_index).then(|| staging_table_name(&job.id, job.attempts, index))
-            })
-            .collect();
-        let mut staged = futures::future::try_join_all(self.pipeline.sinks.iter().zip(&stages).filter_map(
-            |(sink, stage)| {
-                stage
-                    .as_ref()
-                    .map(|stage| CopyWriter::open(&self.pipeline.database, sink.plan.clone(), stage))
-            },
-        ))
-        .await?
-        .into_iter();
-        let mut direct = direct.map(|(_, writer)| writer);
-        // Back in the sinks' order: one writer per sink by construction.
-        let writers: Vec<CopyWriter> = stages
-            .iter()
-            .filter_map(|stage| if stage.is_some() { staged.next() } else { direct.take() })
-            .collect();
+        let streaming = std::time::Instant::now();
+        let (streamed, copied_in) = tokio::join!(self.stream(body, writers), shared.run(&transaction));
+        // The connection's own error explains the sinks that found it gone.
+        let loads = match (streamed, copied_in) {
+            (_, Err(error)) => return Err(error.into()),
+            (Err(error), _) => return Err(error),
+            (Ok(loads), Ok(true)) => loads,
+            (Ok(_), Ok(false)) => return Err(AttemptError::TaskLost("sink")),
+        };
+        tracing::debug!(job = %job.id, elapsed = ?streaming.elapsed(), "object streamed into the load");
+        let outcome = self.commit(transaction, &loads, loaded_at).await?;
+        if outcome == AttemptOutcome::LoadedElsewhere {
+            drop_staging_tables(control, &job.id, None).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Reads the object through the plugin chain into the sinks' writers; returns what each
+    /// sink left to move at the commit, in the sinks' order.
+    async fn stream(
+        &mut self,
+        body: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+        writers: Vec<SinkWriter>,
+    ) -> Result<Vec<SinkLoad>, AttemptError> {
+        let job = self.job;
         let mut senders = Vec::with_capacity(writers.len());
         let mut sink_tasks = Vec::with_capacity(writers.len());
         for writer in writers {
             let (sender, receiver) = mpsc::channel(CHANNEL_BATCHES);
             senders.push(sender);
-            sink_tasks.push(tokio::spawn(stage_rows(writer, receiver, job.id.to_string())));
+            sink_tasks.push(tokio::spawn(writer.run(receiver, job.id.to_string())));
         }
-        let streaming = std::time::Instant::now();
         let (batch_sender, mut batches) = mpsc::channel(CHANNEL_BATCHES);
         let reader = RecordReader::new(body, self.pipeline.source.max_record_bytes);
         let reader_task =
@@ -379,10 +409,10 @@ impl<'a> Attempt<'a> {
         drop(senders);
         let mut sink_error = None;
         let mut all_finished = true;
-        let mut copied = Vec::with_capacity(sink_tasks.len());
+        let mut loads = Vec::with_capacity(sink_tasks.len());
         for task in sink_tasks {
             match task.await.map_err(|_| AttemptError::TaskLost("sink"))? {
-                Ok(Some(done)) => copied.push(done),
+                Ok(Some(load)) => loads.push(load),
                 Ok(None) => all_finished = false,
                 Err(error) => {
                     sink_error.get_or_insert(error);
@@ -400,12 +430,7 @@ impl<'a> Attempt<'a> {
         if !all_finished {
             return Err(AttemptError::TaskLost("sink"));
         }
-        tracing::debug!(job = %job.id, elapsed = ?streaming.elapsed(), "object streamed into the load");
-        let outcome = self.commit(transaction, &stages, &copied, loaded_at).await?;
-        if outcome == AttemptOutcome::LoadedElsewhere {
-            drop_staging_tables(control, &job.id, None).await?;
-        }
-        Ok(outcome)
+        Ok(loads)
     }
 
     /// Sends each sink the rows of its output; false when a sink has stopped.
@@ -518,24 +543,27 @@ impl<'a> Attempt<'a> {
     async fn commit(
         &self,
         transaction: Transaction<'_>,
-        stages: &[Option<String>],
-        copied: &[Copied],
+        loads: &[SinkLoad],
         loaded_at: DateTime<Utc>,
     ) -> Result<AttemptOutcome, AttemptError> {
         let job = self.job;
+        // Before the job's row, as every load takes them.
+        for sink in self.pipeline.sinks.iter().filter(|sink| sink.plan.is_upsert()) {
+            sink.plan.lock_replace(&transaction).await?;
+        }
         if lock_for_commit(&transaction, job.id).await? == Some(JobState::Succeeded) {
             transaction.rollback().await.map_err(DatabaseError::query("rolling back"))?;
             return Ok(AttemptOutcome::LoadedElsewhere);
         }
-        for ((sink, stage), copied) in self.pipeline.sinks.iter().zip(stages).zip(copied) {
-            let Some(stage) = stage else { continue };
+        for (sink, load) in self.pipeline.sinks.iter().zip(loads) {
+            let Some((stage, copied)) = &load.staged else { continue };
             let started = std::time::Instant::now();
             let keys_unique = copied.keys_unique;
             let moved = sink.plan.move_staged(&transaction, stage, keys_unique, loaded_at).await?;
-            tracing::debug!(job = %job.id, table = %sink.plan.table, moved, keys_unique, elapsed = ?started.elapsed(), "rows moved");
+            tracing::debug!(job = %job.id, table = %sink.plan.table, moved, keys_unique, copied_in = load.copied_in, elapsed = ?started.elapsed(), "rows moved");
         }
         record_success(&transaction, job.id, &self.report.counts, &self.report.failures).await?;
-        for stage in stages.iter().flatten() {
+        for (stage, _) in loads.iter().filter_map(|load| load.staged.as_ref()) {
             transaction
                 .batch_execute(&format!("DROP TABLE {}", crate::sink::postgres::quote_identifier(stage)))
                 .await
@@ -543,6 +571,106 @@ impl<'a> Attempt<'a> {
         }
         transaction.commit().await.map_err(DatabaseError::query("committing the load"))?;
         Ok(AttemptOutcome::Loaded)
+    }
+}
+
+/// A sink's writers for one attempt: its rows straight into the table, through the load's
+/// connection, or into its staging table; an upsert copied straight in goes on in its staging
+/// table from the first row whose key may repeat an earlier one, so the move at the commit
+/// keeps the last row per key, replacing the rows copied in before.
+struct SinkWriter {
+    /// The writer the sink starts with: into the table, or into the staging table.
+    first: CopyWriter,
+    /// Whether `first` writes into the staging table.
+    staged_first: bool,
+    /// The staging table's name: where `first` copies, or where rows go on after a repeat.
+    stage: String,
+    /// For an upsert copied straight in: how to open the staging table, and once opened, it.
+    fallback: Option<Fallback>,
+}
+
+/// The staging table an upsert copied straight in opens at its first repeated key.
+struct Fallback {
+    database: Database,
+    plan: Arc<TablePlan>,
+    staged: Option<CopyWriter>,
+}
+
+/// What a sink leaves for the commit.
+struct SinkLoad {
+    /// Rows copied straight into the table.
+    copied_in: u64,
+    /// The staging table to move, and what was staged in it.
+    staged: Option<(String, Copied)>,
+}
+
+impl SinkWriter {
+    fn staged(writer: CopyWriter, stage: String) -> Self {
+        SinkWriter { first: writer, staged_first: true, stage, fallback: None }
+    }
+
+    fn straight_in(writer: CopyWriter, sink: &JobSink, database: &Database, stage: String) -> Self {
+        let fallback = sink.plan.is_upsert().then(|| Fallback {
+            database: database.clone(),
+            plan: sink.plan.clone(),
+            staged: None,
+        });
+        SinkWriter { first: writer, staged_first: false, stage, fallback }
+    }
+
+    /// Writes the rows it receives; `Ok(None)` when the attempt was abandoned (the `COPY`s are
+    /// aborted by dropping them).
+    async fn run(
+        mut self,
+        mut messages: mpsc::Receiver<SinkMessage>,
+        job_id: String,
+    ) -> Result<Option<SinkLoad>, LoadError> {
+        while let Some(message) = messages.recv().await {
+            match message {
+                SinkMessage::Rows(rows) => {
+                    for row in rows {
+                        let origin = RowOrigin { plugin_version: &row.plugin_version, job_id: &job_id };
+                        self.write(row.record, &row.row, origin).await?;
+                    }
+                }
+                SinkMessage::Finish => return self.finish().await.map(Some),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn write(
+        &mut self,
+        record: i64,
+        row: &crate::plugin::rows::RowRef,
+        origin: RowOrigin<'_>,
+    ) -> Result<(), LoadError> {
+        if let Some(staged) = self.fallback.as_mut().and_then(|fallback| fallback.staged.as_mut()) {
+            return staged.write(record, row, origin).await;
+        }
+        if self.first.write_new_key(record, row, origin).await? {
+            return Ok(());
+        }
+        // Only an upsert copied straight in refuses a row, and it has a fallback.
+        let Some(fallback) = self.fallback.as_mut() else {
+            return Err(LoadError::SharedCopyStopped { table: self.first.plan().table.clone() });
+        };
+        let mut staged = CopyWriter::open(&fallback.database, fallback.plan.clone(), &self.stage).await?;
+        staged.write(record, row, origin).await?;
+        fallback.staged = Some(staged);
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<SinkLoad, LoadError> {
+        let first = self.first.finish().await?;
+        if self.staged_first {
+            return Ok(SinkLoad { copied_in: 0, staged: Some((self.stage, first)) });
+        }
+        let staged = match self.fallback.and_then(|fallback| fallback.staged) {
+            Some(writer) => Some((self.stage, writer.finish().await?)),
+            None => None,
+        };
+        Ok(SinkLoad { copied_in: first.rows, staged })
     }
 }
 
@@ -567,25 +695,4 @@ async fn read_batches<R: tokio::io::AsyncRead + Unpin>(
             return Ok(reader.shape());
         }
     }
-}
-
-/// Streams a sink's rows into its staging table; `Ok(None)` when the attempt was abandoned
-/// (the `COPY` is aborted by dropping it).
-async fn stage_rows(
-    mut writer: CopyWriter,
-    mut messages: mpsc::Receiver<SinkMessage>,
-    job_id: String,
-) -> Result<Option<Copied>, LoadError> {
-    while let Some(message) = messages.recv().await {
-        match message {
-            SinkMessage::Rows(rows) => {
-                for row in rows {
-                    let origin = RowOrigin { plugin_version: &row.plugin_version, job_id: &job_id };
-                    writer.write(row.record, &row.row, origin).await?;
-                }
-            }
-            SinkMessage::Finish => return writer.finish().await.map(Some),
-        }
-    }
-    Ok(None)
 }

@@ -2,9 +2,10 @@
 //! the job store.
 //!
 //! A load is one transaction. Each sink streams its rows with binary `COPY` ([`CopyWriter`]):
-//! one append straight into its table inside that transaction
-//! ([`TablePlan::direct_copy_statement`]), the others into unlogged staging tables of their
-//! own, which the transaction then moves into their real tables
+//! straight into its table inside that transaction, through the transaction's own connection
+//! ([`SharedCopies`]), when nothing needs replacing: an append, or an upsert into a table that
+//! holds no rows ([`TablePlan::try_lock_replace`]); otherwise into an unlogged staging table on
+//! a connection of its own, which the transaction then moves into the real table
 //! ([`TablePlan::move_statement`]). A crash before the commit leaves only staging tables
 //! behind, which the next attempt drops.
 //!
@@ -14,12 +15,14 @@
 mod cell;
 mod connect;
 mod migrations;
+mod shared_copy;
 mod staging;
 mod table;
 
 pub use cell::{Cell, CellKind};
 pub use connect::{Database, DatabaseError};
 pub use migrations::{MIGRATIONS, Migration, MigrationBody, MigrationError, apply_pipeline_sql, migrate};
+pub use shared_copy::{SegmentSender, SharedCopies};
 pub use staging::{Copied, CopyWriter, LoadError, drop_staging_tables, staging_table_name};
 pub use table::{
     Lineage, LineageColumn, RowOrigin, TablePlan, TablePlanError, TableSinkSpec, quote_identifier,

@@ -1,5 +1,5 @@
-//! Streaming one output's rows with binary `COPY`: into its staging table, or, for one append
-//! per load, straight into its table inside the load's transaction.
+//! Streaming one output's rows with binary `COPY`: into its staging table, or straight into
+//! its table inside the load's transaction (see [`super::shared_copy`]).
 
 use std::hash::Hasher;
 use std::pin::Pin;
@@ -9,9 +9,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures::SinkExt;
 use tokio_postgres::types::{IsNull, ToSql, Type};
-use tokio_postgres::{Client, CopyInSink, Transaction};
+use tokio_postgres::{Client, CopyInSink};
 
 use super::cell::Cell;
+use super::shared_copy::SegmentSender;
 use super::table::{RowOrigin, TablePlan, quote_identifier};
 use super::{Database, DatabaseError};
 use crate::plugin::rows::{RowRef, Value};
@@ -28,6 +29,8 @@ pub enum LoadError {
     Value { output: String, record: i64, field: String, column: String, table: String, reason: String },
     #[error("encoding a row for `{table}`: {reason}")]
     Encode { table: String, reason: String },
+    #[error("the load's connection stopped copying rows into `{table}`")]
+    SharedCopyStopped { table: String },
 }
 
 /// The staging table of sink `index` in `attempt` of job `job`: unique per attempt, so an
@@ -79,7 +82,6 @@ pub async fn drop_staging_tables(
 /// connection whose transaction commits the load.
 pub struct CopyWriter {
     plan: Arc<TablePlan>,
-    sink: Pin<Box<CopyInSink<Bytes>>>,
     /// Binary `COPY` rows not yet sent; see [`CopyRows`].
     rows_out: CopyRows,
     target: CopyTarget,
@@ -88,8 +90,49 @@ pub struct CopyWriter {
     declaration: Option<Arc<OutputSchema>>,
     /// Where each of the plan's fields is in rows of `declaration`.
     positions: Vec<Option<usize>>,
+    /// The key's columns among the plan's columns, when rows' keys are told apart by hash.
+    key_columns: Vec<usize>,
     /// For a staged upsert: whether the keys copied so far were all different.
     keys: Option<DistinctKeys>,
+    /// For an upsert copied straight into its table: the hashes of the keys copied so far.
+    seen_keys: Option<SeenKeys>,
+}
+
+/// The key hashes an upsert copied straight into its table has written, so the first row whose
+/// key may repeat one is found before it is written (see [`CopyWriter::write_new_key`]).
+struct SeenKeys {
+    hashes: std::collections::HashSet<u64, std::hash::BuildHasherDefault<PassThrough>>,
+}
+
+impl SeenKeys {
+    /// About 9 to 18 bytes each in the set: 2M keys hold at most 38 MB. Past it, rows are
+    /// staged, which only costs the move.
+    const LIMIT: usize = 2 << 20;
+
+    /// Whether `hash` is new; false for a repeat, and for every key past the limit.
+    fn insert(&mut self, hash: u64) -> bool {
+        self.hashes.len() < Self::LIMIT && self.hashes.insert(hash)
+    }
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 /// Whether every row of a staged upsert had a key of its own, told from the hashes of the
@@ -100,8 +143,6 @@ pub struct CopyWriter {
 /// bounded whatever the file's size. The hashes are appended as they come and sorted once at
 /// the end: a hash set probed per row cost more CPU than the sort it avoided.
 struct DistinctKeys {
-    /// The key's columns among the plan's columns.
-    columns: Vec<usize>,
     hashes: Vec<u64>,
     /// False once the limit was passed.
     counting: bool,
@@ -111,8 +152,8 @@ impl DistinctKeys {
     /// 8 bytes each: 8M keys hold at most 64 MB.
     const LIMIT: usize = 8 << 20;
 
-    fn new(columns: Vec<usize>) -> Self {
-        DistinctKeys { columns, hashes: Vec::new(), counting: true }
+    fn new() -> Self {
+        DistinctKeys { hashes: Vec::new(), counting: true }
     }
 
     fn add(&mut self, hash: u64) {
@@ -149,11 +190,13 @@ pub struct Copied {
 enum CopyTarget {
     /// A staging table; rows lead with their input position, which the move orders by.
     Staged {
+        sink: Pin<Box<CopyInSink<Bytes>>>,
         /// Keeps the connection open while the copy runs.
         _client: Client,
     },
-    /// The table itself; rows end with the load time when the table has a column for it.
-    Direct { ingested_at: Option<Cell<'static>> },
+    /// The table itself, through the load's connection, which copies the segments it is sent;
+    /// rows end with the load time when the table has a column for it.
+    Shared { ingested_at: Option<Cell<'static>>, segments: SegmentSender },
 }
 
 /// Why a row could not be encoded; a cell's `ToSql` refusing its column, which planning rules
@@ -185,12 +228,18 @@ struct CopyRows {
 /// Send the buffer once it holds this much.
 const COPY_CHUNK_BYTES: usize = 256 << 10;
 /// The binary `COPY` header: signature, flags, header extension length.
-const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+pub(super) const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// The binary `COPY` trailer, after the last row.
+pub(super) const COPY_TRAILER: &[u8] = &(-1i16).to_be_bytes();
 
 impl CopyRows {
-    fn new(types: Vec<Type>) -> Self {
+    /// Rows of one `COPY` stream, header first; or, `headed` false, bare rows for the load's
+    /// connection, which frames every segment itself.
+    fn new(types: Vec<Type>, headed: bool) -> Self {
         let mut buffer = BytesMut::with_capacity(COPY_CHUNK_BYTES + (16 << 10));
-        buffer.put_slice(COPY_HEADER);
+        if headed {
+            buffer.put_slice(COPY_HEADER);
+        }
         CopyRows { types, buffer }
     }
 
@@ -230,7 +279,12 @@ impl CopyRows {
 
     /// Ends the stream: the trailer goes after the last row.
     fn finish(&mut self) -> Bytes {
-        self.buffer.put_i16(-1);
+        self.buffer.put_slice(COPY_TRAILER);
+        self.buffer.split().freeze()
+    }
+
+    /// The rows encoded so far, without a trailer.
+    fn rest(&mut self) -> Bytes {
         self.buffer.split().freeze()
     }
 }
@@ -254,46 +308,48 @@ impl CopyWriter {
             .copy_in(&plan.copy_statement(stage))
             .await
             .map_err(DatabaseError::query(format!("starting the COPY into {stage}")))?;
+        let key_columns = plan.byte_comparable_key().unwrap_or_default();
         Ok(CopyWriter {
-            rows_out: CopyRows::new(plan.copy_types()),
-            keys: plan.byte_comparable_key().map(DistinctKeys::new),
+            rows_out: CopyRows::new(plan.copy_types(), true),
+            keys: (!key_columns.is_empty()).then(DistinctKeys::new),
+            key_columns,
+            seen_keys: None,
             plan,
-            sink: Box::pin(sink),
-            target: CopyTarget::Staged { _client: client },
+            target: CopyTarget::Staged { sink: Box::pin(sink), _client: client },
             rows: 0,
             declaration: None,
             positions: Vec::new(),
         })
     }
 
-    /// Starts a `COPY` straight into the plan's table inside `transaction`, so its rows are
-    /// written once and become visible with the load's commit; `None` when the plan cannot be
-    /// copied that way (see [`TablePlan::direct_copy_statement`]). The transaction's
-    /// connection runs nothing else until [`CopyWriter::finish`].
+    /// A writer whose rows go straight into the plan's table, as segments of `COPY` that the
+    /// load's connection runs inside its transaction ([`super::shared_copy::copy_segments`]),
+    /// so they are written once and become visible with the load's commit. For an upsert the
+    /// caller has made sure the table holds no rows to replace; the writer then refuses the
+    /// first row whose key may repeat an earlier one ([`CopyWriter::write_new_key`]).
     ///
-    /// # Errors
-    /// [`LoadError::Database`] when the copy cannot start.
-    pub async fn open_direct(
-        transaction: &Transaction<'_>,
+    /// `None` when the plan's rows cannot be copied that way (see
+    /// [`TablePlan::table_copy_statement`]).
+    pub fn open_shared(
         plan: Arc<TablePlan>,
         loaded_at: DateTime<Utc>,
-    ) -> Result<Option<Self>, LoadError> {
-        let Some(statement) = plan.direct_copy_statement() else { return Ok(None) };
-        let sink = transaction
-            .copy_in(&statement)
-            .await
-            .map_err(DatabaseError::query(format!("starting the COPY into `{}`", plan.table)))?;
+        segments: SegmentSender,
+    ) -> Option<Self> {
+        plan.table_copy_statement()?;
         let ingested_at = plan.ingested_at_cell(loaded_at);
-        Ok(Some(CopyWriter {
-            rows_out: CopyRows::new(plan.direct_copy_types()),
+        let key_columns = if plan.is_upsert() { plan.byte_comparable_key()? } else { Vec::new() };
+        let seen_keys = (!key_columns.is_empty()).then(|| SeenKeys { hashes: Default::default() });
+        Some(CopyWriter {
+            rows_out: CopyRows::new(plan.direct_copy_types(), false),
             plan,
-            sink: Box::pin(sink),
-            target: CopyTarget::Direct { ingested_at },
+            target: CopyTarget::Shared { ingested_at, segments },
             rows: 0,
             declaration: None,
             positions: Vec::new(),
+            key_columns,
             keys: None,
-        }))
+            seen_keys,
+        })
     }
 
     /// Stages one typed row as input record `record`'s row, with its `origin` in the table's
@@ -303,47 +359,88 @@ impl CopyWriter {
     /// [`LoadError::Value`] when a value does not fit its column; [`LoadError::Database`] when
     /// the copy fails.
     pub async fn write(&mut self, record: i64, row: &RowRef, origin: RowOrigin<'_>) -> Result<(), LoadError> {
+        self.write_new_key(record, row, origin).await.map(|_| ())
+    }
+
+    /// As [`CopyWriter::write`], except that an upsert copied straight into its table does not
+    /// write a row whose key hash it has seen before (the same key, or rarely another with the
+    /// same hash) and answers `false`: from that row on, the rows must be staged, so the move
+    /// keeps the last row per key. Always `true` for other writers.
+    ///
+    /// # Errors
+    /// As [`CopyWriter::write`].
+    pub async fn write_new_key(
+        &mut self,
+        record: i64,
+        row: &RowRef,
+        origin: RowOrigin<'_>,
+    ) -> Result<bool, LoadError> {
         self.find_fields(row.batch().schema());
         let start = self.rows_out.begin_row().map_err(|error| encode_error(&self.plan.table, &error))?;
-        if let Err(problem) = self.encode_row(record, row, origin) {
-            self.rows_out.undo(start);
-            return Err(match problem {
-                RowProblem::Value { field, reason } => {
-                    let planned = self.plan.columns().get(field);
-                    LoadError::Value {
-                        output: self.plan.output.clone(),
-                        record,
-                        field: planned.map(|p| p.field.clone()).unwrap_or_default(),
-                        column: planned.map(|p| p.column.clone()).unwrap_or_default(),
-                        table: self.plan.table.clone(),
-                        reason,
-                    }
-                }
-                RowProblem::Encode(error) => encode_error(&self.plan.table, &error),
-            });
+        let key_hash = match self.encode_row(record, row, origin) {
+            Ok(hash) => hash,
+            Err(problem) => {
+                self.rows_out.undo(start);
+                return Err(self.row_error(record, problem));
+            }
+        };
+        if let Some(hash) = key_hash {
+            if let Some(keys) = self.keys.as_mut() {
+                keys.add(hash);
+            }
+            if let Some(seen) = self.seen_keys.as_mut()
+                && !seen.insert(hash)
+            {
+                self.rows_out.undo(start);
+                return Ok(false);
+            }
         }
         if let Some(chunk) = self.rows_out.take() {
             self.send(chunk).await?;
         }
         self.rows += 1;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Names the table, the record and the field of a row that could not be encoded.
+    fn row_error(&self, record: i64, problem: RowProblem) -> LoadError {
+        match problem {
+            RowProblem::Value { field, reason } => {
+                let planned = self.plan.columns().get(field);
+                LoadError::Value {
+                    output: self.plan.output.clone(),
+                    record,
+                    field: planned.map(|p| p.field.clone()).unwrap_or_default(),
+                    column: planned.map(|p| p.column.clone()).unwrap_or_default(),
+                    table: self.plan.table.clone(),
+                    reason,
+                }
+            }
+            RowProblem::Encode(error) => encode_error(&self.plan.table, &error),
+        }
     }
 
     /// Encodes the cells of one row after [`CopyRows::begin_row`]: the input position when
-    /// staged, the fields, the lineage, then the load time when copied straight in.
-    fn encode_row(&mut self, record: i64, row: &RowRef, origin: RowOrigin<'_>) -> Result<(), RowProblem> {
+    /// staged, the fields, the lineage, then the load time when copied straight in. Returns
+    /// the hash of the key cells' bytes when the writer tells keys apart.
+    fn encode_row(
+        &mut self,
+        record: i64,
+        row: &RowRef,
+        origin: RowOrigin<'_>,
+    ) -> Result<Option<u64>, RowProblem> {
         let mut column = 0;
         if let CopyTarget::Staged { .. } = self.target {
             self.rows_out.cell(column, &Cell::Int8(record)).map_err(RowProblem::Encode)?;
             column += 1;
         }
-        let mut key_hash = self.keys.as_ref().map(|_| std::hash::DefaultHasher::new());
+        let mut key_hash = (!self.key_columns.is_empty()).then(std::hash::DefaultHasher::new);
         for (field, (planned, position)) in self.plan.columns().iter().zip(&self.positions).enumerate() {
             let value = position.map_or(Value::Null, |at| row.value(at));
             let cell = planned.kind.cell(value).map_err(|reason| RowProblem::Value { field, reason })?;
             let encoded = self.rows_out.cell(column, &cell).map_err(RowProblem::Encode)?;
-            if let (Some(hasher), Some(keys)) = (key_hash.as_mut(), &self.keys)
-                && keys.columns.contains(&field)
+            if let Some(hasher) = key_hash.as_mut()
+                && self.key_columns.contains(&field)
             {
                 hasher.write(encoded);
             }
@@ -353,42 +450,57 @@ impl CopyWriter {
             self.rows_out.cell(column, &cell).map_err(RowProblem::Encode)?;
             column += 1;
         }
-        if let CopyTarget::Direct { ingested_at: Some(loaded_at) } = &self.target {
+        if let CopyTarget::Shared { ingested_at: Some(loaded_at), .. } = &self.target {
             self.rows_out.cell(column, loaded_at).map_err(RowProblem::Encode)?;
         }
-        if let (Some(hasher), Some(keys)) = (key_hash, self.keys.as_mut()) {
-            keys.add(hasher.finish());
-        }
-        Ok(())
+        Ok(key_hash.map(|hasher| hasher.finish()))
     }
 
     /// Whether the rows copied had keys all different from each other, as far as this writer
-    /// could tell; false for a writer without a byte-comparable key.
+    /// could tell; false for a staged writer without a byte-comparable key. An upsert copied
+    /// straight in wrote only keys it had not seen.
     fn keys_unique(&mut self) -> bool {
-        self.keys.as_mut().is_some_and(DistinctKeys::all_different)
+        self.seen_keys.is_some() || self.keys.as_mut().is_some_and(DistinctKeys::all_different)
     }
 
     async fn send(&mut self, chunk: Bytes) -> Result<(), LoadError> {
-        self.sink
-            .send(chunk)
-            .await
-            .map_err(DatabaseError::query(format!("copying rows into `{}`", self.plan.table)))?;
+        match &mut self.target {
+            CopyTarget::Staged { sink, .. } => sink
+                .send(chunk)
+                .await
+                .map_err(DatabaseError::query(format!("copying rows into `{}`", self.plan.table)))?,
+            CopyTarget::Shared { segments, .. } => segments.rows(chunk).await?,
+        }
         Ok(())
     }
 
     /// Ends the `COPY`; returns the rows copied. Dropping the writer instead aborts the copy.
     ///
     /// # Errors
-    /// [`LoadError::Database`] when the server rejects the copy.
+    /// [`LoadError::Database`] when the server rejects the copy, or the load's connection
+    /// stopped taking rows.
     pub async fn finish(mut self) -> Result<Copied, LoadError> {
-        let last = self.rows_out.finish();
-        self.send(last).await?;
-        self.sink
-            .as_mut()
-            .finish()
-            .await
-            .map_err(DatabaseError::query(format!("finishing the COPY for `{}`", self.plan.table)))?;
-        Ok(Copied { rows: self.rows, keys_unique: self.keys_unique() })
+        let keys_unique = self.keys_unique();
+        match &mut self.target {
+            CopyTarget::Staged { sink, .. } => {
+                let last = self.rows_out.finish();
+                sink.send(last)
+                    .await
+                    .map_err(DatabaseError::query(format!("copying rows into `{}`", self.plan.table)))?;
+                sink.as_mut()
+                    .finish()
+                    .await
+                    .map_err(DatabaseError::query(format!("finishing the COPY for `{}`", self.plan.table)))?;
+            }
+            CopyTarget::Shared { segments, .. } => {
+                let last = self.rows_out.rest();
+                if !last.is_empty() {
+                    segments.rows(last).await?;
+                }
+                segments.done().await?;
+            }
+        }
+        Ok(Copied { rows: self.rows, keys_unique })
     }
 
     /// Finds where the plan's fields are in rows declared by `schema`, once per declaration
@@ -418,7 +530,7 @@ mod tests {
 
     #[test]
     fn rows_are_encoded_as_binary_copy_with_lengths_and_nulls() {
-        let mut rows = CopyRows::new(vec![Type::INT8, Type::TEXT, Type::TEXT]);
+        let mut rows = CopyRows::new(vec![Type::INT8, Type::TEXT, Type::TEXT], true);
         let start = rows.begin_row().expect("row");
         assert_eq!(start, COPY_HEADER.len());
         rows.cell(0, &Cell::Int8(7)).expect("int8");
@@ -437,7 +549,7 @@ mod tests {
 
     #[test]
     fn an_unfinished_row_is_taken_back_whole() {
-        let mut rows = CopyRows::new(vec![Type::TEXT, Type::INT4]);
+        let mut rows = CopyRows::new(vec![Type::TEXT, Type::INT4], true);
         let first = rows.begin_row().expect("row");
         rows.cell(0, &Cell::Text("kept".into())).expect("text");
         rows.cell(1, &Cell::Int4(1)).expect("int4");
@@ -452,7 +564,7 @@ mod tests {
 
     #[test]
     fn chunks_are_sent_once_large_and_the_rest_with_the_trailer() {
-        let mut rows = CopyRows::new(vec![Type::TEXT]);
+        let mut rows = CopyRows::new(vec![Type::TEXT], true);
         assert!(rows.take().is_none());
         let long = "x".repeat(1024);
         let mut sent = 0;
@@ -470,7 +582,7 @@ mod tests {
 
     #[test]
     fn keys_are_unique_unless_a_hash_repeats_anywhere() {
-        let mut keys = DistinctKeys::new(vec![0]);
+        let mut keys = DistinctKeys::new();
         for hash in [5, 1, 9, 2] {
             keys.add(hash);
         }
@@ -478,12 +590,22 @@ mod tests {
         keys.add(9);
         keys.add(3);
         assert!(!keys.all_different(), "a repeat far from its first is still found");
-        assert!(DistinctKeys::new(vec![0]).all_different(), "no rows, no repeats");
+        assert!(DistinctKeys::new().all_different(), "no rows, no repeats");
+    }
+
+    #[test]
+    fn a_key_copied_straight_in_is_refused_the_second_time_and_every_key_past_the_limit() {
+        let mut seen = SeenKeys { hashes: Default::default() };
+        assert!(seen.insert(7) && seen.insert(8));
+        assert!(!seen.insert(7), "a repeat");
+        seen.hashes.extend(100..SeenKeys::LIMIT as u64 + 98);
+        assert_eq!(seen.hashes.len(), SeenKeys::LIMIT);
+        assert!(!seen.insert(1), "a new key past the limit cannot be told apart any more");
     }
 
     #[test]
     fn past_the_limit_keys_are_no_longer_counted() {
-        let mut keys = DistinctKeys::new(vec![0]);
+        let mut keys = DistinctKeys::new();
         keys.hashes.extend(0..DistinctKeys::LIMIT as u64);
         assert!(keys.all_different());
         keys.add(u64::MAX);

@@ -344,14 +344,12 @@ impl TablePlan {
         std::iter::once(Type::INT8).chain(self.row_types()).collect()
     }
 
-    /// The binary `COPY` straight into the table, for an append whose rows are written inside
-    /// the load's own transaction: the table's planned columns, then the load time when there
-    /// is an `ingested_at` column. `None` for an upsert (its last row per key is only known
-    /// once every row is in) and for an `ingested_at` column that is not a timestamp.
-    pub fn direct_copy_statement(&self) -> Option<String> {
-        if !self.upsert_key.is_empty() {
-            return None;
-        }
+    /// The binary `COPY` straight into the table, for rows written inside the load's own
+    /// transaction: the table's planned columns, then the load time when there is an
+    /// `ingested_at` column. `None` for an `ingested_at` column that is not a timestamp. An
+    /// upsert's rows can only be copied so while nothing needs replacing (see
+    /// [`TablePlan::try_lock_replace`]).
+    pub fn table_copy_statement(&self) -> Option<String> {
         let mut columns = self.column_list();
         if let Some((column, ty)) = &self.ingested_at {
             if *ty != Type::TIMESTAMP && *ty != Type::TIMESTAMPTZ {
@@ -362,7 +360,12 @@ impl TablePlan {
         Some(format!("COPY {} ({columns}) FROM STDIN (FORMAT binary)", self.table_sql))
     }
 
-    /// The column types of [`TablePlan::direct_copy_statement`], in its order.
+    /// Whether a load keeps one row per key.
+    pub fn is_upsert(&self) -> bool {
+        !self.upsert_key.is_empty()
+    }
+
+    /// The column types of [`TablePlan::table_copy_statement`], in its order.
     pub fn direct_copy_types(&self) -> Vec<Type> {
         let ingested_at = self.ingested_at.iter().map(|(_, ty)| ty.clone());
         self.row_types().chain(ingested_at).collect()
@@ -441,6 +444,59 @@ impl TablePlan {
             .collect()
     }
 
+    /// The advisory lock key under which loads replace this table's rows, as SQL.
+    fn replace_lock(&self) -> String {
+        let lock_name = format!("sluice_replace:{}", self.table_sql).replace('\'', "''");
+        format!("hashtext('{lock_name}')")
+    }
+
+    /// Whether an upsert's rows may be copied straight into its table while it holds no rows:
+    /// its keys compare by bytes, so a repeat is found from the rows' bytes, and its load time
+    /// can be copied.
+    pub fn copies_into_empty_table(&self) -> bool {
+        self.byte_comparable_key().is_some() && self.table_copy_statement().is_some()
+    }
+
+    /// Takes the lock under which loads replace this table's rows (the one
+    /// [`TablePlan::replace_statements`] takes) without waiting; true when this transaction
+    /// holds it now, until it ends. A load that holds it before it reads its object can copy
+    /// into a table found empty: no other load can replace rows in it before this one commits.
+    ///
+    /// # Errors
+    /// [`DatabaseError::Query`] when the statement fails.
+    pub async fn try_lock_replace(&self, client: &impl GenericClient) -> Result<bool, DatabaseError> {
+        let locked = client
+            .query_one(&format!("SELECT pg_try_advisory_xact_lock({})", self.replace_lock()), &[])
+            .await
+            .map_err(DatabaseError::query(format!("taking the replace lock of `{}`", self.table)))?;
+        Ok(locked.get(0))
+    }
+
+    /// Takes the replace lock, waiting for the load that holds it to end. Loads take these
+    /// locks before their job's row, in the sinks' order, so two loads never wait on each other.
+    ///
+    /// # Errors
+    /// [`DatabaseError::Query`] when the statement fails.
+    pub async fn lock_replace(&self, client: &impl GenericClient) -> Result<(), DatabaseError> {
+        client
+            .execute(&format!("SELECT pg_advisory_xact_lock({})", self.replace_lock()), &[])
+            .await
+            .map_err(DatabaseError::query(format!("taking the replace lock of `{}`", self.table)))?;
+        Ok(())
+    }
+
+    /// Whether the table holds any row this transaction can see.
+    ///
+    /// # Errors
+    /// [`DatabaseError::Query`] when the statement fails.
+    pub async fn holds_rows(&self, client: &impl GenericClient) -> Result<bool, DatabaseError> {
+        let row = client
+            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", self.table_sql), &[])
+            .await
+            .map_err(DatabaseError::query(format!("looking whether `{}` holds rows", self.table)))?;
+        Ok(row.get(0))
+    }
+
     fn quoted_keys(&self) -> Vec<String> {
         self.upsert_key.iter().map(|key| quote_identifier(key)).collect()
     }
@@ -458,9 +514,8 @@ impl TablePlan {
         let keys = self.quoted_keys();
         let matches =
             keys.iter().map(|key| format!("{}.{key} = loaded.{key}", self.table_sql)).collect::<Vec<_>>();
-        let lock_name = format!("sluice_replace:{}", self.table_sql).replace('\'', "''");
         Some([
-            format!("SELECT pg_advisory_xact_lock(hashtext('{lock_name}'))"),
+            format!("SELECT pg_advisory_xact_lock({})", self.replace_lock()),
             format!(
                 "DELETE FROM {table} USING (SELECT DISTINCT {list} FROM {stage}) AS loaded WHERE {on}",
                 table = self.table_sql,
@@ -624,7 +679,7 @@ mod tests {
             LineageColumn { lineage: Lineage::JobId, column: "job_id".into(), ty: Type::TEXT },
         ];
         assert_eq!(
-            plan.direct_copy_statement().as_deref(),
+            plan.table_copy_statement().as_deref(),
             Some(
                 "COPY \"t\" (\"id\", \"name\", \"n\", \"plugin_version\", \"job_id\", \"ingested_at\") FROM STDIN (FORMAT binary)"
             )
@@ -640,20 +695,24 @@ mod tests {
     }
 
     #[test]
-    fn only_appends_with_a_timestamp_load_time_are_copied_straight_into_the_table() {
+    fn only_rows_with_a_timestamp_load_time_are_copied_straight_into_the_table() {
         assert_eq!(
-            plan(&[], Some("ingested_at")).direct_copy_statement().as_deref(),
+            plan(&[], Some("ingested_at")).table_copy_statement().as_deref(),
             Some("COPY \"t\" (\"id\", \"name\", \"n\", \"ingested_at\") FROM STDIN (FORMAT binary)")
         );
         assert_eq!(plan(&[], Some("ingested_at")).direct_copy_types().last(), Some(&Type::TIMESTAMP));
         assert_eq!(
-            plan(&[], None).direct_copy_statement().as_deref(),
+            plan(&[], None).table_copy_statement().as_deref(),
             Some("COPY \"t\" (\"id\", \"name\", \"n\") FROM STDIN (FORMAT binary)")
         );
-        assert_eq!(plan(&["id"], Some("ingested_at")).direct_copy_statement(), None);
+        assert_eq!(
+            plan(&["id"], Some("ingested_at")).table_copy_statement(),
+            plan(&[], Some("ingested_at")).table_copy_statement(),
+            "an upsert copies the same columns, when it may"
+        );
         let mut dated = plan(&[], Some("ingested_at"));
         dated.ingested_at = Some(("ingested_at".into(), Type::DATE));
-        assert_eq!(dated.direct_copy_statement(), None);
+        assert_eq!(dated.table_copy_statement(), None);
     }
 
     #[test]
