@@ -4,8 +4,11 @@ What it measures: how long PostgreSQL takes to take in exactly the rows the ETL 
 (user_status, user_status_log, user_status_error_rec, the same tables as sluice's, created by
 pipelines/user-status.sql), streamed from CSV files with `COPY ... FROM STDIN (FORMAT csv)` in
 one transaction over one connection. No parsing, no validation, no staging, no replacing of
-earlier rows (the tables start empty): no ETL can load the same rows faster through COPY on
-this machine.
+earlier rows (the tables start empty). That is the floor the ETL target is judged against.
+
+Also measured, as a row for scale: the same rows in PostgreSQL's binary COPY format (dumped from
+the loaded tables with COPY TO, untimed), copied the same way into a second schema. The server
+parses no text then, which makes it the lower of the two; sluice's own COPY is binary.
 
 Not timed: reading the input, applying the rules (user_status_rules.py; only the last valid
 record per userId gives a user_status row, as sluice's delete-then-insert replace keeps),
@@ -29,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from user_status_rules import RecordFailure, error_rec, is_valid, parse_record, status_log_rows
 from user_status_tables import (
@@ -42,6 +46,11 @@ from user_status_tables import (
 )
 
 COPY_BLOCK = 1 << 20
+TABLES = (
+    ("user_status", USER_STATUS_COLUMNS),
+    ("user_status_log", USER_STATUS_LOG_COLUMNS),
+    ("user_status_error_rec", ERROR_REC_COLUMNS),
+)
 
 
 def write_row(file, writer, row: tuple) -> None:
@@ -104,18 +113,41 @@ def prepare_csv(input_path: Path, out_dir: Path) -> dict:
 
 def copy_all(conninfo: str, schema: str, csv_dir: Path) -> float:
     """COPYs the three CSV files in one transaction; returns the seconds it took."""
-    tables = (
-        ("user_status", USER_STATUS_COLUMNS),
-        ("user_status_log", USER_STATUS_LOG_COLUMNS),
-        ("user_status_error_rec", ERROR_REC_COLUMNS),
-    )
     with psycopg.connect(conninfo) as connection:
         started = time.monotonic()
         with connection.cursor() as cursor:
-            for table, columns in tables:
+            for table, columns in TABLES:
                 with (
                     open(csv_dir / f"{table}.csv", "rb") as source,
                     cursor.copy(copy_statement(schema, table, columns, "(FORMAT csv)")) as copy,
+                ):
+                    while block := source.read(COPY_BLOCK):
+                        copy.write(block)
+        connection.commit()
+        return time.monotonic() - started
+
+
+def dump_binary(conninfo: str, schema: str, out_dir: Path) -> None:
+    """Writes each loaded table's rows as a binary COPY file (not timed)."""
+    with psycopg.connect(conninfo) as connection, connection.cursor() as cursor:
+        for table, columns in TABLES:
+            statement = sql.SQL("COPY {}.{} ({}) TO STDOUT (FORMAT binary)").format(
+                sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+            )
+            with open(out_dir / f"{table}.bin", "wb") as target, cursor.copy(statement) as copy:
+                for block in copy:
+                    target.write(block)
+
+
+def copy_all_binary(conninfo: str, schema: str, bin_dir: Path) -> float:
+    """COPYs the three binary files in one transaction; returns the seconds it took."""
+    with psycopg.connect(conninfo) as connection:
+        started = time.monotonic()
+        with connection.cursor() as cursor:
+            for table, columns in TABLES:
+                with (
+                    open(bin_dir / f"{table}.bin", "rb") as source,
+                    cursor.copy(copy_statement(schema, table, columns, "(FORMAT binary)")) as copy,
                 ):
                     while block := source.read(COPY_BLOCK):
                         copy.write(block)
@@ -137,18 +169,27 @@ def main() -> None:
 
     prepared = prepare_csv(args.input, csv_dir)
     create_schema(args.database_url, args.schema)
+    binary_schema = f"{args.schema}_binary"
     try:
         seconds = copy_all(args.database_url, args.schema, csv_dir)
         rows = row_counts(args.database_url, args.schema)
+        dump_binary(args.database_url, args.schema, csv_dir)
+        create_schema(args.database_url, binary_schema)
+        binary_seconds = copy_all_binary(args.database_url, binary_schema, csv_dir)
+        binary_rows = row_counts(args.database_url, binary_schema)
     finally:
         if args.drop:
             drop_schema(args.database_url, args.schema)
+            drop_schema(args.database_url, binary_schema)
+    if binary_rows != rows:
+        raise SystemExit(f"the binary copy loaded {binary_rows}, the CSV copy {rows}")
     total_rows = sum(rows.values())
     print(
         json.dumps(
             {
                 "system": "copy-floor",
                 "seconds": round(seconds, 2),
+                "binary_seconds": round(binary_seconds, 2),
                 "records": prepared["records"],
                 "records_per_s": round(prepared["records"] / seconds),
                 "rows_per_s": round(total_rows / seconds),
