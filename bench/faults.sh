@@ -43,7 +43,7 @@
 # Environment: CARGO_TARGET_DIR (default $HOME/.cache/sluice/target); FAULTS_SLUICE_BIN, a host
 # binary to run instead of building one (scripts/test.sh passes the one it tested); FAULTS_S3_PORT_BASE (21000);
 # FAULTS_MARKDOWN, where the Markdown goes instead of bench/results/faults.md (scripts/test.sh
-# keeps it under .run); FAULTS_ETL_RECORDS (full: 200000, quick: 50000); FAULTS_RATE (bodies/s), FAULTS_EVENTS
+# keeps it under .run); FAULTS_ETL_RECORDS (full: 1000000, quick: 50000); FAULTS_RATE (bodies/s), FAULTS_EVENTS
 # (events per body), FAULTS_LOAD_SECONDS, FAULTS_OUTAGE_SECONDS to override the load.
 set -euo pipefail
 
@@ -82,7 +82,7 @@ if ((quick)); then
     outage="${FAULTS_OUTAGE_SECONDS:-6}" fault_at=6 etl_records="${FAULTS_ETL_RECORDS:-50000}"
 else
     rate="${FAULTS_RATE:-10}" events="${FAULTS_EVENTS:-20}" load_seconds="${FAULTS_LOAD_SECONDS:-45}"
-    outage="${FAULTS_OUTAGE_SECONDS:-10}" fault_at=10 etl_records="${FAULTS_ETL_RECORDS:-200000}"
+    outage="${FAULTS_OUTAGE_SECONDS:-10}" fault_at=10 etl_records="${FAULTS_ETL_RECORDS:-1000000}"
 fi
 rotate_ms=3000
 
@@ -582,6 +582,9 @@ result = {
     "recovery_s": round(ended - end, 1) if state == "succeeded" else None,
 }
 result["lossless"] = equal and result["succeeded_exactly_once"]
+# Either fault ends the attempt it meets; a job that succeeded at its first attempt without
+# being asked again had committed before the fault came, so the fault tested nothing.
+result["fault_hit_the_load"] = (job.get("attempts") or 0) >= 2 or resubmitted
 print(json.dumps(result, indent=1))
 PY
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print({k: r[k] for k in ("final_state","attempts","tables_equal","succeeded_exactly_once","recovery_s")})' \
