@@ -129,6 +129,18 @@ async fn error_recs(client: &tokio_postgres::Client) -> Vec<String> {
     rows.iter().map(|r| r.get(0)).collect()
 }
 
+/// Staging tables left in the scope's schema.
+async fn staging_tables(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'sluice_stage_%'",
+            &[],
+        )
+        .await
+        .expect("staging tables")
+        .get(0)
+}
+
 async fn count(client: &tokio_postgres::Client, table: &str) -> i64 {
     client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.expect("count").get(0)
 }
@@ -335,11 +347,7 @@ async fn a_requested_file_loads_the_three_tables_exactly_once() {
         ),
         (3, 3, 8)
     );
-    let staging: i64 = client
-        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'sluice_stage_%'", &[])
-        .await
-        .expect("staging")
-        .get(0);
+    let staging = staging_tables(&client).await;
     assert_eq!(staging, 0, "staging tables are dropped with the load");
     drop(host);
     scope.cleanup().await.expect("cleanup");
@@ -468,11 +476,7 @@ async fn keys_that_repeat_in_a_file_loaded_into_an_empty_table_keep_their_last_r
         ]
     );
     assert_eq!(count(&client, "user_status_log").await, 8, "every status log is appended");
-    let staging: i64 = client
-        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'sluice_stage_%'", &[])
-        .await
-        .expect("staging tables")
-        .get(0);
+    let staging = staging_tables(&client).await;
     assert_eq!(staging, 0, "the staging table the repeats went to is dropped");
     drop(host);
     scope.cleanup().await.expect("cleanup");
@@ -695,11 +699,7 @@ async fn a_host_killed_mid_job_leaves_no_rows_and_the_retry_loads_once() {
         i64::try_from(invalid).expect("count"),
     );
     assert_eq!(loaded, expected);
-    let staging: i64 = client
-        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'sluice_stage_%'", &[])
-        .await
-        .expect("staging")
-        .get(0);
+    let staging = staging_tables(&client).await;
     assert_eq!(staging, 0, "the crashed attempt's staging tables are gone");
     drop(host);
     scope.cleanup().await.expect("cleanup");

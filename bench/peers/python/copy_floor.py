@@ -111,15 +111,17 @@ def prepare_csv(input_path: Path, out_dir: Path) -> dict:
     return {"records": records, "failures": failures}
 
 
-def copy_all(conninfo: str, schema: str, csv_dir: Path) -> float:
-    """COPYs the three CSV files in one transaction; returns the seconds it took."""
+def copy_all(conninfo: str, schema: str, directory: Path, copy_format: str = "csv") -> float:
+    """COPYs the three `<table>` files in one transaction, in `copy_format` (csv or
+    binary); returns the seconds it took."""
+    suffix = {"csv": "csv", "binary": "bin"}[copy_format]
     with psycopg.connect(conninfo) as connection:
         started = time.monotonic()
         with connection.cursor() as cursor:
             for table, columns in TABLES:
                 with (
-                    open(csv_dir / f"{table}.csv", "rb") as source,
-                    cursor.copy(copy_statement(schema, table, columns, "(FORMAT csv)")) as copy,
+                    open(directory / f"{table}.{suffix}", "rb") as source,
+                    cursor.copy(copy_statement(schema, table, columns, f"(FORMAT {copy_format})")) as copy,
                 ):
                     while block := source.read(COPY_BLOCK):
                         copy.write(block)
@@ -137,22 +139,6 @@ def dump_binary(conninfo: str, schema: str, out_dir: Path) -> None:
             with open(out_dir / f"{table}.bin", "wb") as target, cursor.copy(statement) as copy:
                 for block in copy:
                     target.write(block)
-
-
-def copy_all_binary(conninfo: str, schema: str, bin_dir: Path) -> float:
-    """COPYs the three binary files in one transaction; returns the seconds it took."""
-    with psycopg.connect(conninfo) as connection:
-        started = time.monotonic()
-        with connection.cursor() as cursor:
-            for table, columns in TABLES:
-                with (
-                    open(bin_dir / f"{table}.bin", "rb") as source,
-                    cursor.copy(copy_statement(schema, table, columns, "(FORMAT binary)")) as copy,
-                ):
-                    while block := source.read(COPY_BLOCK):
-                        copy.write(block)
-        connection.commit()
-        return time.monotonic() - started
 
 
 def main() -> None:
@@ -175,7 +161,7 @@ def main() -> None:
         rows = row_counts(args.database_url, args.schema)
         dump_binary(args.database_url, args.schema, csv_dir)
         create_schema(args.database_url, binary_schema)
-        binary_seconds = copy_all_binary(args.database_url, binary_schema, csv_dir)
+        binary_seconds = copy_all(args.database_url, binary_schema, csv_dir, "binary")
         binary_rows = row_counts(args.database_url, binary_schema)
     finally:
         if args.drop:

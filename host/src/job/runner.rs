@@ -581,8 +581,6 @@ impl<'a> Attempt<'a> {
 struct SinkWriter {
     /// The writer the sink starts with: into the table, or into the staging table.
     first: CopyWriter,
-    /// Whether `first` writes into the staging table.
-    staged_first: bool,
     /// The staging table's name: where `first` copies, or where rows go on after a repeat.
     stage: String,
     /// For an upsert copied straight in: how to open the staging table, and once opened, it.
@@ -606,7 +604,7 @@ struct SinkLoad {
 
 impl SinkWriter {
     fn staged(writer: CopyWriter, stage: String) -> Self {
-        SinkWriter { first: writer, staged_first: true, stage, fallback: None }
+        SinkWriter { first: writer, stage, fallback: None }
     }
 
     fn straight_in(writer: CopyWriter, sink: &JobSink, database: &Database, stage: String) -> Self {
@@ -615,7 +613,7 @@ impl SinkWriter {
             plan: sink.plan.clone(),
             staged: None,
         });
-        SinkWriter { first: writer, staged_first: false, stage, fallback }
+        SinkWriter { first: writer, stage, fallback }
     }
 
     /// Writes the rows it receives; `Ok(None)` when the attempt was abandoned (the `COPY`s are
@@ -662,8 +660,9 @@ impl SinkWriter {
     }
 
     async fn finish(self) -> Result<SinkLoad, LoadError> {
+        let staged_first = self.first.is_staged();
         let first = self.first.finish().await?;
-        if self.staged_first {
+        if staged_first {
             return Ok(SinkLoad { copied_in: 0, staged: Some((self.stage, first)) });
         }
         let staged = match self.fallback.and_then(|fallback| fallback.staged) {

@@ -514,6 +514,11 @@ impl CopyWriter {
         self.declaration = Some(schema.clone());
     }
 
+    /// Whether the rows go into a staging table, to be moved at the commit.
+    pub fn is_staged(&self) -> bool {
+        matches!(self.target, CopyTarget::Staged { .. })
+    }
+
     /// Rows copied so far.
     pub fn rows(&self) -> u64 {
         self.rows
