@@ -1,15 +1,18 @@
 //! One batch of webhook bodies in, deduplicated event rows out, failures beside them.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::convert::Infallible;
 
-use serde_json::value::RawValue;
+use hashbrown::HashSet;
+use hashbrown::hash_set::Entry;
 use sluice_plugin_sdk::json::single_element_array;
 use sluice_plugin_sdk::{BatchResult, Failure, OutputRows, RecordIn};
 use thiserror::Error;
 
-use crate::event;
+use crate::fields::EventFields;
 use crate::normalize::{ElementError, normalize_event};
+use crate::outputs;
+use crate::wire::{Element, read_body, read_body_with_serde};
 
 /// Why a whole record (one webhook body) was not read.
 #[derive(Debug, Error)]
@@ -30,54 +33,130 @@ enum BodyError {
 /// retries deliveries, so an `sg_event_id` seen earlier in the batch is skipped: the first one
 /// wins. Rows are keyed by `sg_event_id`.
 pub fn transform_batch(batch: &[RecordIn]) -> BatchResult {
-    let mut rows = OutputRows::new(event::OUTPUT, event::COLUMNS);
-    let mut failures = Vec::new();
-    let mut seen_event_ids = HashSet::new();
+    transform(batch, Reading::OnePass)
+}
+
+/// How bodies are read: in one pass (serde_json only where that stops), or, to check the one
+/// pass against, by serde_json alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    OnePass,
+    #[cfg_attr(not(test), allow(dead_code))]
+    SerdeOnly,
+}
+
+fn transform(batch: &[RecordIn], reading: Reading) -> BatchResult {
+    let mut out = BatchRows::new(batch);
+    let mut fields = EventFields::default();
     for (position, record) in batch.iter().enumerate() {
         // The contract's list length is a u32, so a position always fits.
         let input = u32::try_from(position).unwrap_or(u32::MAX);
-        let events = match parse_body(&record.value) {
-            Ok(events) => events,
-            Err(error) => {
-                failures.push(Failure::whole(input, error.to_string()));
+        let text =
+            match simdutf8::basic::from_utf8(&record.value).or_else(|_| std::str::from_utf8(&record.value)) {
+                Ok(text) => text,
+                Err(error) => {
+                    out.failures.push(Failure::whole(input, BodyError::from(error).to_string()));
+                    continue;
+                }
+            };
+        let mark = out.mark();
+        if reading == Reading::OnePass {
+            let mut element = 0;
+            let read = read_body(text, &mut fields, |read, fields| {
+                out.event(input, element, &read, fields);
+                element += 1;
+                Ok::<(), Infallible>(())
+            });
+            if read.is_ok() {
                 continue;
             }
-        };
-        rows.reserve(events.len());
-        for (element, raw) in events.into_iter().enumerate() {
-            if let Err(error) = push_row(raw, element, input, &mut seen_event_ids, &mut rows) {
-                let failure = Failure::part(input, error.problem.as_str(), single_element_array(raw));
-                failures.push(failure.with_field(error.path()));
-            }
+            // Not a JSON array after all: what this body gave is taken back, and serde_json
+            // reads it and says why.
+            out.roll_back(mark);
+        }
+        let mut element = 0;
+        let read = read_body_with_serde(text, &mut fields, |read, fields| {
+            out.event(input, element, &read, fields);
+            element += 1;
+            Ok::<(), Infallible>(())
+        });
+        if let Err(error) = read {
+            out.failures.push(Failure::whole(input, BodyError::from(error).to_string()));
         }
     }
-    let outputs = if rows.is_empty() { Vec::new() } else { vec![rows.finish()] };
-    BatchResult { outputs, failures }
+    out.finish()
 }
 
-fn parse_body(value: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
-    Ok(serde_json::from_str(std::str::from_utf8(value)?)?)
+/// The batch's rows and failures as they are made, and the event ids seen so far.
+struct BatchRows<'a> {
+    rows: OutputRows,
+    failures: Vec<Failure>,
+    /// Ids borrow from the batch's records unless they held escapes.
+    seen_event_ids: HashSet<Cow<'a, str>>,
+    /// The ids the current body added to `seen_event_ids`, to take back if it is read again.
+    body_event_ids: Vec<Cow<'a, str>>,
 }
 
-/// Adds the row for one event, unless its `sg_event_id` was already emitted.
-fn push_row<'a>(
-    raw: &'a RawValue,
-    element: usize,
-    input: u32,
-    seen_event_ids: &mut HashSet<Cow<'a, str>>,
-    rows: &mut OutputRows,
-) -> Result<(), ElementError> {
-    let event = normalize_event(raw, element)?;
-    if seen_event_ids.contains(&event.sg_event_id) {
-        return Ok(());
+/// How far a [`BatchRows`] was before a body.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    rows: usize,
+    failures: usize,
+}
+
+impl<'a> BatchRows<'a> {
+    fn new(batch: &[RecordIn]) -> Self {
+        let mut rows = OutputRows::new(outputs::OUTPUT, outputs::COLUMNS);
+        let bytes: usize = batch.iter().map(|record| record.value.len()).sum();
+        // The raw column holds about every byte of every body; events run to a few hundred bytes.
+        rows.reserve_bytes(outputs::RAW_COLUMN, bytes);
+        rows.reserve(bytes / 256);
+        BatchRows {
+            rows,
+            failures: Vec::new(),
+            seen_event_ids: HashSet::with_capacity(bytes / 256),
+            body_event_ids: Vec::new(),
+        }
     }
-    rows.push(input, Some(event.sg_event_id.as_bytes()), &event).map_err(|error| ElementError {
-        element,
-        field: None,
-        problem: format!("could not write the row: {error}"),
-    })?;
-    seen_event_ids.insert(event.sg_event_id);
-    Ok(())
+
+    fn mark(&mut self) -> Mark {
+        self.body_event_ids.clear();
+        Mark { rows: self.rows.len(), failures: self.failures.len() }
+    }
+
+    fn roll_back(&mut self, mark: Mark) {
+        self.rows.truncate(mark.rows);
+        self.failures.truncate(mark.failures);
+        for id in self.body_event_ids.drain(..) {
+            self.seen_event_ids.remove(&id);
+        }
+    }
+
+    /// Writes event `element` of input `input`'s body, or its failure.
+    fn event(&mut self, input: u32, element: usize, read: &Element<'a>, fields: &mut EventFields<'a>) {
+        let written = normalize_event(read, fields, element).and_then(|event| {
+            let Entry::Vacant(unseen) = self.seen_event_ids.entry(event.sg_event_id.clone()) else {
+                return Ok(());
+            };
+            event.write(&mut self.rows, input).map_err(|error| ElementError {
+                element,
+                field: None,
+                problem: format!("could not write the row: {error}"),
+            })?;
+            self.body_event_ids.push(unseen.get().clone());
+            unseen.insert();
+            Ok(())
+        });
+        if let Err(error) = written {
+            let failure = Failure::part(input, error.problem.as_str(), single_element_array(read.text()));
+            self.failures.push(failure.with_field(error.path()));
+        }
+    }
+
+    fn finish(self) -> BatchResult {
+        let outputs = if self.rows.is_empty() { Vec::new() } else { vec![self.rows.finish()] };
+        BatchResult { outputs, failures: self.failures }
+    }
 }
 
 #[cfg(test)]
@@ -312,13 +391,17 @@ mod fuzz {
             let result = transform_batch(&batch.0);
             let accounts = check_contract(&batch.0, &crate::outputs::declared(), &result)?;
             for (record, account) in batch.0.iter().zip(&accounts) {
-                match parse_body(&record.value) {
+                let elements = std::str::from_utf8(&record.value)
+                    .ok()
+                    .and_then(|text| serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text).ok())
+                    .map(|elements| elements.len());
+                match elements {
                     // An event seen earlier in the batch gives neither.
-                    Ok(events) => prop_assert!(
-                        account.whole_failures == 0 && account.rows + account.part_failures <= events.len(),
-                        "{:?} for {} events", account, events.len()
+                    Some(events) => prop_assert!(
+                        account.whole_failures == 0 && account.rows + account.part_failures <= events,
+                        "{:?} for {} events", account, events
                     ),
-                    Err(_) => prop_assert_eq!(account.whole_failures, 1),
+                    None => prop_assert_eq!(account.whole_failures, 1),
                 }
             }
             let mut keys = HashSet::new();
@@ -326,6 +409,12 @@ mod fuzz {
                 prop_assert!(row.key.is_some(), "rows are keyed");
                 prop_assert!(keys.insert(row.key.clone()), "{:?} written twice", row.key);
             }
+        }
+
+        #[test]
+        fn the_one_pass_reading_gives_what_serde_json_alone_gives(batch in batches()) {
+            let serde_only = transform(&batch.0, Reading::SerdeOnly);
+            prop_assert_eq!(transform_batch(&batch.0), serde_only);
         }
 
         #[test]

@@ -18,12 +18,25 @@ pub enum DateError {
     AfterYear9999,
 }
 
+/// A date as `YYYY-MM-DD`, held without an allocation: one is made for every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateText([u8; 10]);
+
+impl std::ops::Deref for DateText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Only ASCII digits and dashes are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// The UTC date of `unix_seconds` as `YYYY-MM-DD`.
 ///
 /// # Errors
 /// A negative timestamp (SendGrid reports events of mail it sent, never before 1970) or one
 /// after the year 9999.
-pub fn utc_date(unix_seconds: i64) -> Result<String, DateError> {
+pub fn utc_date(unix_seconds: i64) -> Result<DateText, DateError> {
     if unix_seconds < 0 {
         return Err(DateError::BeforeEpoch);
     }
@@ -31,7 +44,19 @@ pub fn utc_date(unix_seconds: i64) -> Result<String, DateError> {
         return Err(DateError::AfterYear9999);
     }
     let (year, month, day) = civil_from_days(unix_seconds / SECONDS_PER_DAY);
-    Ok(format!("{year:04}-{month:02}-{day:02}"))
+    let mut text = *b"0000-00-00";
+    // In range: year 1970..=9999, month 1..=12, day 1..=31.
+    let digit = |value: i64| b'0' + (value % 10) as u8;
+    let year = year.clamp(0, 9999);
+    text[0] = digit(year / 1000);
+    text[1] = digit(year / 100);
+    text[2] = digit(year / 10);
+    text[3] = digit(year);
+    text[5] = digit(i64::from(month) / 10);
+    text[6] = digit(i64::from(month));
+    text[8] = digit(i64::from(day) / 10);
+    text[9] = digit(i64::from(day));
+    Ok(DateText(text))
 }
 
 /// The (year, month, day) of the day `days` after 1970-01-01.

@@ -1,14 +1,11 @@
 //! The normalized event row: one typed record per SendGrid webhook event.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
-use serde::Serialize;
-use serde_json::value::RawValue;
-use sluice_plugin_sdk::schema::{Column, ColumnType};
+use sluice_plugin_sdk::{OutputRows, RowError};
 
-/// The output that carries normalized events.
-pub const OUTPUT: &str = "events";
+use crate::date::DateText;
+use crate::wire::{Member, Value};
 
 /// The event types SendGrid's event webhook sends; anything else is refused so a typo or a new
 /// type shows up in the dead letters instead of as a new partition nobody queries.
@@ -26,89 +23,15 @@ pub const EVENT_TYPES: [&str; 11] = [
     "group_resubscribe",
 ];
 
-/// Top-level keys SendGrid itself puts on events. Every other top-level key is one of the
-/// sender's custom args (SendGrid flattens them into the event). Fields listed here without a
-/// column of their own stay available in `raw`.
-pub const SENDGRID_FIELDS: &[&str] = &[
-    "asm_group_id",
-    "attempt",
-    "bounce_classification",
-    "category",
-    "cert_err",
-    "email",
-    "event",
-    "ip",
-    "marketing_campaign_id",
-    "marketing_campaign_name",
-    "marketing_campaign_split_id",
-    "marketing_campaign_version",
-    "mc_stats",
-    "phase_id",
-    "pool",
-    "post_type",
-    "reason",
-    "response",
-    "send_at",
-    "sg_content_type",
-    "sg_event_id",
-    "sg_machine_open",
-    "sg_message_id",
-    "sg_template_id",
-    "sg_template_name",
-    "singlesend_id",
-    "singlesend_name",
-    "smtp-id",
-    "status",
-    "template_hash",
-    "template_id",
-    "template_version_id",
-    "timestamp",
-    "tls",
-    "type",
-    "url",
-    "url_offset",
-    "useragent",
-];
-
-/// The fields of a [`NormalizedEvent`], in the order it serializes them.
-pub const COLUMNS: &[Column] = &[
-    Column::required("dt", ColumnType::Text),
-    Column::required("event", ColumnType::Text),
-    Column::required("email", ColumnType::Text),
-    Column::required("timestamp", ColumnType::Int64),
-    Column::required("event_time", ColumnType::TimestampMs),
-    Column::required("sg_event_id", ColumnType::Text),
-    Column::nullable("sg_message_id", ColumnType::Text),
-    Column::nullable("smtp_id", ColumnType::Text),
-    Column::required("categories", ColumnType::TextList),
-    Column::nullable("reason", ColumnType::Text),
-    Column::nullable("status", ColumnType::Text),
-    Column::nullable("response", ColumnType::Text),
-    Column::nullable("attempt", ColumnType::Text),
-    Column::nullable("bounce_type", ColumnType::Text),
-    Column::nullable("bounce_classification", ColumnType::Text),
-    Column::nullable("tls", ColumnType::Int32),
-    Column::nullable("useragent", ColumnType::Text),
-    Column::nullable("ip", ColumnType::Text),
-    Column::nullable("url", ColumnType::Text),
-    Column::nullable("url_offset", ColumnType::Json),
-    Column::nullable("asm_group_id", ColumnType::Int64),
-    Column::nullable("pool", ColumnType::Json),
-    Column::nullable("marketing_campaign_id", ColumnType::Int64),
-    Column::nullable("marketing_campaign_name", ColumnType::Text),
-    Column::required("custom_args", ColumnType::Json),
-    Column::required("raw", ColumnType::Json),
-];
-
 /// One SendGrid event with its fields typed, borrowing from the webhook body.
 ///
-/// Its fields are [`COLUMNS`] in order, so it is written straight into the output's columns;
-/// absent optional fields are nulls. JSON-typed columns keep the text SendGrid sent, without
-/// insignificant whitespace.
-#[derive(Debug, Serialize)]
-pub struct NormalizedEvent<'a> {
+/// Its fields are [`COLUMNS`](crate::outputs::COLUMNS) in order, and [`NormalizedEvent::write`] writes them straight
+/// into the output's columns; absent optional fields are nulls. JSON-typed columns keep the
+/// text SendGrid sent, without insignificant whitespace.
+#[derive(Debug)]
+pub struct NormalizedEvent<'a, 'b> {
     /// The UTC date of `timestamp`, `YYYY-MM-DD`: the Hive partition the row lands in.
-    pub dt: String,
+    pub dt: DateText,
     /// One of [`EVENT_TYPES`].
     pub event: &'static str,
     pub email: Cow<'a, str>,
@@ -134,13 +57,84 @@ pub struct NormalizedEvent<'a> {
     pub useragent: Option<Cow<'a, str>>,
     pub ip: Option<Cow<'a, str>>,
     pub url: Option<Cow<'a, str>>,
-    pub url_offset: Option<Cow<'a, RawValue>>,
+    pub url_offset: Option<Value<'a>>,
     pub asm_group_id: Option<i64>,
-    pub pool: Option<Cow<'a, RawValue>>,
+    pub pool: Option<Value<'a>>,
     pub marketing_campaign_id: Option<i64>,
     pub marketing_campaign_name: Option<Cow<'a, str>>,
-    /// Every top-level key SendGrid does not define: the sender's custom args.
-    pub custom_args: BTreeMap<Cow<'a, str>, Cow<'a, RawValue>>,
+    /// Every top-level key SendGrid does not define: the sender's custom args, in name order,
+    /// each name once.
+    pub custom_args: &'b [Member<'a>],
     /// The event as received (compacted), so nothing is lost if a column is added later.
-    pub raw: Cow<'a, RawValue>,
+    pub raw: Value<'a>,
+}
+
+impl NormalizedEvent<'_, '_> {
+    /// Writes the event as one row of [`COLUMNS`](crate::outputs::COLUMNS), keyed by its `sg_event_id`.
+    ///
+    /// # Errors
+    /// Only a batch too large for the contract's offsets.
+    pub fn write(&self, rows: &mut OutputRows, input: u32) -> Result<(), RowError> {
+        rows.row(input, Some(self.sg_event_id.as_bytes()))
+            .text(&self.dt)
+            .text(self.event)
+            .text(&self.email)
+            .int64(self.timestamp)
+            .timestamp_ms(self.event_time)
+            .text(&self.sg_event_id)
+            .opt_text(self.sg_message_id.as_deref())
+            .opt_text(self.smtp_id.as_deref())
+            .text_list(&self.categories)
+            .opt_text(self.reason.as_deref())
+            .opt_text(self.status.as_deref())
+            .opt_text(self.response.as_deref())
+            .opt_text(self.attempt.as_deref())
+            .opt_text(self.bounce_type.as_deref())
+            .opt_text(self.bounce_classification.as_deref())
+            .opt_int32(self.tls)
+            .opt_text(self.useragent.as_deref())
+            .opt_text(self.ip.as_deref())
+            .opt_text(self.url.as_deref())
+            .json_with(|out| write_optional(self.url_offset, out))
+            .opt_int64(self.asm_group_id)
+            .json_with(|out| write_optional(self.pool, out))
+            .opt_int64(self.marketing_campaign_id)
+            .opt_text(self.marketing_campaign_name.as_deref())
+            .json_with(|out| write_object(self.custom_args, out))
+            .json_with(|out| self.raw.write_compact(out))
+            .finish()
+    }
+}
+
+/// A json column's value, compacted, or nothing (null).
+fn write_optional(value: Option<Value<'_>>, out: &mut Vec<u8>) {
+    if let Some(value) = value {
+        value.write_compact(out);
+    }
+}
+
+/// `{"name":value,...}` of `members`, each value compacted.
+fn write_object(members: &[Member<'_>], out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (position, (name, value)) in members.iter().enumerate() {
+        if position > 0 {
+            out.push(b',');
+        }
+        write_string(name, out);
+        out.push(b':');
+        value.write_compact(out);
+    }
+    out.push(b'}');
+}
+
+/// `text` as a JSON string, escaped as serde_json escapes it.
+fn write_string(text: &str, out: &mut Vec<u8>) {
+    if text.bytes().any(|byte| byte == b'"' || byte == b'\\' || byte < 0x20) {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    }
 }

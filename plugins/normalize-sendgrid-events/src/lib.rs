@@ -1,7 +1,7 @@
 //! Sluice plugin `normalize-sendgrid-events`: SendGrid event webhook bodies in, typed rows out.
 //!
 //! Each input record is one webhook body, a JSON array of events. Every valid event becomes one
-//! row of the `events` output (columns in [`event::COLUMNS`], partitioned by `dt` and `event`),
+//! row of the `events` output (columns in [`outputs::COLUMNS`], partitioned by `dt` and `event`),
 //! deduplicated on `sg_event_id` within the batch because SendGrid retries deliveries. Events
 //! that are not objects, lack a required field, have an unknown type or a wrongly typed field
 //! become failures naming the event's position and the field; each such failure carries the
@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod date;
 pub mod event;
+pub mod fields;
 pub mod normalize;
 pub mod outputs;
 pub mod wire;

@@ -4,16 +4,14 @@
 //! event goes to the dead letters and can be swept once the plugin learns the new shape.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
-use serde_json::Number;
-use serde_json::value::RawValue;
-use sluice_plugin_sdk::json::{compact, string_content};
+use sluice_plugin_sdk::json::scan::Kind;
 use thiserror::Error;
 
 use crate::date::utc_date;
-use crate::event::{EVENT_TYPES, NormalizedEvent, SENDGRID_FIELDS};
-use crate::wire::{JsonKind, RawMembers, json_kind, object_members, string_array};
+use crate::event::{EVENT_TYPES, NormalizedEvent};
+use crate::fields::{EventFields, Field};
+use crate::wire::{Element, Value, string_array};
 
 /// Why event `element` of a webhook body was not normalized; shown as `[3].sg_event_id: required`.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -36,27 +34,32 @@ impl ElementError {
     }
 }
 
-/// Types event `element` of a webhook body; `raw` is the element's original text.
+/// Types event `position` of a body: `element` as read, its members in `fields`.
 ///
 /// # Errors
 /// The element is not an object, a required field (email, event, timestamp, sg_event_id) is
 /// missing, the event type is not one SendGrid sends, the timestamp is outside 1970..=9999, or
 /// a field has the wrong type.
-pub fn normalize_event(raw: &RawValue, element: usize) -> Result<NormalizedEvent<'_>, ElementError> {
-    let checker = FieldChecker { element };
-    let members = match object_members(raw) {
-        Ok(Some(members)) => members,
-        Ok(None) => return Err(checker.element_error("not a JSON object".to_owned())),
-        Err(error) => return Err(checker.element_error(format!("not valid JSON: {error}"))),
+pub fn normalize_event<'a, 'b>(
+    element: &Element<'a>,
+    fields: &'b mut EventFields<'a>,
+    position: usize,
+) -> Result<NormalizedEvent<'a, 'b>, ElementError> {
+    let checker = FieldChecker { element: position };
+    let (text, spaced) = match element {
+        Element::Object { text, spaced } => (*text, *spaced),
+        Element::NotObject { .. } => return Err(checker.element_error("not a JSON object".to_owned())),
+        Element::Unreadable { reason, .. } => {
+            return Err(checker.element_error(format!("not valid JSON: {reason}")));
+        }
     };
-    let fields = EventFields::from_members(members);
-
-    let email = checker.required_string("email", fields.email)?;
-    let event = checker.event_type(fields.event)?;
-    let timestamp = checker.timestamp(fields.timestamp)?;
-    let sg_event_id = checker.required_string("sg_event_id", fields.sg_event_id)?;
+    let field = |name| fields.get(name);
+    let email = checker.required_string("email", field(Field::Email))?;
+    let event = checker.event_type(field(Field::Event))?;
+    let timestamp = checker.timestamp(field(Field::Timestamp))?;
+    let sg_event_id = checker.required_string("sg_event_id", field(Field::SgEventId))?;
     let dt = utc_date(timestamp).map_err(|error| checker.error("timestamp", error.to_string()))?;
-    let tls = match checker.optional_integer("tls", fields.tls)? {
+    let tls = match checker.optional_integer("tls", field(Field::Tls))? {
         None => None,
         Some(tls) => Some(
             i32::try_from(tls)
@@ -64,8 +67,9 @@ pub fn normalize_event(raw: &RawValue, element: usize) -> Result<NormalizedEvent
         ),
     };
     let bounce_type =
-        if event == "bounce" { checker.optional_string("type", fields.bounce_type)? } else { None };
-    Ok(NormalizedEvent {
+        if event == "bounce" { checker.optional_string("type", field(Field::BounceType))? } else { None };
+    let optional_string = |name: &'static str, key| checker.optional_string(name, field(key));
+    let event = NormalizedEvent {
         dt,
         event,
         email,
@@ -73,99 +77,41 @@ pub fn normalize_event(raw: &RawValue, element: usize) -> Result<NormalizedEvent
         // In range: the timestamp is at most year 9999 in seconds.
         event_time: timestamp * 1000,
         sg_event_id,
-        sg_message_id: checker.optional_string("sg_message_id", fields.sg_message_id)?,
-        smtp_id: checker.optional_string("smtp-id", fields.smtp_id)?,
-        categories: checker.categories(fields.category)?,
-        reason: checker.optional_string("reason", fields.reason)?,
-        status: checker.optional_string("status", fields.status)?,
-        response: checker.optional_string("response", fields.response)?,
-        attempt: checker.attempt(fields.attempt)?,
+        sg_message_id: optional_string("sg_message_id", Field::SgMessageId)?,
+        smtp_id: optional_string("smtp-id", Field::SmtpId)?,
+        categories: checker.categories(field(Field::Category))?,
+        reason: optional_string("reason", Field::Reason)?,
+        status: optional_string("status", Field::Status)?,
+        response: optional_string("response", Field::Response)?,
+        attempt: checker.attempt(field(Field::Attempt))?,
         bounce_type,
-        bounce_classification: checker
-            .optional_string("bounce_classification", fields.bounce_classification)?,
+        bounce_classification: optional_string("bounce_classification", Field::BounceClassification)?,
         tls,
-        useragent: checker.optional_string("useragent", fields.useragent)?,
-        ip: checker.optional_string("ip", fields.ip)?,
-        url: checker.optional_string("url", fields.url)?,
-        url_offset: fields.url_offset.map(compact),
-        asm_group_id: checker.optional_integer("asm_group_id", fields.asm_group_id)?,
-        pool: fields.pool.map(compact),
+        useragent: optional_string("useragent", Field::Useragent)?,
+        ip: optional_string("ip", Field::Ip)?,
+        url: optional_string("url", Field::Url)?,
+        url_offset: field(Field::UrlOffset),
+        asm_group_id: checker.optional_integer("asm_group_id", field(Field::AsmGroupId))?,
+        pool: field(Field::Pool),
         marketing_campaign_id: checker
-            .optional_integer("marketing_campaign_id", fields.marketing_campaign_id)?,
-        marketing_campaign_name: checker
-            .optional_string("marketing_campaign_name", fields.marketing_campaign_name)?,
-        custom_args: fields.custom_args.into_iter().map(|(key, value)| (key, compact(value))).collect(),
-        // JSON columns are kept compact; the sender's spacing is the only thing dropped.
-        raw: compact(raw),
-    })
-}
-
-/// An event's members sorted into the fields the columns read; `null` counts as absent.
-#[derive(Default)]
-struct EventFields<'a> {
-    email: Option<&'a RawValue>,
-    event: Option<&'a RawValue>,
-    timestamp: Option<&'a RawValue>,
-    sg_event_id: Option<&'a RawValue>,
-    sg_message_id: Option<&'a RawValue>,
-    smtp_id: Option<&'a RawValue>,
-    category: Option<&'a RawValue>,
-    reason: Option<&'a RawValue>,
-    status: Option<&'a RawValue>,
-    response: Option<&'a RawValue>,
-    attempt: Option<&'a RawValue>,
-    bounce_type: Option<&'a RawValue>,
-    bounce_classification: Option<&'a RawValue>,
-    tls: Option<&'a RawValue>,
-    useragent: Option<&'a RawValue>,
-    ip: Option<&'a RawValue>,
-    url: Option<&'a RawValue>,
-    url_offset: Option<&'a RawValue>,
-    asm_group_id: Option<&'a RawValue>,
-    pool: Option<&'a RawValue>,
-    marketing_campaign_id: Option<&'a RawValue>,
-    marketing_campaign_name: Option<&'a RawValue>,
-    custom_args: BTreeMap<Cow<'a, str>, &'a RawValue>,
-}
-
-impl<'a> EventFields<'a> {
-    /// One pass over the members; a repeated key keeps its last value, as JSON parsers do.
-    fn from_members(members: RawMembers<'a>) -> Self {
-        let mut fields = EventFields::default();
-        for (key, value) in members.0 {
-            let slot = match key.as_ref() {
-                "email" => &mut fields.email,
-                "event" => &mut fields.event,
-                "timestamp" => &mut fields.timestamp,
-                "sg_event_id" => &mut fields.sg_event_id,
-                "sg_message_id" => &mut fields.sg_message_id,
-                "smtp-id" => &mut fields.smtp_id,
-                "category" => &mut fields.category,
-                "reason" => &mut fields.reason,
-                "status" => &mut fields.status,
-                "response" => &mut fields.response,
-                "attempt" => &mut fields.attempt,
-                "type" => &mut fields.bounce_type,
-                "bounce_classification" => &mut fields.bounce_classification,
-                "tls" => &mut fields.tls,
-                "useragent" => &mut fields.useragent,
-                "ip" => &mut fields.ip,
-                "url" => &mut fields.url,
-                "url_offset" => &mut fields.url_offset,
-                "asm_group_id" => &mut fields.asm_group_id,
-                "pool" => &mut fields.pool,
-                "marketing_campaign_id" => &mut fields.marketing_campaign_id,
-                "marketing_campaign_name" => &mut fields.marketing_campaign_name,
-                known if SENDGRID_FIELDS.contains(&known) => continue,
-                _ => {
-                    fields.custom_args.insert(key, value);
-                    continue;
-                }
-            };
-            *slot = (json_kind(value) != JsonKind::Null).then_some(value);
-        }
-        fields
+            .optional_integer("marketing_campaign_id", field(Field::MarketingCampaignId))?,
+        marketing_campaign_name: optional_string("marketing_campaign_name", Field::MarketingCampaignName)?,
+        custom_args: &[],
+        raw: Value { text, kind: Kind::Object, escaped: false, spaced },
+    };
+    let custom_args = &mut fields.custom_args;
+    // As a map of the names: in name order, and a repeated name keeps its last value.
+    if !custom_args.is_sorted_by(|(a, _), (b, _)| a < b) {
+        custom_args.sort_by(|(a, _), (b, _)| a.cmp(b));
+        custom_args.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
     }
+    Ok(NormalizedEvent { custom_args, ..event })
 }
 
 /// Typed reading of one event's fields, producing errors that name the event and field.
@@ -185,18 +131,16 @@ impl FieldChecker {
     fn optional_string<'a>(
         &self,
         field: &'static str,
-        value: Option<&'a RawValue>,
+        value: Option<Value<'a>>,
     ) -> Result<Option<Cow<'a, str>>, ElementError> {
-        value
-            .map(|value| string_content(value).ok_or_else(|| self.error(field, "must be a string")))
-            .transpose()
+        value.map(|value| value.string().ok_or_else(|| self.error(field, "must be a string"))).transpose()
     }
 
     /// A string that must be present and non-empty.
     fn required_string<'a>(
         &self,
         field: &'static str,
-        value: Option<&'a RawValue>,
+        value: Option<Value<'a>>,
     ) -> Result<Cow<'a, str>, ElementError> {
         match self.optional_string(field, value)? {
             Some(text) if !text.is_empty() => Ok(text),
@@ -204,7 +148,7 @@ impl FieldChecker {
         }
     }
 
-    fn event_type(&self, value: Option<&RawValue>) -> Result<&'static str, ElementError> {
+    fn event_type(&self, value: Option<Value<'_>>) -> Result<&'static str, ElementError> {
         let event = self.required_string("event", value)?;
         EVENT_TYPES.into_iter().find(|known| *known == event).ok_or_else(|| {
             self.error(
@@ -218,69 +162,92 @@ impl FieldChecker {
     fn optional_integer(
         &self,
         field: &'static str,
-        value: Option<&RawValue>,
+        value: Option<Value<'_>>,
     ) -> Result<Option<i64>, ElementError> {
         let Some(value) = value else {
             return Ok(None);
         };
-        let integer = match json_kind(value) {
-            JsonKind::Number => number(value).as_ref().and_then(whole_number),
-            JsonKind::String => string_content(value).and_then(|text| text.trim().parse().ok()),
+        let integer = match value.kind {
+            Kind::Number => whole_number(value.text),
+            Kind::String => value.string().and_then(|text| text.trim().parse().ok()),
             _ => None,
         };
         integer.map(Some).ok_or_else(|| self.error(field, "must be an integer"))
     }
 
     /// Unix seconds; a fractional number is accepted and rounded down to its second.
-    fn timestamp(&self, value: Option<&RawValue>) -> Result<i64, ElementError> {
+    fn timestamp(&self, value: Option<Value<'_>>) -> Result<i64, ElementError> {
         let Some(value) = value else {
             return Err(self.error("timestamp", "required"));
         };
-        let seconds = match json_kind(value) {
-            JsonKind::Number => number(value),
+        let seconds = match value.kind {
+            Kind::Number => seconds(value.text),
             _ => None,
         };
-        let Some(seconds) = seconds else {
-            return Err(
-                self.error("timestamp", "must be a number (unix seconds), not a string or other value")
-            );
-        };
-        // Beyond i64 (a huge u64) or fractional: the saturating cast keeps huge values huge,
-        // and the date check refuses them.
-        Ok(seconds
-            .as_i64()
-            .unwrap_or_else(|| seconds.as_f64().map_or(i64::MAX, |seconds| seconds.floor() as i64)))
+        seconds.ok_or_else(|| {
+            self.error("timestamp", "must be a number (unix seconds), not a string or other value")
+        })
     }
 
     /// SendGrid sends one category as a string and several as an array.
-    fn categories<'a>(&self, value: Option<&'a RawValue>) -> Result<Vec<Cow<'a, str>>, ElementError> {
+    fn categories<'a>(&self, value: Option<Value<'a>>) -> Result<Vec<Cow<'a, str>>, ElementError> {
         let Some(value) = value else {
             return Ok(Vec::new());
         };
-        let categories = match json_kind(value) {
-            JsonKind::String => string_content(value).map(|category| vec![category]),
-            JsonKind::Array => string_array(value),
+        let categories = match value.kind {
+            Kind::String => value.string().map(|category| vec![category]),
+            Kind::Array => string_array(&value),
             _ => None,
         };
         categories.ok_or_else(|| self.error("category", "must be a string or an array of strings"))
     }
 
-    fn attempt<'a>(&self, value: Option<&'a RawValue>) -> Result<Option<Cow<'a, str>>, ElementError> {
-        match value.map(|value| (json_kind(value), value)) {
+    fn attempt<'a>(&self, value: Option<Value<'a>>) -> Result<Option<Cow<'a, str>>, ElementError> {
+        match value {
             None => Ok(None),
-            Some((JsonKind::String, value)) => Ok(string_content(value)),
-            Some((JsonKind::Number, value)) => Ok(Some(Cow::Borrowed(value.get()))),
+            Some(value) if value.kind == Kind::String => Ok(value.string()),
+            Some(value) if value.kind == Kind::Number => Ok(Some(Cow::Borrowed(value.text))),
             Some(_) => Err(self.error("attempt", "must be a string or a number")),
         }
     }
 }
 
-fn number(value: &RawValue) -> Option<Number> {
-    serde_json::from_str(value.get()).ok()
+/// The digits of a plain non-negative integer of at most 18 digits (so it fits an i64): the
+/// numbers SendGrid sends, read without serde_json.
+fn plain_integer(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 18 || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.bytes().fold(0, |value, digit| value * 10 + i64::from(digit - b'0')))
+}
+
+/// A JSON number's value as serde_json reads it, or `None` when serde_json cannot (out of range).
+fn number(text: &str) -> Option<serde_json::Number> {
+    serde_json::from_str(text).ok()
+}
+
+/// Unix seconds of a JSON number: a huge integer stays huge (and the date check refuses it),
+/// a fraction is rounded down.
+fn seconds(text: &str) -> Option<i64> {
+    if let Some(seconds) = plain_integer(text) {
+        return Some(seconds);
+    }
+    let seconds = number(text)?;
+    // Beyond i64 (a huge u64) or fractional: the saturating cast keeps huge values huge,
+    // and the date check refuses them.
+    Some(
+        seconds
+            .as_i64()
+            .unwrap_or_else(|| seconds.as_f64().map_or(i64::MAX, |seconds| seconds.floor() as i64)),
+    )
 }
 
 /// The number as an i64 if it is a whole number in range (`5` or `5.0`, not `5.5`).
-fn whole_number(number: &Number) -> Option<i64> {
+fn whole_number(text: &str) -> Option<i64> {
+    if let Some(integer) = plain_integer(text) {
+        return Some(integer);
+    }
+    let number = number(text)?;
     number.as_i64().or_else(|| {
         number.as_f64().filter(|value| value.fract() == 0.0 && value.abs() < 9.0e18).map(|value| value as i64)
     })
@@ -289,21 +256,29 @@ fn whole_number(number: &Number) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
+    use sluice_plugin_sdk::render::result_rows;
+    use sluice_plugin_sdk::{BatchResult, OutputRows};
 
     use super::*;
+    use crate::wire::read_body;
 
-    fn raw(value: &Value) -> Box<RawValue> {
-        match RawValue::from_string(value.to_string()) {
-            Ok(raw) => raw,
-            Err(error) => panic!("test JSON: {error}"),
-        }
-    }
-
-    /// Normalizes `value` as event 0 and returns the row as JSON, or the error text.
+    /// Normalizes `value` as event 0 of a body and returns the row as JSON, every column
+    /// present (a null one as `null`), or the error text.
     fn normalized(value: Value) -> Result<Value, String> {
-        let raw = raw(&value);
-        let event = normalize_event(&raw, 0).map_err(|error| error.to_string())?;
-        serde_json::to_value(&event).map_err(|error| error.to_string())
+        let text = format!("[{value}]");
+        let mut rows = OutputRows::new(crate::outputs::OUTPUT, crate::outputs::COLUMNS);
+        let read = read_body(&text, &mut EventFields::default(), |element, fields| {
+            let event = normalize_event(&element, fields, 0).map_err(|error| error.to_string())?;
+            event.write(&mut rows, 0).map_err(|error| error.to_string())
+        });
+        read.map_err(|_| "not a JSON array".to_owned())??;
+        let result = BatchResult { outputs: vec![rows.finish()], failures: Vec::new() };
+        let rendered = result_rows(&crate::outputs::declared(), &result)?.remove(0).value();
+        Ok(crate::outputs::COLUMNS
+            .iter()
+            .map(|column| (column.name.to_owned(), rendered.get(column.name).cloned().unwrap_or(Value::Null)))
+            .collect::<serde_json::Map<_, _>>()
+            .into())
     }
 
     fn reason(value: Value) -> String {
@@ -499,23 +474,26 @@ mod tests {
 
     #[test]
     fn non_object_element_is_refused() {
-        let raw = raw(&json!("delivered"));
+        let element = Element::NotObject { text: r#""delivered""# };
         assert_eq!(
-            normalize_event(&raw, 4).map_err(|error| error.to_string()).err(),
+            normalize_event(&element, &mut EventFields::default(), 4)
+                .map_err(|error| error.to_string())
+                .err(),
             Some("[4]: not a JSON object".to_owned())
         );
     }
 
     #[test]
     fn whole_numbers_only() {
-        let number = |value: Value| match value {
-            Value::Number(number) => whole_number(&number),
-            _ => None,
-        };
+        let number = |value: Value| whole_number(&value.to_string());
         assert_eq!(number(json!(5)), Some(5));
         assert_eq!(number(json!(5.0)), Some(5));
         assert_eq!(number(json!(-5)), Some(-5));
         assert_eq!(number(json!(5.5)), None);
         assert_eq!(number(json!(1e19)), None);
+        assert_eq!(whole_number("-0"), Some(0));
+        assert_eq!(whole_number("123456789012345678"), Some(123_456_789_012_345_678));
+        assert_eq!(whole_number("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(whole_number("1e400"), None);
     }
 }

@@ -5,6 +5,11 @@
 //! text, so the common, valid record allocates almost nothing: steps like these run over
 //! millions of records per job. The failure sentences are shared too, so every plugin's dead
 //! letters read alike ("expected a JSON object, found an array").
+//!
+//! [`scan`] reads JSON text once, member by member, for plugins that need both an element's
+//! members and its text.
+
+pub mod scan;
 
 use std::borrow::Cow;
 
@@ -57,7 +62,12 @@ pub fn kind(raw: &RawValue) -> &'static str {
 ///
 /// Borrows the text when it has no escapes, which is nearly always.
 pub fn string_content(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+    string_text(raw.get())
+}
+
+/// [`string_content`] of valid JSON text: the string's content, or `None` for another kind of
+/// value (or a string whose escapes do not decode, such as a lone surrogate).
+pub fn string_text(text: &str) -> Option<Cow<'_, str>> {
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
     if inner.contains('\\') {
         serde_json::from_str::<String>(text).ok().map(Cow::Owned)
@@ -75,28 +85,49 @@ pub fn string_content(raw: &RawValue) -> Option<Cow<'_, str>> {
 /// that matters (quote, backslash, whitespace) is ASCII, so UTF-8 text passes through whole.
 pub fn compact(raw: &RawValue) -> Cow<'_, RawValue> {
     let bytes = raw.get().as_bytes();
-    // A raw value is captured trimmed, so only an array or an object can hold whitespace
-    // outside a string; a string, number or word is looked at no further.
-    if !matches!(bytes.first(), Some(b'[' | b'{')) {
-        return Cow::Borrowed(raw);
-    }
-    let Some(first) = first_whitespace_outside_strings(bytes) else {
+    let Some(first) = first_layout_byte(bytes) else {
         return Cow::Borrowed(raw);
     };
     let mut compacted = Vec::with_capacity(bytes.len());
-    compacted.extend_from_slice(&bytes[..first]);
-    // `first` is outside any string, so the scan below starts outside one too.
-    let mut scanner = StringScanner::default();
-    for &byte in &bytes[first..] {
-        if scanner.step(byte) || !is_insignificant_whitespace(byte) {
-            compacted.push(byte);
-        }
-    }
+    compact_from(bytes, first, &mut compacted);
     // Removing ASCII whitespace outside strings from valid JSON leaves valid UTF-8 JSON, so
     // this only falls back to the original text if that reasoning were ever wrong.
     match String::from_utf8(compacted).map(RawValue::from_string) {
         Ok(Ok(value)) => Cow::Owned(value),
         _ => Cow::Borrowed(raw),
+    }
+}
+
+/// Appends [`compact`]'s form of the valid JSON value `text` to `out`: for json columns,
+/// written straight into the column's bytes.
+pub fn write_compact(text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    match first_layout_byte(bytes) {
+        None => out.extend_from_slice(bytes),
+        Some(first) => compact_from(bytes, first, out),
+    }
+}
+
+/// Where the first whitespace outside strings of the trimmed JSON value `bytes` is, if any.
+fn first_layout_byte(bytes: &[u8]) -> Option<usize> {
+    // A value is trimmed, so only an array or an object can hold whitespace outside a string;
+    // a string, number or word is looked at no further.
+    if !matches!(bytes.first(), Some(b'[' | b'{')) {
+        return None;
+    }
+    first_whitespace_outside_strings(bytes)
+}
+
+/// Appends `bytes` without whitespace outside strings, given that the first such byte is at
+/// `first`.
+fn compact_from(bytes: &[u8], first: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(&bytes[..first]);
+    // `first` is outside any string, so the scan below starts outside one too.
+    let mut scanner = StringScanner::default();
+    for &byte in &bytes[first..] {
+        if scanner.step(byte) || !is_insignificant_whitespace(byte) {
+            out.push(byte);
+        }
     }
 }
 
@@ -160,13 +191,13 @@ impl StringScanner {
     }
 }
 
-/// A JSON array holding only `element`, its raw text kept byte for byte: the input record for
+/// A JSON array holding only `element` (a value's text), kept byte for byte: the input record for
 /// a [`Failure::part`](crate::Failure::part) of an array input.
 ///
 /// Byte for byte because the part is dead-lettered and later re-run as input: the same text
 /// gives the same row (for example the same `raw` column) as the first run would have.
-pub fn single_element_array(element: &RawValue) -> Vec<u8> {
-    let text = element.get();
+pub fn single_element_array(element: &str) -> Vec<u8> {
+    let text = element;
     let mut array = Vec::with_capacity(text.len() + 2);
     array.push(b'[');
     array.extend_from_slice(text.as_bytes());
@@ -279,8 +310,8 @@ mod tests {
     #[test]
     fn single_element_array_keeps_the_element_text_exactly() {
         let elements: Vec<&RawValue> = serde_json::from_str(r#"[ {"a": 1.50,  "b":"x y"} , 7]"#).unwrap();
-        assert_eq!(single_element_array(elements[0]), br#"[{"a": 1.50,  "b":"x y"}]"#);
-        assert_eq!(single_element_array(elements[1]), b"[7]");
+        assert_eq!(single_element_array(elements[0].get()), br#"[{"a": 1.50,  "b":"x y"}]"#);
+        assert_eq!(single_element_array(elements[1].get()), b"[7]");
     }
 
     #[test]

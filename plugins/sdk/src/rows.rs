@@ -114,6 +114,7 @@ impl BlobBuf {
         self.offsets.last().map_or(0, |&end| end as usize)
     }
 
+    #[inline]
     fn push(&mut self, value: &[u8]) -> Result<(), RowError> {
         self.bytes.extend_from_slice(value);
         self.close()
@@ -184,6 +185,7 @@ impl Values {
     }
 
     /// The value a null row holds: 0, false, an empty text or list.
+    #[inline]
     fn push_placeholder(&mut self) -> Result<(), RowError> {
         match self {
             Values::Text(blobs) | Values::Json(blobs) => return blobs.close(),
@@ -281,6 +283,7 @@ impl ColumnBuf {
         matches
     }
 
+    #[inline]
     fn push_null(&mut self, row: u32) -> Result<(), RowError> {
         if !self.column.nullable {
             return Err(not_nullable(self.column.name));
@@ -349,8 +352,27 @@ impl OutputRows {
     /// Makes room for `rows` more rows' numbers and offsets (text bytes still grow as needed).
     pub fn reserve(&mut self, rows: usize) {
         self.inputs.reserve(rows);
+        if let Some(keys) = &mut self.keys {
+            keys.offsets.reserve(rows);
+        }
         for column in &mut self.data {
             column.values.reserve(rows);
+            if column.column.nullable {
+                column.nulls.reserve(rows);
+            }
+        }
+    }
+
+    /// Makes room for about `bytes` more bytes of text in column `column` (a text, json or
+    /// text-list column; others ignore it), so a batch whose size is known up front (one
+    /// column holding each record's text, say) does not copy its texts again as they grow.
+    pub fn reserve_bytes(&mut self, column: &str, bytes: usize) {
+        let Some(column) = self.data.iter_mut().find(|buf| buf.column.name == column) else { return };
+        match &mut column.values {
+            Values::Text(blobs) | Values::Json(blobs) | Values::TextList { items: blobs, .. } => {
+                blobs.bytes.reserve(bytes);
+            }
+            _ => {}
         }
     }
 
@@ -404,6 +426,7 @@ impl OutputRows {
 
     /// Starts a row made from input `input`, to be written value by value in column order and
     /// ended with [`RowWriter::finish`]; a row dropped unfinished is rolled back.
+    #[inline]
     pub fn row<'a>(&'a mut self, input: u32, key: Option<&'a [u8]>) -> RowWriter<'a> {
         let error = self.next_row().err();
         RowWriter { rows: self, input, key, next: 0, error, finished: false }
@@ -443,9 +466,15 @@ impl OutputRows {
     }
 
     /// Adds the input and key of the row whose values are written.
+    #[inline]
     fn commit(&mut self, input: u32, key: Option<&[u8]>) -> Result<(), RowError> {
         if self.inputs.is_empty() {
-            self.keys = key.map(|_| BlobBuf::new());
+            let rows = self.inputs.capacity();
+            self.keys = key.map(|_| {
+                let mut keys = BlobBuf::new();
+                keys.offsets.reserve(rows);
+                keys
+            });
         }
         match (&mut self.keys, key) {
             (Some(keys), Some(key)) => keys.push(key)?,
@@ -495,33 +524,102 @@ impl RowWriter<'_> {
         self.write(None, value)
     }
 
+    #[inline]
     pub fn text(&mut self, value: &str) -> &mut Self {
-        self.write(Some(ColumnType::Text), value)
+        self.put(ColumnType::Text, |values| match values {
+            Values::Text(blobs) => blobs.push(value.as_bytes()),
+            _ => Ok(()),
+        })
     }
 
+    /// Text, or null for `None`.
+    #[inline]
+    pub fn opt_text(&mut self, value: Option<&str>) -> &mut Self {
+        match value {
+            Some(value) => self.text(value),
+            None => self.null_of(ColumnType::Text),
+        }
+    }
+
+    #[inline]
     pub fn int32(&mut self, value: i32) -> &mut Self {
-        self.write(Some(ColumnType::Int32), &value)
+        self.put(ColumnType::Int32, |values| {
+            if let Values::Int32(values) = values {
+                values.push(value);
+            }
+            Ok(())
+        })
     }
 
+    /// An int32, or null for `None`.
+    #[inline]
+    pub fn opt_int32(&mut self, value: Option<i32>) -> &mut Self {
+        match value {
+            Some(value) => self.int32(value),
+            None => self.null_of(ColumnType::Int32),
+        }
+    }
+
+    #[inline]
     pub fn int64(&mut self, value: i64) -> &mut Self {
-        self.write(Some(ColumnType::Int64), &value)
+        self.put(ColumnType::Int64, |values| {
+            if let Values::Int64(values) = values {
+                values.push(value);
+            }
+            Ok(())
+        })
     }
 
+    /// An int64, or null for `None`.
+    #[inline]
+    pub fn opt_int64(&mut self, value: Option<i64>) -> &mut Self {
+        match value {
+            Some(value) => self.int64(value),
+            None => self.null_of(ColumnType::Int64),
+        }
+    }
+
+    #[inline]
     pub fn float64(&mut self, value: f64) -> &mut Self {
-        self.write(Some(ColumnType::Float64), &value)
+        self.put(ColumnType::Float64, |values| {
+            if let Values::Float64(values) = values {
+                values.push(value);
+            }
+            Ok(())
+        })
     }
 
+    #[inline]
     pub fn boolean(&mut self, value: bool) -> &mut Self {
-        self.write(Some(ColumnType::Boolean), &value)
+        self.put(ColumnType::Boolean, |values| {
+            if let Values::Boolean(values) = values {
+                values.push(value);
+            }
+            Ok(())
+        })
     }
 
     /// Milliseconds since the Unix epoch.
+    #[inline]
     pub fn timestamp_ms(&mut self, value: i64) -> &mut Self {
-        self.write(Some(ColumnType::TimestampMs), &value)
+        self.put(ColumnType::TimestampMs, |values| {
+            if let Values::TimestampMs(values) = values {
+                values.push(value);
+            }
+            Ok(())
+        })
     }
 
     pub fn text_list<S: AsRef<str>>(&mut self, items: &[S]) -> &mut Self {
-        self.write(Some(ColumnType::TextList), &TextItems(items))
+        self.put(ColumnType::TextList, |values| match values {
+            Values::TextList { items: texts, offsets } => {
+                for item in items {
+                    texts.push(item.as_ref().as_bytes())?;
+                }
+                close_list(texts, offsets)
+            }
+            _ => Ok(()),
+        })
     }
 
     /// Any serializable value as JSON text, for a json column (a `&RawValue` is kept as it is).
@@ -529,9 +627,95 @@ impl RowWriter<'_> {
         self.write(Some(ColumnType::Json), value)
     }
 
+    /// A json column's value written by `write`, which appends valid JSON text to the column's
+    /// bytes (for example a value kept as it came, or an object assembled from such values);
+    /// appending nothing makes the value null.
+    #[inline]
+    pub fn json_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        let row = self.rows.inputs.len() as u32;
+        let Some(column) = self.column(ColumnType::Json) else { return self };
+        let Values::Json(blobs) = &mut column.values else { return self };
+        let start = blobs.bytes.len();
+        write(&mut blobs.bytes);
+        let closed = if blobs.bytes.len() == start { column.push_null(row) } else { blobs.close() };
+        match closed.map_err(|error| error.in_column(column.column.name)) {
+            Ok(()) => self,
+            Err(error) => self.fail(error),
+        }
+    }
+
     /// Null in the next column, which must be nullable.
+    #[inline]
     pub fn null(&mut self) -> &mut Self {
-        self.write(None, &())
+        let row = self.rows.inputs.len() as u32;
+        let Some(column) = self.any_column() else { return self };
+        match column.push_null(row) {
+            Ok(()) => self,
+            Err(error) => self.fail(error),
+        }
+    }
+
+    /// Null in the next column, which must be nullable and of type `expected`.
+    #[inline]
+    fn null_of(&mut self, expected: ColumnType) -> &mut Self {
+        let row = self.rows.inputs.len() as u32;
+        let Some(column) = self.column(expected) else { return self };
+        match column.push_null(row) {
+            Ok(()) => self,
+            Err(error) => self.fail(error),
+        }
+    }
+
+    /// Appends one value of type `expected` with `push`, which is handed the column's values
+    /// once they are known to be of that type.
+    #[inline]
+    fn put(
+        &mut self,
+        expected: ColumnType,
+        push: impl FnOnce(&mut Values) -> Result<(), RowError>,
+    ) -> &mut Self {
+        let Some(column) = self.column(expected) else { return self };
+        match push(&mut column.values) {
+            Ok(()) => self,
+            Err(error) => {
+                let error = error.in_column(column.column.name);
+                self.fail(error)
+            }
+        }
+    }
+
+    /// The next column, when nothing went wrong yet and it is of type `expected`; else the
+    /// mistake is kept and `None` returned.
+    #[inline(always)]
+    fn column(&mut self, expected: ColumnType) -> Option<&mut ColumnBuf> {
+        let next = self.next;
+        let column_type = self.any_column()?.column.column_type;
+        if column_type != expected {
+            let column = self.rows.data[next].column;
+            let message = format!("expected {}, found a {expected} value", column.column_type);
+            self.fail(RowError::at(column.name, message));
+            return None;
+        }
+        self.rows.data.get_mut(next)
+    }
+
+    /// The next column, whatever its type, when nothing went wrong yet; else `None`.
+    #[inline(always)]
+    fn any_column(&mut self) -> Option<&mut ColumnBuf> {
+        if self.error.is_some() {
+            return None;
+        }
+        if self.next >= self.rows.data.len() {
+            let error = RowError::new(format!(
+                "more values than the {} columns of output `{}`",
+                self.rows.columns.len(),
+                self.rows.output
+            ));
+            self.fail(error);
+            return None;
+        }
+        self.next += 1;
+        self.rows.data.get_mut(self.next - 1)
     }
 
     /// Ends the row: it is kept when every column has its value and nothing went wrong.
@@ -539,6 +723,7 @@ impl RowWriter<'_> {
     /// # Errors
     /// The first mistake made writing the row, a column left without a value, or a key where
     /// earlier rows had none (or the other way round). Nothing of the row is kept.
+    #[inline]
     pub fn finish(&mut self) -> Result<(), RowError> {
         if self.finished {
             return Err(RowError::new("the row is finished already"));
@@ -1166,15 +1351,6 @@ impl ser::Serializer for ListItem<'_> {
         _value: &T,
     ) -> Result<(), RowError> {
         Err(self.found("an enum variant with data"))
-    }
-}
-
-/// The items [`RowWriter::text_list`] writes, serialized as a sequence of strings.
-struct TextItems<'a, S>(&'a [S]);
-
-impl<S: AsRef<str>> Serialize for TextItems<'_, S> {
-    fn serialize<Ser: ser::Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
-        serializer.collect_seq(self.0.iter().map(AsRef::as_ref))
     }
 }
 
