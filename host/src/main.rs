@@ -85,18 +85,14 @@ where
 /// Caps glibc's malloc arenas at one per core and fixes its mmap threshold, before any thread
 /// starts.
 ///
-/// glibc gives each thread that contends for the heap an arena of its own, up to eight per core.
-/// The connector's tokio workers, blocking plugin threads and librdkafka threads each free
-/// into their own arena, and freed pages stay with it: a 1M-event connector run peaked at about
-/// 345 MB RSS with the default and 270 MB with one arena per core, at the same throughput
-/// (bench connector runs, 2 cores). `MALLOC_ARENA_MAX` in the environment still wins.
-///
-/// It also fixes the size above which glibc maps a block of its own at 1 MiB. By default that
-/// threshold rises to the largest block freed so far (up to 32 MiB), so the connector's column
-/// buffers and Parquet pages soon come from the arenas and their pages stay resident after
-/// they are freed: with the threshold fixed, the 1M-event connector run peaked at 346 MB
-/// instead of 419 MB with two members and 268 MB instead of 307 MB with one, and ran no slower
-/// (bench/MISSES.md, session 11). `GLIBC_TUNABLES` in the environment still wins.
+/// Rust code allocates with mimalloc (see the library's global allocator); glibc's malloc still
+/// serves the C libraries, above all librdkafka, whose prefetched messages are the largest
+/// thing a connector holds. glibc gives each thread that contends for the heap an arena of its
+/// own, up to eight per core, and freed pages stay with their arena; it also raises its mmap
+/// threshold to the largest block freed so far (up to 32 MiB), after which freed buffers stay
+/// resident. One arena per core and a fixed 1 MiB threshold kept a connector's peak RSS tens of
+/// megabytes lower at the same throughput. `MALLOC_ARENA_MAX` and `GLIBC_TUNABLES` in the
+/// environment still win.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
     /// Blocks from this size up are mapped and unmapped on their own.

@@ -25,8 +25,13 @@ impl Texts {
     /// # Errors
     /// A short reason naming what is wrong.
     pub fn from_blobs(bytes: Vec<u8>, offsets: Vec<u32>) -> Result<Self, String> {
-        let text = String::from_utf8(bytes)
-            .map_err(|error| format!("texts are not UTF-8: {}", error.utf8_error()))?;
+        if simdutf8::basic::from_utf8(&bytes).is_err() {
+            // std's check says where.
+            let error = std::str::from_utf8(&bytes).err().map_or_else(String::new, |error| error.to_string());
+            return Err(format!("texts are not UTF-8: {error}"));
+        }
+        // SAFETY: simdutf8 has just checked that `bytes` is UTF-8 (std would check it again).
+        let text = unsafe { String::from_utf8_unchecked(bytes) };
         check_offsets(&offsets, text.len())?;
         if let Some(bad) = offsets.iter().find(|&&offset| !text.is_char_boundary(offset as usize)) {
             return Err(format!("offset {bad} splits a UTF-8 character"));
@@ -77,6 +82,17 @@ impl Texts {
     /// The bytes of all texts together (for sizing buffers).
     pub fn bytes_len(&self) -> usize {
         self.text.len()
+    }
+
+    /// Every text back to back.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Where each text starts in [`Texts::as_str`], and where the last one ends: one entry more
+    /// than there are texts, each on a character boundary.
+    pub fn offsets(&self) -> &[u32] {
+        &self.offsets
     }
 }
 
@@ -228,6 +244,11 @@ impl ColumnData {
     /// Whether row `row` is null.
     pub fn is_null(&self, row: usize) -> bool {
         self.nulls.as_ref().is_some_and(|nulls| nulls.get(row).copied().unwrap_or(false))
+    }
+
+    /// One flag per row, `true` where the row is null; `None` when no row is.
+    pub fn nulls(&self) -> Option<&[bool]> {
+        self.nulls.as_deref()
     }
 
     /// Whether any row is null.

@@ -9,14 +9,17 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Array, Int32Builder, Int64Array, Int64Builder,
-    ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMillisecondBuilder,
+    ArrayRef, BooleanBuilder, Int32Array, Int64Array, ListBuilder, NullBufferBuilder, PrimitiveArray,
+    PrimitiveBuilder, RecordBatch, StringArray, StringBuilder,
 };
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Float64Type, Int32Type, Int64Type, SchemaRef, TimestampMillisecondType,
+};
 use arrow::error::ArrowError;
 
 use super::schema::{LINEAGE_COLUMNS, has_lineage};
-use crate::plugin::rows::{RowRef, Value};
+use crate::plugin::rows::{ColumnData, ColumnValues, RowBatch, RowRef, Value};
 use crate::plugin::schema::{ColumnType, OutputSchema};
 
 /// One row bound for the table, with the Kafka coordinates of the input record it came from
@@ -56,6 +59,8 @@ pub enum RowsError {
     Declaration(String),
     #[error("cannot assemble the record batch: {0}")]
     Batch(#[source] ArrowError),
+    #[error("the rows do not fit one record batch: {0}")]
+    TooLarge(String),
 }
 
 /// Encodes rows of one output into `RecordBatch`es of one schema.
@@ -119,34 +124,38 @@ impl RowEncoder {
     pub fn encode(&self, records: &[TableRow<'_>]) -> Result<EncodedRows, RowsError> {
         let maps = self.column_maps(records);
         let mut rejected = Vec::new();
-        let mut kept: Vec<(usize, &ColumnMap)> = Vec::with_capacity(records.len());
+        let mut kept: Vec<usize> = Vec::with_capacity(records.len());
+        let mut runs: Vec<Run<'_>> = Vec::new();
         for (index, record) in records.iter().enumerate() {
             let map = maps.iter().find(|(batch, _)| same_declaration(batch, record.row)).map(|(_, map)| map);
             let map = map.unwrap_or(&ColumnMap::Same);
-            match self.misfit(record.row, map) {
-                Some(reason) => rejected.push(RowError { index, reason }),
-                None => kept.push((index, map)),
+            let batch = record.row.batch();
+            let run_of_batch = runs.last_mut().filter(|run| std::ptr::eq(run.batch, batch.as_ref()));
+            // A batch of the table's own declaration whose required columns hold no null
+            // (the chain has failed any record that left one null) fits row by row.
+            let checked = run_of_batch.as_ref().is_some_and(|run| run.fits_whole);
+            if !checked && let Some(reason) = self.misfit(record.row, map) {
+                rejected.push(RowError { index, reason });
+                continue;
+            }
+            kept.push(index);
+            match run_of_batch {
+                Some(run) => run.rows.push(record.row.row()),
+                None => runs.push(Run {
+                    batch: batch.as_ref(),
+                    map,
+                    rows: vec![record.row.row()],
+                    fits_whole: matches!(map, ColumnMap::Same) && !has_required_nulls(batch),
+                }),
             }
         }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for (position, column) in self.declared.columns.iter().enumerate() {
             let data_type = self.schema.field(position).data_type();
-            let mut builder = ColumnBuilder::new(column.column_type, data_type, kept.len());
-            for &(index, map) in &kept {
-                let row = records[index].row;
-                let value = match map {
-                    ColumnMap::Same => row.value(position),
-                    ColumnMap::Moved(positions) => {
-                        positions[position].map_or(Value::Null, |at| row.value(at))
-                    }
-                    ColumnMap::Unfit(_) => Value::Null,
-                };
-                builder.append(value);
-            }
-            columns.push(builder.finish());
+            columns.push(build_column(column.column_type, data_type, position, &runs, kept.len())?);
         }
         if self.lineage {
-            let kept_records = kept.iter().map(|&(index, _)| &records[index]);
+            let kept_records = kept.iter().map(|&index| &records[index]);
             columns.extend(lineage_columns(kept_records));
         }
         let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(RowsError::Batch)?;
@@ -225,76 +234,219 @@ fn same_declaration(a: &RowRef, b: &RowRef) -> bool {
     Arc::ptr_eq(a.batch().schema(), b.batch().schema())
 }
 
-/// A builder for one column.
-enum ColumnBuilder {
-    Text(StringBuilder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    Float64(Float64Builder),
-    Boolean(BooleanBuilder),
-    TimestampMs(TimestampMillisecondBuilder),
-    TextList(ListBuilder<StringBuilder>),
+/// Kept rows that come one after another from the same plugin batch: their columns are read
+/// once per run, and each column is built by a loop of its own type over the runs.
+struct Run<'a> {
+    batch: &'a RowBatch,
+    map: &'a ColumnMap,
+    /// The rows' positions in `batch`.
+    rows: Vec<usize>,
+    /// Every row of the batch fits the table, so rows need no check of their own.
+    fits_whole: bool,
 }
 
-impl ColumnBuilder {
-    /// A builder for a column of `column_type`; `data_type` carries the timestamp's zone.
-    fn new(column_type: ColumnType, data_type: &DataType, rows: usize) -> Self {
-        match column_type {
-            ColumnType::Text | ColumnType::Json => {
-                ColumnBuilder::Text(StringBuilder::with_capacity(rows, rows * 16))
-            }
-            ColumnType::Int32 => ColumnBuilder::Int32(Int32Builder::with_capacity(rows)),
-            ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(rows)),
-            ColumnType::Float64 => ColumnBuilder::Float64(Float64Builder::with_capacity(rows)),
-            ColumnType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(rows)),
-            ColumnType::TimestampMs => ColumnBuilder::TimestampMs(
-                TimestampMillisecondBuilder::with_capacity(rows).with_data_type(data_type.clone()),
-            ),
-            ColumnType::TextList => {
-                ColumnBuilder::TextList(ListBuilder::with_capacity(StringBuilder::new(), rows))
-            }
-        }
+impl<'a> Run<'a> {
+    /// The batch's data for table column `position`; `None` when this declaration lacks it.
+    fn column(&self, position: usize) -> Option<&'a ColumnData> {
+        let at = match self.map {
+            ColumnMap::Same => Some(position),
+            ColumnMap::Moved(positions) => positions.get(position).copied().flatten(),
+            ColumnMap::Unfit(_) => None,
+        };
+        at.and_then(|at| self.batch.columns().get(at))
     }
+}
 
-    /// Appends `value`; a value of another type than the column's is a null (the encoder
-    /// never passes one: declarations are matched first).
-    fn append(&mut self, value: Value<'_>) {
-        match (self, value) {
-            (ColumnBuilder::Text(builder), Value::Text(text) | Value::Json(text)) => {
-                builder.append_value(text)
-            }
-            (ColumnBuilder::Int32(builder), Value::Int32(number)) => builder.append_value(number),
-            (ColumnBuilder::Int64(builder), Value::Int64(number)) => builder.append_value(number),
-            (ColumnBuilder::Float64(builder), Value::Float64(number)) => builder.append_value(number),
-            (ColumnBuilder::Boolean(builder), Value::Boolean(flag)) => builder.append_value(flag),
-            (ColumnBuilder::TimestampMs(builder), Value::TimestampMs(millis)) => builder.append_value(millis),
-            (ColumnBuilder::TextList(builder), Value::TextList(items)) => {
-                for item in items.iter() {
-                    builder.values().append_value(item);
+/// Whether a required column of `batch`'s own declaration holds a null.
+fn has_required_nulls(batch: &RowBatch) -> bool {
+    batch
+        .columns()
+        .iter()
+        .zip(&batch.schema().columns)
+        .any(|(data, declared)| !declared.nullable && data.has_nulls())
+}
+
+/// The Arrow array of table column `position`, of `column_type` (`data_type` carries a
+/// timestamp's zone), from `rows` rows in `runs`.
+///
+/// # Errors
+/// [`RowsError::TooLarge`] past 2 GiB of text in one column.
+fn build_column(
+    column_type: ColumnType,
+    data_type: &DataType,
+    position: usize,
+    runs: &[Run<'_>],
+    rows: usize,
+) -> Result<ArrayRef, RowsError> {
+    Ok(match column_type {
+        ColumnType::Text | ColumnType::Json => Arc::new(text_column(runs, position, rows)?),
+        ColumnType::Int32 => Arc::new(primitive::<Int32Type>(runs, position, rows, |values| match values {
+            ColumnValues::Int32(values) => Some(values),
+            _ => None,
+        })),
+        ColumnType::Int64 => Arc::new(primitive::<Int64Type>(runs, position, rows, |values| match values {
+            ColumnValues::Int64(values) => Some(values),
+            _ => None,
+        })),
+        ColumnType::Float64 => {
+            Arc::new(primitive::<Float64Type>(runs, position, rows, |values| match values {
+                ColumnValues::Float64(values) => Some(values),
+                _ => None,
+            }))
+        }
+        ColumnType::TimestampMs => Arc::new(
+            primitive::<TimestampMillisecondType>(runs, position, rows, |values| match values {
+                ColumnValues::TimestampMs(values) => Some(values),
+                _ => None,
+            })
+            .with_data_type(data_type.clone()),
+        ),
+        ColumnType::Boolean => {
+            let mut builder = BooleanBuilder::with_capacity(rows);
+            for run in runs {
+                let data = run.column(position);
+                match data.map(|data| (data.values(), data.nulls())) {
+                    Some((ColumnValues::Boolean(values), nulls)) => {
+                        for &row in &run.rows {
+                            match values.get(row) {
+                                Some(&flag) if nulls.is_none_or(|nulls| nulls.get(row) == Some(&false)) => {
+                                    builder.append_value(flag);
+                                }
+                                _ => builder.append_null(),
+                            }
+                        }
+                    }
+                    _ => builder.append_nulls(run.rows.len()),
                 }
-                builder.append(true);
             }
-            (ColumnBuilder::Text(builder), _) => builder.append_null(),
-            (ColumnBuilder::Int32(builder), _) => builder.append_null(),
-            (ColumnBuilder::Int64(builder), _) => builder.append_null(),
-            (ColumnBuilder::Float64(builder), _) => builder.append_null(),
-            (ColumnBuilder::Boolean(builder), _) => builder.append_null(),
-            (ColumnBuilder::TimestampMs(builder), _) => builder.append_null(),
-            (ColumnBuilder::TextList(builder), _) => builder.append_null(),
+            Arc::new(builder.finish())
         }
-    }
+        ColumnType::TextList => {
+            let mut builder = ListBuilder::with_capacity(StringBuilder::new(), rows);
+            for run in runs {
+                let data = run.column(position);
+                for &row in &run.rows {
+                    match data.map(|data| data.value(row)) {
+                        Some(Value::TextList(items)) => {
+                            for item in items.iter() {
+                                builder.values().append_value(item);
+                            }
+                            builder.append(true);
+                        }
+                        _ => builder.append_null(),
+                    }
+                }
+            }
+            Arc::new(builder.finish())
+        }
+    })
+}
 
-    fn finish(self) -> ArrayRef {
-        match self {
-            ColumnBuilder::Text(mut builder) => Arc::new(builder.finish()),
-            ColumnBuilder::Int32(mut builder) => Arc::new(builder.finish()),
-            ColumnBuilder::Int64(mut builder) => Arc::new(builder.finish()),
-            ColumnBuilder::Float64(mut builder) => Arc::new(builder.finish()),
-            ColumnBuilder::Boolean(mut builder) => Arc::new(builder.finish()),
-            ColumnBuilder::TimestampMs(mut builder) => Arc::new(builder.finish()),
-            ColumnBuilder::TextList(mut builder) => Arc::new(builder.finish()),
+/// A text (or json) column: each run's texts copied a stretch of consecutive rows at a time
+/// (one copy of their bytes, their offsets moved), nulls as the batches mark them.
+///
+/// # Errors
+/// [`RowsError::TooLarge`] past 2 GiB of text, which Arrow's 32-bit offsets cannot address.
+fn text_column<'a>(runs: &[Run<'a>], position: usize, rows: usize) -> Result<StringArray, RowsError> {
+    let too_large = || RowsError::TooLarge("more than 2 GiB of text in one column of one batch".to_owned());
+    let texts_of = |run: &Run<'a>| match run.column(position).map(|data| (data.values(), data.nulls())) {
+        Some((ColumnValues::Text(texts) | ColumnValues::Json(texts), nulls)) => Some((texts, nulls)),
+        _ => None,
+    };
+    let bytes: usize = runs
+        .iter()
+        .filter_map(|run| Some(texts_of(run)?.0.bytes_len() * run.rows.len() / run.batch.len().max(1)))
+        .sum();
+    let mut values: Vec<u8> = Vec::with_capacity(bytes);
+    let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
+    offsets.push(0);
+    let mut nulls = NullBufferBuilder::new(rows);
+    for run in runs {
+        let Some((texts, null_rows)) = texts_of(run) else {
+            let end = offsets.last().copied().unwrap_or(0);
+            offsets.extend(std::iter::repeat_n(end, run.rows.len()));
+            nulls.append_n_nulls(run.rows.len());
+            continue;
+        };
+        let (text, text_offsets) = (texts.as_str().as_bytes(), texts.offsets());
+        for stretch in consecutive(&run.rows) {
+            let (Some(&start), Some(&end)) = (text_offsets.get(stretch.start), text_offsets.get(stretch.end))
+            else {
+                return Err(RowsError::Declaration("a row past its batch's end".to_owned()));
+            };
+            let shift = i64::try_from(values.len()).map_err(|_| too_large())? - i64::from(start);
+            values.extend_from_slice(text.get(start as usize..end as usize).unwrap_or_default());
+            for &offset in text_offsets.get(stretch.start + 1..=stretch.end).unwrap_or_default() {
+                offsets.push(i32::try_from(i64::from(offset) + shift).map_err(|_| too_large())?);
+            }
+            match null_rows {
+                None => nulls.append_n_non_nulls(stretch.len()),
+                Some(null_rows) => {
+                    stretch.for_each(|row| nulls.append(!null_rows.get(row).copied().unwrap_or(true)))
+                }
+            }
         }
     }
+    // SAFETY: the offsets rise from 0 to `values.len()` (each stretch's own offsets, which rise,
+    // moved by one amount), and `values` is whole stretches of `Texts`, which are UTF-8 with
+    // every offset on a character boundary (checked when the batch left the plugin), so every
+    // value is UTF-8 too. Arrow's checked constructor would read every byte again.
+    Ok(unsafe {
+        StringArray::new_unchecked(
+            OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
+            Buffer::from_vec(values),
+            nulls.finish(),
+        )
+    })
+}
+
+/// The stretches of consecutive numbers in `rows`, as ranges.
+fn consecutive(rows: &[usize]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let &first = rows.get(at)?;
+        let mut end = first + 1;
+        at += 1;
+        while rows.get(at) == Some(&end) {
+            end += 1;
+            at += 1;
+        }
+        Some(first..end)
+    })
+}
+
+/// A primitive column from the runs' values of one type (`values_of` picks them out; a column
+/// of another type, or none, gives nulls).
+fn primitive<T: ArrowPrimitiveType>(
+    runs: &[Run<'_>],
+    position: usize,
+    rows: usize,
+    values_of: impl Fn(&ColumnValues) -> Option<&Vec<T::Native>>,
+) -> PrimitiveArray<T> {
+    let mut builder = PrimitiveBuilder::<T>::with_capacity(rows);
+    for run in runs {
+        let data = run.column(position);
+        match data.and_then(|data| Some((values_of(data.values())?, data.nulls()))) {
+            Some((values, None)) => {
+                for &row in &run.rows {
+                    match values.get(row) {
+                        Some(&value) => builder.append_value(value),
+                        None => builder.append_null(),
+                    }
+                }
+            }
+            Some((values, Some(nulls))) => {
+                for &row in &run.rows {
+                    match values.get(row) {
+                        Some(&value) if nulls.get(row) == Some(&false) => builder.append_value(value),
+                        _ => builder.append_null(),
+                    }
+                }
+            }
+            None => builder.append_nulls(run.rows.len()),
+        }
+    }
+    builder.finish()
 }
 
 fn lineage_columns<'a>(
@@ -377,6 +529,41 @@ pub(crate) mod tests {
         let custom_args = batch.column(8).as_string::<i32>();
         assert_eq!(custom_args.value(0), r#"{"request_id":"r-1","n":[1,2.5,null]}"#);
         assert!(custom_args.is_null(1));
+    }
+
+    #[test]
+    fn rows_taken_out_of_order_from_several_batches_keep_their_own_values() {
+        let encoder = encoder(false);
+        let first = typed_rows(
+            &encoder.declared,
+            &[GOOD, SPARSE, &GOOD.replace("r-1", "r-é"), &SPARSE.replace("click", "open"), GOOD],
+        );
+        let second = typed_rows(&encoder.declared, &[&SPARSE.replace("click", "bounce"), GOOD]);
+        let picked = [&first[0], &first[2], &first[3], &second[1], &first[1], &second[0], &first[4]];
+        let rows: Vec<RowRef> = picked.into_iter().cloned().collect();
+        let encoded = encoder.encode(&records(&rows)).unwrap();
+        assert!(encoded.rejected.is_empty(), "{:?}", encoded.rejected);
+        for (position, column) in encoder.declared.columns.iter().enumerate() {
+            if !matches!(column.column_type, ColumnType::Text | ColumnType::Json) {
+                continue;
+            }
+            let array = encoded.batch.column(position).as_string::<i32>();
+            for (at, row) in rows.iter().enumerate() {
+                let expected = match row.value(position) {
+                    Value::Text(text) | Value::Json(text) => Some(text),
+                    _ => None,
+                };
+                let found = (!array.is_null(at)).then(|| array.value(at));
+                assert_eq!(found, expected, "column `{}`, row {at}", column.name);
+            }
+        }
+    }
+
+    #[test]
+    fn consecutive_rows_are_found_as_stretches() {
+        let stretches: Vec<_> = consecutive(&[3, 4, 5, 9, 2, 3, 7]).collect();
+        assert_eq!(stretches, [3..6, 9..10, 2..4, 7..8]);
+        assert_eq!(consecutive(&[]).count(), 0);
     }
 
     #[test]
