@@ -21,8 +21,10 @@
 #              vs FastAPI peer, once against a tansu in memory (as DESIGN.md's peers) and once
 #              against the services' tansu on SeaweedFS
 #   connector  a filled topic → normalize-sendgrid-events → Parquet on S3: sluice (as configured
-#              by default: one consumer-group member per core; then one member) vs connector_peer.py
-#   ratio      plugin-ratio: the normalization as WASM vs native
+#              by default: one consumer-group member per core; then one member) vs bare-connector
+#              (the same work natively, no platform: the ceiling) vs connector_peer.py
+#   ratio      plugin-ratio: the normalization as WASM vs native, where each event's time goes;
+#              the ETL's two plugins the same way on the ETL's records
 #   etl        user-status file on S3 → 3 PostgreSQL tables: sluice job run vs PySpark vs COPY floor
 #   swap       20 plugin swaps (rename in the watched plugins dir) under wrk load
 #   soak       the full webhook → Kafka → Parquet pipeline under steady load, RSS sampled
@@ -116,7 +118,7 @@ log "building release binaries"
 cargo build --release --locked -p sluice -p sluice-bench --bins
 release="$CARGO_TARGET_DIR/release"
 sluice_bin="$release/sluice"
-for binary in sluice bare-ingest sign-webhook fill-topic plugin-ratio; do
+for binary in sluice bare-ingest bare-connector sign-webhook fill-topic plugin-ratio; do
     [[ -x "$release/$binary" ]] || die "$release/$binary was not built"
 done
 
@@ -360,6 +362,13 @@ TOML
         stop_pid "$sluice_pid"
     done
 
+    # The native ceiling: the same normalization compiled natively, the same consumer settings,
+    # Arrow/Parquet encoding and windows, stored in the background (bare-connector's module docs).
+    AWS_ENDPOINT_URL="$SLUICE_S3_ENDPOINT" "${measure[@]}" timed --out "$work/connector-ceiling.json" \
+        --label bare_connector -- "$release/bare-connector" --brokers "$SLUICE_KAFKA_BROKERS" --topic "$topic" \
+        --group "bare-conn-$run_id" --bucket "$bucket" --prefix "bench/$run_id/bare/events" \
+        --expected-events "$connector_events" --batch-records 50 --window-events 100000 --window-seconds 2
+
     "${measure[@]}" timed --out "$work/connector-python.json" --label connector_peer -- \
         "$py" "$peers/connector_peer.py" --brokers "$SLUICE_KAFKA_BROKERS" --topic "$topic" \
         --group "pypeer-conn-$run_id" --bucket "$bucket" --prefix "bench/$run_id/pypeer/events" \
@@ -371,15 +380,19 @@ TOML
         --meta "members_default=$(nproc)" \
         --part "fill=$work/fill-topic.json" --part "sluice=$work/connector-sluice-default.json" \
         --part "sluice_members_1=$work/connector-sluice-1.json" \
-        --part "python=$work/connector-python.json"
+        --part "ceiling=$work/connector-ceiling.json" --part "python=$work/connector-python.json"
 }
 
 # --- 3. WASM vs native normalization ---------------------------------------------------------
 
 bench_ratio() {
-    log "ratio: plugin-ratio"
+    log "ratio: plugin-ratio (normalization; the ETL's two plugins on the ETL's records)"
     rm -f "$results/ratio.json"
+    local file expected
+    read -r file expected < <(etl_input)
     "$release/plugin-ratio" --plugin "$plugins/normalize-sendgrid-events.wasm" "${ratio_args[@]}" \
+        --etl-records "$file" --validate-plugin "$plugins/validate-user-status.wasm" \
+        --explode-plugin "$plugins/explode-status-logs.wasm" \
         | tee "$work/plugin-ratio.jsonl"
     "${measure[@]}" bundle --bench ratio --out "$results/ratio.json" "${meta[@]}" \
         --jsonl "$work/plugin-ratio.jsonl"
@@ -387,15 +400,22 @@ bench_ratio() {
 
 # --- 4. user-status ETL ----------------------------------------------------------------------
 
-bench_etl() {
-    log "etl: $etl_records records, sluice job run vs PySpark vs COPY floor"
-    rm -f "$results/etl.json"
+# The ETL's input, generated once per size: prints its path and its expected counts' path.
+etl_input() {
     local data="$repo/.run/bench/etl"
     local file="$data/user-status-$etl_records.jsonl" expected="$data/user-status-$etl_records.expected.json"
     mkdir -p "$data"
     if [[ ! -f "$file" || ! -f "$expected" ]]; then
-        python3 "$repo/bench/peers/python/gen_user_status.py" "$etl_records" "$file" "$expected"
+        python3 "$repo/bench/peers/python/gen_user_status.py" "$etl_records" "$file" "$expected" >&2
     fi
+    echo "$file $expected"
+}
+
+bench_etl() {
+    log "etl: $etl_records records, sluice job run vs PySpark vs COPY floor"
+    rm -f "$results/etl.json"
+    local file expected
+    read -r file expected < <(etl_input)
     local etl_bucket="sluice-bench" key="user-status/$run_id/$(basename "$file")"
     local sigv4=(--aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
     curl -sS -o /dev/null "${sigv4[@]}" -X PUT "$SLUICE_S3_ENDPOINT/$etl_bucket" || true

@@ -8,8 +8,11 @@
 //! - [`signing`]: P-256 keys and the SendGrid webhook signature sluice verifies, signed for the
 //!   requests and checked again, without sluice, for the bare peer;
 //! - [`kafka`]: a producer configured exactly like sluice's `DurableProducer`, and topic
-//!   creation.
+//!   creation;
+//! - [`native`]: the normalization plugin's declaration and rows in the host's typed form, for
+//!   the binaries that run it natively.
 
 pub mod events;
 pub mod kafka;
+pub mod native;
 pub mod signing;

@@ -15,8 +15,9 @@ committed once every object of it is stored. Refused events and bodies go as JSO
 shape of sluice's dead letters) under --dead-letter-prefix. Object names are deterministic
 from topic+partition+first offset, as sluice names them, so a replay overwrites.
 
-Stops after --expected-events events (elements of bodies, plus one per body that is no
-array), or after --idle-seconds without a new record (tansu's high watermarks are not
+Stops once --expected-events events (elements of bodies, plus one per body that is no
+array) are read and every window has closed by its own limits, or after --idle-seconds without
+a new record (tansu's high watermarks are not
 reliable, so "lag 0" is observed as "nothing new for N seconds"). `seconds` runs from the
 first record received to the last commit, so neither group joining nor the idle wait counts.
 
@@ -265,7 +266,10 @@ def run(args: argparse.Namespace) -> dict:
             for partition in [p for p, w in windows.items() if w.is_due(args.window_events, args.window_seconds)]:
                 close_window(partition)
             commit_stored(block=False)
-            if args.expected_events and events_seen >= args.expected_events:
+            # Windows close by their own limits, as a long-running consumer's do (and as
+            # sluice's and bare-connector's): once every expected event is read, the open ones
+            # are left to reach their age.
+            if args.expected_events and events_seen >= args.expected_events and not windows:
                 break
             if args.idle_seconds and first_record_at is not None and now - last_record_at >= args.idle_seconds:
                 break

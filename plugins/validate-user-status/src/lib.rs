@@ -13,6 +13,9 @@ mod user_status;
 
 use sluice_plugin_sdk::{BatchResult, Plugin, PluginInfo, RecordIn};
 
+/// The outputs this plugin declares, for native code (benchmarks) that runs its logic.
+pub use crate::outputs::declared as declared_outputs;
+
 /// The exported plugin. It keeps no state, so every batch stands alone.
 ///
 /// Public so native code (benchmarks, tests) can run the same logic through

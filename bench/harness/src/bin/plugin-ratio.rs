@@ -20,20 +20,19 @@
 //! ```
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde_json::json;
-use sluice::plugin::rows::{ColumnData, ColumnValues, RowBatch, RowRef, Texts};
-use sluice::plugin::schema::OutputSchema;
+use sluice::plugin::rows::{RowBatch, RowRef};
 use sluice::plugin::{CompileCache, EngineTuning, LoadedPlugin, PluginCall, PluginEngine, PluginLimits};
 use sluice::sink::parquet::rows::{RowEncoder, TableRow};
 use sluice::sink::parquet::schema::arrow_schema;
 use sluice_bench::events::{EventGenerator, GeneratorSettings};
-use sluice_plugin_sdk::bindings::sluice::transform::types as native;
+use sluice_bench::native::{host_rows, host_schema};
 
 /// Events/s of the normalization plugin as WASM and as native code, and their ratio.
 #[derive(Debug, Parser)]
@@ -68,6 +67,20 @@ struct Args {
     /// no-epoch-checks, or `all`.
     #[arg(long, value_delimiter = ',', default_values_t = [String::from("default")])]
     engines: Vec<String>,
+    /// The ETL's user-status records (JSON lines, `bench/peers/python/gen_user_status.py`): with
+    /// `--validate-plugin` and `--explode-plugin`, the two ETL plugins are measured the same way
+    /// on them, explode on the rows validate passes it, as the job's chain does.
+    #[arg(long, requires_all = ["validate_plugin", "explode_plugin"])]
+    etl_records: Option<PathBuf>,
+    /// `<dir>/validate-user-status.wasm`.
+    #[arg(long)]
+    validate_plugin: Option<PathBuf>,
+    /// `<dir>/explode-status-logs.wasm`.
+    #[arg(long)]
+    explode_plugin: Option<PathBuf>,
+    /// Records per call for the ETL plugins (the user-status pipeline's `batch_records`).
+    #[arg(long, default_value_t = 5000)]
+    etl_batch_records: usize,
 }
 
 /// What one pass over every body produced, to check both builds agree.
@@ -99,7 +112,126 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("cannot load {}", args.plugin.display()))?;
         measure(&args, tuning, &plugin, &native_records, &wasm_records)?;
     }
+    if let (Some(records), Some(validate), Some(explode)) =
+        (&args.etl_records, &args.validate_plugin, &args.explode_plugin)
+    {
+        let engine = PluginEngine::new(limits.memory_bytes)?;
+        measure_etl(&args, &engine, records, validate, explode)?;
+    }
     Ok(())
+}
+
+/// The ETL's two plugins natively and as WebAssembly on the ETL's records, outputs taken into
+/// the host's typed rows; one JSON line per plugin.
+fn measure_etl(
+    args: &Args,
+    engine: &PluginEngine,
+    records: &Path,
+    validate_path: &Path,
+    explode_path: &Path,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(records).with_context(|| format!("cannot read {}", records.display()))?;
+    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    let load = |path: &Path| {
+        LoadedPlugin::from_file(engine, &CompileCache::disabled(), path)
+            .with_context(|| format!("cannot load {}", path.display()))
+    };
+    let (validate, explode) = (load(validate_path)?, load(explode_path)?);
+    let call = PluginCall { config: Vec::new(), limits: PluginLimits::default() };
+    let validate_inputs: Vec<Vec<u8>> = lines.iter().map(|line| line.as_bytes().to_vec()).collect();
+    // explode-status-logs reads validate-user-status's `status_logs` rows, rendered as JSON by
+    // the host as a chained step gets them.
+    let mut explode_inputs = Vec::new();
+    for batch in wasm_inputs(&validate_inputs).chunks(args.etl_batch_records) {
+        for rows in validate.transform(&call, batch)?.outputs {
+            if rows.schema().name == "status_logs" {
+                explode_inputs.extend((0..rows.len()).map(|row| rows.json(row)));
+            }
+        }
+    }
+    let validate_native = |batch: &[sluice_plugin_sdk::RecordIn]| {
+        <validate_user_status::ValidateUserStatus as sluice_plugin_sdk::Plugin>::transform(batch, &())
+    };
+    let explode_native = |batch: &[sluice_plugin_sdk::RecordIn]| {
+        <explode_status_logs::ExplodeStatusLogs as sluice_plugin_sdk::Plugin>::transform(batch, &())
+    };
+    let plugins: [EtlPlugin<'_>; 2] = [
+        (&validate, &validate_native, &validate_inputs, validate_user_status::declared_outputs()),
+        (&explode, &explode_native, &explode_inputs, explode_status_logs::declared_outputs()),
+    ];
+    for (plugin, native_transform, inputs, declared) in plugins {
+        let schemas = declared.iter().map(host_schema).collect::<anyhow::Result<Vec<_>>>()?;
+        let native_records: Vec<sluice_plugin_sdk::RecordIn> =
+            inputs.iter().map(|value| sluice_plugin_sdk::RecordIn::from_value(value.clone())).collect();
+        let wasm_records = wasm_inputs(inputs);
+        let mut native_pass = || {
+            let mut produced = Produced { rows: 0, failures: 0 };
+            for batch in native_records.chunks(args.etl_batch_records) {
+                let result = native_transform(batch);
+                produced.failures += result.failures.len();
+                for rows in result.outputs {
+                    let schema = schemas
+                        .iter()
+                        .find(|schema| schema.name == rows.output)
+                        .context("undeclared output")?;
+                    produced.rows += black_box(host_rows(schema, rows)?).len();
+                }
+            }
+            Ok(produced)
+        };
+        let mut wasm_pass = || {
+            let mut produced = Produced { rows: 0, failures: 0 };
+            for batch in wasm_records.chunks(args.etl_batch_records) {
+                let result = black_box(plugin.transform(&call, batch)?);
+                produced.failures += result.failures.len();
+                produced.rows += result.outputs.iter().map(|rows| rows.len()).sum::<usize>();
+            }
+            Ok(produced)
+        };
+        let rounds = Rounds::run(args.passes, &mut [&mut native_pass, &mut wasm_pass])?;
+        let [native, wasm] = [0, 1].map(|contender| rounds.fastest[contender]);
+        if native.1 != wasm.1 {
+            bail!("{}: the builds disagree: native gave {:?}, wasm {:?}", plugin.name(), native.1, wasm.1);
+        }
+        let ratios = rounds.ratios(1);
+        let rate = |time: Duration| inputs.len() as f64 / time.as_secs_f64();
+        println!(
+            "{}",
+            json!({
+                "bench": "plugin-ratio",
+                "plugin": plugin.name(),
+                "engine": EngineTuning::Default.name(),
+                "batch_records": args.etl_batch_records,
+                "records": inputs.len(),
+                "rows": native.1.rows,
+                "failures": native.1.failures,
+                "native_records_per_s": rate(native.0).round(),
+                "wasm_records_per_s": rate(wasm.0).round(),
+                "wasm_to_native": round3(median(&ratios)),
+                "wasm_to_native_min": round3(ratios.first().copied().unwrap_or(0.0)),
+                "wasm_to_native_max": round3(ratios.last().copied().unwrap_or(0.0)),
+            })
+        );
+    }
+    Ok(())
+}
+
+/// An ETL plugin as a component, the same plugin's `transform` natively, its inputs and its
+/// declared outputs.
+type EtlPlugin<'a> = (
+    &'a LoadedPlugin,
+    &'a dyn Fn(&[sluice_plugin_sdk::RecordIn]) -> sluice_plugin_sdk::BatchResult,
+    &'a [Vec<u8>],
+    Vec<sluice_plugin_sdk::OutputInfo>,
+);
+
+/// Record values as the host's input records.
+fn wasm_inputs(values: &[Vec<u8>]) -> Vec<sluice::plugin::RecordIn> {
+    values
+        .iter()
+        .map(|value| sluice::plugin::RecordIn { key: None, value: value.clone(), headers: Vec::new() })
+        .collect()
 }
 
 /// The settings `--engines` names, in its order; `all` is every one.
@@ -251,33 +383,6 @@ fn encode(encoder: &RowEncoder, rows: Arc<RowBatch>) -> anyhow::Result<usize> {
         .collect();
     let encoded = black_box(encoder.encode(&records)?);
     Ok(encoded.batch.num_rows())
-}
-
-/// The native plugin's rows as the host's typed rows, moving the buffers (no value is copied).
-fn host_rows(declared: &Arc<OutputSchema>, batch: native::OutputBatch) -> anyhow::Result<RowBatch> {
-    let texts =
-        |blobs: native::Blobs| Texts::from_blobs(blobs.bytes, blobs.offsets).map_err(anyhow::Error::msg);
-    let columns = batch
-        .columns
-        .into_iter()
-        .map(|column| {
-            let values = match column.values {
-                native::ColumnValues::Text(blobs) => ColumnValues::Text(texts(blobs)?),
-                native::ColumnValues::Json(blobs) => ColumnValues::Json(texts(blobs)?),
-                native::ColumnValues::Int32(values) => ColumnValues::Int32(values),
-                native::ColumnValues::Int64(values) => ColumnValues::Int64(values),
-                native::ColumnValues::Float64(values) => ColumnValues::Float64(values),
-                native::ColumnValues::Boolean(values) => ColumnValues::Boolean(values),
-                native::ColumnValues::TimestampMs(values) => ColumnValues::TimestampMs(values),
-                native::ColumnValues::TextList(lists) => {
-                    ColumnValues::text_list(texts(lists.items)?, lists.offsets).map_err(anyhow::Error::msg)?
-                }
-            };
-            ColumnData::new(values, &column.nulls).map_err(anyhow::Error::msg)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let keys = batch.keys.map(texts).transpose()?;
-    Ok(RowBatch::new(declared.clone(), batch.inputs, keys, columns)?)
 }
 
 /// Timed passes of several contenders over the same batches, taken in turn round after round
