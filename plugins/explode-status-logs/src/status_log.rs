@@ -29,7 +29,8 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use sluice_plugin_sdk::json::{compact, kind, parse_object, string_content};
+use sluice_plugin_sdk::json::scan::{Kind, Scanner};
+use sluice_plugin_sdk::json::{compact_text, kind_of_text, parse_object, string_text};
 
 /// One entry of a user's status history, its fields as the varchar columns hold them.
 #[derive(Debug, PartialEq)]
@@ -74,6 +75,7 @@ pub struct ExplodedRecord<'a> {
     pub entries: Vec<StatusLogEntry<'a>>,
 }
 
+/// A record as serde_json reads it, for the records the scanner stops on.
 #[derive(Deserialize)]
 struct RecordFields<'a> {
     #[serde(rename = "userId", borrow, default)]
@@ -82,11 +84,8 @@ struct RecordFields<'a> {
     status_logs: Option<StatusLogsField<'a>>,
 }
 
-/// `statusLogs` as read in the record's one pass: each entry's fields, or the kind of value
-/// it was instead of an object; or the kind of value the field held instead of an array.
-///
-/// Read while the record is parsed rather than captured as text and parsed again: the list is
-/// most of a record's bytes, and reading it once is the plugin's main cost (bench/MISSES.md).
+/// `statusLogs` as serde_json reads it: each entry's fields, or the kind of value it was
+/// instead of an object; or the kind of value the field held instead of an array.
 enum StatusLogsField<'a> {
     Entries(Vec<Result<EntryFields<'a>, &'static str>>),
     NotAnArray(&'static str),
@@ -210,6 +209,128 @@ impl<'de: 'a, 'a> Deserialize<'de> for StatusLogsField<'a> {
     }
 }
 
+/// A record's two fields as JSON text, read once: `userId`, and `statusLogs` entry by entry.
+#[derive(Debug, PartialEq, Eq)]
+struct ReadRecord<'a> {
+    user_id: Option<&'a str>,
+    status_logs: Option<ReadLogs<'a>>,
+}
+
+/// `statusLogs`: each entry's two fields, or the kind of value it was instead of an object; or
+/// the kind of value the field held instead of an array.
+#[derive(Debug, PartialEq, Eq)]
+enum ReadLogs<'a> {
+    Entries(Vec<Result<ReadEntry<'a>, &'static str>>),
+    NotAnArray(&'static str),
+}
+
+/// An entry's two fields as JSON text; missing and `null` are both `None`.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ReadEntry<'a> {
+    status: Option<&'a str>,
+    updated_on: Option<&'a str>,
+}
+
+/// Reads one record in one pass with the SDK's [`Scanner`], or, where the scanner stops (not
+/// one object, broken JSON, a field twice, a field name with an escape), with serde_json, so
+/// those records get serde_json's reasons and reading.
+fn read_record(bytes: &[u8]) -> Result<ReadRecord<'_>, String> {
+    let text = simdutf8::basic::from_utf8(bytes).ok();
+    if let Some(record) = text.and_then(scan_record) {
+        return Ok(record);
+    }
+    read_record_with_serde(bytes)
+}
+
+/// [`read_record`] by serde_json alone.
+fn read_record_with_serde(bytes: &[u8]) -> Result<ReadRecord<'_>, String> {
+    let fields: RecordFields = parse_object(bytes)?;
+    fn entry(fields: EntryFields<'_>) -> ReadEntry<'_> {
+        ReadEntry {
+            status: fields.status.map(RawValue::get),
+            updated_on: fields.updated_on.map(RawValue::get),
+        }
+    }
+    Ok(ReadRecord {
+        user_id: fields.user_id.map(RawValue::get),
+        status_logs: fields.status_logs.map(|logs| match logs {
+            StatusLogsField::Entries(entries) => {
+                ReadLogs::Entries(entries.into_iter().map(|read| read.map(entry)).collect())
+            }
+            StatusLogsField::NotAnArray(found) => ReadLogs::NotAnArray(found),
+        }),
+    })
+}
+
+/// The one-pass reading; `None` where serde_json has to read the record.
+fn scan_record(text: &str) -> Option<ReadRecord<'_>> {
+    let mut scanner = Scanner::new(text);
+    let mut record = ReadRecord { user_id: None, status_logs: None };
+    let (mut seen_user_id, mut seen_status_logs) = (false, false);
+    scanner.begin_object().ok()?;
+    let mut first = true;
+    while let Some(name) = scanner.next_key(first).ok()? {
+        first = false;
+        match name.plain_str()? {
+            "userId" => {
+                if std::mem::replace(&mut seen_user_id, true) {
+                    return None;
+                }
+                let value = scanner.value().ok()?;
+                record.user_id = (value.kind() != Kind::Null).then_some(value.text());
+            }
+            "statusLogs" => {
+                if std::mem::replace(&mut seen_status_logs, true) {
+                    return None;
+                }
+                record.status_logs = match scanner.peek()? {
+                    Kind::Null => {
+                        scanner.value().ok()?;
+                        None
+                    }
+                    Kind::Array => Some(ReadLogs::Entries(scan_entries(&mut scanner)?)),
+                    _ => Some(ReadLogs::NotAnArray(kind_of_text(scanner.value().ok()?.text()))),
+                };
+            }
+            _ => {
+                scanner.value().ok()?;
+            }
+        }
+    }
+    scanner.finish().ok()?;
+    Some(record)
+}
+
+/// The entries of the array that comes next; `None` where serde_json has to read the record.
+fn scan_entries<'a>(scanner: &mut Scanner<'a>) -> Option<Vec<Result<ReadEntry<'a>, &'static str>>> {
+    let mut entries = Vec::new();
+    scanner.begin_array().ok()?;
+    let mut first = true;
+    while scanner.next_element(first).ok()? {
+        first = false;
+        if scanner.peek()? != Kind::Object {
+            entries.push(Err(kind_of_text(scanner.value().ok()?.text())));
+            continue;
+        }
+        let mut entry = ReadEntry::default();
+        scanner.begin_object().ok()?;
+        let mut first_member = true;
+        while let Some(name) = scanner.next_key(first_member).ok()? {
+            first_member = false;
+            let name = name.plain_str()?;
+            let value = scanner.value().ok()?;
+            let text = (value.kind() != Kind::Null).then_some(value.text());
+            match name {
+                "status" => entry.status = text,
+                "updatedOn" => entry.updated_on = text,
+                _ => {}
+            }
+        }
+        entries.push(Ok(entry));
+    }
+    Some(entries)
+}
+
 /// Takes one `status_logs` record apart into its entries, all of them or none.
 ///
 /// # Errors
@@ -218,19 +339,19 @@ impl<'de: 'a, 'a> Deserialize<'de> for StatusLogsField<'a> {
 /// not an object: the field `statusLogs[i]` when there is one such entry, else no field and
 /// every entry's `statusLogs[i]: problem` joined by `; ` in entry order.
 pub fn explode(bytes: &[u8]) -> Result<ExplodedRecord<'_>, ExplodeError> {
-    let fields: RecordFields = parse_object(bytes).map_err(ExplodeError::record)?;
-    let user_id = match fields.user_id {
+    let record = read_record(bytes).map_err(ExplodeError::record)?;
+    let user_id = match record.user_id {
         None => return Err(ExplodeError::field("userId", "missing or null")),
-        Some(raw) => string_content(raw).ok_or_else(|| {
-            ExplodeError::field("userId", format!("expected a string, found {}", kind(raw)))
+        Some(raw) => string_text(raw).ok_or_else(|| {
+            ExplodeError::field("userId", format!("expected a string, found {}", kind_of_text(raw)))
         })?,
     };
-    let read_entries = match fields.status_logs {
+    let read_entries = match record.status_logs {
         None => return Err(ExplodeError::field("statusLogs", "missing or null")),
-        Some(StatusLogsField::NotAnArray(found)) => {
+        Some(ReadLogs::NotAnArray(found)) => {
             return Err(ExplodeError::field("statusLogs", format!("expected an array, found {found}")));
         }
-        Some(StatusLogsField::Entries(entries)) => entries,
+        Some(ReadLogs::Entries(entries)) => entries,
     };
     let mut entries = Vec::with_capacity(read_entries.len());
     let mut problems = Vec::new();
@@ -257,14 +378,8 @@ pub fn explode(bytes: &[u8]) -> Result<ExplodedRecord<'_>, ExplodeError> {
 
 /// A non-null value as a varchar column holds it: a string's content, anything else its
 /// compact JSON text (a number exactly as written, `true`, `{"a":1}`).
-fn column_text(raw: &RawValue) -> Cow<'_, str> {
-    if let Some(text) = string_content(raw) {
-        return text;
-    }
-    match compact(raw) {
-        Cow::Borrowed(raw) => Cow::Borrowed(raw.get()),
-        Cow::Owned(raw) => Cow::Owned(String::from(Box::<str>::from(raw))),
-    }
+fn column_text(text: &str) -> Cow<'_, str> {
+    string_text(text).unwrap_or_else(|| compact_text(text))
 }
 
 #[cfg(test)]
@@ -464,5 +579,31 @@ mod tests {
         assert_eq!(reason_of("[]"), "expected a JSON object, found an array");
         assert!(reason_of("{").starts_with("not valid JSON: EOF"));
         assert_eq!(explode(b"[]").unwrap_err().field, None);
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use sluice_fuzz::plugin::{Batch, sample_batches};
+
+    use super::*;
+
+    /// The fields a `status_logs` record and its entries are read for.
+    const KEYS: &[&str] = &["userId", "statusLogs", "status", "updatedOn"];
+
+    fn batches() -> impl Strategy<Value = Batch> {
+        sample_batches(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"), KEYS)
+    }
+
+    proptest! {
+        #![proptest_config(sluice_fuzz::config())]
+
+        #[test]
+        fn the_one_pass_reading_gives_what_serde_json_alone_gives(batch in batches()) {
+            for record in &batch.0 {
+                prop_assert_eq!(read_record(&record.value), read_record_with_serde(&record.value));
+            }
+        }
     }
 }

@@ -48,7 +48,12 @@ pub fn parse_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String
 
 /// Names the kind of a JSON value, as failure reasons say it ("found an array").
 pub fn kind(raw: &RawValue) -> &'static str {
-    match raw.get().as_bytes().first() {
+    kind_of_text(raw.get())
+}
+
+/// [`kind`] of valid, trimmed JSON text.
+pub fn kind_of_text(text: &str) -> &'static str {
+    match text.as_bytes().first() {
         Some(b'"') => "a string",
         Some(b'{') => "an object",
         Some(b'[') => "an array",
@@ -95,6 +100,21 @@ pub fn compact(raw: &RawValue) -> Cow<'_, RawValue> {
     match String::from_utf8(compacted).map(RawValue::from_string) {
         Ok(Ok(value)) => Cow::Owned(value),
         _ => Cow::Borrowed(raw),
+    }
+}
+
+/// [`compact`] of valid, trimmed JSON text.
+pub fn compact_text(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let Some(first) = first_layout_byte(bytes) else {
+        return Cow::Borrowed(text);
+    };
+    let mut compacted = Vec::with_capacity(bytes.len());
+    compact_from(bytes, first, &mut compacted);
+    // Removing ASCII whitespace outside strings keeps UTF-8 text UTF-8.
+    match String::from_utf8(compacted) {
+        Ok(text) => Cow::Owned(text),
+        Err(_) => Cow::Borrowed(text),
     }
 }
 

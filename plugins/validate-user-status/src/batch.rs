@@ -1,11 +1,8 @@
 //! One call of the plugin: a batch of user-status records in, rows for three outputs out.
 
-use sluice_plugin_sdk::json::parse_object;
 use sluice_plugin_sdk::{BatchResult, Failure, InputKeys, Outputs, RecordIn, RowError};
 
-use crate::outputs::{
-    ErrorRecRow, OUTPUTS, STATUS_LOGS, StatusLogsRow, USER_STATUS, USER_STATUS_ERROR_REC, UserStatusRow,
-};
+use crate::outputs::{OUTPUTS, push_error_rec, push_valid};
 use crate::user_status::UserStatusFields;
 
 /// Sorts every record of `batch` into rows or a failure.
@@ -29,20 +26,13 @@ pub fn transform(batch: &[RecordIn]) -> BatchResult {
 
 /// Appends the rows of one record; on error the caller drops what was appended.
 fn sort_record(index: u32, key: Option<&[u8]>, value: &[u8], outputs: &mut Outputs) -> Result<(), Failure> {
-    let fields: UserStatusFields = parse_object(value).map_err(|reason| Failure::whole(index, reason))?;
-    // The row types always fit their columns; an error is still the record's failure, not a panic.
+    let fields = UserStatusFields::read(value).map_err(|reason| Failure::whole(index, reason))?;
+    // The rows always fit their columns; an error is still the record's failure, not a panic.
     let row_failure = |error: RowError| error.into_failure(index);
     match fields.validate() {
-        Some(valid) => {
-            outputs.push(USER_STATUS, index, key, &UserStatusRow::from(&valid)).map_err(row_failure)?;
-            outputs.push(STATUS_LOGS, index, key, &StatusLogsRow::from(&valid)).map_err(row_failure)?;
-        }
-        None => {
-            let row = ErrorRecRow { error_rec: fields.error_rec() };
-            outputs.push(USER_STATUS_ERROR_REC, index, key, &row).map_err(row_failure)?;
-        }
+        Some(valid) => push_valid(outputs, index, key, &valid).map_err(row_failure),
+        None => push_error_rec(outputs, index, key, &fields.error_rec()).map_err(row_failure),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -50,7 +40,7 @@ mod tests {
     use sluice_plugin_sdk::render::{RenderedRow, result_rows};
 
     use super::*;
-    use crate::outputs::declared;
+    use crate::outputs::{STATUS_LOGS, USER_STATUS, USER_STATUS_ERROR_REC, declared};
 
     const VALID: &str = r#"{"userId":"0000","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[]}"#;
     const INVALID: &str = r#"{"userId":"0001","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"","isBlacklisted":false,"statusLogs":[]}"#;
@@ -160,7 +150,7 @@ mod fuzz {
     use sluice_plugin_sdk::render::result_rows;
 
     use super::*;
-    use crate::outputs::declared;
+    use crate::outputs::{STATUS_LOGS, USER_STATUS, USER_STATUS_ERROR_REC, declared};
 
     /// The fields a user-status record is read for, and those of its status log entries.
     const KEYS: &[&str] =
@@ -172,6 +162,16 @@ mod fuzz {
 
     proptest! {
         #![proptest_config(sluice_fuzz::config())]
+
+        #[test]
+        fn the_one_pass_reading_gives_what_serde_json_alone_gives(batch in batches()) {
+            for record in &batch.0 {
+                prop_assert_eq!(
+                    crate::user_status::UserStatusFields::read(&record.value),
+                    crate::user_status::UserStatusFields::read_with_serde(&record.value)
+                );
+            }
+        }
 
         #[test]
         fn every_record_gives_its_two_rows_an_error_row_or_one_failure(batch in batches()) {

@@ -1,11 +1,9 @@
 //! The plugin's named outputs: their columns and the rows written to them.
 //!
-//! Each row type serializes its fields in its output's column order, as `OutputRows` checks.
+//! Each output's rows are written value by value in its column order, as `OutputRows` checks.
 
-use serde::Serialize;
-use serde_json::value::RawValue;
-use sluice_plugin_sdk::OutputInfo;
 use sluice_plugin_sdk::schema::{Column, ColumnType};
+use sluice_plugin_sdk::{OutputInfo, Outputs, RowError};
 
 use crate::user_status::ValidUserStatus;
 
@@ -16,7 +14,7 @@ pub const STATUS_LOGS: &str = "status_logs";
 /// Invalid records, one text row each, for the `user_status_error_rec` table.
 pub const USER_STATUS_ERROR_REC: &str = "user_status_error_rec";
 
-/// The fields of a [`UserStatusRow`], in the order it serializes them.
+/// The columns of a `user_status` row, in the order [`push_valid`] writes them.
 const USER_STATUS_COLUMNS: &[Column] = &[
     Column::required("userId", ColumnType::Text),
     Column::required("createdAt", ColumnType::Text),
@@ -25,11 +23,11 @@ const USER_STATUS_COLUMNS: &[Column] = &[
     Column::required("isBlacklisted", ColumnType::Boolean),
 ];
 
-/// The fields of a [`StatusLogsRow`], in the order it serializes them.
+/// The columns of a `status_logs` record, in the order [`push_valid`] writes them.
 const STATUS_LOGS_COLUMNS: &[Column] =
     &[Column::required("userId", ColumnType::Text), Column::required("statusLogs", ColumnType::Json)];
 
-/// The field of an [`ErrorRecRow`].
+/// The column of a `user_status_error_rec` row.
 const USER_STATUS_ERROR_REC_COLUMNS: &[Column] = &[Column::required("error_rec", ColumnType::Text)];
 
 /// Every output and its columns, in the order `info()` declares them.
@@ -44,58 +42,54 @@ pub fn declared() -> Vec<OutputInfo> {
     OUTPUTS.iter().map(|&(name, columns)| OutputInfo::new(name, columns)).collect()
 }
 
-/// A `user_status` row: the user's latest status, without the logs.
-#[derive(Debug, Serialize)]
-pub struct UserStatusRow<'a> {
-    #[serde(rename = "userId")]
-    user_id: &'a str,
-    #[serde(rename = "createdAt")]
-    created_at: &'a str,
-    status: &'a str,
-    /// Declared int64 so the column never narrows; validation already keeps it in 32-bit range.
-    #[serde(rename = "lastVisitedAt")]
-    last_visited_at: i64,
-    #[serde(rename = "isBlacklisted")]
-    is_blacklisted: bool,
-}
-
-impl<'a> From<&'a ValidUserStatus<'a>> for UserStatusRow<'a> {
-    fn from(valid: &'a ValidUserStatus<'a>) -> Self {
-        UserStatusRow {
-            user_id: &valid.user_id,
-            created_at: &valid.created_at,
-            status: &valid.status,
-            last_visited_at: valid.last_visited_at.into(),
-            is_blacklisted: valid.is_blacklisted,
-        }
+/// Writes `valid`'s rows: its `user_status` row and its `status_logs` record.
+///
+/// # Errors
+/// Only a batch too large for the contract's offsets.
+pub fn push_valid(
+    outputs: &mut Outputs,
+    input: u32,
+    key: Option<&[u8]>,
+    valid: &ValidUserStatus<'_>,
+) -> Result<(), RowError> {
+    if let Some(rows) = outputs.rows(USER_STATUS) {
+        rows.row(input, key)
+            .text(&valid.user_id)
+            .text(&valid.created_at)
+            .text(&valid.status)
+            // Declared int64 so the column never narrows; validation keeps it in 32-bit range.
+            .int64(valid.last_visited_at.into())
+            .boolean(valid.is_blacklisted)
+            .finish()?;
     }
-}
-
-/// A `status_logs` record: the user and their status history, still as JSON.
-#[derive(Debug, Serialize)]
-pub struct StatusLogsRow<'a> {
-    #[serde(rename = "userId")]
-    user_id: &'a str,
-    #[serde(rename = "statusLogs")]
-    status_logs: &'a RawValue,
-}
-
-impl<'a> From<&'a ValidUserStatus<'a>> for StatusLogsRow<'a> {
-    fn from(valid: &'a ValidUserStatus<'a>) -> Self {
-        StatusLogsRow { user_id: &valid.user_id, status_logs: &valid.status_logs }
+    if let Some(rows) = outputs.rows(STATUS_LOGS) {
+        rows.row(input, key)
+            .text(&valid.user_id)
+            // The list is valid JSON already, compacted by validation.
+            .json_with(|out| out.extend_from_slice(valid.status_logs.as_bytes()))
+            .finish()?;
     }
+    Ok(())
 }
 
-/// A `user_status_error_rec` row: an invalid record's fields as one line of text.
-#[derive(Debug, Serialize)]
-pub struct ErrorRecRow {
-    pub error_rec: String,
+/// Writes an invalid record's `user_status_error_rec` row: its fields as one line of text.
+///
+/// # Errors
+/// Only a batch too large for the contract's offsets.
+pub fn push_error_rec(
+    outputs: &mut Outputs,
+    input: u32,
+    key: Option<&[u8]>,
+    error_rec: &str,
+) -> Result<(), RowError> {
+    match outputs.rows(USER_STATUS_ERROR_REC) {
+        Some(rows) => rows.row(input, key).text(error_rec).finish(),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde::Serialize;
-    use sluice_plugin_sdk::Outputs;
     use sluice_plugin_sdk::render::result_rows;
 
     use super::*;
@@ -109,11 +103,11 @@ mod tests {
         (name.to_owned(), column_type, false)
     }
 
-    /// `row` as the JSON object `output` renders it.
-    fn rendered(output: &str, row: &impl Serialize) -> String {
+    /// The rows `write` makes, as the JSON objects their outputs render them.
+    fn rendered(write: impl FnOnce(&mut Outputs) -> Result<(), RowError>) -> Vec<String> {
         let mut outputs = Outputs::new(OUTPUTS);
-        outputs.push(output, 0, None, row).unwrap();
-        result_rows(&declared(), &outputs.finish()).unwrap().remove(0).json
+        write(&mut outputs).unwrap();
+        result_rows(&declared(), &outputs.finish()).unwrap().into_iter().map(|row| row.json).collect()
     }
 
     fn valid() -> ValidUserStatus<'static> {
@@ -123,7 +117,7 @@ mod tests {
             last_visited_at: 1_644_527_391,
             status: "VERIFIED".into(),
             is_blacklisted: false,
-            status_logs: serde_json::from_str("[ {\"status\": \"INITIATED\"} ]").unwrap(),
+            status_logs: r#"[{"status":"INITIATED"}]"#.into(),
         }
     }
 
@@ -147,7 +141,7 @@ mod tests {
         );
         let valid = valid();
         assert_eq!(
-            rendered(USER_STATUS, &UserStatusRow::from(&valid)),
+            rendered(|outputs| push_valid(outputs, 0, None, &valid))[0],
             r#"{"userId":"0000","createdAt":"2022-02-10T21:09:51Z","status":"VERIFIED","lastVisitedAt":1644527391,"isBlacklisted":false}"#
         );
     }
@@ -161,11 +155,10 @@ mod tests {
         // Through validation, which compacts the list, as the plugin's rows are made.
         let record = r#"{"userId":"0000","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,
             "status":"VERIFIED","isBlacklisted":false,"statusLogs":[ {"status": "INITIATED"} ]}"#;
-        let fields: crate::user_status::UserStatusFields =
-            sluice_plugin_sdk::json::parse_object(record.as_bytes()).unwrap();
+        let fields = crate::user_status::UserStatusFields::read(record.as_bytes()).unwrap();
         let valid = fields.validate().unwrap();
         assert_eq!(
-            rendered(STATUS_LOGS, &StatusLogsRow::from(&valid)),
+            rendered(|outputs| push_valid(outputs, 0, None, &valid))[1],
             r#"{"userId":"0000","statusLogs":[{"status":"INITIATED"}]}"#
         );
     }
@@ -173,7 +166,9 @@ mod tests {
     #[test]
     fn error_rec_row_fills_its_column() {
         assert_eq!(columns_of(USER_STATUS_ERROR_REC), [column("error_rec", ColumnType::Text)]);
-        let row = ErrorRecRow { error_rec: "userid:null".to_owned() };
-        assert_eq!(rendered(USER_STATUS_ERROR_REC, &row), r#"{"error_rec":"userid:null"}"#);
+        assert_eq!(
+            rendered(|outputs| push_error_rec(outputs, 0, None, "userid:null")),
+            [r#"{"error_rec":"userid:null"}"#]
+        );
     }
 }

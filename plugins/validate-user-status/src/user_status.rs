@@ -19,30 +19,51 @@
 //! keeps every record exactly one of: a `user_status` row with all its log rows, an error
 //! row, or a dead letter. What an object entry holds is not checked: as in the original's
 //! `explode`, a missing field is a NULL in its log row. Unknown fields are ignored.
+//!
+//! A record is read once, with the SDK's [`Scanner`]; serde_json reads only the records it
+//! stops on (not an object, broken JSON, a field twice, a field name with an escape), so those
+//! get serde_json's reasons and its reading.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use sluice_plugin_sdk::json::{closing_quote, compact, is_insignificant_whitespace, string_content};
+use sluice_plugin_sdk::json::scan::{Kind, Scanner};
+use sluice_plugin_sdk::json::{
+    closing_quote, compact_text, is_insignificant_whitespace, parse_object, string_text,
+};
 
-/// The six fields of a user-status record as found in the input; missing and `null` are both
-/// `None`.
-#[derive(Debug, Default, Deserialize)]
+/// The names of the six fields, in [`UserStatusFields`]' order.
+const NAMES: [&str; 6] = ["userId", "createdAt", "lastVisitedAt", "status", "isBlacklisted", "statusLogs"];
+
+/// The six fields of a user-status record as found in the input, as JSON text; missing and
+/// `null` are both `None`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct UserStatusFields<'a> {
+    pub user_id: Option<&'a str>,
+    pub created_at: Option<&'a str>,
+    pub last_visited_at: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub is_blacklisted: Option<&'a str>,
+    pub status_logs: Option<&'a str>,
+}
+
+/// The fields as serde_json reads them, for the records the scanner stops on.
+#[derive(Debug, Default, Deserialize)]
+struct SerdeFields<'a> {
     #[serde(rename = "userId", borrow, default)]
-    pub user_id: Option<&'a RawValue>,
+    user_id: Option<&'a RawValue>,
     #[serde(rename = "createdAt", borrow, default)]
-    pub created_at: Option<&'a RawValue>,
+    created_at: Option<&'a RawValue>,
     #[serde(rename = "lastVisitedAt", borrow, default)]
-    pub last_visited_at: Option<&'a RawValue>,
+    last_visited_at: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    pub status: Option<&'a RawValue>,
+    status: Option<&'a RawValue>,
     #[serde(rename = "isBlacklisted", borrow, default)]
-    pub is_blacklisted: Option<&'a RawValue>,
+    is_blacklisted: Option<&'a RawValue>,
     #[serde(rename = "statusLogs", borrow, default)]
-    pub status_logs: Option<&'a RawValue>,
+    status_logs: Option<&'a RawValue>,
 }
 
 /// A record that passed every check, with its fields typed.
@@ -55,17 +76,46 @@ pub struct ValidUserStatus<'a> {
     pub is_blacklisted: bool,
     /// The JSON array, every entry an object and without insignificant whitespace, passed on
     /// for `explode-status-logs` to read.
-    pub status_logs: Cow<'a, RawValue>,
+    pub status_logs: Cow<'a, str>,
 }
 
 impl<'a> UserStatusFields<'a> {
+    /// Reads one record.
+    ///
+    /// # Errors
+    /// The dead-letter reason when the record is not one JSON object (see
+    /// [`sluice_plugin_sdk::json::parse_object`]).
+    pub fn read(value: &'a [u8]) -> Result<Self, String> {
+        let text = simdutf8::basic::from_utf8(value).ok();
+        if let Some(fields) = text.and_then(scan_fields) {
+            return Ok(fields);
+        }
+        Self::read_with_serde(value)
+    }
+
+    /// [`UserStatusFields::read`] by serde_json alone.
+    ///
+    /// # Errors
+    /// As [`UserStatusFields::read`].
+    pub fn read_with_serde(value: &'a [u8]) -> Result<Self, String> {
+        let fields: SerdeFields = parse_object(value)?;
+        Ok(UserStatusFields {
+            user_id: fields.user_id.map(RawValue::get),
+            created_at: fields.created_at.map(RawValue::get),
+            last_visited_at: fields.last_visited_at.map(RawValue::get),
+            status: fields.status.map(RawValue::get),
+            is_blacklisted: fields.is_blacklisted.map(RawValue::get),
+            status_logs: fields.status_logs.map(RawValue::get),
+        })
+    }
+
     /// The typed record, or `None` when any rule in the module docs is broken.
     pub fn validate(&self) -> Option<ValidUserStatus<'a>> {
         Some(ValidUserStatus {
-            user_id: self.user_id.and_then(string_content)?,
-            created_at: self.created_at.and_then(string_content)?,
+            user_id: self.user_id.and_then(string_text)?,
+            created_at: self.created_at.and_then(string_text)?,
             last_visited_at: self.last_visited_at.and_then(int32)?,
-            status: self.status.and_then(string_content).filter(|status| !status.is_empty())?,
+            status: self.status.and_then(string_text).filter(|status| !status.is_empty())?,
             is_blacklisted: self.is_blacklisted.and_then(boolean)?,
             status_logs: self.status_logs.and_then(array_of_objects)?,
         })
@@ -95,9 +145,9 @@ impl<'a> UserStatusFields<'a> {
             text.push(':');
             match value {
                 None => text.push_str("null"),
-                Some(raw) => match string_content(raw) {
+                Some(raw) => match string_text(raw) {
                     Some(content) => text.push_str(&content),
-                    None => text.push_str(compact(raw).get()),
+                    None => text.push_str(&compact_text(raw)),
                 },
             }
         }
@@ -105,20 +155,43 @@ impl<'a> UserStatusFields<'a> {
     }
 }
 
-/// The value of an integer literal that fits a 32-bit column; `1.0`, `1e3` and strings do not.
-fn int32(raw: &RawValue) -> Option<i32> {
-    raw.get().parse().ok()
+/// The fields of `text` read in one pass, or `None` where serde_json has to read it: it is
+/// not exactly one object, names one of the six fields twice, or has a name with an escape.
+fn scan_fields(text: &str) -> Option<UserStatusFields<'_>> {
+    let mut scanner = Scanner::new(text);
+    let mut found: [Option<&str>; 6] = [None; 6];
+    let mut seen = [false; 6];
+    scanner.begin_object().ok()?;
+    let mut first = true;
+    while let Some(name) = scanner.next_key(first).ok()? {
+        first = false;
+        let name = name.plain_str()?;
+        let value = scanner.value().ok()?;
+        if let Some(slot) = NAMES.iter().position(|known| *known == name) {
+            if std::mem::replace(&mut seen[slot], true) {
+                return None;
+            }
+            found[slot] = (value.kind() != Kind::Null).then_some(value.text());
+        }
+    }
+    scanner.finish().ok()?;
+    let [user_id, created_at, last_visited_at, status, is_blacklisted, status_logs] = found;
+    Some(UserStatusFields { user_id, created_at, last_visited_at, status, is_blacklisted, status_logs })
 }
 
-/// `raw` without insignificant whitespace when it is a JSON array whose entries are all
+/// The value of an integer literal that fits a 32-bit column; `1.0`, `1e3` and strings do not.
+fn int32(text: &str) -> Option<i32> {
+    text.parse().ok()
+}
+
+/// `text` without insignificant whitespace when it is a JSON array whose entries are all
 /// objects (an empty array is); `None` for anything else.
 ///
-/// One scan of text serde_json already checked: it follows strings and nesting only to find
-/// each entry's first byte and any whitespace, instead of parsing the array again into
-/// borrowed entries and then compacting it (bench/MISSES.md, session 14). Borrows `raw` when
-/// it is already compact, which is the common case.
-fn array_of_objects(raw: &RawValue) -> Option<Cow<'_, RawValue>> {
-    let bytes = raw.get().as_bytes();
+/// One scan of text already checked as JSON: it follows strings and nesting only to find each
+/// entry's first byte and any whitespace, instead of parsing the array again into entries and
+/// then compacting it. Borrows `text` when it is already compact, which is the common case.
+fn array_of_objects(text: &str) -> Option<Cow<'_, str>> {
+    let bytes = text.as_bytes();
     if bytes.first() != Some(&b'[') {
         return None;
     }
@@ -157,11 +230,11 @@ fn array_of_objects(raw: &RawValue) -> Option<Cow<'_, RawValue>> {
         }
         at += 1;
     }
-    Some(if spaced { compact(raw) } else { Cow::Borrowed(raw) })
+    Some(if spaced { compact_text(text) } else { Cow::Borrowed(text) })
 }
 
-fn boolean(raw: &RawValue) -> Option<bool> {
-    match raw.get() {
+fn boolean(text: &str) -> Option<bool> {
+    match text {
         "true" => Some(true),
         "false" => Some(false),
         _ => None,
@@ -174,8 +247,11 @@ mod tests {
 
     const VALID: &str = r#"{"userId":"0000","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[{"status":"INITIATED","updatedOn":1644527391}]}"#;
 
+    /// The record read both ways, checked to agree.
     fn fields(text: &str) -> UserStatusFields<'_> {
-        sluice_plugin_sdk::json::parse_object(text.as_bytes()).unwrap()
+        let read = UserStatusFields::read(text.as_bytes()).unwrap();
+        assert_eq!(UserStatusFields::read_with_serde(text.as_bytes()), Ok(read), "{text}");
+        read
     }
 
     /// `VALID` with one field's value replaced by `value` (raw JSON), or removed when `None`.
@@ -197,7 +273,7 @@ mod tests {
         assert_eq!(valid.last_visited_at, 1_644_527_391);
         assert_eq!(valid.status, "VERIFIED");
         assert!(!valid.is_blacklisted);
-        assert_eq!(valid.status_logs.get(), r#"[{"status":"INITIATED","updatedOn":1644527391}]"#);
+        assert_eq!(valid.status_logs.as_ref(), r#"[{"status":"INITIATED","updatedOn":1644527391}]"#);
     }
 
     #[test]
@@ -221,7 +297,7 @@ mod tests {
     fn empty_user_id_and_empty_logs_are_valid() {
         assert!(fields(&with_field("userId", Some(r#""""#))).validate().is_some());
         let no_logs = with_field("statusLogs", Some("[]"));
-        assert_eq!(fields(&no_logs).validate().unwrap().status_logs.get(), "[]");
+        assert_eq!(fields(&no_logs).validate().unwrap().status_logs.as_ref(), "[]");
     }
 
     #[test]
@@ -267,15 +343,14 @@ mod tests {
         let original = r#"[{"status":"INITIATED","updatedOn":1644527391}]"#;
         let spaced = "[\n  {\"status\": \"INITIATED\"} ,\n\t{ }\n]";
         let good = VALID.replace(original, spaced);
-        assert_eq!(fields(&good).validate().unwrap().status_logs.get(), r#"[{"status":"INITIATED"},{}]"#);
+        assert_eq!(fields(&good).validate().unwrap().status_logs.as_ref(), r#"[{"status":"INITIATED"},{}]"#);
         let bad = VALID.replace(original, "[\n  {\"status\": \"INITIATED\"} ,\n\t\"VERIFIED\"\n]");
         assert!(fields(&bad).validate().is_none());
     }
 
     /// What [`array_of_objects`] makes of `text` (valid JSON), and whether it borrowed.
     fn scanned(text: &str) -> Option<(String, bool)> {
-        let raw: &RawValue = serde_json::from_str(text).unwrap();
-        array_of_objects(raw).map(|found| (found.get().to_owned(), matches!(found, Cow::Borrowed(_))))
+        array_of_objects(text).map(|found| (found.to_string(), matches!(found, Cow::Borrowed(_))))
     }
 
     #[test]
