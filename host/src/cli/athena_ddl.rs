@@ -11,7 +11,7 @@ use clap::Args;
 use super::HostOptions;
 use super::sweep::load_pipeline;
 use crate::config::StoreLocation;
-use crate::pipeline::table_outputs::output_schema;
+use crate::sink::output_schema;
 use crate::sink::parquet::athena::{
     PartitionProjection, PartitionProjections, TableLocation, create_table_statement,
 };
@@ -46,7 +46,7 @@ pub fn run(args: AthenaDdlArgs) -> anyhow::Result<ExitCode> {
         .sinks
         .iter()
         .filter_map(|sink| {
-            let settings = sink.kind.table()?;
+            let settings = sink.kind.parquet()?;
             let StoreLocation::S3 { bucket, prefix } = settings.location else { return None };
             Some((sink, bucket, prefix, settings.partition_by))
         })

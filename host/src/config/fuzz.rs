@@ -87,7 +87,7 @@ fn load(kind: Kind, path: &Path, text: &str) {
                 let _ = step.call(PluginLimits::default());
             }
             for sink in &pipeline.sinks {
-                let _ = sink.kind.table();
+                let _ = sink.kind.parquet();
             }
             let _ = pipeline.dead_letters.as_ref().map(|dead_letters| dead_letters.location());
         }

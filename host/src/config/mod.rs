@@ -9,7 +9,7 @@ mod host;
 mod pipeline;
 mod validate;
 
-pub use crate::source::{Pairing, SourceConfig};
+pub use crate::source::SourceConfig;
 pub use error::ConfigError;
 pub use host::{
     AdminConfig, HostConfig, KafkaConfig, LogConfig, LogFormat, PluginsConfig, PostgresConfig, S3Config,
@@ -17,6 +17,6 @@ pub use host::{
 };
 pub use pipeline::{
     BodyFormat, DeadLetterConfig, Pipeline, SignatureConfig, SignatureScheme, SinkConfig, SinkKind,
-    StepConfig, StepInput, StoreLocation, TableSinkSettings,
+    StepConfig, StepInput, StoreLocation,
 };
 pub use validate::{is_plain_name, load_pipeline_dir, load_pipeline_file, validate_pipeline};

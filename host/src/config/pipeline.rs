@@ -21,11 +21,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::defaults::{
-    default_rotate_bytes, default_rotate_ms, default_rotate_records, default_signature_tolerance,
-};
+use super::defaults::default_signature_tolerance;
 use crate::plugin::limits::PluginLimitsConfig;
 use crate::plugin::{PluginCall, PluginLimits};
+pub use crate::sink::{SinkConfig, SinkKind};
 pub use crate::source::SourceConfig;
 
 /// One pipeline file.
@@ -152,74 +151,7 @@ impl TryFrom<String> for StepInput {
     }
 }
 
-/// Where one named output of one step goes.
-///
-/// Unknown keys are refused by the kind's own settings (serde cannot deny them here, on the
-/// struct that flattens the kind).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SinkConfig {
-    /// `<plugin>.<output>`.
-    pub from: String,
-    #[serde(flatten)]
-    pub kind: SinkKind,
-}
-
-/// The kinds of sink, with their settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum SinkKind {
-    /// Sends each record to SendGrid's v3 mail/send; the HTTP answer carries the result.
-    Sendgrid {
-        /// The answer's field for the id SendGrid gives the message (`X-Message-Id`).
-        reply_field: Option<String>,
-    },
-    /// Produces each record to a topic.
-    Kafka { topic: String },
-    /// Hive-partitioned Parquet objects in S3.
-    ParquetS3 {
-        bucket: String,
-        prefix: String,
-        #[serde(default)]
-        partition_by: Vec<String>,
-        #[serde(default = "default_rotate_records")]
-        rotate_records: usize,
-        #[serde(default = "default_rotate_bytes")]
-        rotate_bytes: usize,
-        #[serde(default = "default_rotate_ms")]
-        rotate_ms: u64,
-        /// Writes a row once per file window when several rows carry the same record key
-        /// (a plugin keys rows by their identity, e.g. an event id the sender may repeat).
-        #[serde(default)]
-        dedupe_by_key: bool,
-    },
-    /// The same layout in a local directory, for the quick start.
-    ParquetLocal {
-        dir: PathBuf,
-        #[serde(default)]
-        partition_by: Vec<String>,
-        #[serde(default = "default_rotate_records")]
-        rotate_records: usize,
-        #[serde(default = "default_rotate_bytes")]
-        rotate_bytes: usize,
-        #[serde(default = "default_rotate_ms")]
-        rotate_ms: u64,
-        /// Writes a row once per file window when several rows carry the same record key
-        /// (a plugin keys rows by their identity, e.g. an event id the sender may repeat).
-        #[serde(default)]
-        dedupe_by_key: bool,
-    },
-    /// Rows of a PostgreSQL table.
-    Postgres {
-        table: String,
-        /// Columns that identify a row; a later record with the same key replaces it.
-        #[serde(default)]
-        upsert_key: Vec<String>,
-        /// A column to fill with the job's start time.
-        ingested_at_column: Option<String>,
-    },
-}
-
-/// Where a table sink or the dead letters keep their objects.
+/// Where a Parquet sink or the dead letters keep their objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     S3 { bucket: String, prefix: String },
@@ -232,67 +164,6 @@ impl StoreLocation {
         match self {
             StoreLocation::S3 { prefix, .. } => prefix,
             StoreLocation::Local { .. } => "",
-        }
-    }
-}
-
-/// The settings of a `parquet-s3` or `parquet-local` sink, whichever it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSinkSettings {
-    pub location: StoreLocation,
-    pub partition_by: Vec<String>,
-    pub rotate_records: usize,
-    pub rotate_bytes: usize,
-    pub rotate_ms: u64,
-    pub dedupe_by_key: bool,
-}
-
-impl SinkKind {
-    /// The table settings when this is a Parquet sink.
-    pub fn table(&self) -> Option<TableSinkSettings> {
-        match self {
-            SinkKind::ParquetS3 {
-                bucket,
-                prefix,
-                partition_by,
-                rotate_records,
-                rotate_bytes,
-                rotate_ms,
-                dedupe_by_key,
-            } => Some(TableSinkSettings {
-                location: StoreLocation::S3 { bucket: bucket.clone(), prefix: prefix.clone() },
-                partition_by: partition_by.clone(),
-                rotate_records: *rotate_records,
-                rotate_bytes: *rotate_bytes,
-                rotate_ms: *rotate_ms,
-                dedupe_by_key: *dedupe_by_key,
-            }),
-            SinkKind::ParquetLocal {
-                dir,
-                partition_by,
-                rotate_records,
-                rotate_bytes,
-                rotate_ms,
-                dedupe_by_key,
-            } => Some(TableSinkSettings {
-                location: StoreLocation::Local { dir: dir.clone() },
-                partition_by: partition_by.clone(),
-                rotate_records: *rotate_records,
-                rotate_bytes: *rotate_bytes,
-                rotate_ms: *rotate_ms,
-                dedupe_by_key: *dedupe_by_key,
-            }),
-            _ => None,
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            SinkKind::Sendgrid { .. } => "sendgrid",
-            SinkKind::Kafka { .. } => "kafka",
-            SinkKind::ParquetS3 { .. } => "parquet-s3",
-            SinkKind::ParquetLocal { .. } => "parquet-local",
-            SinkKind::Postgres { .. } => "postgres",
         }
     }
 }

@@ -158,7 +158,7 @@ pub fn validate_pipeline(pipeline: &Pipeline, registry: &PluginRegistry) -> Resu
         invalid(key, problem);
     }
     if let Some(path) = pipeline.tables_sql_path() {
-        if !pipeline.sinks.iter().any(|sink| matches!(sink.kind, SinkKind::Postgres { .. })) {
+        if !pipeline.sinks.iter().any(|sink| matches!(sink.kind, SinkKind::Postgres(_))) {
             invalid("tables_sql".into(), "only a pipeline with `postgres` sinks has tables to create".into());
         } else if !path.is_file() {
             invalid("tables_sql".into(), format!("{} is not a readable file", path.display()));
@@ -214,10 +214,9 @@ mod tests {
         let SourceConfig::Http(source) = &pipeline.source else { panic!("{:?}", pipeline.source) };
         assert_eq!(source.reply.as_deref(), Some("mail-request.reply"));
         assert!(
-            pipeline
-                .sinks
-                .iter()
-                .any(|sink| matches!(&sink.kind, SinkKind::Sendgrid { reply_field: Some(_) })),
+            pipeline.sinks.iter().any(
+                |sink| matches!(&sink.kind, SinkKind::Sendgrid(settings) if settings.reply_field.is_some())
+            ),
             "{:?}",
             pipeline.sinks
         );

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
 
-use crate::config::{HostConfig, Pipeline, SinkKind, StoreLocation};
+use crate::config::{HostConfig, Pipeline, StoreLocation};
 use crate::kafka::client_config;
 use crate::object_store::S3Client;
 use crate::sink::postgres::Database;
@@ -34,14 +34,13 @@ impl Dependencies {
 
     /// The services `pipelines` use. `s3` is the process's client, when any pipeline uses S3.
     pub fn of(pipelines: &[Pipeline], host: &HostConfig, s3: Option<S3Client>) -> Self {
-        let uses_kafka = pipelines.iter().any(|p| {
-            p.source.needs().kafka || p.sinks.iter().any(|s| matches!(s.kind, SinkKind::Kafka { .. }))
-        });
+        let uses_kafka =
+            pipelines.iter().any(|p| p.source.needs().kafka || p.sinks.iter().any(|s| s.kind.needs().kafka));
         let kafka = uses_kafka.then(|| probe_consumer(host)).flatten();
         let buckets: BTreeSet<String> = pipelines.iter().flat_map(s3_buckets).collect();
-        let uses_postgres = pipelines.iter().any(|p| {
-            p.source.needs().postgres || p.sinks.iter().any(|s| matches!(s.kind, SinkKind::Postgres { .. }))
-        });
+        let uses_postgres = pipelines
+            .iter()
+            .any(|p| p.source.needs().postgres || p.sinks.iter().any(|s| s.kind.needs().postgres));
         let postgres = uses_postgres.then(|| Database::from_env(&host.postgres).map_err(|e| e.to_string()));
         Dependencies { kafka, s3: s3.map(|client| (client, buckets.into_iter().collect())), postgres }
     }
@@ -80,7 +79,7 @@ impl Dependencies {
 }
 
 fn s3_buckets(pipeline: &Pipeline) -> Vec<String> {
-    let tables = pipeline.sinks.iter().filter_map(|sink| sink.kind.table()).map(|table| table.location);
+    let tables = pipeline.sinks.iter().filter_map(|sink| sink.kind.parquet()).map(|table| table.location);
     let dead_letters = pipeline.dead_letters.iter().map(|config| config.location());
     tables
         .chain(dead_letters)

@@ -135,7 +135,7 @@ impl JobPipeline {
         }
         let mut sinks = Vec::with_capacity(pipeline.sinks.len());
         for (index, sink) in pipeline.sinks.iter().enumerate() {
-            let SinkKind::Postgres { table, upsert_key, ingested_at_column } = &sink.kind else {
+            let SinkKind::Postgres(settings) = &sink.kind else {
                 return Err(JobSetupError::UnsupportedSink {
                     pipeline: name.clone(),
                     output: sink.from.clone(),
@@ -144,10 +144,10 @@ impl JobPipeline {
             };
             let spec = TableSinkSpec {
                 output: sink.from.clone(),
-                table: table.clone(),
+                table: settings.table.clone(),
                 fields: output_fields(&name, registry, &sink.from)?,
-                upsert_key: upsert_key.clone(),
-                ingested_at_column: ingested_at_column.clone(),
+                upsert_key: settings.upsert_key.clone(),
+                ingested_at_column: settings.ingested_at_column.clone(),
             };
             let plan = TablePlan::resolve(&client, &spec).await.map_err(|source| JobSetupError::Table {
                 pipeline: name.clone(),

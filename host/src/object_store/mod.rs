@@ -6,6 +6,7 @@
 
 mod local;
 mod locations;
+pub mod retry;
 mod s3;
 
 use std::path::PathBuf;

@@ -3,10 +3,10 @@
 
 pub mod chain;
 pub mod connector;
+pub mod outputs;
 pub mod reload;
 pub mod routing;
 pub mod sweep;
-pub mod table_outputs;
 
 pub use chain::{Chain, ChainFailure, ChainOutput, OutputRecord};
 pub use connector::{Connector, ConnectorError};

@@ -154,9 +154,8 @@ fn fit_problems(
                 }
                 continue;
             }
-            // Table and PostgreSQL sinks fixed their columns when they started.
-            let fixed_columns =
-                sink.is_some_and(|kind| kind.table().is_some() || matches!(kind, SinkKind::Postgres { .. }));
+            // Some sinks fixed their columns when they started.
+            let fixed_columns = sink.is_some_and(SinkKind::fixes_columns);
             if fixed_columns && schema_of(candidate, output) != current.and_then(|c| schema_of(c, output)) {
                 problems.push(format!(
                     "pipeline `{}`: the schema of output `{output}` differs from the running version's, \

@@ -1,11 +1,11 @@
 //! Sorting what the plugin chain made of a batch back to the source records it came from: each
-//! record's failures, and its rows for each table sink. The connector and `sluice sweep` route
-//! alike, so a dead letter swept into the table lands where it would have in the first place.
+//! record's failures, and its rows for each sink. The connector and `sluice sweep` route alike,
+//! so a dead letter swept into a sink lands where it would have in the first place.
 
 use crate::kafka::SourceRecord;
 use crate::pipeline::chain::{ChainFailure, ChainOutput, OutputRecord};
 use crate::plugin::{Header, RecordIn};
-use crate::sink::table::{RejectedRow, TableSink, TableWindow};
+use crate::sink::windowed::{RejectedRow, SinkWindow};
 
 /// A Kafka record as a plugin's input.
 pub fn record_in(record: &SourceRecord) -> RecordIn {
@@ -24,7 +24,7 @@ pub fn record_in(record: &SourceRecord) -> RecordIn {
 #[derive(Debug, Default)]
 pub struct Routed {
     pub failures: Vec<ChainFailure>,
-    /// Rows for each table sink, in sink order.
+    /// Rows for each sink, in sink order.
     pub rows: Vec<Vec<OutputRecord>>,
 }
 
@@ -41,8 +41,8 @@ impl Routed {
     }
 }
 
-/// Sorts a batch's chain output by source record: its failures, and its rows per table, where
-/// `tables[i]` is the `<plugin>.<output>` table `i` reads (a second table of the same output
+/// Sorts a batch's chain output by source record: its failures, and its rows per sink, where
+/// `tables[i]` is the `<plugin>.<output>` sink `i` reads (a second sink of the same output
 /// gets a copy). Rows and failures naming a source index past `sources` are dropped.
 pub fn route(mut output: ChainOutput, sources: usize, tables: &[&str]) -> Vec<Routed> {
     let mut routed: Vec<Routed> = (0..sources)
@@ -70,28 +70,18 @@ pub fn route(mut output: ChainOutput, sources: usize, tables: &[&str]) -> Vec<Ro
     routed
 }
 
-/// The `<plugin>.<output>` each table reads, in sink order, as [`route`] takes them.
-pub fn table_sources(tables: &[TableSink]) -> Vec<&str> {
-    tables.iter().map(|table| table.from.as_str()).collect()
-}
-
-/// Adds one source record's rows (per table, in sink order) to the tables' windows.
-pub fn push_rows(
-    tables: &[TableSink],
-    windows: &mut [TableWindow],
-    rows: Vec<Vec<OutputRecord>>,
-    offset: i64,
-) {
-    for ((table, window), rows) in tables.iter().zip(windows.iter_mut()).zip(rows) {
+/// Adds one source record's rows (per sink, in sink order) to the sinks' windows.
+pub fn push_rows(windows: &mut [Box<dyn SinkWindow>], rows: Vec<Vec<OutputRecord>>, offset: i64) {
+    for (window, rows) in windows.iter_mut().zip(rows) {
         for row in rows {
-            table.push(window, row.row, offset, row.plugin_version);
+            window.push(row.row, offset, row.plugin_version);
         }
     }
 }
 
-/// The failure of a source record whose row table `from` refused: the whole record becomes a
+/// The failure of a source record whose row sink `from` refused: the whole record becomes a
 /// dead letter, its step named `sink <from>`.
-pub fn refused_by_table(from: &str, row: RejectedRow) -> ChainFailure {
+pub fn refused_by_sink(from: &str, row: RejectedRow) -> ChainFailure {
     ChainFailure {
         source_index: 0,
         step: format!("sink {from}"),
@@ -196,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_table_refusal_fails_the_whole_record_at_the_sink() {
-        let failure = refused_by_table(
+        let failure = refused_by_sink(
             "p.events",
             RejectedRow { offset: 9, reason: "timestamp: not whole ms".into(), plugin_version: version() },
         );

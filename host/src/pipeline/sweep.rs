@@ -1,12 +1,12 @@
 //! `sluice sweep`: re-runs a pipeline's dead letters through the plugins loaded now and writes
-//! what passes into the tables.
+//! what passes into its sinks, through the same windowed interface as the connector.
 //!
-//! Per dead-letter object, in this order: the table objects for the letters that pass, then a
+//! Per dead-letter object, in this order: the sinks' windows for the letters that pass, then a
 //! copy of those letters under `swept/`, then the original object is deleted (all passed) or
 //! rewritten with the letters that still fail. Nothing is deleted before it is written
-//! elsewhere. Table objects are named after the letters' first offset plus a hash of the
-//! letters, so a sweep interrupted and run again rewrites the same objects, and a later sweep
-//! of letters that failed this time writes new ones beside them.
+//! elsewhere. Windows are named after the letters' first offset plus a hash of the letters, so
+//! a sweep interrupted and run again rewrites the same objects, and a later sweep of letters
+//! that failed this time writes new ones beside them.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -14,14 +14,14 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{HostConfig, Pipeline};
 use crate::object_store::ObjectStores;
-use crate::object_store::{ObjectStore, join_key};
+use crate::object_store::join_key;
 use crate::pipeline::chain::Chain;
 use crate::pipeline::connector::ConnectorError;
-use crate::pipeline::routing::{push_rows, refused_by_table, route, table_sources};
-use crate::pipeline::table_outputs::TableOutputs;
+use crate::pipeline::outputs::Outputs;
+use crate::pipeline::routing::{push_rows, refused_by_sink, route};
 use crate::plugin::{Header, PluginRegistry, RecordIn};
 use crate::sink::dead_letter::{DeadLetter, DeadLetterError, RawBytes, SWEPT_DIR, encode_lines, parse_lines};
-use crate::sink::table::TableWindow;
+use crate::sink::windowed::{SinkError, SinkWindow, WindowName};
 
 /// Why a sweep stopped.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +43,11 @@ pub struct SweepReport {
     pub objects: usize,
     /// Letters in them.
     pub letters: usize,
-    /// Letters that now pass and went to the tables.
+    /// Letters that now pass and went to the sinks.
     pub passed: usize,
     /// Letters that still fail and stay where they were.
     pub still_failing: usize,
-    /// Table rows written from the letters that passed.
+    /// Rows written from the letters that passed.
     pub rows: usize,
     /// Objects moved whole under `swept/`.
     pub objects_swept: usize,
@@ -56,14 +56,14 @@ pub struct SweepReport {
 /// The dead letters of one pipeline and what to run them through.
 pub struct Sweep {
     chain: Chain,
-    outputs: TableOutputs,
+    outputs: Outputs,
 }
 
 impl Sweep {
-    /// Prepares the pipeline's chain, tables and dead-letter store.
+    /// Prepares the pipeline's chain, sinks and dead-letter store.
     ///
     /// # Errors
-    /// [`SweepError::Setup`] when the pipeline has no dead letters or tables, or a plugin is
+    /// [`SweepError::Setup`] when the pipeline has no dead letters or sinks, or a plugin is
     /// missing.
     pub async fn new(
         pipeline: &Pipeline,
@@ -72,7 +72,7 @@ impl Sweep {
         stores: &ObjectStores,
     ) -> Result<Self, SweepError> {
         let chain = Chain::new(pipeline, registry, host).map_err(ConnectorError::from)?;
-        let outputs = TableOutputs::build(pipeline, registry, stores).await.map_err(ConnectorError::from)?;
+        let outputs = Outputs::build(pipeline, registry, stores, host).await.map_err(ConnectorError::from)?;
         Ok(Sweep { chain, outputs })
     }
 
@@ -105,12 +105,12 @@ impl Sweep {
         let mut report = SweepReport { objects: 1, letters: letters.len(), ..SweepReport::default() };
         let records: Vec<RecordIn> = letters.iter().map(record_of).collect();
         let output = self.chain.run(records.into()).await;
-        let routed = route(output, letters.len(), &table_sources(&self.outputs.tables));
+        let routed = route(output, letters.len(), &self.outputs.sources());
 
         let mut remaining: Vec<DeadLetter> = Vec::new();
         let mut passing: Vec<usize> = Vec::new();
-        // Rows per (topic, partition), then per table.
-        let mut windows: BTreeMap<(String, i32), Vec<TableWindow>> = BTreeMap::new();
+        // Rows per (topic, partition), then per sink.
+        let mut windows: BTreeMap<(String, i32), Vec<Box<dyn SinkWindow>>> = BTreeMap::new();
         for (index, (letter, source)) in letters.iter().zip(routed).enumerate() {
             // parse_lines let only Kafka records' letters through; any other stays where it was.
             let Some(at) = letter.kafka() else {
@@ -127,19 +127,15 @@ impl Sweep {
             passing.push(index);
             let window = windows
                 .entry((at.topic.clone(), at.partition))
-                .or_insert_with(|| self.outputs.tables.iter().map(|_| TableWindow::default()).collect());
-            push_rows(&self.outputs.tables, window, source.rows, at.offset);
+                .or_insert_with(|| self.outputs.sinks.iter().map(|sink| sink.open()).collect());
+            push_rows(window, source.rows, at.offset);
         }
 
-        // Rows a table refuses keep their letters in the dead letters, whole.
+        // Rows a sink refuses keep their letters in the dead letters, whole.
         let mut refused: HashSet<(String, i32, i64)> = HashSet::new();
-        let mut encoded = Vec::new();
         for ((topic, partition), window) in &mut windows {
-            let mut pending = Vec::new();
-            for (table, table_window) in self.outputs.tables.iter().zip(window.iter_mut()) {
-                let (rows, rejected) =
-                    table.encode_pending(table_window, topic, *partition).map_err(ConnectorError::from)?;
-                for row in rejected {
+            for (sink, sink_window) in self.outputs.sinks.iter().zip(window.iter_mut()) {
+                for row in sink_window.encode(topic, *partition).map_err(ConnectorError::from)? {
                     refused.insert((topic.clone(), *partition, row.offset));
                     let at = |letter: &&DeadLetter| {
                         letter.kafka().is_some_and(|at| {
@@ -147,12 +143,10 @@ impl Sweep {
                         })
                     };
                     if let Some(letter) = letters.iter().find(at) {
-                        remaining.push(letter.failed_again(&refused_by_table(&table.from, row)));
+                        remaining.push(letter.failed_again(&refused_by_sink(sink.from(), row)));
                     }
                 }
-                pending.push(rows);
             }
-            encoded.push(pending);
         }
         passing.retain(|index| {
             letters
@@ -168,8 +162,9 @@ impl Sweep {
         }
         let suffix = format!("+swept-{}", letters_hash(&passed));
 
-        let mut uploads: Vec<(ObjectStore, String, Vec<u8>)> = Vec::new();
-        for (((topic, partition), window), pending) in windows.into_iter().zip(encoded) {
+        // A sweep is a command: a store that keeps failing fails it after a few tries.
+        let (_, no_long_retries) = tokio::sync::watch::channel(true);
+        for ((topic, partition), mut window) in windows {
             let dead: HashSet<i64> = refused
                 .iter()
                 .filter(|(t, p, _)| *t == topic && *p == partition)
@@ -182,25 +177,30 @@ impl Sweep {
                 .map(|at| at.offset)
                 .min()
                 .unwrap_or_default();
-            for ((table, mut table_window), rows) in self.outputs.tables.iter().zip(window).zip(pending) {
-                if let Some(rows) = rows {
-                    table.write_encoded(&mut table_window, rows, &dead).map_err(ConnectorError::from)?;
-                }
-                for object in table
-                    .finish(table_window, &topic, partition, first_offset, &suffix)
-                    .map_err(ConnectorError::from)?
-                {
-                    report.rows += object.rows;
-                    uploads.push((table.store.clone(), object.key, object.body));
+            for sink_window in &mut window {
+                sink_window.settle(&dead).map_err(ConnectorError::from)?;
+            }
+            if dry_run {
+                report.rows += window.iter().map(|sink_window| sink_window.rows()).sum::<usize>();
+                continue;
+            }
+            let name = WindowName { topic: &topic, partition, first_offset, suffix: &suffix };
+            for sink_window in window {
+                match sink_window.store(name, &no_long_retries).await {
+                    Ok(stored) => report.rows += stored.rows,
+                    Err(SinkError::Interrupted { from }) => {
+                        return Err(SweepError::Setup(ConnectorError::Sink(SinkError::Write {
+                            from,
+                            problem: "its store failed after retries".into(),
+                        })));
+                    }
+                    Err(error) => return Err(SweepError::Setup(error.into())),
                 }
             }
         }
         if dry_run {
             report.objects_swept = usize::from(remaining.is_empty());
             return Ok(report);
-        }
-        for (table_store, object_key, body) in uploads {
-            table_store.put(&object_key, body).await.map_err(ConnectorError::from)?;
         }
         let name = key.rsplit('/').next().unwrap_or(key);
         let swept_dir = join_key(&self.outputs.dead_letter_prefix, SWEPT_DIR);

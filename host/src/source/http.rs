@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Pairing;
 use crate::config::defaults::default_body_limit;
 use crate::config::{HostConfig, Pipeline, SinkKind};
 use crate::http::EndpointError;
@@ -13,15 +12,13 @@ use crate::http::request_reply::{ReplySink, RequestReplyEndpoint};
 use crate::kafka::DurableProducer;
 use crate::pipeline::Chain;
 use crate::plugin::PluginRegistry;
+use crate::sink::Runner;
 use crate::sink::sendgrid::SendgridClient;
 
 pub const KIND: &str = "http";
 
-/// The sinks that can act while a request waits for its answer.
-pub const PAIRING: Pairing = Pairing {
-    sinks: &["sendgrid", "kafka"],
-    because: "its sinks act while the request waits for its answer",
-};
+/// A request waits for its sinks before it is answered.
+pub const RUNNER: Runner = Runner::RequestReply;
 
 /// `[source]` with `kind = "http"`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -64,7 +61,7 @@ fn reply_sinks(pipeline: &Pipeline, host: &HostConfig) -> Result<Vec<ReplySink>,
     let mut sinks = Vec::new();
     for sink in &pipeline.sinks {
         match &sink.kind {
-            SinkKind::Sendgrid { reply_field } => {
+            SinkKind::Sendgrid(settings) => {
                 let client = SendgridClient::from_config(&host.sendgrid).map_err(|e| e.to_string());
                 if let Err(reason) = &client {
                     tracing::warn!(pipeline = %pipeline.name, "{reason}; mail requests will be answered 503");
@@ -72,21 +69,25 @@ fn reply_sinks(pipeline: &Pipeline, host: &HostConfig) -> Result<Vec<ReplySink>,
                 sinks.push(ReplySink::Sendgrid {
                     output: sink.from.clone(),
                     client,
-                    reply_field: reply_field.clone(),
+                    reply_field: settings.reply_field.clone(),
                 });
             }
-            SinkKind::Kafka { topic } => {
+            SinkKind::Kafka(settings) => {
                 let producer = DurableProducer::new(&host.kafka, Duration::from_secs(10))
                     .map_err(|source| EndpointError::Kafka { pipeline: pipeline.name.clone(), source })?;
-                sinks.push(ReplySink::Kafka { output: sink.from.clone(), topic: topic.clone(), producer });
+                sinks.push(ReplySink::Kafka {
+                    output: sink.from.clone(),
+                    topic: settings.topic.clone(),
+                    producer,
+                });
             }
-            // Validation refuses these (`PAIRING`); a request must not be answered 202 while one
+            // Validation refuses these (`RUNNER`); a request must not be answered 202 while one
             // of its sinks is left out.
             other => {
                 return Err(EndpointError::UnpairedSink {
                     pipeline: pipeline.name.clone(),
                     kind: other.name(),
-                    allowed: PAIRING.sinks.join(", "),
+                    allowed: crate::sink::kinds_under(RUNNER).join(", "),
                 });
             }
         }

@@ -4,17 +4,15 @@
 
 use serde::Deserialize;
 
-use super::{ConsumerSettings, Pairing, allowed};
+use super::{ConsumerSettings, allowed};
 use crate::config::Pipeline;
 use crate::config::defaults::{default_batch_max_ms, default_batch_records, default_members};
+use crate::sink::Runner;
 
 pub const KIND: &str = "kafka";
 
-/// The sinks a connector writes: table files per window, offsets committed after them.
-pub const PAIRING: Pairing = Pairing {
-    sinks: &["parquet-s3", "parquet-local"],
-    because: "its connector writes table files per window and commits offsets after them",
-};
+/// A connector writes windows and commits offsets after them.
+pub const RUNNER: Runner = Runner::Connector;
 
 /// The most consumer-group members one host runs for a pipeline; each holds its own batches,
 /// plugin instances and windows.
@@ -60,7 +58,7 @@ impl KafkaSource {
 pub(super) fn connector_problems(pipeline: &Pipeline, what: &str) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     if pipeline.sinks.is_empty() {
-        problems.push(("sinks".into(), format!("{what} needs at least one sink of {}", allowed(PAIRING))));
+        problems.push(("sinks".into(), format!("{what} needs at least one sink of {}", allowed(RUNNER))));
     }
     if pipeline.dead_letters.is_none() {
         problems.push((

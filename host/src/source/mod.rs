@@ -1,15 +1,16 @@
 //! Where records enter a pipeline: one module per source kind, each owning its settings, their
 //! checks, the sinks it can feed and how it is built into what serves it.
 //!
-//! | `kind` | module | what runs it | sinks it feeds |
-//! | --- | --- | --- | --- |
-//! | `http` | [`http`] | a request/reply endpoint: plugins, sinks, then the answer | `sendgrid`, `kafka` |
-//! | `webhook` | [`webhook`] | an endpoint storing bodies in Kafka, then a connector like `kafka` | `parquet-s3`, `parquet-local` |
-//! | `kafka` | [`kafka`] | a consumer group's connector, writing table windows | `parquet-s3`, `parquet-local` |
-//! | `s3-job` | [`s3_job`] | an endpoint queueing jobs, and a worker loading each into PostgreSQL | `postgres` |
+//! | `kind` | module | what runs it ([`Runner`]) |
+//! | --- | --- | --- |
+//! | `http` | [`http`] | a request/reply endpoint: plugins, sinks, then the answer |
+//! | `webhook` | [`webhook`] | an endpoint storing bodies in Kafka, then a connector like `kafka` |
+//! | `kafka` | [`kafka`] | a consumer group's connector, writing windows |
+//! | `s3-job` | [`s3_job`] | an endpoint queueing jobs, and a worker loading each in one transaction |
 //!
-//! Adding a kind means a module here and a variant of [`SourceConfig`]; `sluice pipelines
-//! check` and `sluice serve` then refuse what it cannot run, by its own rules.
+//! The sinks a source can feed are those whose kind works under its runner (see
+//! [`crate::sink`]). Adding a kind means a module here and a variant of [`SourceConfig`];
+//! `sluice pipelines check` and `sluice serve` then refuse what it cannot run, by its own rules.
 
 pub mod http;
 pub mod kafka;
@@ -19,6 +20,7 @@ pub mod webhook;
 use serde::Deserialize;
 
 use crate::config::Pipeline;
+use crate::sink::{Runner, kinds_under};
 
 /// Where records enter the pipeline: the `[source]` table, by its `kind`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -33,15 +35,6 @@ pub enum SourceConfig {
     Kafka(kafka::KafkaSource),
     /// Jobs that each name an S3 object to stream through the steps.
     S3Job(s3_job::S3JobSource),
-}
-
-/// The sink kinds one source kind can feed, and why only those.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pairing {
-    /// Sink kinds as written in a sink's `kind`.
-    pub sinks: &'static [&'static str],
-    /// What runs the pipeline, which decides the sinks; said in the error.
-    pub because: &'static str,
 }
 
 /// What a connector reads: a topic, its consumer group, batching and members per host.
@@ -73,13 +66,13 @@ impl SourceConfig {
         }
     }
 
-    /// The sink kinds this source can feed.
-    pub fn pairing(&self) -> Pairing {
+    /// What drives this source's pipelines, which decides the sinks it can feed.
+    pub fn runner(&self) -> Runner {
         match self {
-            SourceConfig::Http(_) => http::PAIRING,
-            SourceConfig::Webhook(_) => webhook::PAIRING,
-            SourceConfig::Kafka(_) => kafka::PAIRING,
-            SourceConfig::S3Job(_) => s3_job::PAIRING,
+            SourceConfig::Http(_) => http::RUNNER,
+            SourceConfig::Webhook(_) => webhook::RUNNER,
+            SourceConfig::Kafka(_) => kafka::RUNNER,
+            SourceConfig::S3Job(_) => s3_job::RUNNER,
         }
     }
 
@@ -116,7 +109,7 @@ impl SourceConfig {
     /// Why `pipeline` (whose source this is) cannot run, as `(key, problem)`: sinks this kind
     /// cannot feed, then the kind's own rules. Empty when it can run.
     pub fn problems(&self, pipeline: &Pipeline) -> Vec<(String, String)> {
-        let mut problems = pairing_problems(self.kind(), self.pairing(), pipeline);
+        let mut problems = pairing_problems(self.kind(), self.runner(), pipeline);
         problems.extend(match self {
             SourceConfig::Http(_) => Vec::new(),
             SourceConfig::Webhook(source) => source.problems(pipeline),
@@ -145,18 +138,18 @@ impl Pipeline {
     }
 }
 
-/// The sinks of `pipeline` a `source` source cannot feed, as `(key, problem)`.
-fn pairing_problems(source: &str, pairing: Pairing, pipeline: &Pipeline) -> Vec<(String, String)> {
+/// The sinks of `pipeline` a `source` source, driven by `runner`, cannot feed, as `(key, problem)`.
+fn pairing_problems(source: &str, runner: Runner, pipeline: &Pipeline) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for (index, sink) in pipeline.sinks.iter().enumerate() {
-        let kind = sink.kind.name();
-        if !pairing.sinks.contains(&kind) {
+        if !sink.kind.runs_under(runner) {
+            let kind = sink.kind.name();
             problems.push((
                 format!("sinks[{index}].kind"),
                 format!(
                     "the `{source}` source cannot feed a `{kind}` sink: {}; allowed for `{source}`: {}",
-                    pairing.because,
-                    allowed(pairing)
+                    runner.because(),
+                    allowed(runner)
                 ),
             ));
         }
@@ -164,9 +157,9 @@ fn pairing_problems(source: &str, pairing: Pairing, pipeline: &Pipeline) -> Vec<
     problems
 }
 
-/// The sink kinds of `pairing`, quoted, for messages.
-fn allowed(pairing: Pairing) -> String {
-    pairing.sinks.iter().map(|kind| format!("`{kind}`")).collect::<Vec<_>>().join(", ")
+/// The sink kinds `runner` drives, quoted, for messages.
+fn allowed(runner: Runner) -> String {
+    kinds_under(runner).iter().map(|kind| format!("`{kind}`")).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -201,12 +194,12 @@ mod tests {
         ("http", "parquet-local", false),
         ("http", "postgres", false),
         ("webhook", "sendgrid", false),
-        ("webhook", "kafka", false),
+        ("webhook", "kafka", true),
         ("webhook", "parquet-s3", true),
         ("webhook", "parquet-local", true),
         ("webhook", "postgres", false),
         ("kafka", "sendgrid", false),
-        ("kafka", "kafka", false),
+        ("kafka", "kafka", true),
         ("kafka", "parquet-s3", true),
         ("kafka", "parquet-local", true),
         ("kafka", "postgres", false),
@@ -253,7 +246,7 @@ mod tests {
             if let Some((_, problem)) = refused.first() {
                 assert!(problem.contains(&format!("`{source}` source")), "{problem}");
                 assert!(problem.contains(&format!("`{sink}` sink")), "{problem}");
-                let allowed = pipeline(source, &[], false, false).source.pairing().sinks;
+                let allowed = kinds_under(pipeline(source, &[], false, false).source.runner());
                 assert!(allowed.iter().all(|kind| problem.contains(&format!("`{kind}`"))), "{problem}");
             }
         }
@@ -261,17 +254,19 @@ mod tests {
         assert!(SOURCES.iter().all(|(source, _)| rows(source) == SINKS.len()), "every pairing is listed");
     }
 
-    /// The table says what the runners themselves require: a connector builds table sinks
-    /// (`SinkKind::table`), a job PostgreSQL ones.
+    /// The table says what the runners themselves build: a connector windowed sinks, a job
+    /// PostgreSQL ones, a request/reply endpoint the answering ones.
     #[test]
     fn the_table_matches_what_each_runner_builds() {
         for (source, sink, runs) in TABLE {
             let built = pipeline(source, &[sink], true, true);
             let kind = &built.sinks[0].kind;
             let buildable = match source {
-                "webhook" | "kafka" => kind.table().is_some(),
-                "s3-job" => matches!(kind, SinkKind::Postgres { .. }),
-                _ => matches!(kind, SinkKind::Sendgrid { .. } | SinkKind::Kafka { .. }),
+                "webhook" | "kafka" => {
+                    matches!(kind, SinkKind::ParquetS3(_) | SinkKind::ParquetLocal(_) | SinkKind::Kafka(_))
+                }
+                "s3-job" => matches!(kind, SinkKind::Postgres(_)),
+                _ => matches!(kind, SinkKind::Sendgrid(_) | SinkKind::Kafka(_)),
             };
             assert_eq!(buildable, runs, "{source} → {sink}");
         }
@@ -290,7 +285,7 @@ mod tests {
         );
         assert!(pairing_problems(&pipeline("webhook", &["parquet-local"], true, true)).is_empty());
         let (_, problem) = &pairing_problems(&pipeline("kafka", &[], true, true))[0];
-        assert!(problem.contains("`parquet-s3`, `parquet-local`"), "{problem}");
+        assert!(problem.contains("`kafka`, `parquet-s3`, `parquet-local`"), "{problem}");
     }
 
     #[test]

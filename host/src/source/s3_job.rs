@@ -4,17 +4,15 @@
 
 use serde::Deserialize;
 
-use super::{Pairing, SourceNeeds};
+use super::SourceNeeds;
 use crate::config::Pipeline;
 use crate::config::defaults::{default_batch_records, default_job_partitions, default_max_record_bytes};
+use crate::sink::Runner;
 
 pub const KIND: &str = "s3-job";
 
-/// What a job loads into.
-pub const PAIRING: Pairing = Pairing {
-    sinks: &["postgres"],
-    because: "a job loads its rows into PostgreSQL tables in one transaction",
-};
+/// A job loads every table of a file in one transaction.
+pub const RUNNER: Runner = Runner::Job;
 
 /// The job topic, the objects and the tables, and the job records in PostgreSQL.
 pub const NEEDS: SourceNeeds = SourceNeeds { kafka: true, s3: true, postgres: true };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConsumerSettings, Pairing, kafka};
+use super::{ConsumerSettings, kafka};
 use crate::config::defaults::{
     default_batch_max_ms, default_batch_records, default_body_limit, default_delivery_timeout_ms,
     default_members,
@@ -16,11 +16,12 @@ use crate::http::EndpointError;
 use crate::http::signature::SignatureVerifier;
 use crate::http::webhook::WebhookEndpoint;
 use crate::kafka::DurableProducer;
+use crate::sink::Runner;
 
 pub const KIND: &str = "webhook";
 
 /// What the connector behind the endpoint writes, as for a `kafka` source.
-pub const PAIRING: Pairing = kafka::PAIRING;
+pub const RUNNER: Runner = kafka::RUNNER;
 
 /// `[source]` with `kind = "webhook"`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -1,5 +1,6 @@
-//! Window markers: before a window's objects are written, an object naming the window's last
-//! offset is stored beside the first table, and it is removed once the offsets are committed.
+//! Window markers: before a window is stored, an object naming the window's last offset is
+//! stored under the pipeline's dead-letter location, whatever its sinks are, and it is removed
+//! once the offsets are committed.
 //! A member that finds a marker where it opens a window replays that window to the same last
 //! offset, so it writes exactly the objects of the attempt that did not commit.
 
@@ -8,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::object_store::{ObjectStore, StoreError, join_key};
 use crate::sink::window_stem::window_stem;
 
-/// Where markers live under a table's prefix: apart from the table's partitions, so queries
-/// over the table never see them.
+/// Where markers live under the dead-letter prefix: apart from the dead letters themselves
+/// (`*.jsonl`), so `sluice sweep` never takes one for them.
 const MARKER_DIR: &str = "_sluice/windows";
 
 /// What a marker records: where the window ended.
@@ -19,7 +20,7 @@ struct WindowMarker {
 }
 
 /// The marker of the window of `topic`/`partition` opening at `first_offset`, in `store` under
-/// `table_prefix`.
+/// `prefix`.
 #[derive(Debug, Clone)]
 pub struct Marker {
     store: ObjectStore,
@@ -27,15 +28,9 @@ pub struct Marker {
 }
 
 impl Marker {
-    pub fn new(
-        store: ObjectStore,
-        table_prefix: &str,
-        topic: &str,
-        partition: i32,
-        first_offset: i64,
-    ) -> Self {
+    pub fn new(store: ObjectStore, prefix: &str, topic: &str, partition: i32, first_offset: i64) -> Self {
         let name = format!("{MARKER_DIR}/{}.json", window_stem(topic, partition, first_offset));
-        Marker { store, key: join_key(table_prefix, &name) }
+        Marker { store, key: join_key(prefix, &name) }
     }
 
     pub fn key(&self) -> &str {

@@ -1,23 +1,24 @@
 //! The Kafka connector: a consumer group member that runs a pipeline's plugin chain over
-//! batches and writes the results as tables, committing offsets only after they are stored.
+//! batches and writes the results to its sinks, committing offsets only after they are stored.
 //!
 //! Records of each Kafka partition are gathered in a *window* from the last committed offset
-//! on. A window closes when its rows reach `rotate_records` or `rotate_bytes`, or it has been
-//! open for `rotate_ms`; closing it writes, in this order: a marker naming the window's last
-//! offset, the table objects (named after the window's first offset), the dead letters, then
-//! the offset commit, and finally removes the marker. After a crash anywhere in that sequence
-//! the next owner of the partition starts again at the committed offset, finds the marker and
-//! closes the window at the same last offset: it rewrites exactly the same objects, so a replay
-//! never duplicates rows and never leaves a stale object beside a new one.
+//! on. A window closes when the first of its sinks would rotate (rows, bytes or age, see
+//! [`window`]); closing it writes, in this order: a marker naming the window's last offset,
+//! every sink's window (objects named after the window's first offset, or records produced and
+//! acknowledged), the dead letters, then the offset commit, and finally removes the marker.
+//! After a crash anywhere in that sequence the next owner of the partition starts again at the
+//! committed offset, finds the marker and closes the window at the same last offset: a file
+//! sink rewrites exactly the same objects, so a replay never duplicates rows and never leaves a
+//! stale object beside a new one; a topic sink produces the window's records again (at least
+//! once). The connector names no sink kind: it writes through [`crate::sink::windowed`].
 //!
 //! The parts: this module is the member loop (read a batch, run the chain on a task while the
 //! previous batch is written, close full and expired windows); [`window`] holds when a window
 //! closes, [`marker`] what a marker records and where, [`retry`] how an object is stored
 //! through an outage. Routing rows and failures back to their records is shared with `sluice
-//! sweep` ([`crate::pipeline::routing`]), as are the tables ([`crate::pipeline::table_outputs`]).
+//! sweep` ([`crate::pipeline::routing`]), as are the sinks ([`crate::pipeline::outputs`]).
 
 mod marker;
-mod retry;
 mod window;
 
 use std::collections::{HashMap, HashSet};
@@ -30,15 +31,15 @@ use crate::config::{HostConfig, Pipeline};
 use crate::kafka::{ConsumeError, GroupConsumer, SourceRecord, TopicPartition};
 use crate::object_store::ObjectStores;
 use crate::object_store::StoreError;
+use crate::object_store::retry::put_with_retry;
 use crate::pipeline::chain::{Chain, ChainFailure, ChainOutput};
-use crate::pipeline::routing::{push_rows, record_in, refused_by_table, route, table_sources};
-use crate::pipeline::table_outputs::{TableOutputs, TableOutputsError};
+use crate::pipeline::outputs::{Outputs, OutputsError};
+use crate::pipeline::routing::{push_rows, record_in, refused_by_sink, route};
 use crate::plugin::{PluginError, PluginRegistry};
 use crate::sink::dead_letter::{DeadLetter, KafkaOrigin, Origin, RawBytes, dead_letter_key, encode_lines};
-use crate::sink::table::TableError;
+use crate::sink::windowed::{SinkError, WindowName};
 use crate::telemetry;
 use marker::Marker;
-use retry::put_with_retry;
 use window::{Window, WindowLimits};
 
 /// Why a connector cannot start or had to stop.
@@ -53,11 +54,11 @@ pub enum ConnectorError {
     #[error(transparent)]
     Consume(#[from] ConsumeError),
     #[error(transparent)]
-    Table(#[from] TableError),
+    Sink(#[from] SinkError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Outputs(#[from] TableOutputsError),
+    Outputs(#[from] OutputsError),
     #[error("stopped before the window of {topic}/{partition} at offset {first_offset} was stored")]
     Interrupted { topic: String, partition: i32, first_offset: i64 },
 }
@@ -72,7 +73,7 @@ pub struct Connector {
     consumer: GroupConsumer,
     chain: Chain,
     /// The pipeline's sinks, shared by this host's members of the group.
-    outputs: Arc<TableOutputs>,
+    outputs: Arc<Outputs>,
     limits: WindowLimits,
     batch_records: usize,
     batch_wait: Duration,
@@ -113,8 +114,8 @@ impl Connector {
     /// source's `members` members, which share the sinks and each run their own plugins.
     ///
     /// # Errors
-    /// [`ConnectorError`] when the pipeline is not Kafka-fed, its sinks are not tables, a
-    /// plugin is missing, or a consumer cannot be created.
+    /// [`ConnectorError`] when the pipeline is not Kafka-fed, a sink is not one a connector
+    /// writes, a plugin is missing, or a consumer cannot be created.
     pub async fn group_members(
         pipeline: &Pipeline,
         registry: &PluginRegistry,
@@ -127,8 +128,8 @@ impl Connector {
                 problem: format!("source `{}` is not read from Kafka", pipeline.source.kind()),
             });
         };
-        let outputs = Arc::new(TableOutputs::build(pipeline, registry, stores).await?);
-        let limits = WindowLimits::of(outputs.tables.iter().map(|table| &table.settings));
+        let outputs = Arc::new(Outputs::build(pipeline, registry, stores, host).await?);
+        let limits = WindowLimits::of(outputs.sinks.iter().map(|sink| sink.rotation()));
         GroupConsumer::ensure_topic(&host.kafka, source.topic, DEFAULT_PARTITIONS).await?;
         (0..source.members)
             .map(|_| {
@@ -218,7 +219,7 @@ impl Connector {
         revoked: &[TopicPartition],
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), ConnectorError> {
-        let mut routed = route(output, batch.len(), &table_sources(&self.outputs.tables));
+        let mut routed = route(output, batch.len(), &self.outputs.sources());
         let mut touched: HashSet<TopicPartition> = HashSet::new();
         // A batch read while a rebalance happened holds records of partitions that moved to
         // another member; that member starts again from the committed offset, so storing them
@@ -241,7 +242,7 @@ impl Connector {
                 for failure in &source.failures {
                     window.dead_letters.push(dead_letter(record, failure));
                 }
-                push_rows(&self.outputs.tables, &mut window.tables, source.rows, record.offset);
+                push_rows(&mut window.sinks, source.rows, record.offset);
             }
             if window.is_full(self.limits) {
                 self.encode(&partition, batch)?;
@@ -270,36 +271,36 @@ impl Connector {
         let planned_end = if self.stored_up_to.get(partition) == Some(&offset) {
             None
         } else {
-            match self.marker(partition, offset) {
-                Some(marker) => marker.read().await?,
-                None => None,
-            }
+            self.marker(partition, offset).read().await?
         };
         if let Some(end) = planned_end {
             tracing::info!(pipeline = %self.pipeline, topic = %partition.0, partition = partition.1, first_offset = offset, last_offset = end, "replaying a window an earlier attempt did not commit");
         }
-        self.windows.insert(partition.clone(), Window::open(offset, self.outputs.tables.len(), planned_end));
+        self.windows.insert(partition.clone(), Window::open(offset, &self.outputs.sinks, planned_end));
         Ok(())
     }
 
-    /// The marker of the window opening at `first_offset`, kept beside the first table.
-    fn marker(&self, partition: &TopicPartition, first_offset: i64) -> Option<Marker> {
-        let table = self.outputs.tables.first()?;
-        Some(Marker::new(table.store.clone(), &table.prefix, &partition.0, partition.1, first_offset))
+    /// The marker of the window opening at `first_offset`, kept under the dead letters.
+    fn marker(&self, partition: &TopicPartition, first_offset: i64) -> Marker {
+        let outputs = &self.outputs;
+        Marker::new(
+            outputs.dead_letters.clone(),
+            &outputs.dead_letter_prefix,
+            &partition.0,
+            partition.1,
+            first_offset,
+        )
     }
 
-    /// Moves the window's pending rows into its files; rows a table refuses make their whole
-    /// source record a dead letter, and that record's rows leave every table.
+    /// Encodes the window's pending rows in every sink; rows a sink refuses make their whole
+    /// source record a dead letter, and that record's rows leave every sink.
     fn encode(&mut self, partition: &TopicPartition, batch: &[SourceRecord]) -> Result<(), ConnectorError> {
         let Some(window) = self.windows.get_mut(partition) else { return Ok(()) };
-        let mut encoded = Vec::with_capacity(self.outputs.tables.len());
         let mut refused: HashMap<i64, ChainFailure> = HashMap::new();
-        for (table, rows) in self.outputs.tables.iter().zip(window.tables.iter_mut()) {
-            let (pending, rejected) = table.encode_pending(rows, &partition.0, partition.1)?;
-            for row in rejected {
-                refused.entry(row.offset).or_insert_with(|| refused_by_table(&table.from, row));
+        for (sink, sink_window) in self.outputs.sinks.iter().zip(window.sinks.iter_mut()) {
+            for row in sink_window.encode(&partition.0, partition.1)? {
+                refused.entry(row.offset).or_insert_with(|| refused_by_sink(sink.from(), row));
             }
-            encoded.push(pending);
         }
         for (offset, failure) in refused {
             window.dead_offsets.insert(offset);
@@ -309,12 +310,8 @@ impl Connector {
             };
             window.dead_letters.push(dead_letter(record, &failure));
         }
-        let dead = &window.dead_offsets;
-        for ((table, rows), pending) in self.outputs.tables.iter().zip(window.tables.iter_mut()).zip(encoded)
-        {
-            if let Some(pending) = pending {
-                table.write_encoded(rows, pending, dead)?;
-            }
+        for sink_window in &mut window.sinks {
+            sink_window.settle(&window.dead_offsets)?;
         }
         Ok(())
     }
@@ -334,30 +331,25 @@ impl Connector {
         };
         let marker = self.marker(partition, window.first_offset);
         if window.planned_end.is_none()
-            && let Some(marker) = &marker
             && !put_with_retry(marker.store(), marker.key(), Marker::body(window.last_offset), shutdown).await
         {
             return Err(interrupted());
         }
-        let mut uploads = Vec::new();
-        let mut rows = 0;
-        let duplicates: usize = window.tables.iter().map(|t| t.duplicates).sum();
-        for (table, table_window) in self.outputs.tables.iter().zip(window.tables) {
-            for object in table.finish(table_window, topic, number, window.first_offset, "")? {
-                rows += object.rows;
-                uploads.push((table.store.clone(), object.key, object.body));
+        let duplicates: usize = window.sinks.iter().map(|sink| sink.duplicates()).sum();
+        let name = WindowName { topic, partition: number, first_offset: window.first_offset, suffix: "" };
+        let stored =
+            futures::future::join_all(window.sinks.into_iter().map(|sink| sink.store(name, shutdown))).await;
+        let (mut rows, mut objects, mut bytes) = (0, 0, 0);
+        for stored in stored {
+            match stored {
+                Ok(stored) => {
+                    rows += stored.rows;
+                    objects += stored.objects;
+                    bytes += stored.bytes;
+                }
+                Err(SinkError::Interrupted { .. }) => return Err(interrupted()),
+                Err(error) => return Err(error.into()),
             }
-        }
-        let objects = uploads.len();
-        let bytes: usize = uploads.iter().map(|(_, _, body)| body.len()).sum();
-        let stored = futures::future::join_all(
-            uploads
-                .into_iter()
-                .map(|(store, key, body)| async move { put_with_retry(&store, &key, body, shutdown).await }),
-        )
-        .await;
-        if stored.iter().any(|ok| !ok) {
-            return Err(interrupted());
         }
         if !window.dead_letters.is_empty() {
             let key = dead_letter_key(&self.outputs.dead_letter_prefix, topic, number, window.first_offset);
@@ -381,9 +373,7 @@ impl Connector {
             tracing::warn!(pipeline = %self.pipeline, topic, partition = number, "{error}");
         }
         self.stored_up_to.insert(partition.clone(), next);
-        if let Some(marker) = &marker
-            && let Err(error) = marker.store().delete(marker.key()).await
-        {
+        if let Err(error) = marker.store().delete(marker.key()).await {
             tracing::warn!(pipeline = %self.pipeline, "cannot remove the window marker: {error}");
         }
         tracing::info!(

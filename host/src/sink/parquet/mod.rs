@@ -1,19 +1,24 @@
-//! Parquet encoding for the table sinks: plugin output records in, Hive-partitioned Parquet
-//! file bytes and their object keys out.
+//! The `parquet-s3` and `parquet-local` sinks: plugin output rows in, Hive-partitioned Parquet
+//! objects in S3 or a local directory out.
 //!
-//! Pure and synchronous, with no storage or Kafka in it, so every step can be tested on its
-//! own; the S3 and local sinks drive it. The steps, in data order:
-//! [`schema`] (the plugin's declared columns) → [`rows`] (records to a batch, bad records set
-//! aside for the dead letters) → [`partition`] (rows grouped by `partition_by`) → [`writer`]
-//! (one file per partition, rotated by records, bytes and age) → [`naming`] (the file's key).
-//! [`athena`] renders the table definition matching those files.
+//! [`config`] holds the settings and builds the sink; [`sink`] gathers a window's rows and
+//! stores its files. The encoding is pure and synchronous, with no storage or Kafka in it, so
+//! every step can be tested on its own. The steps, in data order: [`schema`] (the plugin's
+//! declared columns) → [`rows`] (rows to an Arrow batch, rows that do not fit set aside for
+//! the dead letters) → [`partition`] (rows grouped by `partition_by`) → [`writer`] (one file
+//! per partition) → [`naming`] (the file's key). [`athena`] renders the table definition
+//! matching those files.
 
 pub mod athena;
+pub mod config;
 pub mod naming;
 pub mod partition;
 pub mod rows;
 pub mod schema;
+pub mod sink;
 pub mod writer;
+
+pub use config::{ParquetLocalSettings, ParquetS3Settings, TableSinkSettings, build_windowed};
 
 /// A plugin output schema with one column of every type, shared by the module tests.
 #[cfg(test)]

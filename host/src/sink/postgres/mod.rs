@@ -1,5 +1,5 @@
-//! PostgreSQL: the `postgres` sink, its schema migrations and the connection they share with
-//! the job store.
+//! PostgreSQL: the `postgres` sink (its settings in [`PostgresSinkSettings`]), its schema
+//! migrations and the connection they share with the job store.
 //!
 //! A load is one transaction. Each sink streams its rows with binary `COPY` ([`CopyWriter`]):
 //! straight into its table inside that transaction, through the transaction's own connection
@@ -13,6 +13,7 @@
 //! never from host code ([`TablePlan::resolve`]).
 
 mod cell;
+mod config;
 mod connect;
 mod migrations;
 mod shared_copy;
@@ -20,6 +21,7 @@ mod staging;
 mod table;
 
 pub use cell::{Cell, CellKind};
+pub use config::PostgresSinkSettings;
 pub use connect::{Database, DatabaseError};
 pub use migrations::{MIGRATIONS, Migration, MigrationBody, MigrationError, apply_pipeline_sql, migrate};
 pub use shared_copy::{SegmentSender, SharedCopies};

@@ -4,24 +4,31 @@
 //! `pipeline::connector`): pushed as they come, encoded to columns at the end of each batch,
 //! and finished into one object per Hive partition when the window closes. Every object of a
 //! window is named after the window's first offset, so a replay after a crash writes the same
-//! names again.
+//! names again. [`TableSink`] is the sink's own interface; it also implements the connector's
+//! [`WindowedSink`], whose windows wrap a [`TableWindow`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
+use futures::future::BoxFuture;
+use tokio::sync::watch;
 
-use super::parquet::naming::object_key;
-use super::parquet::partition::{PartitionError, Partitioner};
-use super::parquet::rows::{RowEncoder, RowsError, TableRow};
-use super::parquet::schema::{SchemaError, arrow_schema, with_lineage};
-use super::parquet::writer::{ParquetFileWriter, WriterError};
-use crate::config::TableSinkSettings;
+use super::config::TableSinkSettings;
+use super::naming::object_key;
+use super::partition::{PartitionError, Partitioner};
+use super::rows::{RowEncoder, RowsError, TableRow};
+use super::schema::{SchemaError, arrow_schema, with_lineage};
+use super::writer::{ParquetFileWriter, WriterError};
 use crate::object_store::ObjectStore;
+use crate::object_store::retry::put_with_retry;
 use crate::plugin::rows::RowRef;
 use crate::plugin::schema::OutputSchema;
+pub use crate::sink::windowed::RejectedRow;
+use crate::sink::windowed::{Rotation, SinkError, SinkWindow, StoredWindow, WindowName, WindowedSink};
 
 /// Why a table sink cannot be set up or a window cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -52,16 +59,17 @@ pub enum TableError {
     },
 }
 
-/// One configured table: where it lives, its columns and how rows are partitioned.
-#[derive(Debug)]
+/// One configured table: where it lives, its columns and how rows are partitioned. Cheap to
+/// clone: each window the connector opens holds one.
+#[derive(Debug, Clone)]
 pub struct TableSink {
     /// The `<plugin>.<output>` it takes rows from.
     pub from: String,
     pub store: ObjectStore,
     pub prefix: String,
     pub settings: TableSinkSettings,
-    encoder: RowEncoder,
-    partitioner: Partitioner,
+    encoder: Arc<RowEncoder>,
+    partitioner: Arc<Partitioner>,
 }
 
 /// A row waiting to be encoded, with the coordinates of the record it came from.
@@ -85,14 +93,6 @@ pub struct TableWindow {
     pub bytes: usize,
     /// Rows dropped because an earlier row of the window had the same key.
     pub duplicates: usize,
-}
-
-/// A row the table refused, by the offset of its source record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectedRow {
-    pub offset: i64,
-    pub reason: String,
-    pub plugin_version: Arc<str>,
 }
 
 /// Rows encoded to columns but not yet in a file, so rows of records found dead in another
@@ -131,7 +131,14 @@ impl TableSink {
         let partitioner = Partitioner::new(schema, &settings.partition_by)
             .map_err(|source| TableError::Partition { output: from.to_owned(), source })?;
         let prefix = settings.location.prefix().to_owned();
-        Ok(TableSink { from: from.to_owned(), store, prefix, settings, encoder, partitioner })
+        Ok(TableSink {
+            from: from.to_owned(),
+            store,
+            prefix,
+            settings,
+            encoder: Arc::new(encoder),
+            partitioner: Arc::new(partitioner),
+        })
     }
 
     /// The full schema of the table's rows (partition columns and lineage included).
@@ -271,5 +278,96 @@ impl TableSink {
             objects.push(FinishedObject { key, body, rows });
         }
         Ok(objects)
+    }
+}
+
+impl WindowedSink for TableSink {
+    fn from(&self) -> &str {
+        &self.from
+    }
+
+    fn rotation(&self) -> Rotation {
+        Rotation {
+            records: self.settings.rotate_records,
+            bytes: self.settings.rotate_bytes,
+            age: Duration::from_millis(self.settings.rotate_ms),
+        }
+    }
+
+    fn open(&self) -> Box<dyn SinkWindow> {
+        Box::new(ParquetWindow { sink: self.clone(), window: TableWindow::default(), encoded: None })
+    }
+}
+
+/// A window of a [`TableSink`] as the connector drives it.
+struct ParquetWindow {
+    sink: TableSink,
+    window: TableWindow,
+    /// The last batch's rows, encoded but not yet in the files.
+    encoded: Option<EncodedPending>,
+}
+
+impl ParquetWindow {
+    fn error(&self, error: impl std::fmt::Display) -> SinkError {
+        SinkError::Write { from: self.sink.from.clone(), problem: error.to_string() }
+    }
+}
+
+impl SinkWindow for ParquetWindow {
+    fn push(&mut self, row: RowRef, offset: i64, plugin_version: Arc<str>) -> bool {
+        self.sink.push(&mut self.window, row, offset, plugin_version)
+    }
+
+    fn rows(&self) -> usize {
+        self.window.rows
+    }
+
+    fn bytes(&self) -> usize {
+        self.window.bytes
+    }
+
+    fn duplicates(&self) -> usize {
+        self.window.duplicates
+    }
+
+    fn encode(&mut self, topic: &str, partition: i32) -> Result<Vec<RejectedRow>, SinkError> {
+        let (encoded, rejected) = self
+            .sink
+            .encode_pending(&mut self.window, topic, partition)
+            .map_err(|error| self.error(error))?;
+        self.encoded = encoded;
+        Ok(rejected)
+    }
+
+    fn settle(&mut self, dead: &HashSet<i64>) -> Result<(), SinkError> {
+        let Some(encoded) = self.encoded.take() else { return Ok(()) };
+        self.sink.write_encoded(&mut self.window, encoded, dead).map_err(|error| self.error(error))
+    }
+
+    fn store<'a>(
+        self: Box<Self>,
+        name: WindowName<'a>,
+        shutdown: &'a watch::Receiver<bool>,
+    ) -> BoxFuture<'a, Result<StoredWindow, SinkError>> {
+        Box::pin(async move {
+            let ParquetWindow { sink, window, .. } = *self;
+            let objects = sink
+                .finish(window, name.topic, name.partition, name.first_offset, name.suffix)
+                .map_err(|error| SinkError::Write { from: sink.from.clone(), problem: error.to_string() })?;
+            let stored = StoredWindow {
+                rows: objects.iter().map(|object| object.rows).sum(),
+                objects: objects.len(),
+                bytes: objects.iter().map(|object| object.body.len()).sum(),
+            };
+            let store = &sink.store;
+            let puts = futures::future::join_all(objects.into_iter().map(|object| async move {
+                put_with_retry(store, &object.key, object.body, shutdown).await
+            }))
+            .await;
+            if puts.iter().any(|stored| !stored) {
+                return Err(SinkError::Interrupted { from: sink.from.clone() });
+            }
+            Ok(stored)
+        })
     }
 }

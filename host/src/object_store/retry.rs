@@ -1,11 +1,11 @@
-//! Storing a window's objects through a store outage: retried with backoff until stored, or
-//! until shutdown is asked for (then the replay rewrites them).
+//! Storing an object through a store outage: retried with backoff until stored, or until
+//! shutdown is asked for (then the replay rewrites it).
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::object_store::ObjectStore;
+use super::ObjectStore;
 
 /// How long to wait before retrying a failed store call: doubling from 500 ms, at most 30 s.
 pub fn retry_delay(attempt: u32) -> Duration {
