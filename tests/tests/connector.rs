@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sluice_e2e::artifacts::{install_plugin, plugin_path, repo_pipeline};
 use sluice_e2e::host::{HostSpec, SluiceHost};
 use sluice_e2e::table::{TableRow, read_table, table_objects};
@@ -552,4 +552,135 @@ async fn the_local_directory_sink_writes_the_same_table_without_s3() {
     let text = std::fs::read_to_string(&letters[0]).expect("read dead letters");
     assert_eq!(text.lines().count(), 1);
     assert!(text.contains("l-bad"), "{text}");
+}
+
+/// Reads every record of `topic` until none arrived for a few seconds.
+async fn topic_records(scope: &TestScope, topic: &str) -> Vec<sluice_e2e::ConsumedRecord> {
+    scope
+        .consume_until_idle(topic, Duration::from_secs(5), Duration::from_secs(60))
+        .await
+        .expect("read topic")
+}
+
+/// The columns both pipelines write, per event id (lineage columns differ by design).
+fn by_event(rows: &[TableRow]) -> BTreeMap<String, Map<String, Value>> {
+    rows.iter()
+        .map(|row| {
+            let mut columns = row.columns.clone();
+            columns.retain(|name, _| !name.starts_with("kafka_") && name != "plugin_version");
+            (row.text("sg_event_id").expect("sg_event_id").to_owned(), columns)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_sink_feeds_a_second_pipeline_that_stores_the_same_table() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "connector_topic_to_topic").await.expect("scope");
+    let bodies_topic = scope.create_topic("bodies", 2).await.expect("topic");
+    let rows_topic = scope.topic("rows");
+    let plugins = tempfile::tempdir().expect("plugins dir");
+    install_plugin(plugins.path(), &plugin_path("normalize-sendgrid-events"), "normalize-sendgrid-events");
+    install_plugin(plugins.path(), &plugin_path("fixtures/fixture-json-events"), "fixture-json-events");
+
+    let prefix = scope.prefix();
+    let bucket = scope.bucket();
+    let dead_letters_of = |name: &str| {
+        format!(
+            "[dead_letters]\nkind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}{name}-dead-letters\"\n"
+        )
+    };
+    let table_of = |from: &str, name: &str| {
+        format!(
+            "[[sinks]]\nfrom = \"{from}\"\nkind = \"parquet-s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}{name}\"\n\
+             partition_by = [\"dt\", \"event\"]\nrotate_ms = 1000\ndedupe_by_key = true\n"
+        )
+    };
+    // bodies → normalize → the rows topic → fixture-json-events → a table; and, for reference,
+    // bodies → normalize → a table directly.
+    let (to_topic_group, from_topic_group) = (scope.group_id("to-topic"), scope.group_id("from-topic"));
+    let to_topic = format!(
+        "name = \"to-topic\"\n{}\n[[steps]]\nplugin = \"normalize-sendgrid-events\"\n\
+         [[sinks]]\nfrom = \"normalize-sendgrid-events.events\"\nkind = \"kafka\"\ntopic = \"{rows_topic}\"\n{}",
+        kafka_source(&bodies_topic, &to_topic_group),
+        dead_letters_of("to-topic"),
+    );
+    let from_topic = format!(
+        "name = \"from-topic\"\n{}\n[[steps]]\nplugin = \"fixture-json-events\"\n{}{}",
+        kafka_source(&rows_topic, &from_topic_group),
+        table_of("fixture-json-events.events", "chained"),
+        dead_letters_of("from-topic"),
+    );
+    let direct = format!(
+        "name = \"direct\"\n{}\n[[steps]]\nplugin = \"normalize-sendgrid-events\"\n{}{}",
+        kafka_source(&bodies_topic, &scope.group_id("direct")),
+        table_of("normalize-sendgrid-events.events", "direct"),
+        dead_letters_of("direct"),
+    );
+
+    let kinds = ["processed", "delivered", "open", "click", "bounce"];
+    let mut records = Vec::new();
+    let mut valid = BTreeSet::new();
+    for body in 0..30 {
+        let mut events: Vec<Value> = (0..10)
+            .map(|n| {
+                let id = format!("t-{body:02}-{n}");
+                valid.insert(id.clone());
+                event(&id, kinds[(body + n) % kinds.len()], (n % 2) as u32)
+            })
+            .collect();
+        events.push(json!({"event": "open", "sg_event_id": format!("t-bad-{body}")}));
+        records.push(
+            ProducedRecord::new(serde_json::to_vec(&events).expect("body")).to_partition((body % 2) as i32),
+        );
+    }
+    scope.produce(&bodies_topic, &records).await.expect("produce");
+    let host = SluiceHost::start_with(HostSpec {
+        extra_config: &services.host_config(),
+        pipelines: &[("to-topic", to_topic), ("from-topic", from_topic), ("direct", direct)],
+        env: &services.host_env(),
+        plugins_dir: Some(plugins.path()),
+    })
+    .await;
+
+    let chained_table = format!("{prefix}chained/");
+    let direct_table = format!("{prefix}direct/");
+    let stored = wait_until(Duration::from_secs(90), || async {
+        rows(&scope, &chained_table).await.len() >= valid.len()
+            && rows(&scope, &direct_table).await.len() >= valid.len()
+    })
+    .await;
+    assert!(stored, "both tables fill up:\n{}", host.log());
+    let caught_up = wait_until(Duration::from_secs(60), || async {
+        scope.group_caught_up(&to_topic_group, &bodies_topic).await
+            && scope.group_caught_up(&from_topic_group, &rows_topic).await
+    })
+    .await;
+    assert!(caught_up, "both connectors commit what they read:\n{}", host.log());
+
+    // The rows topic: one JSON object per row, keyed by the row's key (the event id).
+    let produced = topic_records(&scope, &rows_topic).await;
+    let produced_ids: BTreeSet<String> = produced
+        .iter()
+        .map(|record| {
+            let row: Value = serde_json::from_slice(&record.value).expect("a row is a JSON object");
+            let id = row["sg_event_id"].as_str().expect("sg_event_id").to_owned();
+            assert_eq!(record.key.as_deref(), Some(id.as_bytes()), "keyed by the row key: {row}");
+            id
+        })
+        .collect();
+    assert_eq!(produced_ids, valid, "every valid event reached the rows topic, no bad one");
+    assert!(produced.len() >= valid.len(), "at least once");
+
+    let chained = by_event(&rows(&scope, &chained_table).await);
+    let reference = by_event(&rows(&scope, &direct_table).await);
+    assert_eq!(
+        chained.keys().cloned().collect::<BTreeSet<_>>(),
+        valid,
+        "each event once in the chained table"
+    );
+    assert_eq!(chained, reference, "the chained table holds the same rows as the direct one");
+    // The bad events are dead letters of the first pipeline; the second one failed nothing.
+    assert_eq!(dead_letters(&scope, &format!("{prefix}to-topic-dead-letters/")).await.len(), 30);
+    assert!(dead_letters(&scope, &format!("{prefix}from-topic-dead-letters/")).await.is_empty());
 }
