@@ -9,4 +9,4 @@ pub mod routing;
 pub mod sweep;
 
 pub use chain::{Chain, ChainFailure, ChainOutput, OutputRecord};
-pub use connector::{Connector, ConnectorError};
+pub use connector::{Connector, ConnectorError, MemberConsumer};

@@ -22,6 +22,7 @@ mod marker;
 mod window;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,10 +68,66 @@ pub enum ConnectorError {
 /// hosts to share the work.
 const DEFAULT_PARTITIONS: i32 = 4;
 
+/// What the member loop asks of its membership in the consumer group: [`GroupConsumer`] in
+/// production; the tests script one to check the order of stores and commits, rebalances and
+/// replays without a broker.
+pub trait MemberConsumer: Send + Sync {
+    /// The group's id, for logs.
+    fn group(&self) -> &str;
+
+    /// Up to `max_records` records, waiting at most `max_wait`; empty when none arrived.
+    fn next_batch(
+        &self,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> impl Future<Output = Result<Vec<SourceRecord>, ConsumeError>> + Send;
+
+    /// Partitions taken away since the last call; their open windows are dropped.
+    fn take_revoked(&self) -> Vec<TopicPartition>;
+
+    /// The partitions this member owns now.
+    fn assigned(&self) -> Vec<TopicPartition>;
+
+    /// Commits, per partition, the offset of the next record to read.
+    fn commit(
+        &self,
+        next_offsets: &[(TopicPartition, i64)],
+    ) -> impl Future<Output = Result<(), ConsumeError>> + Send;
+}
+
+impl MemberConsumer for GroupConsumer {
+    fn group(&self) -> &str {
+        GroupConsumer::group(self)
+    }
+
+    fn next_batch(
+        &self,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> impl Future<Output = Result<Vec<SourceRecord>, ConsumeError>> + Send {
+        GroupConsumer::next_batch(self, max_records, max_wait)
+    }
+
+    fn take_revoked(&self) -> Vec<TopicPartition> {
+        GroupConsumer::take_revoked(self)
+    }
+
+    fn assigned(&self) -> Vec<TopicPartition> {
+        GroupConsumer::assigned(self)
+    }
+
+    fn commit(
+        &self,
+        next_offsets: &[(TopicPartition, i64)],
+    ) -> impl Future<Output = Result<(), ConsumeError>> + Send {
+        GroupConsumer::commit(self, next_offsets)
+    }
+}
+
 /// One pipeline's consumer group member.
-pub struct Connector {
+pub struct Connector<C: MemberConsumer = GroupConsumer> {
     pipeline: String,
-    consumer: GroupConsumer,
+    consumer: C,
     chain: Chain,
     /// The pipeline's sinks, shared by this host's members of the group.
     outputs: Arc<Outputs>,
@@ -109,7 +166,7 @@ impl Transforming {
     }
 }
 
-impl Connector {
+impl Connector<GroupConsumer> {
     /// Prepares the pipeline's sinks and topic once, then joins its consumer group with the
     /// source's `members` members, which share the sinks and each run their own plugins.
     ///
@@ -122,20 +179,46 @@ impl Connector {
         host: &HostConfig,
         stores: &ObjectStores,
     ) -> Result<Vec<Self>, ConnectorError> {
-        let Some(source) = pipeline.source.consumer() else {
-            return Err(ConnectorError::Setup {
-                pipeline: pipeline.name.clone(),
-                problem: format!("source `{}` is not read from Kafka", pipeline.source.kind()),
-            });
-        };
+        let source = consumer_settings(pipeline)?;
+        GroupConsumer::ensure_topic(&host.kafka, source.topic, DEFAULT_PARTITIONS).await?;
+        let consumers = (0..source.members)
+            .map(|_| GroupConsumer::new(&host.kafka, source.group, source.topic))
+            .collect::<Result<Vec<_>, _>>()?;
+        Connector::members(pipeline, registry, host, stores, consumers).await
+    }
+}
+
+/// The Kafka side of a connector pipeline's source.
+fn consumer_settings(pipeline: &Pipeline) -> Result<crate::source::ConsumerSettings<'_>, ConnectorError> {
+    pipeline.source.consumer().ok_or_else(|| ConnectorError::Setup {
+        pipeline: pipeline.name.clone(),
+        problem: format!("source `{}` is not read from Kafka", pipeline.source.kind()),
+    })
+}
+
+impl<C: MemberConsumer> Connector<C> {
+    /// One member per consumer in `consumers`, sharing the pipeline's sinks (built once), each
+    /// with its own plugin chain.
+    ///
+    /// # Errors
+    /// [`ConnectorError`] when the pipeline is not Kafka-fed, a sink is not one a connector
+    /// writes, or a plugin is missing.
+    pub async fn members(
+        pipeline: &Pipeline,
+        registry: &PluginRegistry,
+        host: &HostConfig,
+        stores: &ObjectStores,
+        consumers: Vec<C>,
+    ) -> Result<Vec<Self>, ConnectorError> {
+        let source = consumer_settings(pipeline)?;
         let outputs = Arc::new(Outputs::build(pipeline, registry, stores, host).await?);
         let limits = WindowLimits::of(outputs.sinks.iter().map(|sink| sink.rotation()));
-        GroupConsumer::ensure_topic(&host.kafka, source.topic, DEFAULT_PARTITIONS).await?;
-        (0..source.members)
-            .map(|_| {
+        consumers
+            .into_iter()
+            .map(|consumer| {
                 Ok(Connector {
                     pipeline: pipeline.name.clone(),
-                    consumer: GroupConsumer::new(&host.kafka, source.group, source.topic)?,
+                    consumer,
                     chain: Chain::new(pipeline, registry, host)?,
                     outputs: outputs.clone(),
                     limits,
