@@ -14,11 +14,11 @@
 # (bench/lib/report.py). Every process it starts is stopped on exit; topics, S3 prefixes and
 # PostgreSQL schemas carry this run's id, so runs never see each other's data.
 #
-# The benchmarks (targets: bench/TARGETS.md, from DESIGN.md "Where we aim"):
+# The benchmarks (targets: bench/TARGETS.md; why each misses or passes: docs/performance.md):
 #   webhook    signed 100-event and 1-event bodies, wrk -t2 -c32 (3 s warm-up, then 20 s):
 #              sluice serve (signature checked) vs bare-ingest (axum + rdkafka) checking the same
 #              signature (the ceiling sluice is judged against) vs bare-ingest without the check
-#              vs FastAPI peer, once against a tansu in memory (as DESIGN.md's peers) and once
+#              vs FastAPI peer, once against a tansu keeping its log in memory and once
 #              against the services' tansu on SeaweedFS
 #   connector  a filled topic → normalize-sendgrid-events → Parquet on S3: sluice (as configured
 #              by default: one consumer-group member per core; then one member) vs bare-connector
@@ -228,7 +228,7 @@ wrk_webhook() {
 # --- 1. webhook → Kafka ----------------------------------------------------------------------
 
 # Starts a second tansu that keeps its log in memory, on a free port; sets $memory_brokers and
-# $memory_broker_pid. DESIGN.md's peer figures were measured against such a broker: the
+# $memory_broker_pid. Against such a broker the systems measured are what the CPU goes to: the
 # services' tansu stores every produced batch in SeaweedFS, which on 2 shared cores costs more
 # CPU per request than any of the systems measured.
 start_memory_broker() {

@@ -1,9 +1,9 @@
 """Writes bench/RESULTS.md from the JSON files bench/run.sh leaves in .run/bench/results/.
 
 Every figure in the files goes into the report, with each ratio against its peer or floor and
-a PASS/MISS per target of DESIGN.md "Where we aim". Benchmarks without a result file are listed
-as not run. bench/MISSES.md (hand-written: why each missed target misses, with the profiles
-that show it) is appended as it is. Standard library only.
+a PASS/MISS per target of bench/TARGETS.md. Benchmarks without a result file are listed as not
+run. Why each target misses or passes, with the profiles that show it, is docs/performance.md,
+which the report's header links. Standard library only.
 
 Usage: python3 bench/lib/report.py --results .run/bench/results --out bench/RESULTS.md
 """
@@ -13,8 +13,8 @@ import json
 import statistics
 from pathlib import Path
 
-# bench/TARGETS.md (DESIGN.md "Where we aim"). The webhook's are against the bare handler
-# checking the same signature (WEBHOOK_CEILING).
+# The targets of bench/TARGETS.md. The webhook's are against the bare handler checking the same
+# signature (WEBHOOK_CEILING).
 WEBHOOK_THROUGHPUT_VS_BARE = 0.9
 WEBHOOK_P99_VS_BARE = 1.2
 CONNECTOR_VS_PYTHON = 3.0
@@ -35,12 +35,12 @@ ETL_RSS_MB = 150
 SWAP_VISIBLE_MS = 100
 SOAK_FLAT_SHARE = 0.10
 
-# The hand-written explanation of the misses, appended to the report.
-MISSES = Path(__file__).resolve().parent.parent / "MISSES.md"
+# bench/, where the sections written by runs of their own are kept.
+BENCH = Path(__file__).resolve().parent.parent
 # Written by bench/faults.sh, a run of its own; its section names that run.
-FAULTS = MISSES.parent / "results" / "faults.md"
+FAULTS = BENCH / "results" / "faults.md"
 # Written by bench/fuzz.sh, also a run of its own (its header names it).
-FUZZ = MISSES.parent / "results" / "fuzz.txt"
+FUZZ = BENCH / "results" / "fuzz.txt"
 
 
 def load(results: Path, name: str) -> dict | None:
@@ -92,7 +92,7 @@ class Report:
 
 
 BROKERS = {
-    "memory": "tansu keeping its log in memory, as for DESIGN.md's peer figures",
+    "memory": "tansu keeping its log in memory (no storage behind the broker)",
     "s3": "the services' tansu, which stores every produced batch in SeaweedFS",
 }
 
@@ -205,8 +205,8 @@ def connector(report: Report, result: dict) -> None:
     peer = python.get("output") or {}
     events = result.get("events")
     python_rate = ratio(events, python.get("wall_seconds"))
-    # Since session 11: the default configuration (one member per core), then one member.
-    # Older results: one member (the default then) under "sluice", two under "sluice_members_2".
+    # The default configuration (one member per core), then one member. Results written while
+    # one member was the default have it under "sluice" and two members under "sluice_members_2".
     if result.get("sluice_members_1"):
         default_label = f"sluice, default ({result.get('members_default', '?')} members)"
         keys = ((default_label, "sluice"), ("sluice, 1 member", "sluice_members_1"))
@@ -587,9 +587,11 @@ def main() -> None:
         f"{machine.get('ram_gib', '?')} GiB RAM, Linux {machine.get('kernel', '?')}",
         "- **Services:** tansu (Kafka, stored on SeaweedFS S3; the webhook benchmark also runs against a second "
         "tansu in memory), SeaweedFS `weed mini` (S3), local PostgreSQL — "
-        "all on the same machine as the systems measured and the load generator, as in DESIGN.md.",
-        "- **Targets:** [TARGETS.md](TARGETS.md) (DESIGN.md \"Where we aim\"); peers run in the same invocation, "
+        "all on the same machine as the systems measured and the load generator.",
+        "- **Targets:** [TARGETS.md](TARGETS.md); peers run in the same invocation, "
         "one after another; rows without a target are for scale.",
+        "- **Why each target misses or passes:** [../docs/performance.md](../docs/performance.md), "
+        "with the profiles that explain the figures and what was tried.",
         "",
         "## Targets",
         "",
@@ -607,8 +609,6 @@ def main() -> None:
     if FUZZ.exists():
         report.add("", "## Fuzzing", "", "`bench/fuzz.sh` (`bench/results/fuzz.txt`):", "", "```text",
                    FUZZ.read_text().rstrip(), "```", "")
-    if MISSES.exists():
-        report.add("", MISSES.read_text().rstrip())
     args.out.write_text("\n".join(report.lines).rstrip() + "\n")
 
 

@@ -1,4 +1,5 @@
-//! Tools that measure sluice against the peers named in `DESIGN.md` ("Where we aim").
+//! Tools that measure sluice against its peers and ceilings, for the targets of
+//! `bench/TARGETS.md`.
 //!
 //! The binaries each measure one thing (see their module docs); this library holds what more
 //! than one of them needs:

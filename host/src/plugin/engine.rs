@@ -15,7 +15,7 @@ pub(super) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Wasmtime settings that bear on guest speed. The host always runs with the default;
 /// the others exist so `plugin-ratio --engines` can measure each against it side by side
-/// (bench/MISSES.md has the table).
+/// (docs/performance.md says what each gave).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EngineTuning {
     /// Cranelift at `speed`, the pooling allocator, wasmtime's default memory reservation and

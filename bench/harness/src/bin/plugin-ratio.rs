@@ -9,10 +9,10 @@
 //! `init`, `transform` every call) to show what reuse saves. Every pass ends as the connector's
 //! does: the rows turned into the host's Arrow record batch for Parquet (the native rows are
 //! moved into the host's typed rows first, which copies no value). Prints one JSON line per batch
-//! size with the fastest events/s of each, the wasm/native ratios (DESIGN.md aims for at least
-//! 0.7) and the fixed cost of one call on an empty batch, warm and on a new instance. The three
-//! passes take turns and each ratio is the median of the rounds', so a slow spell of a shared
-//! machine does not land on one side only.
+//! size with the fastest events/s of each, the wasm/native ratios (the target is in
+//! bench/TARGETS.md) and the fixed cost of one call on an empty batch, warm and on a new
+//! instance. The three passes take turns and each ratio is the median of the rounds', so a slow
+//! spell of a shared machine does not land on one side only.
 //!
 //! ```text
 //! scripts/build-plugins.sh /tmp/rsbench-plugins   # SLUICE_PLUGINS=normalize-sendgrid-events for just it

@@ -96,7 +96,7 @@ impl ParquetFileWriter {
             // 1,800 column writers, most of them for files of a few thousand rows. Without
             // them the connector peaked at 280–305 MB instead of 362–397 MB, ran as fast, and
             // its files were 2% larger (143.9 MB against 140.8 MB): Snappy already shrinks
-            // repeated values (bench/MISSES.md, session 14).
+            // repeated values (docs/performance.md, the connector's peak RSS).
             .set_dictionary_enabled(false)
             .build();
         let writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))?;

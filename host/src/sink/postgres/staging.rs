@@ -219,7 +219,8 @@ fn encode_error(table: &str, error: &EncodeError) -> LoadError {
 
 /// Rows in PostgreSQL's binary `COPY` format, encoded straight into one buffer that is sent in
 /// large chunks: no vector of boxed cells per row (what `BinaryCopyInWriter` takes), and texts
-/// borrowed from the plugin's rows rather than copied (bench/MISSES.md, session 13).
+/// borrowed from the plugin's rows rather than copied: the ETL's stream is bound by sluice's
+/// own CPU (docs/performance.md).
 struct CopyRows {
     types: Vec<Type>,
     buffer: BytesMut,
