@@ -15,28 +15,37 @@
 //! two batches each, so memory is bounded by the batch size whatever the object's size.
 //! Nothing is visible in the real tables before the transaction commits, which also marks the
 //! job succeeded; a crash at any point leaves the tables as they were.
+//!
+//! The parts: [`input`] reads the object in batches and runs each batch's chain on a task;
+//! [`writer`] is a sink's writer and its fallback to staging; this module opens the load,
+//! routes each batch's rows and refusals, and commits.
+
+mod input;
+mod writer;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Transaction};
 
 use super::dead_letters::{JobDeadLetters, RecordPlace, job_dead_letter};
-use super::pipeline::{JobPipeline, JobSink};
-use super::reader::{ReadError, ReadRecord, RecordReader, Shape};
+use super::pipeline::JobPipeline;
+use super::reader::{ReadError, RecordReader, Shape};
 use super::records::{
     FailureSample, JobCounts, JobInput, JobRecord, JobRecordsError, JobState, lock_for_commit, record_success,
 };
 use crate::object_store::{ObjectStore, StoreError};
-use crate::pipeline::{Chain, ChainOutput};
+use crate::pipeline::ChainOutput;
 use crate::plugin::RecordIn;
-use crate::sink::dead_letter::{DeadLetter, Origin};
 use crate::sink::postgres::{
-    Copied, CopyWriter, Database, DatabaseError, LoadError, RowOrigin, SharedCopies, TablePlan,
-    drop_staging_tables, staging_table_name,
+    CopyWriter, DatabaseError, LoadError, SharedCopies, drop_staging_tables, staging_table_name,
 };
+use input::{ChainRun, InputRecord, read_batches};
+use writer::{SinkLoad, SinkMessage, SinkRow, SinkWriter, StagingTables};
+
+/// A sink's writer in a load: `COPY` into the table or a staging table.
+type LoadWriter = SinkWriter<CopyWriter, StagingTables>;
 use crate::telemetry;
 
 /// How many refused records a job keeps as examples.
@@ -99,93 +108,6 @@ pub enum AttemptOutcome {
 pub struct AttemptReport {
     pub counts: JobCounts,
     pub failures: Vec<FailureSample>,
-}
-
-/// A batch of records as read, with how far into the object it ends.
-struct ReadBatch {
-    records: Vec<ReadRecord>,
-    bytes_read: u64,
-}
-
-/// Where one record of the input was first read: its place in that file.
-struct InputRecord {
-    /// Its position in that file, from 1.
-    number: u64,
-    /// Where it starts in that file, in bytes; unknown for letters written before offsets were.
-    offset: Option<u64>,
-}
-
-impl InputRecord {
-    /// The `index`-th record of a batch whose first record is `first_record + 1`, and its
-    /// bytes: for a user's file the record as read; for a dead-letter object, the refused
-    /// record a letter holds.
-    fn of(input: JobInput, read: ReadRecord, first_record: u64, index: usize) -> (Self, Vec<u8>) {
-        let number = first_record + index as u64 + 1;
-        let as_read = |read: ReadRecord| (InputRecord { number, offset: Some(read.offset) }, read.bytes);
-        match input {
-            JobInput::Object => as_read(read),
-            JobInput::DeadLetters => match DeadLetter::parse_line(&read.bytes) {
-                Some(DeadLetter { origin: Origin::JobFile(at), value, .. }) => (
-                    InputRecord { number: at.record, offset: at.byte_offset },
-                    value.to_bytes().unwrap_or_else(|| read.bytes.clone()),
-                ),
-                _ => as_read(read),
-            },
-        }
-    }
-
-    /// `record N at byte B`, for reasons.
-    fn position(&self) -> String {
-        match self.offset {
-            Some(offset) => format!("record {} at byte {offset}", self.number),
-            None => format!("record {}", self.number),
-        }
-    }
-}
-
-/// One batch whose plugin chain runs on a task of its own.
-struct ChainRun {
-    task: tokio::task::JoinHandle<ChainOutput>,
-    /// Where the records were read, for the rows' numbers and the dead letters.
-    inputs: Vec<InputRecord>,
-    /// The records, shared with the chain: a refused one becomes a dead letter.
-    records: Arc<[RecordIn]>,
-    bytes_read: u64,
-}
-
-impl ChainRun {
-    fn start(chain: &Chain, input: JobInput, batch: ReadBatch, first_record: u64) -> Self {
-        let (inputs, records): (Vec<InputRecord>, Vec<RecordIn>) = batch
-            .records
-            .into_iter()
-            .enumerate()
-            .map(|(index, read)| {
-                let (place, value) = InputRecord::of(input, read, first_record, index);
-                (place, RecordIn { key: None, value, headers: Vec::new() })
-            })
-            .unzip();
-        let records: Arc<[RecordIn]> = records.into();
-        let chain = chain.clone();
-        let shared = records.clone();
-        let task = tokio::spawn(async move { chain.run(shared).await });
-        ChainRun { task, inputs, records, bytes_read: batch.bytes_read }
-    }
-}
-
-/// What a sink task receives: rows, then the word to commit its `COPY`. A channel closed
-/// without [`SinkMessage::Finish`] aborts it.
-enum SinkMessage {
-    Rows(Vec<SinkRow>),
-    Finish,
-}
-
-/// One plugin output value bound for a sink.
-struct SinkRow {
-    /// The input record it came from, from 1.
-    record: i64,
-    row: crate::plugin::rows::RowRef,
-    /// `name@version` of the plugin that made it, for a `plugin_version` column.
-    plugin_version: std::sync::Arc<str>,
 }
 
 /// One attempt of one job.
@@ -308,8 +230,14 @@ impl<'a> Attempt<'a> {
                 None
             };
             let writer = match opened {
-                Some(writer) => SinkWriter::straight_in(writer, sink, &self.pipeline.database, stage),
-                None => SinkWriter::staged(
+                Some(writer) => {
+                    let fallback = sink.plan.is_upsert().then(|| StagingTables {
+                        database: self.pipeline.database.clone(),
+                        plan: sink.plan.clone(),
+                    });
+                    LoadWriter::straight_in(writer, stage, fallback)
+                }
+                None => LoadWriter::staged(
                     CopyWriter::open(&self.pipeline.database, sink.plan.clone(), &stage).await?,
                     stage,
                 ),
@@ -338,7 +266,7 @@ impl<'a> Attempt<'a> {
     async fn stream(
         &mut self,
         body: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
-        writers: Vec<SinkWriter>,
+        writers: Vec<LoadWriter>,
     ) -> Result<Vec<SinkLoad>, AttemptError> {
         let job = self.job;
         let mut senders = Vec::with_capacity(writers.len());
@@ -574,124 +502,7 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// A sink's writers for one attempt: its rows straight into the table, through the load's
-/// connection, or into its staging table; an upsert copied straight in goes on in its staging
-/// table from the first row whose key may repeat an earlier one, so the move at the commit
-/// keeps the last row per key, replacing the rows copied in before.
-struct SinkWriter {
-    /// The writer the sink starts with: into the table, or into the staging table.
-    first: CopyWriter,
-    /// The staging table's name: where `first` copies, or where rows go on after a repeat.
-    stage: String,
-    /// For an upsert copied straight in: how to open the staging table, and once opened, it.
-    fallback: Option<Fallback>,
-}
-
-/// The staging table an upsert copied straight in opens at its first repeated key.
-struct Fallback {
-    database: Database,
-    plan: Arc<TablePlan>,
-    staged: Option<CopyWriter>,
-}
-
-/// What a sink leaves for the commit.
-struct SinkLoad {
-    /// Rows copied straight into the table.
-    copied_in: u64,
-    /// The staging table to move, and what was staged in it.
-    staged: Option<(String, Copied)>,
-}
-
-impl SinkWriter {
-    fn staged(writer: CopyWriter, stage: String) -> Self {
-        SinkWriter { first: writer, stage, fallback: None }
-    }
-
-    fn straight_in(writer: CopyWriter, sink: &JobSink, database: &Database, stage: String) -> Self {
-        let fallback = sink.plan.is_upsert().then(|| Fallback {
-            database: database.clone(),
-            plan: sink.plan.clone(),
-            staged: None,
-        });
-        SinkWriter { first: writer, stage, fallback }
-    }
-
-    /// Writes the rows it receives; `Ok(None)` when the attempt was abandoned (the `COPY`s are
-    /// aborted by dropping them).
-    async fn run(
-        mut self,
-        mut messages: mpsc::Receiver<SinkMessage>,
-        job_id: String,
-    ) -> Result<Option<SinkLoad>, LoadError> {
-        while let Some(message) = messages.recv().await {
-            match message {
-                SinkMessage::Rows(rows) => {
-                    for row in rows {
-                        let origin = RowOrigin { plugin_version: &row.plugin_version, job_id: &job_id };
-                        self.write(row.record, &row.row, origin).await?;
-                    }
-                }
-                SinkMessage::Finish => return self.finish().await.map(Some),
-            }
-        }
-        Ok(None)
-    }
-
-    async fn write(
-        &mut self,
-        record: i64,
-        row: &crate::plugin::rows::RowRef,
-        origin: RowOrigin<'_>,
-    ) -> Result<(), LoadError> {
-        if let Some(staged) = self.fallback.as_mut().and_then(|fallback| fallback.staged.as_mut()) {
-            return staged.write(record, row, origin).await;
-        }
-        if self.first.write_new_key(record, row, origin).await? {
-            return Ok(());
-        }
-        // Only an upsert copied straight in refuses a row, and it has a fallback.
-        let Some(fallback) = self.fallback.as_mut() else {
-            return Err(LoadError::SharedCopyStopped { table: self.first.plan().table.clone() });
-        };
-        let mut staged = CopyWriter::open(&fallback.database, fallback.plan.clone(), &self.stage).await?;
-        staged.write(record, row, origin).await?;
-        fallback.staged = Some(staged);
-        Ok(())
-    }
-
-    async fn finish(self) -> Result<SinkLoad, LoadError> {
-        let staged_first = self.first.is_staged();
-        let first = self.first.finish().await?;
-        if staged_first {
-            return Ok(SinkLoad { copied_in: 0, staged: Some((self.stage, first)) });
-        }
-        let staged = match self.fallback.and_then(|fallback| fallback.staged) {
-            Some(writer) => Some((self.stage, writer.finish().await?)),
-            None => None,
-        };
-        Ok(SinkLoad { copied_in: first.rows, staged })
-    }
-}
-
 /// A record number as the staging tables' `bigint` holds it.
 fn signed(number: u64) -> i64 {
     i64::try_from(number).unwrap_or(i64::MAX)
-}
-
-/// Reads the object batch by batch until it ends or the receiver goes away; returns the
-/// shape the reader found.
-async fn read_batches<R: tokio::io::AsyncRead + Unpin>(
-    mut reader: RecordReader<R>,
-    batch_records: usize,
-    batches: mpsc::Sender<ReadBatch>,
-) -> Result<Option<Shape>, ReadError> {
-    loop {
-        let records = reader.next_batch(batch_records).await?;
-        if records.is_empty() {
-            return Ok(reader.shape());
-        }
-        if batches.send(ReadBatch { records, bytes_read: reader.bytes_read() }).await.is_err() {
-            return Ok(reader.shape());
-        }
-    }
 }
