@@ -20,6 +20,9 @@ pub const KAFKA_CONSUMED: &str = "sluice_kafka_consumed_total";
 /// Records between a group's position and the partition's end, by `group`, `topic` and
 /// `partition`, as librdkafka's statistics report it.
 pub const KAFKA_CONSUMER_LAG: &str = "sluice_kafka_consumer_lag";
+/// Partitions a consumer-group member owns now, by `group` and `member` (its number in the
+/// process); 0 until the group assigned it some.
+pub const KAFKA_ASSIGNED_PARTITIONS: &str = "sluice_kafka_assigned_partitions";
 /// Plugin batch calls, by `plugin`.
 pub const PLUGIN_CALLS: &str = "sluice_plugin_calls_total";
 /// Time of one plugin batch call (instantiate, init, transform), by `plugin`.

@@ -152,7 +152,30 @@ impl SluiceHost {
         panic!("sluice serve did not become healthy:\n{}", self.log());
     }
 
-    /// What the host has logged so far.
+    /// The values of metric `name` on `/metrics` now, each with its labels as written there
+    /// (`group="g",member="0"`); empty when the host does not answer.
+    pub async fn metric(&self, name: &str) -> Vec<(String, f64)> {
+        let Ok(response) = reqwest::get(format!("{}/metrics", self.url)).await else { return Vec::new() };
+        let text = response.text().await.unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix(name)?;
+                let (labels, value) = match rest.strip_prefix('{') {
+                    Some(labelled) => labelled.split_once("} ")?,
+                    None => ("", rest.strip_prefix(' ')?),
+                };
+                Some((labels.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The sum of metric `name` over the label sets that contain `labels` (for example
+    /// `pipeline="events"`).
+    pub async fn metric_sum(&self, name: &str, labels: &str) -> f64 {
+        self.metric(name).await.iter().filter(|(set, _)| set.contains(labels)).map(|(_, value)| value).sum()
+    }
+
+    /// What the host has logged so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
     }

@@ -81,11 +81,11 @@ pub enum ReadUntil {
     Idle(Duration),
 }
 
-/// A client configuration pointing at `brokers`, for building any rdkafka client.
+/// A client configuration pointing at `brokers`, built as the host builds its own (so a
+/// setting the host's clients need, the tests' clients get too).
 pub fn client_config(brokers: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    config
+    let host = sluice::config::KafkaConfig { brokers: brokers.to_owned(), ..Default::default() };
+    sluice::kafka::client_config(&host, &[])
 }
 
 /// Creates `topic` with `partitions` partitions and one replica (tansu has one broker).
@@ -110,15 +110,17 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result
     Ok(())
 }
 
-/// A producer as sluice configures its own: idempotent, `acks=all`.
+/// A producer with the host's own durable settings (idempotent, `acks=all`).
 ///
 /// # Errors
 ///
 /// If rdkafka rejects the configuration.
 pub fn idempotent_producer(brokers: &str) -> Result<FutureProducer, HarnessError> {
-    client_config(brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
+    let mut config = client_config(brokers);
+    for (key, value) in sluice::kafka::DURABLE_PRODUCER_SETTINGS {
+        config.set(key, value);
+    }
+    config
         .set("message.timeout.ms", "30000")
         .create()
         .map_err(HarnessError::kafka("building an idempotent producer"))

@@ -31,6 +31,28 @@ mod services;
 pub mod table;
 
 pub use error::HarnessError;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Checks `check` every 200 ms until it holds or `timeout` has passed; whether it held. The
+/// one way the tests wait for the system to get somewhere.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return true;
+        }
+        if started.elapsed() >= timeout {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 pub use kafka::{ConsumedRecord, ProducedRecord};
 pub use s3::S3;
 pub use scope::TestScope;

@@ -4,32 +4,43 @@
 //! do the two members one host runs with `members = 2`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use sluice_e2e::artifacts::{install_plugin, plugin_path, repo_pipeline};
 use sluice_e2e::host::{HostSpec, SluiceHost};
 use sluice_e2e::table::{TableRow, read_table, table_objects};
-use sluice_e2e::{ProducedRecord, TestScope, require_services};
+use sluice_e2e::{ProducedRecord, TestScope, eventually, require_services};
 
-/// Host settings pointing at the test services.
-/// The SendGrid events pipeline with its table and dead letters under `prefix`.
+/// The repository's `pipelines/sendgrid-events.toml`, named `events`, reading `topic` as
+/// `group` with `members` members (the default when `None`), its table and dead letters under
+/// `prefix`, windows closing at `rotate_records` rows or `rotate_ms`.
 fn events_pipeline(
-    source: &str,
+    topic: &str,
+    group: &str,
+    members: Option<usize>,
     bucket: &str,
     prefix: &str,
-    rotate_records: usize,
-    rotate_ms: u64,
+    rotate: (usize, u64),
 ) -> String {
-    format!(
-        "name = \"events\"\n{source}\n\
-         [[steps]]\nplugin = \"normalize-sendgrid-events\"\n\
-         [[sinks]]\nfrom = \"normalize-sendgrid-events.events\"\nkind = \"parquet-s3\"\nbucket = \"{bucket}\"\n\
-         prefix = \"{prefix}table\"\npartition_by = [\"dt\", \"event\"]\nrotate_records = {rotate_records}\n\
-         rotate_ms = {rotate_ms}\ndedupe_by_key = true\n\
-         [dead_letters]\nkind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}dead-letters\"\n"
-    )
+    let quoted = |text: &str| format!("\"{text}\"");
+    let mut overrides = vec![
+        ("name", quoted("events")),
+        ("source.topic", quoted(topic)),
+        ("source.group", quoted(group)),
+        ("source.batch_records", "100".into()),
+        ("source.batch_max_ms", "300".into()),
+        ("sinks.bucket", quoted(bucket)),
+        ("sinks.prefix", quoted(&format!("{prefix}table"))),
+        ("sinks.rotate_records", rotate.0.to_string()),
+        ("sinks.rotate_ms", rotate.1.to_string()),
+        ("dead_letters.bucket", quoted(bucket)),
+        ("dead_letters.prefix", quoted(&format!("{prefix}dead-letters"))),
+    ];
+    if let Some(members) = members {
+        overrides.push(("source.members", members.to_string()));
+    }
+    repo_pipeline("sendgrid-events", &overrides)
 }
 
 fn kafka_source(topic: &str, group: &str) -> String {
@@ -38,13 +49,15 @@ fn kafka_source(topic: &str, group: &str) -> String {
     )
 }
 
-/// How many partitions of `topic` the host's latest assignment (its last `partitions
-/// assigned` line) gave it.
-fn assigned_now(log: &str, topic: &str) -> usize {
-    log.lines()
-        .rev()
-        .find(|line| line.contains("partitions assigned"))
-        .map_or(0, |line| line.matches(topic).count())
+/// Partitions of `group` the host's members own now, and how many of its members own some.
+async fn assigned(host: &SluiceHost, group: &str) -> (f64, usize) {
+    let members = host.metric("sluice_kafka_assigned_partitions").await;
+    let mine: Vec<f64> = members
+        .iter()
+        .filter(|(labels, _)| labels.contains(&format!("group=\"{group}\"")))
+        .map(|(_, partitions)| *partitions)
+        .collect();
+    (mine.iter().sum(), mine.iter().filter(|partitions| **partitions > 0.0).count())
 }
 
 /// A valid SendGrid event; `day` picks one of two dates so rows land in two `dt` partitions.
@@ -52,22 +65,6 @@ fn event(id: &str, kind: &str, day: u32) -> Value {
     let timestamp = 1_700_000_000 + i64::from(day) * 86_400;
     json!({"email": format!("{id}@example.com"), "timestamp": timestamp, "event": kind, "sg_event_id": id,
            "sg_message_id": "msg.1", "category": ["news"], "mail_id": "m-1"})
-}
-
-/// Polls `check` until it returns true or `timeout` passes.
-async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < timeout {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    false
 }
 
 async fn rows(scope: &TestScope, prefix: &str) -> Vec<TableRow> {
@@ -192,14 +189,14 @@ async fn webhook_events_become_table_rows_or_dead_letters_and_nothing_else() {
 
     let table = format!("{prefix}table/");
     let letters_prefix = format!("{prefix}dead-letters/");
-    let done = wait_until(Duration::from_secs(90), || async {
+    let done = eventually(Duration::from_secs(90), || async {
         rows(&scope, &table).await.len() >= valid.len()
             && dead_letters(&scope, &letters_prefix).await.len() >= malformed.len()
     })
     .await;
     assert!(done, "the table and dead letters did not fill up:\n{}", host.log());
     // Everything produced is committed, so stored: anything extra would be in the table now.
-    let caught_up = wait_until(Duration::from_secs(60), || scope.group_caught_up(&group, &topic)).await;
+    let caught_up = eventually(Duration::from_secs(60), || scope.group_caught_up(&group, &topic)).await;
     assert!(caught_up, "the connector did not commit the whole topic:\n{}", host.log());
 
     let rows = rows(&scope, &table).await;
@@ -277,10 +274,10 @@ async fn a_killed_connector_replays_into_the_same_objects_without_duplicates() {
     let crashed_prefix = scope.key("crashed/");
     let crashed_group = scope.group_id("crashed");
     let crashed =
-        events_pipeline(&kafka_source(&topic, &crashed_group), scope.bucket(), &crashed_prefix, 300, 5_000);
+        events_pipeline(&topic, &crashed_group, None, scope.bucket(), &crashed_prefix, (300, 5_000));
     let mut host = SluiceHost::start(&config, &[("events", crashed)], &env).await;
     let crashed_table = format!("{crashed_prefix}table/");
-    let some_written = wait_until(Duration::from_secs(60), || async {
+    let some_written = eventually(Duration::from_secs(60), || async {
         table_objects(scope.s3(), scope.bucket(), &crashed_table).await.expect("list").len() >= 3
     })
     .await;
@@ -288,7 +285,7 @@ async fn a_killed_connector_replays_into_the_same_objects_without_duplicates() {
     host.kill();
     let before_restart = table_objects(scope.s3(), scope.bucket(), &crashed_table).await.expect("list");
     host.restart().await;
-    let complete = wait_until(Duration::from_secs(90), || async {
+    let complete = eventually(Duration::from_secs(90), || async {
         ids(&rows(&scope, &crashed_table).await).len() >= expected.len()
     })
     .await;
@@ -297,22 +294,17 @@ async fn a_killed_connector_replays_into_the_same_objects_without_duplicates() {
     // The same records through a connector that never crashed, for the reference object set.
     let reference_prefix = scope.key("reference/");
     let reference_group = scope.group_id("reference");
-    let reference = events_pipeline(
-        &kafka_source(&topic, &reference_group),
-        scope.bucket(),
-        &reference_prefix,
-        300,
-        5_000,
-    );
+    let reference =
+        events_pipeline(&topic, &reference_group, None, scope.bucket(), &reference_prefix, (300, 5_000));
     let reference_host = SluiceHost::start(&config, &[("events", reference)], &env).await;
     let reference_table = format!("{reference_prefix}table/");
-    let reference_done = wait_until(Duration::from_secs(90), || async {
+    let reference_done = eventually(Duration::from_secs(90), || async {
         ids(&rows(&scope, &reference_table).await).len() >= expected.len()
     })
     .await;
     assert!(reference_done, "the reference connector did not finish:\n{}", reference_host.log());
     // Both groups committed the whole topic, so each stored every window it will write.
-    let caught_up = wait_until(Duration::from_secs(60), || async {
+    let caught_up = eventually(Duration::from_secs(60), || async {
         scope.group_caught_up(&crashed_group, &topic).await
             && scope.group_caught_up(&reference_group, &topic).await
     })
@@ -383,7 +375,7 @@ async fn sweep_brings_dead_letters_into_the_table_once_the_plugin_is_fixed() {
     .await;
     let letters_prefix = format!("{prefix}dead-letters/");
     let table = format!("{prefix}table/");
-    let all_dead = wait_until(Duration::from_secs(60), || async {
+    let all_dead = eventually(Duration::from_secs(60), || async {
         dead_letters(&scope, &letters_prefix).await.len() >= 60
     })
     .await;
@@ -440,16 +432,15 @@ async fn two_hosts_in_one_group_split_the_partitions_and_take_over_from_each_oth
     let prefix = scope.prefix();
     let group = scope.group_id("shared");
     // One member per host, so each host's share is what its one member is assigned.
-    let source = format!("{}\nmembers = 1", kafka_source(&topic, &group));
-    let pipeline = events_pipeline(&source, scope.bucket(), &prefix, 100_000, 1_500);
+    let pipeline = events_pipeline(&topic, &group, Some(1), scope.bucket(), &prefix, (100_000, 1_500));
     let config = services.host_config();
     let env = services.host_env();
     let mut first = SluiceHost::start(&config, &[("events", pipeline.clone())], &env).await;
     let second = SluiceHost::start(&config, &[("events", pipeline)], &env).await;
     // Both members must hold their share before records arrive: each host's latest
     // assignment is two of the four partitions.
-    let joined = wait_until(Duration::from_secs(60), || async {
-        assigned_now(&first.log(), &topic) == 2 && assigned_now(&second.log(), &topic) == 2
+    let joined = eventually(Duration::from_secs(60), || async {
+        assigned(&first, &group).await.0 == 2.0 && assigned(&second, &group).await.0 == 2.0
     })
     .await;
     assert!(joined, "both hosts join the group:\n{}\n---\n{}", first.log(), second.log());
@@ -457,17 +448,26 @@ async fn two_hosts_in_one_group_split_the_partitions_and_take_over_from_each_oth
     scope.produce(&topic, &bodies_over_four_partitions("g1")).await.expect("produce");
     let table = format!("{prefix}table/");
     let first_round =
-        wait_until(Duration::from_secs(60), || async { rows(&scope, &table).await.len() >= 400 }).await;
+        eventually(Duration::from_secs(60), || async { rows(&scope, &table).await.len() >= 400 }).await;
     assert!(first_round, "round 1 stored:\n{}\n---\n{}", first.log(), second.log());
-    assert!(first.log().contains("window stored"), "the first host wrote part:\n{}", first.log());
-    assert!(second.log().contains("window stored"), "the second host wrote part:\n{}", second.log());
+    let rows_metric = ("sluice_sink_rows_total", "pipeline=\"events\"");
+    assert!(
+        first.metric_sum(rows_metric.0, rows_metric.1).await > 0.0,
+        "the first host wrote part:\n{}",
+        first.log()
+    );
+    assert!(
+        second.metric_sum(rows_metric.0, rows_metric.1).await > 0.0,
+        "the second host wrote part:\n{}",
+        second.log()
+    );
 
     first.kill();
     scope.produce(&topic, &bodies_over_four_partitions("g2")).await.expect("produce");
     let second_round =
-        wait_until(Duration::from_secs(90), || async { rows(&scope, &table).await.len() >= 800 }).await;
+        eventually(Duration::from_secs(90), || async { rows(&scope, &table).await.len() >= 800 }).await;
     assert!(second_round, "the second host took over every partition:\n{}", second.log());
-    let caught_up = wait_until(Duration::from_secs(60), || scope.group_caught_up(&group, &topic)).await;
+    let caught_up = eventually(Duration::from_secs(60), || scope.group_caught_up(&group, &topic)).await;
     assert!(caught_up, "the group did not commit the whole topic:\n{}", second.log());
     assert_each_event_once_from_four_partitions(&rows(&scope, &table).await, 800);
 }
@@ -479,28 +479,20 @@ async fn one_host_with_two_members_splits_the_partitions_and_stores_every_event_
     let topic = scope.create_topic("events", 4).await.expect("topic");
     let prefix = scope.prefix();
     let group = scope.group_id("members");
-    let source = format!("{}\nmembers = 2", kafka_source(&topic, &group));
-    let pipeline = events_pipeline(&source, scope.bucket(), &prefix, 100_000, 1_500);
+    let pipeline = events_pipeline(&topic, &group, Some(2), scope.bucket(), &prefix, (100_000, 1_500));
     let host =
         SluiceHost::start(&services.host_config(), &[("events", pipeline)], &services.host_env()).await;
-    // Each member logs its own assignment; once both have joined, each holds two partitions.
-    let split = wait_until(Duration::from_secs(60), || async {
-        let log = host.log();
-        log.lines()
-            .filter(|line| line.contains("partitions assigned") && line.matches(topic.as_str()).count() == 2)
-            .count()
-            >= 2
-    })
-    .await;
+    // Once both members have joined, they hold the four partitions between them.
+    let split =
+        eventually(Duration::from_secs(60), || async { assigned(&host, &group).await == (4.0, 2) }).await;
     assert!(split, "two members share the four partitions:\n{}", host.log());
-    assert_eq!(host.log().matches("connector started").count(), 2, "{}", host.log());
 
     scope.produce(&topic, &bodies_over_four_partitions("m")).await.expect("produce");
     let table = format!("{prefix}table/");
     let stored =
-        wait_until(Duration::from_secs(60), || async { rows(&scope, &table).await.len() >= 400 }).await;
+        eventually(Duration::from_secs(60), || async { rows(&scope, &table).await.len() >= 400 }).await;
     assert!(stored, "every event stored:\n{}", host.log());
-    let caught_up = wait_until(Duration::from_secs(60), || scope.group_caught_up(&group, &topic)).await;
+    let caught_up = eventually(Duration::from_secs(60), || scope.group_caught_up(&group, &topic)).await;
     assert!(caught_up, "the members did not commit the whole topic:\n{}", host.log());
     assert_each_event_once_from_four_partitions(&rows(&scope, &table).await, 400);
     assert!(dead_letters(&scope, &format!("{prefix}dead-letters/")).await.is_empty(), "no dead letters");
@@ -534,7 +526,7 @@ async fn the_local_directory_sink_writes_the_same_table_without_s3() {
         .expect("produce");
     let host =
         SluiceHost::start(&services.host_config(), &[("events", pipeline)], &services.host_env()).await;
-    let stored = wait_until(Duration::from_secs(60), || async {
+    let stored = eventually(Duration::from_secs(60), || async {
         sluice_e2e::table::read_local_table(&table_dir).expect("read local table").len() >= 2
     })
     .await;
@@ -645,13 +637,13 @@ async fn a_kafka_sink_feeds_a_second_pipeline_that_stores_the_same_table() {
 
     let chained_table = format!("{prefix}chained/");
     let direct_table = format!("{prefix}direct/");
-    let stored = wait_until(Duration::from_secs(90), || async {
+    let stored = eventually(Duration::from_secs(90), || async {
         rows(&scope, &chained_table).await.len() >= valid.len()
             && rows(&scope, &direct_table).await.len() >= valid.len()
     })
     .await;
     assert!(stored, "both tables fill up:\n{}", host.log());
-    let caught_up = wait_until(Duration::from_secs(60), || async {
+    let caught_up = eventually(Duration::from_secs(60), || async {
         scope.group_caught_up(&to_topic_group, &bodies_topic).await
             && scope.group_caught_up(&from_topic_group, &rows_topic).await
     })

@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sluice_e2e::artifacts::plugin_path;
 use sluice_e2e::host::{HostSpec, SluiceHost};
 use sluice_e2e::table::read_local_table;
-use sluice_e2e::{Services, TestScope, require_services};
+use sluice_e2e::{Services, TestScope, eventually, require_services};
 
 const TOKEN: &str = "admin-token-7f3a9c";
 const PLUGIN: &str = "fixture-hostile";
@@ -73,16 +73,17 @@ async fn hostile_view(host: &SluiceHost) -> Value {
 
 /// Polls the admin view until `check` holds, or panics with the last view and the host log.
 async fn wait_for_view(host: &SluiceHost, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    let mut view = Value::Null;
-    while started.elapsed() < Duration::from_secs(60) {
-        view = hostile_view(host).await;
-        if check(&view) {
-            return view;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not happen; last view {view}\n{}", host.log());
+    let last = std::sync::Mutex::new(Value::Null);
+    let seen = eventually(Duration::from_secs(60), || async {
+        let view = hostile_view(host).await;
+        let holds = check(&view);
+        *last.lock().expect("view") = view;
+        holds
+    })
+    .await;
+    let view = last.into_inner().expect("view");
+    assert!(seen, "{what} did not happen; last view {view}\n{}", host.log());
+    view
 }
 
 async fn post_json(url: &str, body: &Value) -> u16 {
@@ -381,15 +382,11 @@ async fn twenty_swaps_under_webhook_and_request_load_fail_no_request_and_each_ro
     assert!(requests.load(Ordering::Relaxed) >= 40, "the load ran throughout");
 
     let table_dir = out.path().join("table");
-    let started = Instant::now();
-    let mut rows = Vec::new();
-    while started.elapsed() < Duration::from_secs(90) {
-        rows = read_local_table(&table_dir).unwrap_or_default();
-        if rows.len() >= sent_ids.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    eventually(Duration::from_secs(90), || async {
+        read_local_table(&table_dir).unwrap_or_default().len() >= sent_ids.len()
+    })
+    .await;
+    let rows = read_local_table(&table_dir).unwrap_or_default();
     let row_ids: Vec<String> = rows.iter().filter_map(|r| r.text("id").map(str::to_owned)).collect();
     assert_eq!(row_ids.len(), sent_ids.len(), "every event is one row, none twice:\n{}", host.log());
     assert_eq!(row_ids.iter().cloned().collect::<BTreeSet<_>>(), sent_ids);
@@ -487,12 +484,8 @@ async fn hostile_plugins_go_to_their_dead_letters_and_other_pipelines_keep_runni
 
     for (behavior, reason) in hostile {
         let dir = out.path().join(format!("h-{behavior}")).join("dead-letters");
-        let started = Instant::now();
-        let mut letters = Vec::new();
-        while started.elapsed() < Duration::from_secs(120) && letters.len() < 3 {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            letters = dead_letters(&dir);
-        }
+        eventually(Duration::from_secs(120), || async { dead_letters(&dir).len() >= 3 }).await;
+        let letters = dead_letters(&dir);
         assert_eq!(letters.len(), 3, "{behavior}: every record is a dead letter:\n{}", host.log());
         for letter in &letters {
             let text = letter["reason"].as_str().unwrap_or_default();
@@ -604,11 +597,11 @@ async fn sigterm_finishes_requests_in_flight_stores_what_was_read_and_exits_0() 
 
     // A member that stops while it is still joining leaves the group waiting for it; stop one
     // that owns its partition, as in production.
-    let started = Instant::now();
-    while !host.log().contains("partitions assigned") && started.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(host.log().contains("partitions assigned"), "{}", host.log());
+    let owns = eventually(Duration::from_secs(60), || async {
+        host.metric_sum("sluice_kafka_assigned_partitions", "").await > 0.0
+    })
+    .await;
+    assert!(owns, "the member owns its partition:\n{}", host.log());
     let client = reqwest::Client::new();
     let posts: Vec<_> = (0..40)
         .map(|n| {
@@ -637,19 +630,15 @@ async fn sigterm_finishes_requests_in_flight_stores_what_was_read_and_exits_0() 
     // Whatever the stopped host acknowledged reaches the table once, after a restart.
     host.restart().await;
     let table_dir = out.path().join("table");
-    let started = Instant::now();
-    let mut ids = Vec::new();
-    while started.elapsed() < Duration::from_secs(60) {
-        ids = read_local_table(&table_dir)
+    let read_ids = || -> Vec<String> {
+        read_local_table(&table_dir)
             .unwrap_or_default()
             .iter()
             .filter_map(|r| r.text("id").map(str::to_owned))
-            .collect();
-        if ids.len() >= acknowledged.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+            .collect()
+    };
+    eventually(Duration::from_secs(60), || async { read_ids().len() >= acknowledged.len() }).await;
+    let ids = read_ids();
     assert_eq!(ids.len(), acknowledged.len(), "each acknowledged event is one row:\n{}", host.log());
     assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), acknowledged);
 }

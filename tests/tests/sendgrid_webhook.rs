@@ -229,15 +229,11 @@ async fn a_stopped_broker_gets_503_and_a_restarted_one_200_without_restarting_th
 
     broker.restart().await;
     sluice_e2e::kafka::create_topic(&broker.brokers(), topic, 1).await.expect("topic again");
-    let mut status = 0;
-    for _ in 0..30 {
-        status = post(&client, &host, &signer.headers(now(), &body), body.clone()).await.status().as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    assert_eq!(status, 200, "the host recovers once the broker is back:\n{}", host.log());
+    let recovered = sluice_e2e::eventually(Duration::from_secs(30), || async {
+        post(&client, &host, &signer.headers(now(), &body), body.clone()).await.status() == 200
+    })
+    .await;
+    assert!(recovered, "the host recovers once the broker is back:\n{}", host.log());
     let (status, body_ready) = ready(client.clone(), host.url.clone()).await;
     assert_eq!(status, 200, "ready again once the broker is back: {body_ready}");
     let records = sluice_e2e::kafka::read_topic(

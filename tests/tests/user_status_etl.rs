@@ -2,12 +2,12 @@
 //! an S3 object, the job topic hands the job to a host, and the plugins' rows land in three
 //! tables of the test's own schema in one transaction.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sluice_e2e::artifacts::{install_plugin, plugin_path, repo_pipeline};
 use sluice_e2e::host::{HostSpec, SluiceHost};
-use sluice_e2e::{TestScope, require_services};
+use sluice_e2e::{TestScope, eventually, require_services};
 
 const PATH: &str = "/v1/jobs/user-status";
 
@@ -66,20 +66,18 @@ async fn wait_for_job(
     timeout: Duration,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let started = Instant::now();
-    loop {
+    let last = std::sync::Mutex::new(Value::Null);
+    let reached = eventually(timeout, || async {
         let (status, job) = get(host, &format!("/v1/jobs/{id}")).await;
         assert_eq!(status, 200, "{job}");
-        if done(&job) {
-            return job;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "job {id} did not get there in {timeout:?}: {job}\n{}",
-            host.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let holds = done(&job);
+        *last.lock().expect("job") = job;
+        holds
+    })
+    .await;
+    let job = last.into_inner().expect("job");
+    assert!(reached, "job {id} did not get there in {timeout:?}: {job}\n{}", host.log());
+    job
 }
 
 fn finished(job: &Value) -> bool {

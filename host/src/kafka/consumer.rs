@@ -52,6 +52,8 @@ pub type TopicPartition = (Arc<str>, i32);
 #[derive(Default)]
 pub struct RebalanceTracker {
     group: String,
+    /// This member's number in the process, for the assigned-partitions gauge.
+    member: String,
     revoked: Mutex<BTreeSet<(String, i32)>>,
     assigned: Mutex<BTreeSet<(String, i32)>>,
 }
@@ -87,6 +89,7 @@ impl ConsumerContext for RebalanceTracker {
                 for partition in &list {
                     assigned.remove(partition);
                 }
+                self.report_assigned(assigned.len());
             }
         }
     }
@@ -98,10 +101,25 @@ impl ConsumerContext for RebalanceTracker {
             tracing::info!(partitions = ?list, "partitions assigned");
             if let Ok(mut assigned) = self.assigned.lock() {
                 assigned.extend(list);
+                self.report_assigned(assigned.len());
             }
         }
     }
 }
+
+impl RebalanceTracker {
+    fn report_assigned(&self, partitions: usize) {
+        metrics::gauge!(
+            telemetry::KAFKA_ASSIGNED_PARTITIONS,
+            "group" => self.group.clone(),
+            "member" => self.member.clone()
+        )
+        .set(partitions as f64);
+    }
+}
+
+/// Numbers the consumers this process creates, for [`RebalanceTracker::member`].
+static MEMBERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A member of one consumer group reading one topic. Auto-commit is off: offsets move only
 /// through [`GroupConsumer::commit`], after the records' results are stored.
@@ -150,7 +168,11 @@ impl GroupConsumer {
             ],
         );
         let consumer: StreamConsumer<RebalanceTracker> = client
-            .create_with_context(RebalanceTracker { group: group.to_owned(), ..RebalanceTracker::default() })
+            .create_with_context(RebalanceTracker {
+                group: group.to_owned(),
+                member: MEMBERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string(),
+                ..RebalanceTracker::default()
+            })
             .map_err(|source| ConsumeError::Create { group: group.to_owned(), source })?;
         consumer
             .subscribe(&[topic])
