@@ -37,6 +37,9 @@ step "services"
 scripts/services.sh start
 trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
 
+step "plugin toolchains (componentize-py, componentize-js)"
+eval "$(scripts/plugin-toolchains.sh)"
+
 step "tests"
 cargo build --locked -p sluice --bin sluice
 # The e2e tests run this binary and these plugins (the ones just built from this checkout)

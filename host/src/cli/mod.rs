@@ -54,8 +54,11 @@ enum JobCommand {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
-    /// Write a new plugin crate that builds and passes `plugin test` on its samples as it is.
+    /// Write a new plugin (Rust, Python or JavaScript) that builds and passes `plugin test` on
+    /// its samples as it is.
     New(plugin_new::PluginNewArgs),
+    /// Print the WIT contract plugins implement, or with --helper a language's helper module.
+    Wit(plugin_new::PluginWitArgs),
     /// Run a plugin on a file of records and print what each output receives.
     Test(plugin_test::PluginTestArgs),
     /// Print a plugin's name, version, WIT contract version and outputs with their schemas.
@@ -106,6 +109,7 @@ impl Cli {
         match self.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Plugin(PluginCommand::New(args)) => plugin_new::run(args),
+            Command::Plugin(PluginCommand::Wit(args)) => Ok(plugin_new::print_wit(&args)),
             Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
             Command::Plugin(PluginCommand::Info(args)) => plugin_info::run(args),
             Command::Plugin(PluginCommand::Compile(args)) => plugin_compile::run(args),

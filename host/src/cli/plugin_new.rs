@@ -1,5 +1,7 @@
-//! `sluice plugin new`: write a plugin crate to start from, one that builds for `wasm32-wasip2`
-//! and passes `sluice plugin test` on its own samples as it is.
+//! `sluice plugin new`: write a plugin to start from, one that builds and passes `sluice plugin
+//! test` on its own samples as it is: a Rust crate for `wasm32-wasip2` (the default), or with
+//! `--lang python` / `--lang js` an app built by componentize-py / componentize-js, with the
+//! contract and a helper module beside it (so those need nothing of a checkout).
 //!
 //! The crate is the templates in `plugin_new/`, modelled on `explode-status-logs`: one output,
 //! settings read in `init`, a batch function that takes them as an argument, and a sample batch
@@ -36,7 +38,50 @@ pub struct PluginNewArgs {
     /// or the current directory is in].
     #[arg(long, value_name = "PATH")]
     sdk: Option<PathBuf>,
+    /// The language to write it in.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    lang: Lang,
 }
+
+/// The languages `plugin new` writes plugins in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+/// The contract every plugin implements, as the host was built with it.
+pub const WIT: &str = include_str!("../../../wit/transform.wit");
+/// The Python helper that builds column batches from rows given as dicts.
+pub const PYTHON_HELPER: &str = include_str!("plugin_new/python/sluice_plugin.py");
+/// The JavaScript helper that builds column batches from rows given as plain objects.
+pub const JS_HELPER: &str = include_str!("plugin_new/js/sluice-plugin.js");
+
+/// The files of a Python plugin, by path in its directory.
+const PYTHON_FILES: &[(&str, &str)] = &[
+    ("app.py", include_str!("plugin_new/python/app.py.tmpl")),
+    ("sluice_plugin.py", PYTHON_HELPER),
+    ("wit/transform.wit", WIT),
+    ("build.sh", include_str!("plugin_new/python/build.sh.tmpl")),
+    ("requirements.txt", include_str!("plugin_new/python/requirements.txt")),
+    ("README.md", include_str!("plugin_new/python/README.md.tmpl")),
+    (".gitignore", include_str!("plugin_new/python/gitignore.tmpl")),
+    ("samples/input.jsonl", include_str!("plugin_new/samples/input.jsonl")),
+    ("samples/expected.json", include_str!("plugin_new/python/samples/expected.json")),
+];
+
+/// The files of a JavaScript plugin, by path in its directory.
+const JS_FILES: &[(&str, &str)] = &[
+    ("app.js", include_str!("plugin_new/js/app.js.tmpl")),
+    ("sluice-plugin.js", JS_HELPER),
+    ("wit/transform.wit", WIT),
+    ("package.json", include_str!("plugin_new/js/package.json.tmpl")),
+    ("README.md", include_str!("plugin_new/js/README.md.tmpl")),
+    (".gitignore", include_str!("plugin_new/js/gitignore.tmpl")),
+    ("samples/input.jsonl", include_str!("plugin_new/samples/input.jsonl")),
+    ("samples/expected.json", include_str!("plugin_new/js/samples/expected.json")),
+];
 
 /// The longest plugin name: the admin API's limit for an upload's name.
 const MAX_NAME_LEN: usize = 64;
@@ -102,6 +147,9 @@ pub fn run(args: PluginNewArgs) -> anyhow::Result<ExitCode> {
     if crate_dir.symlink_metadata().is_ok() {
         bail!("{} already exists; choose another name or --dir", crate_dir.display());
     }
+    if args.lang != Lang::Rust {
+        return run_interpreted(&args.name, args.lang, &parent, &crate_dir);
+    }
     let sdk = match &args.sdk {
         Some(sdk) => checked_sdk(sdk)?,
         None => find_sdk(&parent)?,
@@ -120,6 +168,75 @@ pub fn run(args: PluginNewArgs) -> anyhow::Result<ExitCode> {
     }
     print!("{}", next_steps(&args.name, &crate_dir, &layout));
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct PluginWitArgs {
+    /// Print this language's helper module instead of the contract.
+    #[arg(long, value_enum, value_name = "LANG")]
+    helper: Option<HelperLang>,
+}
+
+/// The languages with a helper module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HelperLang {
+    Python,
+    Js,
+}
+
+/// Prints the contract (or a helper) to stdout, for a plugin written outside a checkout.
+pub fn print_wit(args: &PluginWitArgs) -> ExitCode {
+    print!(
+        "{}",
+        match args.helper {
+            None => WIT,
+            Some(HelperLang::Python) => PYTHON_HELPER,
+            Some(HelperLang::Js) => JS_HELPER,
+        }
+    );
+    ExitCode::SUCCESS
+}
+
+/// Writes a Python or JavaScript plugin into `dir` and prints what to run next.
+fn run_interpreted(name: &str, lang: Lang, parent: &Path, dir: &Path) -> anyhow::Result<ExitCode> {
+    let templates = if lang == Lang::Python { PYTHON_FILES } else { JS_FILES };
+    let files: Vec<(&str, String)> =
+        templates.iter().map(|(path, template)| (*path, template.replace("{{name}}", name))).collect();
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Err(error) = write_files(dir, &files).and_then(|()| executable(&dir.join("build.sh"))) {
+        let _ = std::fs::remove_dir_all(dir);
+        return Err(error);
+    }
+    let build = match lang {
+        Lang::Python => {
+            "python3 -m pip install -r requirements.txt   # componentize-py, once
+  ./build.sh"
+        }
+        _ => {
+            "npm install                                  # componentize-js, once
+  npm run build"
+        }
+    };
+    print!(
+        "Created plugin `{name}` ({lang}) in {dir}.\n\nNext:\n  cd {dir}\n  {build}\n  \
+         sluice plugin test {name}.wasm --input samples/input.jsonl --expect samples/expected.json\n\n\
+         Deploy it by copying {name}.wasm into the host's plugins directory (by rename, so the host \
+         never loads half a file), or through the admin API.\n",
+        lang = if lang == Lang::Python { "Python" } else { "JavaScript" },
+        dir = dir.display(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Makes `path` executable, when it exists.
+fn executable(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !path.exists() {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {} executable", path.display()))
 }
 
 /// `sdk` when it is the plugin SDK's crate directory, made absolute.
@@ -391,9 +508,32 @@ mod tests {
             name: "demo".to_owned(),
             dir: Some(dir.path().to_path_buf()),
             sdk: Some(root.path().join("plugins/sdk")),
+            lang: Lang::Rust,
         };
         let error = run(args).expect_err("refused").to_string();
         assert!(error.contains("already exists"), "{error}");
         assert_eq!(std::fs::read_dir(dir.path().join("demo")).expect("dir").count(), 0);
+    }
+
+    #[test]
+    fn python_and_javascript_plugins_get_the_contract_the_helper_and_their_name() {
+        for (lang, files) in [(Lang::Python, PYTHON_FILES), (Lang::Js, JS_FILES)] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let args = PluginNewArgs {
+                name: "my-filter".to_owned(),
+                dir: Some(dir.path().to_path_buf()),
+                sdk: None,
+                lang,
+            };
+            run(args).expect("written without a checkout");
+            let plugin = dir.path().join("my-filter");
+            for (path, _) in files {
+                assert!(plugin.join(path).is_file(), "{lang:?}: {path}");
+            }
+            assert_eq!(std::fs::read_to_string(plugin.join("wit/transform.wit")).expect("wit"), WIT);
+            let app = if lang == Lang::Python { "app.py" } else { "app.js" };
+            let app = std::fs::read_to_string(plugin.join(app)).expect("app");
+            assert!(app.contains("\"my-filter\"") && !app.contains("{{name}}"), "{app}");
+        }
     }
 }
