@@ -30,6 +30,12 @@ for manifest in plugins/*/Cargo.toml tests/fixtures/plugins/*/Cargo.toml; do
 done
 cargo clippy --target wasm32-wasip2 --locked "${wasm_crates[@]}" -- -D warnings
 
+step "plugin SDK packaging (cargo publish --dry-run)"
+# The SDK and the samples crate it uses are ready for a registry: metadata, no path-only
+# dependencies, and they build from their packaged files alone.
+cargo publish --dry-run --allow-dirty --locked -p sluice-samples -p sluice-plugin-sdk 2>&1 |
+    grep -vE '^ +(Compiling|Downloaded|Downloading) '
+
 step "build plugins"
 scripts/build-plugins.sh "$repo/.run/plugins"
 

@@ -637,7 +637,9 @@ async fn sigterm_finishes_requests_in_flight_stores_what_was_read_and_exits_0() 
             .filter_map(|r| r.text("id").map(str::to_owned))
             .collect()
     };
-    eventually(Duration::from_secs(60), || async { read_ids().len() >= acknowledged.len() }).await;
+    // Longer than the group's rebalance timeout (librdkafka's max.poll.interval.ms, 300 s): now
+    // and then the restarted members' join has waited more than a minute for the broker.
+    eventually(Duration::from_secs(320), || async { read_ids().len() >= acknowledged.len() }).await;
     let ids = read_ids();
     assert_eq!(ids.len(), acknowledged.len(), "each acknowledged event is one row:\n{}", host.log());
     assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), acknowledged);

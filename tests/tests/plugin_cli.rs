@@ -286,6 +286,39 @@ fn a_new_plugin_builds_for_wasm_and_passes_its_own_samples() {
 }
 
 #[test]
+fn a_new_rust_plugin_made_outside_any_checkout_carries_its_sdk_and_passes_its_samples() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // From the empty directory itself: no checkout above it or above the current directory.
+    let created = Command::new(sluice_bin())
+        .args(["plugin", "new", "lone"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run sluice plugin new");
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(created.status.success(), "{stdout}{}", String::from_utf8_lossy(&created.stderr));
+    assert!(stdout.contains("vendor/sluice-plugin-sdk"), "{stdout}");
+    let crate_dir = dir.path().join("lone");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--quiet", "--target", "wasm32-wasip2"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("run cargo build");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let tested = Command::new(sluice_bin())
+        .args(["plugin", "test"])
+        .arg(target_dir().join("wasm32-wasip2/debug/lone.wasm"))
+        .args(["--input", "samples/input.jsonl", "--expect", "samples/expected.json"])
+        .current_dir(&crate_dir)
+        .output()
+        .expect("run sluice plugin test");
+    let stderr = String::from_utf8_lossy(&tested.stderr);
+    assert!(tested.status.success(), "{stderr}");
+    assert!(stderr.contains("lone 0.1.0: 7 records in; users: 3; 4 failures"), "{stderr}");
+}
+
+#[test]
 fn plugin_new_refuses_a_name_that_is_not_plain_lowercase() {
     let dir = tempfile::tempdir().expect("temp dir");
     for name in ["Demo", "my_plugin", "2fa", "a--b"] {

@@ -11,9 +11,12 @@
 //! - In a checkout's `plugins/`, beside the SDK, the crate is a member of the checkout's
 //!   workspace through its `plugins/*` glob: it takes the workspace's dependency versions and
 //!   lints, and `scripts/build-plugins.sh` builds it with the others.
-//! - Anywhere else it is a workspace of its own with a path dependency on the SDK, and a copy of
-//!   the checkout's `Cargo.lock`, so it builds the dependency versions the SDK was tested with
-//!   (and needs no registry index for them).
+//! - Elsewhere with `--sdk` (or below a checkout) it is a workspace of its own with a path
+//!   dependency on that SDK, and a copy of the checkout's `Cargo.lock`, so it builds the
+//!   dependency versions the SDK was tested with.
+//! - With no checkout at all it carries the SDK this binary was built with, source and
+//!   contract, under `vendor/`, and this binary's `Cargo.lock`: it builds with registry
+//!   dependencies only.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -134,7 +137,34 @@ enum Layout {
     Member { checkout: PathBuf },
     /// Anywhere else: a workspace of its own with a path dependency on the SDK.
     Standalone { sdk: PathBuf },
+    /// No checkout: a workspace of its own carrying the SDK under `vendor/`.
+    Vendored,
 }
+
+/// Where a crate with no checkout keeps the SDK, relative to the crate.
+const VENDORED_SDK: &str = "vendor/sluice-plugin-sdk";
+
+/// The SDK and the samples crate it uses, as this binary was built with them: what a crate with
+/// no checkout carries under `vendor/`.
+const VENDORED: &[(&str, &str)] = &[
+    ("vendor/sluice-plugin-sdk/Cargo.toml", include_str!("plugin_new/vendor/sdk.Cargo.toml.tmpl")),
+    ("vendor/sluice-plugin-sdk/README.md", include_str!("../../../plugins/sdk/README.md")),
+    ("vendor/sluice-plugin-sdk/wit/transform.wit", WIT),
+    ("vendor/sluice-plugin-sdk/src/lib.rs", include_str!("../../../plugins/sdk/src/lib.rs")),
+    ("vendor/sluice-plugin-sdk/src/config.rs", include_str!("../../../plugins/sdk/src/config.rs")),
+    ("vendor/sluice-plugin-sdk/src/json.rs", include_str!("../../../plugins/sdk/src/json.rs")),
+    ("vendor/sluice-plugin-sdk/src/json/scan.rs", include_str!("../../../plugins/sdk/src/json/scan.rs")),
+    ("vendor/sluice-plugin-sdk/src/render.rs", include_str!("../../../plugins/sdk/src/render.rs")),
+    ("vendor/sluice-plugin-sdk/src/rows.rs", include_str!("../../../plugins/sdk/src/rows.rs")),
+    ("vendor/sluice-plugin-sdk/src/samples.rs", include_str!("../../../plugins/sdk/src/samples.rs")),
+    ("vendor/sluice-plugin-sdk/src/schema.rs", include_str!("../../../plugins/sdk/src/schema.rs")),
+    ("vendor/sluice-plugin-sdk/src/settings.rs", include_str!("../../../plugins/sdk/src/settings.rs")),
+    ("vendor/sluice-samples/Cargo.toml", include_str!("plugin_new/vendor/samples.Cargo.toml.tmpl")),
+    ("vendor/sluice-samples/src/lib.rs", include_str!("../../../plugins/samples/src/lib.rs")),
+];
+
+/// The versions this binary was built with, which a crate with no checkout builds too.
+const LOCK: &str = include_str!("../../../Cargo.lock");
 
 /// Writes the crate and prints what to run next.
 ///
@@ -151,13 +181,16 @@ pub fn run(args: PluginNewArgs) -> anyhow::Result<ExitCode> {
         return run_interpreted(&args.name, args.lang, &parent, &crate_dir);
     }
     let sdk = match &args.sdk {
-        Some(sdk) => checked_sdk(sdk)?,
+        Some(sdk) => Some(checked_sdk(sdk)?),
         None => find_sdk(&parent)?,
     };
     std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
     let parent_canonical =
         parent.canonicalize().with_context(|| format!("cannot resolve {}", parent.display()))?;
-    let layout = layout_for(&parent_canonical, sdk);
+    let layout = match sdk {
+        Some(sdk) => layout_for(&parent_canonical, sdk),
+        None => Layout::Vendored,
+    };
     let files = crate_files(&args.name, &layout);
     // `create_dir` rather than the check above decides, so two runs cannot write one crate.
     std::fs::create_dir(&crate_dir).with_context(|| format!("cannot create {}", crate_dir.display()))?;
@@ -257,8 +290,8 @@ fn checked_sdk(sdk: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The SDK of the sluice checkout `dir` is in (`dir` may not exist yet), else of the one the
-/// current directory is in.
-fn find_sdk(dir: &Path) -> anyhow::Result<PathBuf> {
+/// current directory is in; `None` outside any checkout.
+fn find_sdk(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
     let current = std::env::current_dir().context("cannot read the current directory")?;
     let starts = [current.join(dir), current];
     let found = starts
@@ -266,14 +299,7 @@ fn find_sdk(dir: &Path) -> anyhow::Result<PathBuf> {
         .flat_map(|start| start.ancestors())
         .map(|ancestor| ancestor.join("plugins/sdk"))
         .find(|sdk| sdk.join("Cargo.toml").is_file());
-    match found {
-        Some(sdk) => checked_sdk(&sdk),
-        None => bail!(
-            "no sluice checkout above {} or the current directory to take the plugin SDK from; \
-             pass --sdk with the path of plugins/sdk in a sluice checkout",
-            dir.display()
-        ),
-    }
+    found.map(|sdk| checked_sdk(&sdk)).transpose()
 }
 
 /// A [`Layout::Member`] when `parent` is the directory the SDK sits in and the checkout's
@@ -315,6 +341,14 @@ fn crate_files(name: &str, layout: &Layout) -> Vec<(&'static str, String)> {
                 // Cargo keeps the versions the crate uses from it and drops the rest at the first build.
                 files.push(("Cargo.lock", lock));
             }
+        }
+        Layout::Vendored => {
+            let sdk_path = toml::Value::String(VENDORED_SDK.to_owned()).to_string();
+            files.push(("Cargo.toml", fill(CARGO_STANDALONE).replace("{{sdk_path}}", &sdk_path)));
+            files.push((".gitignore", GITIGNORE.to_owned()));
+            files.push(("rustfmt.toml", RUSTFMT.to_owned()));
+            files.push(("Cargo.lock", LOCK.to_owned()));
+            files.extend(VENDORED.iter().map(|(path, text)| (*path, (*text).to_owned())));
         }
     }
     files
@@ -360,11 +394,14 @@ fn next_steps(name: &str, crate_dir: &Path, layout: &Layout) -> String {
             );
             (made, commands, component)
         }
-        Layout::Standalone { sdk } => {
+        Layout::Standalone { .. } | Layout::Vendored => {
             // Where cargo will put it when run from the shell that ran this.
             let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
             let component = format!("{target}/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
-            let made = format!("with the SDK at {}", sdk.display());
+            let made = match layout {
+                Layout::Standalone { sdk } => format!("with the SDK at {}", sdk.display()),
+                _ => format!("with the SDK this sluice was built with, in {VENDORED_SDK}"),
+            };
             let commands = format!(
                 "  cd {crate_dir}\n  \
                  rustup target add wasm32-wasip2                     # once\n  \
@@ -441,7 +478,7 @@ mod tests {
     fn a_crate_beside_the_sdk_is_a_workspace_member() {
         let root = checkout(r#"["host", "plugins/*"]"#);
         let root_path = canonical(root.path());
-        let sdk = find_sdk(&root_path.join("plugins")).expect("sdk found");
+        let sdk = find_sdk(&root_path.join("plugins")).expect("sdk found").expect("a checkout");
         assert_eq!(sdk, root_path.join("plugins/sdk"));
         let layout = layout_for(&root_path.join("plugins"), sdk);
         assert_eq!(layout, Layout::Member { checkout: root_path });
@@ -513,6 +550,58 @@ mod tests {
         let error = run(args).expect_err("refused").to_string();
         assert!(error.contains("already exists"), "{error}");
         assert_eq!(std::fs::read_dir(dir.path().join("demo")).expect("dir").count(), 0);
+    }
+
+    #[test]
+    fn a_crate_with_no_checkout_carries_the_sdk_and_builds_the_same_versions() {
+        let files = crate_files("demo", &Layout::Vendored);
+        let file = |name: &str| files.iter().find(|(path, _)| *path == name).map(|(_, text)| text.as_str());
+        let manifest: toml::Table = file("Cargo.toml").expect("manifest").parse().expect("TOML");
+        assert_eq!(manifest["dependencies"][SDK_PACKAGE]["path"].as_str(), Some(VENDORED_SDK));
+        assert_eq!(file("Cargo.lock"), Some(LOCK));
+        assert_eq!(file("vendor/sluice-plugin-sdk/wit/transform.wit"), Some(WIT));
+        let sdk_lib = file("vendor/sluice-plugin-sdk/src/lib.rs").expect("the SDK's source");
+        assert!(sdk_lib.contains("path: \"wit/transform.wit\""), "the SDK finds the contract beside it");
+    }
+
+    /// The vendored manifests must ask for what the SDK and the samples crate use, or a crate
+    /// with no checkout builds against something else than the SDK was tested with.
+    #[test]
+    fn the_vendored_manifests_depend_on_what_the_crates_themselves_do() {
+        let names = |text: &str| -> Vec<String> {
+            let manifest: toml::Table = text.parse().expect("TOML");
+            let mut names: Vec<String> =
+                manifest["dependencies"].as_table().expect("deps").keys().cloned().collect();
+            if let Some(target) = manifest.get("target").and_then(|t| t.as_table()) {
+                for table in target.values() {
+                    names.extend(table["dependencies"].as_table().expect("deps").keys().cloned());
+                }
+            }
+            names.sort();
+            names
+        };
+        let pairs = [
+            (
+                include_str!("../../../plugins/sdk/Cargo.toml"),
+                include_str!("plugin_new/vendor/sdk.Cargo.toml.tmpl"),
+            ),
+            (
+                include_str!("../../../plugins/samples/Cargo.toml"),
+                include_str!("plugin_new/vendor/samples.Cargo.toml.tmpl"),
+            ),
+        ];
+        for (real, vendored) in pairs {
+            assert_eq!(names(real), names(vendored));
+        }
+        let sdk_sources = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk/src"))
+            .expect("sdk sources")
+            .filter(|entry| entry.as_ref().is_ok_and(|entry| entry.path().is_file()))
+            .count();
+        let vendored_sources = VENDORED
+            .iter()
+            .filter(|(path, _)| path.starts_with("vendor/sluice-plugin-sdk/src/") && !path.contains("/json/"))
+            .count();
+        assert_eq!(sdk_sources, vendored_sources, "every file of the SDK's src/ is carried");
     }
 
     #[test]

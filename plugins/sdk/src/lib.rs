@@ -28,7 +28,9 @@ pub mod settings;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        // The contract, inside the crate so the crate builds wherever it is (a link to the
+        // repository's `wit/transform.wit`, packaged as the file itself).
+        path: "wit/transform.wit",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "sluice_plugin_sdk::bindings",
