@@ -247,6 +247,17 @@ async fn webhook_events_become_table_rows_or_dead_letters_and_nothing_else() {
         rows.len() + duplicates + letters.len(),
         "every posted event is a row, a dropped duplicate or a dead letter"
     );
+
+    // The same plugin fails them again: a sweep reports them as still failing and moves nothing.
+    let swept = host.cli(&["sweep", "--pipeline", "sendgrid-events"]);
+    let swept_out = String::from_utf8_lossy(&swept.stdout);
+    assert!(swept.status.success(), "{swept_out}{}", String::from_utf8_lossy(&swept.stderr));
+    let n = letters.len();
+    assert!(swept_out.contains(&format!("{n} records: 0 passed (0 rows), {n} still failing")), "{swept_out}");
+    assert_eq!(dead_letters(&scope, &letters_prefix).await.len(), n, "every letter stays");
+    let swept_keys =
+        scope.s3().list_keys(scope.bucket(), &format!("{letters_prefix}swept/")).await.expect("list");
+    assert!(swept_keys.is_empty(), "nothing that failed again is filed as swept: {swept_keys:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

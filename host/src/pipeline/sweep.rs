@@ -108,7 +108,9 @@ impl Sweep {
         let routed = route(output, letters.len(), &self.outputs.sources());
 
         let mut remaining: Vec<DeadLetter> = Vec::new();
+        // Letters that gave rows and are swept (their failed parts stay as letters of their own).
         let mut passing: Vec<usize> = Vec::new();
+        let mut failed_in_part: HashSet<usize> = HashSet::new();
         // Rows per (topic, partition), then per sink.
         let mut windows: BTreeMap<(String, i32), Vec<Box<dyn SinkWindow>>> = BTreeMap::new();
         for (index, (letter, source)) in letters.iter().zip(routed).enumerate() {
@@ -123,6 +125,13 @@ impl Sweep {
             }
             for failure in &source.failures {
                 remaining.push(letter.failed_again(failure));
+            }
+            // A letter whose every part failed again gave nothing: it stays, and is not swept.
+            if !source.failures.is_empty() && source.rows.iter().all(Vec::is_empty) {
+                continue;
+            }
+            if !source.failures.is_empty() {
+                failed_in_part.insert(index);
             }
             passing.push(index);
             let window = windows
@@ -155,8 +164,9 @@ impl Sweep {
                 .is_some_and(|at| !refused.contains(&(at.topic.clone(), at.partition, at.offset)))
         });
         let passed: Vec<&DeadLetter> = passing.iter().filter_map(|index| letters.get(*index)).collect();
-        report.passed = passed.len();
-        report.still_failing = letters.len() - passed.len();
+        // A letter that failed in part counts as still failing: its failed part stays.
+        report.passed = passing.iter().filter(|index| !failed_in_part.contains(index)).count();
+        report.still_failing = letters.len() - report.passed;
         if passed.is_empty() {
             return Ok(report);
         }
