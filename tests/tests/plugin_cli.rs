@@ -232,31 +232,20 @@ fn plugin_new(name: &str, dir: &Path) -> Output {
         .expect("run sluice plugin new")
 }
 
-#[test]
-fn a_new_plugin_builds_for_wasm_and_passes_its_own_samples() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let created = plugin_new("demo", dir.path());
-    let stdout = String::from_utf8_lossy(&created.stdout);
-    assert!(created.status.success(), "{stdout}{}", String::from_utf8_lossy(&created.stderr));
-    for next in
-        ["cargo build --release --target wasm32-wasip2", "sluice plugin test", "/v1/admin/plugins/demo"]
-    {
-        assert!(stdout.contains(next), "{stdout}");
-    }
-    let crate_dir = dir.path().join("demo");
-
+/// Builds the plugin crate at `crate_dir` for wasm and runs `plugin test --expect` on its own
+/// samples; asserts both pass with the template's counts and returns the test's output.
+fn build_and_test_crate(crate_dir: &Path, name: &str) -> Output {
     // A debug build into the shared target directory: the SDK's dependencies are compiled once,
     // not on every run, and without the release profile's whole-program optimisation.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let built = Command::new(cargo)
         .args(["build", "--quiet", "--target", "wasm32-wasip2"])
-        .current_dir(&crate_dir)
+        .current_dir(crate_dir)
         .env("CARGO_TARGET_DIR", target_dir())
         .output()
         .expect("run cargo build");
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    let component = target_dir().join("wasm32-wasip2/debug/demo.wasm");
-
+    let component = target_dir().join(format!("wasm32-wasip2/debug/{}.wasm", name.replace('-', "_")));
     let samples = crate_dir.join("samples");
     let tested = Command::new(sluice_bin())
         .args(["plugin", "test"])
@@ -269,8 +258,23 @@ fn a_new_plugin_builds_for_wasm_and_passes_its_own_samples() {
         .expect("run sluice plugin test");
     let stderr = String::from_utf8_lossy(&tested.stderr);
     assert!(tested.status.success(), "{stderr}");
-    assert!(stderr.contains("demo 0.1.0: 7 records in; users: 3; 4 failures"), "{stderr}");
+    assert!(stderr.contains(&format!("{name} 0.1.0: 7 records in; users: 3; 4 failures")), "{stderr}");
     assert!(stderr.contains("matches"), "{stderr}");
+    tested
+}
+
+#[test]
+fn a_new_plugin_builds_for_wasm_and_passes_its_own_samples() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = plugin_new("demo", dir.path());
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(created.status.success(), "{stdout}{}", String::from_utf8_lossy(&created.stderr));
+    for next in
+        ["cargo build --release --target wasm32-wasip2", "sluice plugin test", "/v1/admin/plugins/demo"]
+    {
+        assert!(stdout.contains(next), "{stdout}");
+    }
+    let tested = build_and_test_crate(&dir.path().join("demo"), "demo");
     let report: serde_json::Value =
         serde_json::from_slice(&tested.stdout).expect("stdout is the JSON report");
     let user_ids: Vec<&str> = report["outputs"]["users"]
@@ -297,25 +301,7 @@ fn a_new_rust_plugin_made_outside_any_checkout_carries_its_sdk_and_passes_its_sa
     let stdout = String::from_utf8_lossy(&created.stdout);
     assert!(created.status.success(), "{stdout}{}", String::from_utf8_lossy(&created.stderr));
     assert!(stdout.contains("vendor/sluice-plugin-sdk"), "{stdout}");
-    let crate_dir = dir.path().join("lone");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = Command::new(cargo)
-        .args(["build", "--quiet", "--target", "wasm32-wasip2"])
-        .current_dir(&crate_dir)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .output()
-        .expect("run cargo build");
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    let tested = Command::new(sluice_bin())
-        .args(["plugin", "test"])
-        .arg(target_dir().join("wasm32-wasip2/debug/lone.wasm"))
-        .args(["--input", "samples/input.jsonl", "--expect", "samples/expected.json"])
-        .current_dir(&crate_dir)
-        .output()
-        .expect("run sluice plugin test");
-    let stderr = String::from_utf8_lossy(&tested.stderr);
-    assert!(tested.status.success(), "{stderr}");
-    assert!(stderr.contains("lone 0.1.0: 7 records in; users: 3; 4 failures"), "{stderr}");
+    build_and_test_crate(&dir.path().join("lone"), "lone");
 }
 
 #[test]

@@ -31,6 +31,9 @@ pub struct ParquetS3Settings {
 }
 
 /// `kind = "parquet-local"`: the same layout in a local directory, for the quick start.
+///
+/// It repeats `parquet-s3`'s table keys rather than flattening a shared struct: serde cannot
+/// refuse unknown keys through `flatten`, and a misspelt key must be an error.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetLocalSettings {
