@@ -85,9 +85,8 @@ where
 /// Caps glibc's malloc arenas at one per core and fixes its mmap threshold, before any thread
 /// starts.
 ///
-/// Rust code allocates with mimalloc (see the library's global allocator); glibc's malloc still
-/// serves the C libraries, above all librdkafka, whose prefetched messages are the largest
-/// thing a connector holds. glibc gives each thread that contends for the heap an arena of its
+/// glibc's malloc serves the Rust code and the C libraries alike, above all librdkafka, whose
+/// prefetched messages are the largest thing a connector holds. glibc gives each thread that contends for the heap an arena of its
 /// own, up to eight per core, and freed pages stay with their arena; it also raises its mmap
 /// threshold to the largest block freed so far (up to 32 MiB), after which freed buffers stay
 /// resident. One arena per core and a fixed 1 MiB threshold kept a connector's peak RSS tens of

@@ -16,6 +16,7 @@ pub mod partition;
 pub mod rows;
 pub mod schema;
 pub mod sink;
+pub mod text_buffers;
 pub mod writer;
 
 pub use config::{ParquetLocalSettings, ParquetS3Settings, TableSinkSettings, build_windowed};

@@ -12,13 +12,14 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Int32Array, Int64Array, ListBuilder, NullBufferBuilder, PrimitiveArray,
     PrimitiveBuilder, RecordBatch, StringArray, StringBuilder,
 };
-use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{
     ArrowPrimitiveType, DataType, Float64Type, Int32Type, Int64Type, SchemaRef, TimestampMillisecondType,
 };
 use arrow::error::ArrowError;
 
 use super::schema::{LINEAGE_COLUMNS, has_lineage};
+use super::text_buffers::TEXT_BUFFERS;
 use crate::plugin::rows::{ColumnData, ColumnValues, RowBatch, RowRef, Value};
 use crate::plugin::schema::{ColumnType, OutputSchema};
 
@@ -357,7 +358,7 @@ fn text_column<'a>(runs: &[Run<'a>], position: usize, rows: usize) -> Result<Str
         .iter()
         .filter_map(|run| Some(texts_of(run)?.0.bytes_len() * run.rows.len() / run.batch.len().max(1)))
         .sum();
-    let mut values: Vec<u8> = Vec::with_capacity(bytes);
+    let mut values: Vec<u8> = TEXT_BUFFERS.take(bytes);
     let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
     offsets.push(0);
     let mut nulls = NullBufferBuilder::new(rows);
@@ -394,7 +395,7 @@ fn text_column<'a>(runs: &[Run<'a>], position: usize, rows: usize) -> Result<Str
     Ok(unsafe {
         StringArray::new_unchecked(
             OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
-            Buffer::from_vec(values),
+            TEXT_BUFFERS.lend(values),
             nulls.finish(),
         )
     })
