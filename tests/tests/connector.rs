@@ -577,11 +577,13 @@ fn by_event(rows: &[TableRow]) -> BTreeMap<String, Map<String, Value>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kafka_sink_feeds_a_second_pipeline_that_stores_the_same_table() {
+async fn a_kafka_sink_feeds_a_second_pipeline_that_stores_the_same_table_and_passes_records_on_as_they_came()
+{
     let Some(services) = require_services!() else { return };
     let scope = TestScope::new(services, "connector_topic_to_topic").await.expect("scope");
     let bodies_topic = scope.create_topic("bodies", 2).await.expect("topic");
     let rows_topic = scope.topic("rows");
+    let passed_topic = scope.topic("passed");
     let plugins = tempfile::tempdir().expect("plugins dir");
     install_plugin(plugins.path(), &plugin_path("normalize-sendgrid-events"), "normalize-sendgrid-events");
     install_plugin(plugins.path(), &plugin_path("fixtures/fixture-json-events"), "fixture-json-events");
@@ -621,6 +623,15 @@ async fn a_kafka_sink_feeds_a_second_pipeline_that_stores_the_same_table() {
         dead_letters_of("direct"),
     );
 
+    // bodies → normalize → the passed topic: each body that gave a row, as it came.
+    let pass = format!(
+        "name = \"pass\"\n{}\n[[steps]]\nplugin = \"normalize-sendgrid-events\"\n\
+         [[sinks]]\nfrom = \"normalize-sendgrid-events.events\"\nkind = \"kafka\"\ntopic = \"{passed_topic}\"\n\
+         value = \"record\"\n{}",
+        kafka_source(&bodies_topic, &scope.group_id("pass")),
+        dead_letters_of("pass"),
+    );
+
     let kinds = ["processed", "delivered", "open", "click", "bounce"];
     let mut records = Vec::new();
     let mut valid = BTreeSet::new();
@@ -634,13 +645,20 @@ async fn a_kafka_sink_feeds_a_second_pipeline_that_stores_the_same_table() {
             .collect();
         events.push(json!({"event": "open", "sg_event_id": format!("t-bad-{body}")}));
         records.push(
-            ProducedRecord::new(serde_json::to_vec(&events).expect("body")).to_partition((body % 2) as i32),
+            ProducedRecord::new(serde_json::to_vec(&events).expect("body"))
+                .with_key(format!("body-{body}"))
+                .with_header("trace", format!("trace-{body}"))
+                .to_partition((body % 2) as i32),
         );
     }
+    // A body none of whose events is valid gives no row, so it is not passed on.
+    let unpassable =
+        serde_json::to_vec(&json!([{"event": "open", "sg_event_id": "t-bad-all"}])).expect("body");
+    records.push(ProducedRecord::new(unpassable.clone()).with_key("body-bad").to_partition(0));
     scope.produce(&bodies_topic, &records).await.expect("produce");
     let host = SluiceHost::start_with(HostSpec {
         extra_config: &services.host_config(),
-        pipelines: &[("to-topic", to_topic), ("from-topic", from_topic), ("direct", direct)],
+        pipelines: &[("to-topic", to_topic), ("from-topic", from_topic), ("direct", direct), ("pass", pass)],
         env: &services.host_env(),
         plugins_dir: Some(plugins.path()),
     })
@@ -684,6 +702,29 @@ async fn a_kafka_sink_feeds_a_second_pipeline_that_stores_the_same_table() {
     );
     assert_eq!(chained, reference, "the chained table holds the same rows as the direct one");
     // The bad events are dead letters of the first pipeline; the second one failed nothing.
-    assert_eq!(dead_letters(&scope, &format!("{prefix}to-topic-dead-letters/")).await.len(), 30);
+    assert_eq!(dead_letters(&scope, &format!("{prefix}to-topic-dead-letters/")).await.len(), 31);
     assert!(dead_letters(&scope, &format!("{prefix}from-topic-dead-letters/")).await.is_empty());
+
+    // The passed topic: every body that gave a row, byte for byte, with its key and headers;
+    // not the one that gave none, which is a dead letter of the pass pipeline.
+    let passed_in_time = eventually(Duration::from_secs(60), || async {
+        topic_records(&scope, &passed_topic).await.len() >= 30
+    })
+    .await;
+    assert!(passed_in_time, "the bodies pass on:\n{}", host.log());
+    let passed = topic_records(&scope, &passed_topic).await;
+    let sent: BTreeMap<Vec<u8>, &ProducedRecord> = records
+        .iter()
+        .filter(|record| record.value != unpassable)
+        .map(|record| (record.value.clone(), record))
+        .collect();
+    for record in &passed {
+        let original = sent.get(&record.value).expect("a passed record is one of the bodies, unchanged");
+        assert_eq!(record.key, original.key, "the body's own key");
+        assert_eq!(record.headers, original.headers, "the body's own headers");
+    }
+    let passed_values: BTreeSet<&Vec<u8>> = passed.iter().map(|record| &record.value).collect();
+    assert_eq!(passed_values.len(), 30, "each of the 30 bodies with a valid event passed");
+    assert!(passed.len() >= 30, "at least once");
+    assert_eq!(dead_letters(&scope, &format!("{prefix}pass-dead-letters/")).await.len(), 31);
 }

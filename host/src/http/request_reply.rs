@@ -14,6 +14,7 @@ use super::body::read_body;
 use crate::kafka::DurableProducer;
 use crate::pipeline::{Chain, ChainFailure, ChainOutput};
 use crate::plugin::RecordIn;
+use crate::sink::kafka::KafkaValue;
 use crate::sink::sendgrid::{SendError, SendgridClient};
 
 /// Where one output of a request/reply pipeline goes.
@@ -21,8 +22,9 @@ pub enum ReplySink {
     /// Each record is a SendGrid v3 body; the message id SendGrid gives it is answered under
     /// `reply_field`, when there is one.
     Sendgrid { output: String, client: Result<SendgridClient, String>, reply_field: Option<String> },
-    /// Each record is produced to a topic after the answering sinks succeeded.
-    Kafka { output: String, topic: String, producer: DurableProducer },
+    /// Each record (with `value = "record"`: the request's body, once, when the output has a
+    /// row) is produced to a topic after the answering sinks succeeded.
+    Kafka { output: String, topic: String, value: KafkaValue, producer: DurableProducer },
 }
 
 /// One request/reply pipeline's endpoint.
@@ -69,9 +71,15 @@ impl RequestReplyEndpoint {
             }
         }
         for sink in &self.sinks {
-            if let ReplySink::Kafka { output: name, topic, producer } = sink {
-                for record in output.outputs.get(name).into_iter().flatten() {
-                    if let Err(error) = producer.send(topic, record.key(), &record.row.json()).await {
+            if let ReplySink::Kafka { output: name, topic, value, producer } = sink {
+                let rows = output.outputs.get(name).map_or(&[][..], Vec::as_slice);
+                let produced: Vec<(Option<&[u8]>, Vec<u8>)> = match value {
+                    KafkaValue::Row => rows.iter().map(|record| (record.key(), record.row.json())).collect(),
+                    KafkaValue::Record if rows.is_empty() => Vec::new(),
+                    KafkaValue::Record => vec![(None, body.to_vec())],
+                };
+                for (key, payload) in produced {
+                    if let Err(error) = producer.send(topic, key, &payload).await {
                         // The answering sink already acted (a mail was sent); failing the request
                         // now would make the caller send it twice.
                         tracing::error!(pipeline = %self.pipeline, topic, "record not logged to Kafka: {error}");

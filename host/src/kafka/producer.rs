@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
@@ -101,9 +102,30 @@ impl DurableProducer {
         key: Option<&[u8]>,
         payload: &[u8],
     ) -> Result<StoredAt, ProduceError> {
+        self.send_with_headers(topic, key, payload, &[]).await
+    }
+
+    /// [`Self::send`], with headers.
+    ///
+    /// # Errors
+    /// As [`Self::send`].
+    pub async fn send_with_headers(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<StoredAt, ProduceError> {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(payload);
         if let Some(key) = key {
             record = record.key(key);
+        }
+        if !headers.is_empty() {
+            let owned =
+                headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |owned, (key, value)| {
+                    owned.insert(Header { key, value: Some(value.as_slice()) })
+                });
+            record = record.headers(owned);
         }
         let producer = self.producer.load_full();
         let started = Instant::now();

@@ -71,10 +71,10 @@ pub fn route(mut output: ChainOutput, sources: usize, tables: &[&str]) -> Vec<Ro
 }
 
 /// Adds one source record's rows (per sink, in sink order) to the sinks' windows.
-pub fn push_rows(windows: &mut [Box<dyn SinkWindow>], rows: Vec<Vec<OutputRecord>>, offset: i64) {
+pub fn push_rows(windows: &mut [Box<dyn SinkWindow>], rows: Vec<Vec<OutputRecord>>, source: &SourceRecord) {
     for (window, rows) in windows.iter_mut().zip(rows) {
         for row in rows {
-            window.push(row.row, offset, row.plugin_version);
+            window.push(row.row, source, row.plugin_version);
         }
     }
 }

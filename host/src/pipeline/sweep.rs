@@ -9,10 +9,12 @@
 //! that failed this time writes new ones beside them.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::{HostConfig, Pipeline};
+use crate::kafka::SourceRecord;
 use crate::object_store::ObjectStores;
 use crate::object_store::join_key;
 use crate::pipeline::chain::Chain;
@@ -103,8 +105,8 @@ impl Sweep {
         let letters = parse_lines(&bytes)
             .map_err(|source| SweepError::Unreadable { object: store.describe(key), source })?;
         let mut report = SweepReport { objects: 1, letters: letters.len(), ..SweepReport::default() };
-        let records: Vec<RecordIn> = letters.iter().map(record_of).collect();
-        let output = self.chain.run(records.into()).await;
+        let records: Arc<[RecordIn]> = letters.iter().map(record_of).collect();
+        let output = self.chain.run(records.clone()).await;
         let routed = route(output, letters.len(), &self.outputs.sources());
 
         let mut remaining: Vec<DeadLetter> = Vec::new();
@@ -137,7 +139,21 @@ impl Sweep {
             let window = windows
                 .entry((at.topic.clone(), at.partition))
                 .or_insert_with(|| self.outputs.sinks.iter().map(|sink| sink.open()).collect());
-            push_rows(window, source.rows, at.offset);
+            let record = &records[index];
+            let as_read = SourceRecord {
+                topic: Arc::from(at.topic.as_str()),
+                partition: at.partition,
+                offset: at.offset,
+                key: record.key.clone(),
+                value: record.value.clone(),
+                headers: record
+                    .headers
+                    .iter()
+                    .map(|header| (header.key.clone(), header.value.clone()))
+                    .collect(),
+                timestamp_ms: None,
+            };
+            push_rows(window, source.rows, &as_read);
         }
 
         // Rows a sink refuses keep their letters in the dead letters, whole.

@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::config::HostConfig;
+use crate::kafka::SourceRecord;
 use crate::object_store::{LocationError, ObjectStores};
 use crate::plugin::PluginRegistry;
 use crate::plugin::rows::RowRef;
@@ -110,9 +111,10 @@ pub trait WindowedSink: Send + Sync {
 
 /// One window of one sink; see the module documentation for the order of the calls.
 pub trait SinkWindow: Send {
-    /// Adds a row made from the source record at `offset`; false when the sink leaves it out
-    /// (a key the window already holds, for a sink that dedupes).
-    fn push(&mut self, row: RowRef, offset: i64, plugin_version: Arc<str>) -> bool;
+    /// Adds a row made from `source` (most sinks need only its offset; a sink that passes
+    /// records on as they came takes its key, value and headers); false when the sink leaves
+    /// it out (a key the window already holds, for a sink that dedupes).
+    fn push(&mut self, row: RowRef, source: &SourceRecord, plugin_version: Arc<str>) -> bool;
 
     /// Rows taken so far.
     fn rows(&self) -> usize;

@@ -78,6 +78,7 @@ fn reply_sinks(pipeline: &Pipeline, host: &HostConfig) -> Result<Vec<ReplySink>,
                 sinks.push(ReplySink::Kafka {
                     output: sink.from.clone(),
                     topic: settings.topic.clone(),
+                    value: settings.value,
                     producer,
                 });
             }

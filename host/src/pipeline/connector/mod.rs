@@ -325,7 +325,7 @@ impl<C: MemberConsumer> Connector<C> {
                 for failure in &source.failures {
                     window.dead_letters.push(dead_letter(record, failure));
                 }
-                push_rows(&mut window.sinks, source.rows, record.offset);
+                push_rows(&mut window.sinks, source.rows, record);
             }
             if window.is_full(self.limits) {
                 self.encode(&partition, batch)?;

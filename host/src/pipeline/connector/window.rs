@@ -87,6 +87,7 @@ mod tests {
     use tokio::sync::watch;
 
     use super::*;
+    use crate::kafka::SourceRecord;
     use crate::plugin::rows::RowRef;
     use crate::sink::windowed::{RejectedRow, SinkError, StoredWindow, WindowName};
 
@@ -100,7 +101,7 @@ mod tests {
     }
 
     impl SinkWindow for Counted {
-        fn push(&mut self, _row: RowRef, _offset: i64, _plugin_version: Arc<str>) -> bool {
+        fn push(&mut self, _row: RowRef, _source: &SourceRecord, _plugin_version: Arc<str>) -> bool {
             self.rows += 1;
             true
         }

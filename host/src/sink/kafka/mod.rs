@@ -1,5 +1,8 @@
 //! The `kafka` sink: each row of its output produced to a topic as one JSON object, keyed by
-//! the row's key, with the idempotent producer and `acks=all`.
+//! the row's key, with the idempotent producer and `acks=all`. With `value = "record"` it
+//! passes records on instead: each source record that gave the output at least one row is
+//! produced once, as it came (key, value and headers), so a plugin that only decides which
+//! records go on (a filter, a router) needs no columns worth keeping.
 //!
 //! Under a request/reply endpoint each row is produced before the request is answered
 //! (`http::request_reply`). Under a connector ([`window`]) a window's rows are produced as its
@@ -29,6 +32,9 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 #[serde(deny_unknown_fields)]
 pub struct KafkaSinkSettings {
     pub topic: String,
+    /// What each produced record holds.
+    #[serde(default)]
+    pub value: KafkaValue,
     /// Under a connector: a window closes after this many rows ...
     #[serde(default = "default_rotate_records")]
     pub rotate_records: usize,
@@ -36,6 +42,18 @@ pub struct KafkaSinkSettings {
     /// it is how long a row may wait before the source offsets behind it are committed.
     #[serde(default = "default_rotate_ms")]
     pub rotate_ms: u64,
+}
+
+/// What a `kafka` sink produces for the rows of its output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KafkaValue {
+    /// One record per row: the row as a JSON object, keyed by the row's key.
+    #[default]
+    Row,
+    /// One record per source record that gave at least one row: the source record as it came
+    /// (under a request/reply endpoint, the request's body).
+    Record,
 }
 
 fn default_rotate_records() -> usize {

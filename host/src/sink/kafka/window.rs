@@ -1,5 +1,6 @@
-//! The `kafka` sink under a connector: a window's rows produced as its batches settle, stored
-//! once every one is acknowledged.
+//! The `kafka` sink under a connector: a window's rows (or, with `value = "record"`, the
+//! records they came from) produced as its batches settle, stored once every one is
+//! acknowledged.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::KafkaSinkSettings;
-use crate::kafka::DurableProducer;
+use super::{KafkaSinkSettings, KafkaValue};
+use crate::kafka::{DurableProducer, SourceRecord};
 use crate::object_store::retry::retry_delay;
 use crate::plugin::rows::RowRef;
 use crate::sink::windowed::{
@@ -26,14 +27,16 @@ pub struct KafkaSink {
 /// Where a sink's records go.
 struct Target {
     topic: String,
+    value: KafkaValue,
     producer: DurableProducer,
 }
 
-/// One row as a Kafka record.
+/// One row, or the record it came from, as a Kafka record.
 struct Record {
     offset: i64,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
 }
 
 impl KafkaSink {
@@ -41,7 +44,20 @@ impl KafkaSink {
         KafkaSink {
             from: from.to_owned(),
             rotation: settings.rotation(),
-            target: Arc::new(Target { topic: settings.topic.clone(), producer }),
+            target: Arc::new(Target { topic: settings.topic.clone(), value: settings.value, producer }),
+        }
+    }
+
+    fn window(&self) -> KafkaWindow {
+        KafkaWindow {
+            from: self.from.clone(),
+            target: self.target.clone(),
+            pending: Vec::new(),
+            passed: Vec::new(),
+            encoded: Vec::new(),
+            sending: Vec::new(),
+            rows: 0,
+            bytes: 0,
         }
     }
 }
@@ -56,15 +72,7 @@ impl WindowedSink for KafkaSink {
     }
 
     fn open(&self) -> Box<dyn SinkWindow> {
-        Box::new(KafkaWindow {
-            from: self.from.clone(),
-            target: self.target.clone(),
-            pending: Vec::new(),
-            encoded: Vec::new(),
-            sending: Vec::new(),
-            rows: 0,
-            bytes: 0,
-        })
+        Box::new(self.window())
     }
 }
 
@@ -74,6 +82,8 @@ struct KafkaWindow {
     target: Arc<Target>,
     /// Rows pushed since the last batch was encoded.
     pending: Vec<(i64, RowRef)>,
+    /// With `value = "record"`: the records pushed since the last batch was encoded, once each.
+    passed: Vec<Record>,
     /// The last batch's rows as records, until they settle.
     encoded: Vec<Record>,
     /// Settled batches being produced; each gives back the records the broker did not take.
@@ -85,11 +95,14 @@ struct KafkaWindow {
 impl Target {
     /// Produces `records` at once; gives back those the broker did not acknowledge.
     async fn send(self: Arc<Self>, records: Vec<Record>) -> Vec<Record> {
-        let sent = futures::future::join_all(
-            records
-                .iter()
-                .map(|record| self.producer.send(&self.topic, record.key.as_deref(), &record.payload)),
-        )
+        let sent = futures::future::join_all(records.iter().map(|record| {
+            self.producer.send_with_headers(
+                &self.topic,
+                record.key.as_deref(),
+                &record.payload,
+                &record.headers,
+            )
+        }))
         .await;
         let failed: Vec<bool> = sent.iter().map(Result::is_err).collect();
         if let Some(Err(error)) = sent.into_iter().find(Result::is_err) {
@@ -100,10 +113,26 @@ impl Target {
 }
 
 impl SinkWindow for KafkaWindow {
-    fn push(&mut self, row: RowRef, offset: i64, _plugin_version: Arc<str>) -> bool {
-        self.rows += 1;
-        self.bytes += row.batch().bytes_per_row();
-        self.pending.push((offset, row));
+    fn push(&mut self, row: RowRef, source: &SourceRecord, _plugin_version: Arc<str>) -> bool {
+        match self.target.value {
+            KafkaValue::Row => {
+                self.rows += 1;
+                self.bytes += row.batch().bytes_per_row();
+                self.pending.push((source.offset, row));
+            }
+            // A record's rows arrive one after another; it is passed on once.
+            KafkaValue::Record if self.passed.last().is_some_and(|last| last.offset == source.offset) => {}
+            KafkaValue::Record => {
+                self.rows += 1;
+                self.bytes += source.value.len();
+                self.passed.push(Record {
+                    offset: source.offset,
+                    key: source.key.clone(),
+                    payload: source.value.clone(),
+                    headers: source.headers.clone(),
+                });
+            }
+        }
         true
     }
 
@@ -124,7 +153,9 @@ impl SinkWindow for KafkaWindow {
             offset,
             key: row.key().map(<[u8]>::to_vec),
             payload: row.json(),
+            headers: Vec::new(),
         }));
+        self.encoded.append(&mut self.passed);
         Ok(Vec::new())
     }
 
@@ -166,5 +197,115 @@ impl SinkWindow for KafkaWindow {
             }
             Ok(StoredWindow { rows, objects: rows, bytes: 0 })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KafkaConfig;
+    use crate::plugin::rows::{RowBatch, Value};
+    use crate::plugin::schema::{ColumnSpec, ColumnType, OutputSchema};
+
+    fn sink(value: KafkaValue) -> KafkaSink {
+        let settings = KafkaSinkSettings { topic: "out".into(), value, rotate_records: 10, rotate_ms: 1000 };
+        // No broker listens there: what settles is never actually sent.
+        let nowhere = KafkaConfig { brokers: "127.0.0.1:1".into(), ..KafkaConfig::default() };
+        let producer = DurableProducer::new(&nowhere, std::time::Duration::from_secs(1))
+            .expect("a producer is created without a broker");
+        KafkaSink::new("p.rows", &settings, producer)
+    }
+
+    /// Rows keyed `k<n>` holding `n`.
+    fn rows(values: &[i64]) -> Vec<RowRef> {
+        let column = ColumnSpec { name: "n".into(), column_type: ColumnType::Int64, nullable: false };
+        let schema = OutputSchema::new("rows".into(), vec![column]).expect("schema");
+        let mut batch = RowBatch::empty(Arc::new(schema));
+        for (input, &value) in values.iter().enumerate() {
+            let key = format!("k{value}");
+            batch.push_row(input as u32, Some(key.as_bytes()), &[Value::Int64(value)]).expect("row");
+        }
+        let batch = Arc::new(batch);
+        (0..values.len()).map(|row| RowRef::new(batch.clone(), row).expect("row")).collect()
+    }
+
+    fn source(offset: i64, value: &str) -> SourceRecord {
+        SourceRecord {
+            topic: Arc::from("in"),
+            partition: 0,
+            offset,
+            key: Some(format!("in-{offset}").into_bytes()),
+            value: value.as_bytes().to_vec(),
+            headers: vec![("trace".into(), b"t1".to_vec())],
+            timestamp_ms: None,
+        }
+    }
+
+    /// Encodes what was pushed: (source offset, key, value, header count) per record.
+    fn encoded(window: &mut KafkaWindow) -> Vec<(i64, Option<String>, String, usize)> {
+        assert!(window.encode("in", 0).expect("encode").is_empty());
+        window
+            .encoded
+            .iter()
+            .map(|record| {
+                (
+                    record.offset,
+                    record.key.as_ref().map(|key| String::from_utf8_lossy(key).into_owned()),
+                    String::from_utf8_lossy(&record.payload).into_owned(),
+                    record.headers.len(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_row_is_one_json_record_keyed_by_the_row_key() {
+        let sink = sink(KafkaValue::Row);
+        let mut window = sink.window();
+        let rows = rows(&[1, 2, 3]);
+        let (first, second) = (source(5, "body five"), source(6, "body six"));
+        let version: Arc<str> = Arc::from("p@1");
+        window.push(rows[0].clone(), &first, version.clone());
+        window.push(rows[1].clone(), &first, version.clone());
+        window.push(rows[2].clone(), &second, version);
+        assert_eq!(window.rows(), 3);
+        assert_eq!(
+            encoded(&mut window),
+            [
+                (5, Some("k1".into()), r#"{"n":1}"#.into(), 0),
+                (5, Some("k2".into()), r#"{"n":2}"#.into(), 0),
+                (6, Some("k3".into()), r#"{"n":3}"#.into(), 0),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn with_value_record_each_record_with_rows_passes_once_as_it_came() {
+        let sink = sink(KafkaValue::Record);
+        let mut window = sink.window();
+        let rows = rows(&[1, 2, 3]);
+        let (first, second) = (source(5, "body five"), source(6, "body six"));
+        let version: Arc<str> = Arc::from("p@1");
+        window.push(rows[0].clone(), &first, version.clone());
+        window.push(rows[1].clone(), &first, version.clone());
+        window.push(rows[2].clone(), &second, version);
+        assert_eq!(window.rows(), 2, "one record each, however many rows it gave");
+        assert_eq!(
+            encoded(&mut window),
+            [(5, Some("in-5".into()), "body five".into(), 1), (6, Some("in-6".into()), "body six".into(), 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_that_became_a_dead_letter_is_not_passed_on() {
+        let sink = sink(KafkaValue::Record);
+        let mut window = sink.window();
+        let rows = rows(&[1, 2]);
+        let version: Arc<str> = Arc::from("p@1");
+        window.push(rows[0].clone(), &source(5, "five"), version.clone());
+        window.push(rows[1].clone(), &source(6, "six"), version);
+        assert_eq!(encoded(&mut window).len(), 2);
+        window.settle(&HashSet::from([5])).expect("settle");
+        assert_eq!(window.rows(), 1, "only the record that stayed alive is sent");
     }
 }

@@ -23,6 +23,7 @@ use super::partition::{PartitionError, Partitioner};
 use super::rows::{RowEncoder, RowsError, TableRow};
 use super::schema::{SchemaError, arrow_schema, with_lineage};
 use super::writer::{ParquetFileWriter, WriterError};
+use crate::kafka::SourceRecord;
 use crate::object_store::ObjectStore;
 use crate::object_store::retry::put_with_retry;
 use crate::plugin::rows::RowRef;
@@ -314,8 +315,8 @@ impl ParquetWindow {
 }
 
 impl SinkWindow for ParquetWindow {
-    fn push(&mut self, row: RowRef, offset: i64, plugin_version: Arc<str>) -> bool {
-        self.sink.push(&mut self.window, row, offset, plugin_version)
+    fn push(&mut self, row: RowRef, source: &SourceRecord, plugin_version: Arc<str>) -> bool {
+        self.sink.push(&mut self.window, row, source.offset, plugin_version)
     }
 
     fn rows(&self) -> usize {
