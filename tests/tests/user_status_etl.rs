@@ -856,16 +856,44 @@ async fn every_shape_of_user_status_file_loads_the_same_rows() {
     let pretty: Vec<String> =
         records.iter().map(|r| serde_json::to_string_pretty(r).expect("json")).collect();
     let compact: Vec<String> = records.iter().map(Value::to_string).collect();
-    let shapes = [
-        ("concatenated.json", pretty.join("\n")),
-        ("concatenated-bom.json", format!("\u{feff}{}\n", pretty.join(""))),
-        ("lines.jsonl", compact.join("\n") + "\n"),
-        ("crlf-lines.json", compact.join("\r\n")),
-        ("array.json", serde_json::to_string_pretty(&records).expect("json")),
+    let lines = compact.join("\n") + "\n";
+    let array = serde_json::to_string_pretty(&records).expect("json");
+    let gzip = |text: &str| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, text.as_bytes()).expect("gzip");
+        encoder.finish().expect("gzip")
+    };
+    // Two gzip members one after another, as `cat a.gz b.gz > all.gz` makes them.
+    let (first_line, other_lines) = lines.split_at(compact[0].len() + 1);
+    let mut gzip_members = gzip(first_line);
+    gzip_members.extend(gzip(other_lines));
+    // (name, bytes, the object's Content-Encoding)
+    let shapes: [(&str, Vec<u8>, Option<&str>); 9] = [
+        ("concatenated.json", pretty.join("\n").into_bytes(), None),
+        ("concatenated-bom.json", format!("\u{feff}{}\n", pretty.join("")).into_bytes(), None),
+        ("lines.jsonl", lines.clone().into_bytes(), None),
+        ("crlf-lines.json", compact.join("\r\n").into_bytes(), None),
+        ("array.json", array.clone().into_bytes(), None),
+        // Compressed files are told by their first bytes, whatever their names say.
+        ("lines.jsonl.gz", gzip_members, None),
+        ("concatenated.json.zst", zstd::encode_all(pretty.join("\n").as_bytes(), 3).expect("zstd"), None),
+        ("array-gzipped-under-a-plain-name.json", gzip(&array), None),
+        // As `aws s3 cp --content-encoding gzip` stores it: S3 hands the body back as stored.
+        ("lines-content-encoding.jsonl", gzip(&lines), Some("gzip")),
     ];
-    for (name, text) in shapes {
+    for (name, bytes, content_encoding) in shapes {
         let key = scope.key(name);
-        scope.s3().put_object(bucket, &key, text).await.expect("put");
+        scope
+            .s3()
+            .client()
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .set_content_encoding(content_encoding.map(str::to_owned))
+            .body(bytes.into())
+            .send()
+            .await
+            .expect("put");
         let job = load(&host, bucket, &key).await;
         assert_eq!(
             (job["counts"]["records_read"].as_u64(), job["counts"]["dead_letters"].as_u64()),
@@ -1155,6 +1183,28 @@ async fn a_file_nobody_can_read_fails_and_loads_nothing() {
     assert!(error.contains("record 1 at byte 0: not valid JSON"), "names the first dead letter: {error}");
     assert_eq!(error_recs(&client).await, ["before"], "the tables are untouched");
     assert_eq!((count(&client, "user_status").await, count(&client, "user_status_log").await), (0, 0));
+
+    // A gzip file cut short fails whole: its records up to the cut are not loaded either.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for n in 0..2000 {
+        let line = json!({"userId": format!("{n:04}"), "createdAt": "2022-02-10T21:09:51Z", "status": "VERIFIED",
+            "lastVisitedAt": 1_644_527_391, "isBlacklisted": false,
+            "statusLogs": [{"status": "VERIFIED", "updatedOn": 1_644_527_391}]});
+        std::io::Write::write_all(&mut encoder, format!("{line}\n").as_bytes()).expect("gzip");
+    }
+    let mut cut = encoder.finish().expect("gzip");
+    cut.truncate(cut.len() / 2);
+    let cut_key = scope.key("users.jsonl.gz");
+    scope.s3().put_object(bucket, &cut_key, cut).await.expect("put");
+    let (status, accepted) = post(&host, &json!({"bucket": bucket, "key": cut_key})).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["job_id"].as_str().expect("job id").to_owned();
+    let job = wait_for_job(&host, &id, Duration::from_secs(60), finished).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().expect("error");
+    assert!(error.contains("reading the input failed"), "names the read: {error}");
+    assert_eq!(error_recs(&client).await, ["before"], "the tables are untouched");
+    assert_eq!((count(&client, "user_status").await, count(&client, "user_status_log").await), (0, 0));
     drop(host);
     scope.cleanup().await.expect("cleanup");
 }
@@ -1196,6 +1246,18 @@ async fn sweep_loads_a_jobs_dead_letters_once_the_plugin_is_fixed() {
     );
     let client = scope.postgres().await.expect("postgres");
     assert_eq!(count(&client, "records").await, 0);
+
+    // Letters archived with gzip are swept as they are: compression is told by content.
+    let letters_prefix = format!("{}dead-letters/", scope.prefix());
+    let letter_keys = scope.s3().list_keys(bucket, &letters_prefix).await.expect("list");
+    let letter_keys: Vec<&String> = letter_keys.iter().filter(|key| key.ends_with(".jsonl")).collect();
+    assert_eq!(letter_keys.len(), 1, "{letter_keys:?}");
+    let plain = scope.s3().get_object(bucket, letter_keys[0]).await.expect("get");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, &plain).expect("gzip");
+    let gzipped_key = format!("{}.gz", letter_keys[0]);
+    scope.s3().put_object(bucket, &gzipped_key, encoder.finish().expect("gzip")).await.expect("put");
+    scope.s3().client().delete_object().bucket(bucket).key(letter_keys[0]).send().await.expect("delete");
 
     install_plugin(plugins.path(), &plugin_path("fixtures/fixture-hostile-v2"), "fixture-hostile");
     let dry = host.cli(&["sweep", "--pipeline", "records", "--dry-run"]);

@@ -11,12 +11,13 @@
 
 use tokio::sync::watch;
 
+use super::compression::decompress_bytes;
 use super::pipeline::{JobPipeline, RunOutcome};
 use super::records::{JobCounts, JobInput, JobRecord, JobRecordsError, JobState, ObjectVersion};
 use crate::object_store::{ObjectMeta, ObjectStore, StoreError, join_key};
 use crate::pipeline::sweep::SweepReport;
 use crate::plugin::RecordIn;
-use crate::sink::dead_letter::{DeadLetter, SWEPT_DIR};
+use crate::sink::dead_letter::{DeadLetter, SWEPT_DIR, is_letter_file};
 
 /// Why a job pipeline's dead letters could not be swept.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,12 @@ pub enum JobSweepError {
     Store(#[from] JobRecordsError),
     #[error("the sweep job {job} for {object} failed: {error}; the object stays where it is")]
     Failed { job: uuid::Uuid, object: String, error: String },
+    #[error("{object}: cannot decompress it: {source}")]
+    Compressed {
+        object: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl JobPipeline {
@@ -49,7 +56,7 @@ impl JobPipeline {
         let listed = store.list(&join_key(prefix, "")).await?;
         Ok(listed
             .into_iter()
-            .filter(|meta| meta.key.ends_with(".jsonl") && !meta.key.starts_with(&swept))
+            .filter(|meta| is_letter_file(&meta.key) && !meta.key.starts_with(&swept))
             .collect())
     }
 
@@ -116,6 +123,9 @@ impl JobPipeline {
     async fn try_dead_letter_object(&self, object: &ObjectMeta) -> Result<SweepReport, JobSweepError> {
         let (store, _) = self.dead_letter_store()?;
         let Some(bytes) = store.get(&object.key).await? else { return Ok(SweepReport::default()) };
+        let bytes = decompress_bytes(bytes)
+            .await
+            .map_err(|source| JobSweepError::Compressed { object: store.describe(&object.key), source })?;
         let records: Vec<RecordIn> = bytes
             .split(|byte| *byte == b'\n')
             .filter(|line| !line.trim_ascii().is_empty())

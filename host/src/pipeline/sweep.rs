@@ -14,6 +14,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::config::{HostConfig, Pipeline};
+use crate::job::compression::decompress_bytes;
 use crate::kafka::SourceRecord;
 use crate::object_store::ObjectStores;
 use crate::object_store::join_key;
@@ -22,7 +23,10 @@ use crate::pipeline::connector::ConnectorError;
 use crate::pipeline::outputs::Outputs;
 use crate::pipeline::routing::{push_rows, refused_by_sink, route};
 use crate::plugin::{Header, PluginRegistry, RecordIn};
-use crate::sink::dead_letter::{DeadLetter, DeadLetterError, RawBytes, SWEPT_DIR, encode_lines, parse_lines};
+use crate::sink::dead_letter::{
+    DeadLetter, DeadLetterError, RawBytes, SWEPT_DIR, encode_lines, is_letter_file, letter_file_stem,
+    parse_lines,
+};
 use crate::sink::windowed::{SinkError, SinkWindow, WindowName};
 
 /// Why a sweep stopped.
@@ -35,6 +39,12 @@ pub enum SweepError {
         object: String,
         #[source]
         source: DeadLetterError,
+    },
+    #[error("{object}: cannot decompress it: {source}")]
+    Compressed {
+        object: String,
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -89,7 +99,7 @@ impl Sweep {
         Ok(listed
             .into_iter()
             .map(|meta| meta.key)
-            .filter(|key| key.ends_with(".jsonl") && !key.starts_with(&swept))
+            .filter(|key| is_letter_file(key) && !key.starts_with(&swept))
             .collect())
     }
 
@@ -102,6 +112,9 @@ impl Sweep {
         let Some(bytes) = store.get(key).await.map_err(ConnectorError::from)? else {
             return Ok(SweepReport::default());
         };
+        let bytes = decompress_bytes(bytes)
+            .await
+            .map_err(|source| SweepError::Compressed { object: store.describe(key), source })?;
         let letters = parse_lines(&bytes)
             .map_err(|source| SweepError::Unreadable { object: store.describe(key), source })?;
         let mut report = SweepReport { objects: 1, letters: letters.len(), ..SweepReport::default() };
@@ -235,7 +248,7 @@ impl Sweep {
             store.delete(key).await.map_err(ConnectorError::from)?;
             report.objects_swept = 1;
         } else {
-            let stem = name.trim_end_matches(".jsonl");
+            let stem = letter_file_stem(name);
             let swept_part = join_key(&swept_dir, &format!("{stem}{suffix}.jsonl"));
             let passed_lines: Vec<DeadLetter> = passed.into_iter().cloned().collect();
             store.put(&swept_part, encode_lines(&passed_lines)).await.map_err(ConnectorError::from)?;

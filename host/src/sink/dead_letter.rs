@@ -172,6 +172,20 @@ pub fn dead_letter_key(prefix: &str, topic: &str, partition: i32, first_offset: 
 /// Where `sluice sweep` moves dead letters it has re-run.
 pub const SWEPT_DIR: &str = "swept";
 
+/// The names of dead-letter files: JSON lines, as sluice writes them, or compressed by whoever
+/// archived them (read by their content, whatever the name says).
+const LETTER_FILE_SUFFIXES: [&str; 3] = [".jsonl.gz", ".jsonl.zst", ".jsonl"];
+
+/// Whether `key` names a dead-letter file `sluice sweep` reads.
+pub fn is_letter_file(key: &str) -> bool {
+    LETTER_FILE_SUFFIXES.iter().any(|suffix| key.ends_with(suffix))
+}
+
+/// `name` without its dead-letter file suffix.
+pub fn letter_file_stem(name: &str) -> &str {
+    LETTER_FILE_SUFFIXES.iter().find_map(|suffix| name.strip_suffix(suffix)).unwrap_or(name)
+}
+
 /// JSON lines, one dead letter per line.
 pub fn encode_lines(letters: &[DeadLetter]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -215,6 +229,19 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn letter_files_are_json_lines_plain_or_compressed() {
+        assert!(
+            is_letter_file("p/000000000003.jsonl")
+                && is_letter_file("p/a.jsonl.gz")
+                && is_letter_file("a.jsonl.zst")
+        );
+        assert!(!is_letter_file("p/a.json") && !is_letter_file("p/a.gz") && !is_letter_file("p/_marker"));
+        assert_eq!(letter_file_stem("a.jsonl.gz"), "a");
+        assert_eq!(letter_file_stem("a.jsonl"), "a");
+        assert_eq!(letter_file_stem("a.parquet"), "a.parquet");
+    }
 
     fn letter(value: &[u8]) -> DeadLetter {
         DeadLetter {

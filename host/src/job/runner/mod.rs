@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Transaction};
 
+use super::compression::{Compression, decompressed};
 use super::dead_letters::{JobDeadLetters, RecordPlace, job_dead_letter};
 use super::pipeline::JobPipeline;
 use super::reader::{ReadError, RecordReader, Shape};
@@ -269,6 +270,11 @@ impl<'a> Attempt<'a> {
         writers: Vec<LoadWriter>,
     ) -> Result<Vec<SinkLoad>, AttemptError> {
         let job = self.job;
+        let (compression, body) =
+            decompressed(body).await.map_err(|source| ReadError::Io { offset: 0, source })?;
+        if compression != Compression::None {
+            tracing::info!(job = %job.id, compression = compression.name(), "reading a compressed input");
+        }
         let mut senders = Vec::with_capacity(writers.len());
         let mut sink_tasks = Vec::with_capacity(writers.len());
         for writer in writers {
