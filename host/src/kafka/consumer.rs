@@ -130,8 +130,10 @@ pub struct GroupConsumer {
 
 /// How much the consumer prefetches ahead of the pipeline, in KiB (librdkafka's
 /// `queued.max.messages.kbytes`; a `[kafka.properties]` entry overrides it). With the short
-/// fetch backoff below, 8 MiB keeps a member fed as well as 64 MiB did.
-const PREFETCH_KBYTES: &str = "8192";
+/// fetch backoff below, 4 MiB keeps a member fed as well as 64 MiB did, and holds 15–30 MB
+/// less than 8 MiB in a two-member connector (the batches decompress to about three times
+/// what the limit counts).
+const PREFETCH_KBYTES: &str = "4096";
 
 /// How long librdkafka waits before fetching again once the prefetch is full, in ms.
 const FETCH_QUEUE_BACKOFF_MS: &str = "10";
@@ -154,8 +156,8 @@ impl GroupConsumer {
                 ("session.timeout.ms", "6000"),
                 ("heartbeat.interval.ms", "1000"),
                 ("fetch.wait.max.ms", "100"),
-                // librdkafka prefetches up to 64 MiB of decompressed messages by default: more
-                // than the windows themselves. An eighth of that still keeps several batches queued.
+                // librdkafka prefetches up to 64 MiB of messages by default: more than the
+                // windows themselves. A sixteenth of that still keeps several batches queued.
                 ("queued.max.messages.kbytes", PREFETCH_KBYTES),
                 // Once the prefetch is full librdkafka stops fetching for this long (1 s by
                 // default): a consumer faster than the fetches then idles most of the time.
