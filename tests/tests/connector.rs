@@ -71,14 +71,21 @@ async fn rows(scope: &TestScope, prefix: &str) -> Vec<TableRow> {
     read_table(scope.s3(), scope.bucket(), prefix).await.expect("read table")
 }
 
-/// Every dead letter under `prefix`, parsed, skipping those already swept.
+/// Every dead letter under `prefix` (plain, or gzipped as `.jsonl.gz`), parsed, skipping those
+/// already swept.
 async fn dead_letters(scope: &TestScope, prefix: &str) -> Vec<Value> {
     let mut letters = Vec::new();
     for key in scope.s3().list_keys(scope.bucket(), prefix).await.expect("list dead letters") {
-        if !key.ends_with(".jsonl") || key.contains("/swept/") {
+        if !(key.ends_with(".jsonl") || key.ends_with(".jsonl.gz")) || key.contains("/swept/") {
             continue;
         }
-        let body = scope.s3().get_object(scope.bucket(), &key).await.expect("get dead letters");
+        let mut body = scope.s3().get_object(scope.bucket(), &key).await.expect("get dead letters");
+        if key.ends_with(".gz") {
+            let mut plain = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(body.as_slice()), &mut plain)
+                .expect("gunzip dead letters");
+            body = plain;
+        }
         for line in body.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
             letters.push(serde_json::from_slice(line).expect("a dead letter is JSON"));
         }
@@ -399,6 +406,20 @@ async fn sweep_brings_dead_letters_into_the_table_once_the_plugin_is_fixed() {
         letters.iter().all(|l| l["plugin_version"] == json!("fixture-hostile@1.0.0")),
         "each letter names the version that failed it: {letters:?}"
     );
+
+    // One letter file archived with gzip is swept all the same: it is read by its content.
+    let letter_files = scope.s3().list_keys(bucket, &letters_prefix).await.expect("list");
+    let first = letter_files.iter().find(|key| key.ends_with(".jsonl")).expect("a letter file");
+    let plain = scope.s3().get_object(bucket, first).await.expect("get");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, &plain).expect("gzip");
+    scope
+        .s3()
+        .put_object(bucket, &format!("{first}.gz"), encoder.finish().expect("gzip"))
+        .await
+        .expect("put");
+    scope.s3().client().delete_object().bucket(bucket).key(first).send().await.expect("delete");
+    assert_eq!(dead_letters(&scope, &letters_prefix).await.len(), 60, "the gzipped file holds its letters");
 
     // The fixed version replaces the file; sweep uses what is installed now.
     install_plugin(plugins.path(), &plugin_path("fixtures/fixture-hostile-v2"), "fixture-hostile");
