@@ -53,6 +53,13 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+/// `bytes` as one gzip member, as `gzip` or `aws s3 cp --content-encoding gzip` users store them.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, bytes).expect("gzip into memory");
+    encoder.finish().expect("gzip into memory")
+}
+
 pub use kafka::{ConsumedRecord, ProducedRecord};
 pub use s3::S3;
 pub use scope::TestScope;

@@ -411,13 +411,7 @@ async fn sweep_brings_dead_letters_into_the_table_once_the_plugin_is_fixed() {
     let letter_files = scope.s3().list_keys(bucket, &letters_prefix).await.expect("list");
     let first = letter_files.iter().find(|key| key.ends_with(".jsonl")).expect("a letter file");
     let plain = scope.s3().get_object(bucket, first).await.expect("get");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut encoder, &plain).expect("gzip");
-    scope
-        .s3()
-        .put_object(bucket, &format!("{first}.gz"), encoder.finish().expect("gzip"))
-        .await
-        .expect("put");
+    scope.s3().put_object(bucket, &format!("{first}.gz"), sluice_e2e::gzip(&plain)).await.expect("put");
     scope.s3().client().delete_object().bucket(bucket).key(first).send().await.expect("delete");
     assert_eq!(dead_letters(&scope, &letters_prefix).await.len(), 60, "the gzipped file holds its letters");
 

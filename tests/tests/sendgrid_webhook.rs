@@ -1,7 +1,6 @@
 //! The SendGrid event webhook against the real broker: signed bodies are stored byte for byte
 //! before the 200, everything else is refused and stores nothing.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -182,9 +181,7 @@ async fn a_gzip_body_is_verified_and_stored_decompressed() {
     let signer = Signer::new();
     let host = start_host(&scope, &services.kafka_brokers, &topic, &signer, 5 << 20).await;
     let body = event_body(7);
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(&body).expect("gzip");
-    let compressed = encoder.finish().expect("gzip");
+    let compressed = sluice_e2e::gzip(&body);
     let mut headers = signer.headers(now(), &body).to_vec();
     headers.push(("Content-Encoding", "gzip".into()));
     let response = post(&reqwest::Client::new(), &host, &headers, compressed).await;

@@ -858,11 +858,7 @@ async fn every_shape_of_user_status_file_loads_the_same_rows() {
     let compact: Vec<String> = records.iter().map(Value::to_string).collect();
     let lines = compact.join("\n") + "\n";
     let array = serde_json::to_string_pretty(&records).expect("json");
-    let gzip = |text: &str| {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut encoder, text.as_bytes()).expect("gzip");
-        encoder.finish().expect("gzip")
-    };
+    let gzip = |text: &str| sluice_e2e::gzip(text.as_bytes());
     // Two gzip members one after another, as `cat a.gz b.gz > all.gz` makes them.
     let (first_line, other_lines) = lines.split_at(compact[0].len() + 1);
     let mut gzip_members = gzip(first_line);
@@ -1185,14 +1181,15 @@ async fn a_file_nobody_can_read_fails_and_loads_nothing() {
     assert_eq!((count(&client, "user_status").await, count(&client, "user_status_log").await), (0, 0));
 
     // A gzip file cut short fails whole: its records up to the cut are not loaded either.
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    for n in 0..2000 {
-        let line = json!({"userId": format!("{n:04}"), "createdAt": "2022-02-10T21:09:51Z", "status": "VERIFIED",
-            "lastVisitedAt": 1_644_527_391, "isBlacklisted": false,
-            "statusLogs": [{"status": "VERIFIED", "updatedOn": 1_644_527_391}]});
-        std::io::Write::write_all(&mut encoder, format!("{line}\n").as_bytes()).expect("gzip");
-    }
-    let mut cut = encoder.finish().expect("gzip");
+    let lines: String = (0..2000)
+        .map(|n| {
+            let line = json!({"userId": format!("{n:04}"), "createdAt": "2022-02-10T21:09:51Z", "status": "VERIFIED",
+                "lastVisitedAt": 1_644_527_391, "isBlacklisted": false,
+                "statusLogs": [{"status": "VERIFIED", "updatedOn": 1_644_527_391}]});
+            format!("{line}\n")
+        })
+        .collect();
+    let mut cut = sluice_e2e::gzip(lines.as_bytes());
     cut.truncate(cut.len() / 2);
     let cut_key = scope.key("users.jsonl.gz");
     scope.s3().put_object(bucket, &cut_key, cut).await.expect("put");
@@ -1253,10 +1250,8 @@ async fn sweep_loads_a_jobs_dead_letters_once_the_plugin_is_fixed() {
     let letter_keys: Vec<&String> = letter_keys.iter().filter(|key| key.ends_with(".jsonl")).collect();
     assert_eq!(letter_keys.len(), 1, "{letter_keys:?}");
     let plain = scope.s3().get_object(bucket, letter_keys[0]).await.expect("get");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut encoder, &plain).expect("gzip");
     let gzipped_key = format!("{}.gz", letter_keys[0]);
-    scope.s3().put_object(bucket, &gzipped_key, encoder.finish().expect("gzip")).await.expect("put");
+    scope.s3().put_object(bucket, &gzipped_key, sluice_e2e::gzip(&plain)).await.expect("put");
     scope.s3().client().delete_object().bucket(bucket).key(letter_keys[0]).send().await.expect("delete");
 
     install_plugin(plugins.path(), &plugin_path("fixtures/fixture-hostile-v2"), "fixture-hostile");

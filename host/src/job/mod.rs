@@ -3,8 +3,8 @@
 //!
 //! The data path, one module each: [`request`] (is the object there, exactly once?) →
 //! [`store`] (the job record, unique per object version, shared by all hosts) → [`queue`]
-//! (the Kafka job topic a consumer group works through) → [`runner`] (one attempt:
-//! [`compression`] undoes gzip or zstd, [`reader`] splits the object into records, the chain transforms them, the postgres sink stages and
+//! (the Kafka job topic a consumer group works through) → [`runner`] (one attempt: [`reader`]
+//! splits the object into records, the chain transforms them, the postgres sink stages and
 //! moves them, and [`dead_letters`] keeps the records the plugins refused; [`sweep`] runs
 //! them again later). [`JobPipeline`] ties them together for the HTTP endpoint, the queue
 //! worker, `sluice job run` and `sluice sweep`.
@@ -15,7 +15,6 @@
 //! object again re-queues it, and so does requesting one still queued after a while (its host
 //! may have stopped before queueing it); requesting a running or succeeded one returns it.
 
-pub mod compression;
 pub mod dead_letters;
 mod pipeline;
 pub mod queue;

@@ -11,9 +11,9 @@
 
 use tokio::sync::watch;
 
-use super::compression::decompress_bytes;
 use super::pipeline::{JobPipeline, RunOutcome};
 use super::records::{JobCounts, JobInput, JobRecord, JobRecordsError, JobState, ObjectVersion};
+use crate::object_store::compression::decompress_bytes;
 use crate::object_store::{ObjectMeta, ObjectStore, StoreError, join_key};
 use crate::pipeline::sweep::SweepReport;
 use crate::plugin::RecordIn;

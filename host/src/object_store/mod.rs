@@ -4,6 +4,7 @@
 //! ([`LocalDir`], the quick start's stand-in), so the sinks and `sluice sweep` are written once.
 //! Keys are `/`-separated in both.
 
+pub mod compression;
 mod local;
 mod locations;
 pub mod retry;

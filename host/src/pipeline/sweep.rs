@@ -14,9 +14,9 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::config::{HostConfig, Pipeline};
-use crate::job::compression::decompress_bytes;
 use crate::kafka::SourceRecord;
 use crate::object_store::ObjectStores;
+use crate::object_store::compression::decompress_bytes;
 use crate::object_store::join_key;
 use crate::pipeline::chain::Chain;
 use crate::pipeline::connector::ConnectorError;

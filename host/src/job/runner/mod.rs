@@ -29,13 +29,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Transaction};
 
-use super::compression::{Compression, decompressed};
 use super::dead_letters::{JobDeadLetters, RecordPlace, job_dead_letter};
 use super::pipeline::JobPipeline;
 use super::reader::{ReadError, RecordReader, Shape};
 use super::records::{
     FailureSample, JobCounts, JobInput, JobRecord, JobRecordsError, JobState, lock_for_commit, record_success,
 };
+use crate::object_store::compression::{Compression, decompressed};
 use crate::object_store::{ObjectStore, StoreError};
 use crate::pipeline::ChainOutput;
 use crate::plugin::RecordIn;

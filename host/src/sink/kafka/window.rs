@@ -258,16 +258,21 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn each_row_is_one_json_record_keyed_by_the_row_key() {
-        let sink = sink(KafkaValue::Row);
-        let mut window = sink.window();
+    /// A window holding rows `k1` and `k2` of record 5 ("body five") and `k3` of record 6.
+    fn three_rows_of_two_records(value: KafkaValue) -> KafkaWindow {
+        let mut window = sink(value).window();
         let rows = rows(&[1, 2, 3]);
         let (first, second) = (source(5, "body five"), source(6, "body six"));
         let version: Arc<str> = Arc::from("p@1");
         window.push(rows[0].clone(), &first, version.clone());
         window.push(rows[1].clone(), &first, version.clone());
         window.push(rows[2].clone(), &second, version);
+        window
+    }
+
+    #[tokio::test]
+    async fn each_row_is_one_json_record_keyed_by_the_row_key() {
+        let mut window = three_rows_of_two_records(KafkaValue::Row);
         assert_eq!(window.rows(), 3);
         assert_eq!(
             encoded(&mut window),
@@ -281,14 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_value_record_each_record_with_rows_passes_once_as_it_came() {
-        let sink = sink(KafkaValue::Record);
-        let mut window = sink.window();
-        let rows = rows(&[1, 2, 3]);
-        let (first, second) = (source(5, "body five"), source(6, "body six"));
-        let version: Arc<str> = Arc::from("p@1");
-        window.push(rows[0].clone(), &first, version.clone());
-        window.push(rows[1].clone(), &first, version.clone());
-        window.push(rows[2].clone(), &second, version);
+        let mut window = three_rows_of_two_records(KafkaValue::Record);
         assert_eq!(window.rows(), 2, "one record each, however many rows it gave");
         assert_eq!(
             encoded(&mut window),

@@ -1,4 +1,4 @@
-//! Compressed inputs: a job's object, or a dead-letter file, may be gzip or zstd. The
+//! Compressed objects: a job's input, or a dead-letter file, may be gzip or zstd. The
 //! compression is told by the first bytes, not by the name or a `Content-Encoding` (which
 //! S3 hands back as it was set, leaving the body as stored), and the input is decompressed
 //! as it streams, so a compressed file is read in the same bounded memory as a plain one.
