@@ -28,37 +28,18 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from pathlib import Path
 from xml.etree import ElementTree
 
 import duckdb
-import duckdb_extension_httpfs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import event_ids, is_malformed  # noqa: E402
 
 OBJECT_NAME = re.compile(r"\+(\d+)\+(\d+)\.parquet$")
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    db = duckdb.connect()
-    extension_dir = os.path.join(duckdb_extension_httpfs.__path__[0], "extensions/*/httpfs.duckdb_extension")
-    db.load_extension(glob.glob(extension_dir)[0])
-    endpoint = os.environ["SLUICE_S3_ENDPOINT"].removeprefix("http://")
-    db.execute(
-        f"""CREATE SECRET (TYPE s3, KEY_ID '{os.environ["AWS_ACCESS_KEY_ID"]}',
-        SECRET '{os.environ["AWS_SECRET_ACCESS_KEY"]}', REGION '{os.environ.get("AWS_REGION", "us-east-1")}',
-        ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL false)"""
-    )
-    # Objects replaced in place after a crash must be read again, never from a cache.
-    for setting in ("enable_external_file_cache", "enable_http_metadata_cache"):
-        try:
-            db.execute(f"SET {setting} = false")
-        except duckdb.Error:
-            pass
-    return db
 
 
 def quoted_list(items) -> str:
@@ -100,13 +81,37 @@ def list_objects(bucket: str, prefix: str) -> dict[str, str]:
         token = root.findtext(f"{namespace}NextContinuationToken")
 
 
+def download(bucket: str, keys: list[str], directory: str) -> dict[str, str]:
+    """Each object fetched whole by one GET, as {local path: key}. A replay replaces a window's
+    objects in place; reading one with ranged requests while it is replaced would mix two
+    versions, so the reader only ever sees a copy made by a single request."""
+    local = {str(Path(directory) / f"{number}{Path(key).suffix}"): key for number, key in enumerate(keys)}
+    command = [
+        "curl",
+        "-sS",
+        "--fail",
+        "--max-time",
+        "60",
+        "--aws-sigv4",
+        f"aws:amz:{os.environ.get('AWS_REGION', 'us-east-1')}:s3",
+        "--user",
+        f"{os.environ['AWS_ACCESS_KEY_ID']}:{os.environ['AWS_SECRET_ACCESS_KEY']}",
+    ]
+    for path, key in local.items():
+        command += ["-o", path, f"{os.environ['SLUICE_S3_ENDPOINT']}/{bucket}/{urllib.parse.quote(key)}"]
+    answer = subprocess.run(command, capture_output=True, check=False)
+    if answer.returncode != 0:
+        raise ConnectionError(f"reading s3://{bucket}/: {answer.stderr.decode(errors='replace').strip()}")
+    return local
+
+
 class StoredEvents:
     """The rows and dead letters under a prefix, read incrementally: an object is read again
     only when its ETag changed (a replay after a failed commit replaces a window's objects
     with the same rows and more)."""
 
     def __init__(self, bucket: str, prefix: str):
-        self.db = connect()
+        self.db = duckdb.connect()
         self.bucket = bucket
         self.table = f"{prefix.rstrip('/')}/events/"
         self.letters = f"{prefix.rstrip('/')}/dead-letters/"
@@ -119,33 +124,38 @@ class StoredEvents:
     def trapped_letters(self) -> int:
         return sum(self.trapped.values())
 
-    def _changed(self, prefix: str, suffix: str) -> list[str]:
+    def _changed(self, prefix: str, suffix: str) -> dict[str, str]:
+        """The objects under `prefix` whose ETag differs from the one last read, with their new
+        ETags; the caller records those only once it has read the objects."""
         listed = {
             k: e for k, e in list_objects(self.bucket, prefix).items() if k.endswith(suffix) and "/swept/" not in k
         }
-        changed = [k for k, e in listed.items() if self.etags.get(k) != e]
-        self.etags.update({k: listed[k] for k in changed})
-        return changed
+        return {k: e for k, e in listed.items() if self.etags.get(k) != e}
 
     def refresh(self) -> None:
         objects = self._changed(self.table, ".parquet")
-        for start in range(0, len(objects), 200):
-            chunk = objects[start : start + 200]
-            paths = [f"s3://{self.bucket}/{key}" for key in chunk]
-            found = self.db.execute(
-                f"SELECT filename, sg_event_id, kafka_partition, kafka_offset "
-                f"FROM read_parquet({quoted_list(paths)}, filename = true)"
-            ).fetchall()
-            for name in paths:
-                self.rows[name] = []
+        keys = list(objects)
+        for start in range(0, len(keys), 200):
+            chunk = keys[start : start + 200]
+            with tempfile.TemporaryDirectory() as scratch:
+                local = download(self.bucket, chunk, scratch)
+                found = self.db.execute(
+                    f"SELECT filename, sg_event_id, kafka_partition, kafka_offset "
+                    f"FROM read_parquet({quoted_list(local)}, filename = true)"
+                ).fetchall()
+            for key in chunk:
+                self.rows[f"s3://{self.bucket}/{key}"] = []
             for name, sg_event_id, partition, offset in found:
-                self.rows[name].append((sg_event_id, partition, offset))
+                self.rows[f"s3://{self.bucket}/{local[name]}"].append((sg_event_id, partition, offset))
+            self.etags.update({key: objects[key] for key in chunk})
         letters = self._changed(self.letters, ".jsonl")
-        for start in range(0, len(letters), 200):
-            paths = [f"s3://{self.bucket}/{key}" for key in letters[start : start + 200]]
-            for name, content in self.db.execute(
-                f"SELECT filename, content FROM read_text({quoted_list(paths)})"
-            ).fetchall():
+        keys = list(letters)
+        for start in range(0, len(keys), 200):
+            chunk = keys[start : start + 200]
+            with tempfile.TemporaryDirectory() as scratch:
+                local = download(self.bucket, chunk, scratch)
+                contents = {key: Path(path).read_text() for path, key in local.items()}
+            for key, content in contents.items():
                 ids, trapped = [], 0
                 for line in content.splitlines():
                     if not line.strip():
@@ -153,8 +163,10 @@ class StoredEvents:
                     letter = json.loads(line)
                     trapped += bool(letter.get("trapped"))
                     ids.extend(letter_event_ids(letter))
+                name = f"s3://{self.bucket}/{key}"
                 self.letter_ids[name] = ids
                 self.trapped[name] = trapped
+            self.etags.update({key: letters[key] for key in chunk})
 
     def row_ids(self) -> collections.Counter:
         return collections.Counter(r[0] for rows in self.rows.values() for r in rows)
@@ -315,7 +327,15 @@ def verify(args: argparse.Namespace) -> None:
         time.sleep(1)
     time.sleep(args.settle)  # anything extra (a late duplicate) would show up now
     stored = StoredEvents(args.bucket, args.prefix)
-    stored.refresh()
+    for attempt in range(30):
+        try:
+            stored.refresh()
+            break
+        except (duckdb.Error, ConnectionError) as error:
+            print(f"verify: {str(error)[:200]}", file=sys.stderr)
+            time.sleep(1)
+    else:
+        raise SystemExit("verify: could not read the table and dead letters back from S3")
 
     rows, dead = stored.row_ids(), stored.dead_ids()
     sends = collections.Counter(a["seq"] for a in attempts)
