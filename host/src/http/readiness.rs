@@ -79,7 +79,7 @@ impl Dependencies {
 }
 
 fn s3_buckets(pipeline: &Pipeline) -> Vec<String> {
-    let tables = pipeline.sinks.iter().filter_map(|sink| sink.kind.parquet()).map(|table| table.location);
+    let tables = pipeline.sinks.iter().filter_map(|sink| sink.kind.store_location());
     let dead_letters = pipeline.dead_letters.iter().map(|config| config.location());
     tables
         .chain(dead_letters)

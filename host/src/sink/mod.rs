@@ -24,6 +24,7 @@ pub mod windowed;
 
 use serde::Deserialize;
 
+use crate::config::StoreLocation;
 use crate::plugin::PluginRegistry;
 use windowed::{BuildContext, WindowedSink, WindowedSinkError};
 
@@ -129,6 +130,15 @@ impl SinkKind {
     /// plugin version that changes them cannot be swapped in until the host restarts.
     pub fn fixes_columns(&self) -> bool {
         matches!(self, SinkKind::ParquetS3(_) | SinkKind::ParquetLocal(_) | SinkKind::Postgres(_))
+    }
+
+    /// Where the sink keeps objects, for a kind that writes to a store (readiness checks its
+    /// bucket as it checks the dead letters').
+    pub fn store_location(&self) -> Option<StoreLocation> {
+        match self {
+            SinkKind::ParquetS3(_) | SinkKind::ParquetLocal(_) => self.parquet().map(|table| table.location),
+            SinkKind::Sendgrid(_) | SinkKind::Kafka(_) | SinkKind::Postgres(_) => None,
+        }
     }
 
     /// The Parquet table settings, for a `parquet-*` sink.
