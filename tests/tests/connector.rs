@@ -743,3 +743,115 @@ async fn a_kafka_sink_feeds_a_second_pipeline_that_stores_the_same_table_and_pas
     assert!(passed.len() >= 30, "at least once");
     assert_eq!(dead_letters(&scope, &format!("{prefix}pass-dead-letters/")).await.len(), 31);
 }
+
+/// The JSON lines under `prefix` in S3 (each object gunzipped), with the objects' keys.
+async fn s3_lines(scope: &TestScope, prefix: &str) -> (Vec<String>, Vec<Value>) {
+    let keys = scope.s3().list_keys(scope.bucket(), prefix).await.expect("list objects");
+    let mut lines = Vec::new();
+    for key in &keys {
+        let body = scope.s3().get_object(scope.bucket(), key).await.expect("get object");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(body.as_slice()), &mut text)
+            .expect("a gzipped object");
+        lines.extend(text.lines().map(|line| serde_json::from_str::<Value>(line).expect("a JSON line")));
+    }
+    (keys, lines)
+}
+
+/// The JSON lines of every file in `dir`.
+fn local_lines(dir: &std::path::Path) -> Vec<Value> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            std::fs::read_to_string(entry.path())
+                .expect("read object")
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .map(|line| serde_json::from_str::<Value>(&line).expect("a JSON line"))
+        .collect()
+}
+
+/// The `sg_event_id`s of `lines`, sorted, duplicates kept.
+fn line_ids(lines: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> =
+        lines.iter().map(|line| line["sg_event_id"].as_str().expect("sg_event_id").to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jsonl_sink_writes_each_row_once_as_a_json_line_in_s3_and_in_a_directory() {
+    let Some(services) = require_services!() else { return };
+    let scope = TestScope::new(services, "connector_jsonl").await.expect("scope");
+    let topic = scope.create_topic("events", 2).await.expect("topic");
+    let dir = tempfile::tempdir().expect("lines dir");
+    let (bucket, prefix) = (scope.bucket(), scope.prefix());
+    let pipeline = format!(
+        "name = \"events\"\n{}\n[[steps]]\nplugin = \"normalize-sendgrid-events\"\n\
+         [[sinks]]\nfrom = \"normalize-sendgrid-events.events\"\nkind = \"jsonl\"\n\
+         bucket = \"{bucket}\"\nprefix = \"{prefix}lines\"\ngzip = true\nrotate_ms = 1000\n\
+         [[sinks]]\nfrom = \"normalize-sendgrid-events.events\"\nkind = \"jsonl\"\ndir = \"{}\"\nrotate_ms = 1000\n\
+         [dead_letters]\nkind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}dead-letters\"\n",
+        kafka_source(&topic, &scope.group_id("jsonl")),
+        dir.path().display(),
+    );
+    let mut valid = Vec::new();
+    let records: Vec<ProducedRecord> = (0..20)
+        .map(|body| {
+            let mut events: Vec<Value> = (0..5)
+                .map(|n| {
+                    let id = format!("j-{body:02}-{n}");
+                    valid.push(id.clone());
+                    event(&id, "delivered", (n % 2) as u32)
+                })
+                .collect();
+            events.push(json!({"event": "open", "sg_event_id": format!("j-bad-{body}")}));
+            ProducedRecord::new(serde_json::to_vec(&events).expect("body")).to_partition(body % 2)
+        })
+        .collect();
+    valid.sort();
+    scope.produce(&topic, &records).await.expect("produce");
+    let host =
+        SluiceHost::start(&services.host_config(), &[("events", pipeline)], &services.host_env()).await;
+
+    let lines_prefix = format!("{prefix}lines/");
+    let stored = eventually(Duration::from_secs(60), || async {
+        s3_lines(&scope, &lines_prefix).await.1.len() >= valid.len()
+            && local_lines(dir.path()).len() >= valid.len()
+    })
+    .await;
+    assert!(stored, "both sinks hold every row:\n{}", host.log());
+    let letters = eventually(Duration::from_secs(30), || async {
+        dead_letters(&scope, &format!("{prefix}dead-letters/")).await.len() >= 20
+    })
+    .await;
+    assert!(letters, "the invalid events are dead letters:\n{}", host.log());
+
+    let (keys, lines) = s3_lines(&scope, &lines_prefix).await;
+    assert_eq!(line_ids(&lines), valid, "each valid event once, as a line of a gzipped object");
+    assert_eq!(line_ids(&local_lines(dir.path())), valid, "the same lines in the directory");
+    assert!(
+        keys.iter().all(|key| key.ends_with(".jsonl.gz") && key.contains(&format!("{topic}+"))),
+        "objects named after their windows: {keys:?}"
+    );
+    let line = lines.iter().find(|line| line["sg_event_id"] == "j-00-1").expect("a line");
+    assert_eq!(
+        (line["event"].as_str(), line["email"].as_str()),
+        (Some("delivered"), Some("j-00-1@example.com"))
+    );
+    let dead: Vec<Value> = dead_letters(&scope, &format!("{prefix}dead-letters/")).await;
+    let dead_ids: BTreeSet<String> = dead
+        .iter()
+        .flat_map(|letter| {
+            let value: Value =
+                serde_json::from_str(letter["value"].as_str().unwrap_or("[]")).unwrap_or_default();
+            value.as_array().cloned().unwrap_or_default()
+        })
+        .filter_map(|event| event["sg_event_id"].as_str().map(str::to_owned))
+        .collect();
+    let expected_dead: BTreeSet<String> = (0..20).map(|body| format!("j-bad-{body}")).collect();
+    assert_eq!(dead_ids, expected_dead, "every invalid event is a dead letter, and only those");
+}

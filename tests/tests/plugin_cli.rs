@@ -341,9 +341,10 @@ const SOURCES: [(&str, &str); 4] = [
     ("kafka", "kind = \"kafka\"\ntopic = \"t\"\ngroup = \"g\"\n"),
     ("s3-job", "kind = \"s3-job\"\npath = \"/v1/{name}\"\njob_topic = \"t\"\ngroup = \"g\"\n"),
 ];
-const SINKS: [(&str, &str); 5] = [
+const SINKS: [(&str, &str); 6] = [
     ("sendgrid", "kind = \"sendgrid\"\n"),
     ("kafka", "kind = \"kafka\"\ntopic = \"t\"\n"),
+    ("jsonl", "kind = \"jsonl\"\ndir = \"/tmp/sluice-pairing\"\n"),
     ("parquet-s3", "kind = \"parquet-s3\"\nbucket = \"b\"\nprefix = \"p\"\n"),
     ("parquet-local", "kind = \"parquet-local\"\ndir = \"/tmp/sluice-pairing\"\n"),
     ("postgres", "kind = \"postgres\"\ntable = \"t\"\n"),
@@ -351,8 +352,8 @@ const SINKS: [(&str, &str); 5] = [
 /// The sink kinds each source kind can feed.
 const ALLOWED: [(&str, &[&str]); 4] = [
     ("http", &["sendgrid", "kafka"]),
-    ("webhook", &["kafka", "parquet-s3", "parquet-local"]),
-    ("kafka", &["kafka", "parquet-s3", "parquet-local"]),
+    ("webhook", &["kafka", "jsonl", "parquet-s3", "parquet-local"]),
+    ("kafka", &["kafka", "jsonl", "parquet-s3", "parquet-local"]),
     ("s3-job", &["postgres"]),
 ];
 

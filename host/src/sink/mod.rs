@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | `parquet-s3`, `parquet-local` | [`parquet`] | connector | Hive-partitioned Parquet files per window, in S3 or a directory |
 //! | `kafka` | [`kafka`] | connector, request/reply | one JSON record per row, produced to a topic |
+//! | `jsonl` | [`jsonl`] | connector | one object of JSON lines per window, in S3 or a directory |
 //! | `postgres` | [`postgres`] | job | rows of a table; every table of a load in one transaction |
 //! | `sendgrid` | [`sendgrid`] | request/reply | each row sent as a SendGrid v3 mail |
 //!
@@ -15,6 +16,7 @@
 //! its folder, a variant here with its arms below, and its tests.
 
 pub mod dead_letter;
+pub mod jsonl;
 pub mod kafka;
 pub mod parquet;
 pub mod postgres;
@@ -46,6 +48,7 @@ pub struct SinkConfig {
 pub enum SinkKind {
     Sendgrid(sendgrid::SendgridSinkSettings),
     Kafka(kafka::KafkaSinkSettings),
+    Jsonl(jsonl::JsonlSinkSettings),
     ParquetS3(parquet::ParquetS3Settings),
     ParquetLocal(parquet::ParquetLocalSettings),
     Postgres(postgres::PostgresSinkSettings),
@@ -77,9 +80,10 @@ impl Runner {
 }
 
 /// Every sink kind as a sink's `kind` names it, and the runners it works under.
-pub const KINDS: [(&str, &[Runner]); 5] = [
+pub const KINDS: [(&str, &[Runner]); 6] = [
     ("sendgrid", &[Runner::RequestReply]),
     ("kafka", &[Runner::RequestReply, Runner::Connector]),
+    ("jsonl", &[Runner::Connector]),
     ("parquet-s3", &[Runner::Connector]),
     ("parquet-local", &[Runner::Connector]),
     ("postgres", &[Runner::Job]),
@@ -103,6 +107,7 @@ impl SinkKind {
         match self {
             SinkKind::Sendgrid(_) => "sendgrid",
             SinkKind::Kafka(_) => "kafka",
+            SinkKind::Jsonl(_) => "jsonl",
             SinkKind::ParquetS3(_) => "parquet-s3",
             SinkKind::ParquetLocal(_) => "parquet-local",
             SinkKind::Postgres(_) => "postgres",
@@ -120,9 +125,10 @@ impl SinkKind {
         match self {
             SinkKind::Kafka(_) => SinkNeeds { kafka: true, ..SinkNeeds::default() },
             SinkKind::Postgres(_) => SinkNeeds { postgres: true, ..SinkNeeds::default() },
-            SinkKind::Sendgrid(_) | SinkKind::ParquetS3(_) | SinkKind::ParquetLocal(_) => {
-                SinkNeeds::default()
-            }
+            SinkKind::Sendgrid(_)
+            | SinkKind::Jsonl(_)
+            | SinkKind::ParquetS3(_)
+            | SinkKind::ParquetLocal(_) => SinkNeeds::default(),
         }
     }
 
@@ -137,6 +143,7 @@ impl SinkKind {
     pub fn store_location(&self) -> Option<StoreLocation> {
         match self {
             SinkKind::ParquetS3(_) | SinkKind::ParquetLocal(_) => self.parquet().map(|table| table.location),
+            SinkKind::Jsonl(settings) => Some(settings.location.clone()),
             SinkKind::Sendgrid(_) | SinkKind::Kafka(_) | SinkKind::Postgres(_) => None,
         }
     }
@@ -169,6 +176,7 @@ impl SinkConfig {
                 parquet::build_windowed(&self.from, settings.table(), context).await
             }
             SinkKind::Kafka(settings) => kafka::build_windowed(&self.from, settings, context).await,
+            SinkKind::Jsonl(settings) => jsonl::build_windowed(&self.from, settings, context).await,
             SinkKind::Sendgrid(_) | SinkKind::Postgres(_) => {
                 Err(WindowedSinkError::NotWindowed { from: self.from.clone(), kind: self.kind.name() })
             }
@@ -201,6 +209,7 @@ mod tests {
         let kinds = [
             kind("kind = \"sendgrid\""),
             kind("kind = \"kafka\"\ntopic = \"t\""),
+            kind("kind = \"jsonl\"\ndir = \"/tmp/rows\""),
             kind("kind = \"parquet-s3\"\nbucket = \"b\"\nprefix = \"p\""),
             kind("kind = \"parquet-local\"\ndir = \"/tmp/t\""),
             kind("kind = \"postgres\"\ntable = \"t\""),
@@ -213,7 +222,7 @@ mod tests {
     #[test]
     fn each_runner_drives_its_kinds() {
         assert_eq!(kinds_under(Runner::RequestReply), ["sendgrid", "kafka"]);
-        assert_eq!(kinds_under(Runner::Connector), ["kafka", "parquet-s3", "parquet-local"]);
+        assert_eq!(kinds_under(Runner::Connector), ["kafka", "jsonl", "parquet-s3", "parquet-local"]);
         assert_eq!(kinds_under(Runner::Job), ["postgres"]);
         assert!(kind("kind = \"kafka\"\ntopic = \"t\"").runs_under(Runner::Connector));
         assert!(!kind("kind = \"postgres\"\ntable = \"t\"").runs_under(Runner::Connector));

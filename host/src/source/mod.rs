@@ -178,33 +178,38 @@ mod tests {
         ("s3-job", "kind = \"s3-job\"\npath = \"/p\"\njob_topic = \"t\"\ngroup = \"g\"\n"),
     ];
 
-    const SINKS: [(&str, &str); 5] = [
+    const SINKS: [(&str, &str); 6] = [
         ("sendgrid", "kind = \"sendgrid\"\n"),
         ("kafka", "kind = \"kafka\"\ntopic = \"t\"\n"),
+        ("jsonl", "kind = \"jsonl\"\ndir = \"/tmp/t\"\n"),
         ("parquet-s3", "kind = \"parquet-s3\"\nbucket = \"b\"\nprefix = \"p\"\n"),
         ("parquet-local", "kind = \"parquet-local\"\ndir = \"/tmp/t\"\n"),
         ("postgres", "kind = \"postgres\"\ntable = \"t\"\n"),
     ];
 
     /// Every pairing, and whether it runs.
-    const TABLE: [(&str, &str, bool); 20] = [
+    const TABLE: [(&str, &str, bool); 24] = [
         ("http", "sendgrid", true),
         ("http", "kafka", true),
+        ("http", "jsonl", false),
         ("http", "parquet-s3", false),
         ("http", "parquet-local", false),
         ("http", "postgres", false),
         ("webhook", "sendgrid", false),
         ("webhook", "kafka", true),
+        ("webhook", "jsonl", true),
         ("webhook", "parquet-s3", true),
         ("webhook", "parquet-local", true),
         ("webhook", "postgres", false),
         ("kafka", "sendgrid", false),
         ("kafka", "kafka", true),
+        ("kafka", "jsonl", true),
         ("kafka", "parquet-s3", true),
         ("kafka", "parquet-local", true),
         ("kafka", "postgres", false),
         ("s3-job", "sendgrid", false),
         ("s3-job", "kafka", false),
+        ("s3-job", "jsonl", false),
         ("s3-job", "parquet-s3", false),
         ("s3-job", "parquet-local", false),
         ("s3-job", "postgres", true),
@@ -263,7 +268,13 @@ mod tests {
             let kind = &built.sinks[0].kind;
             let buildable = match source {
                 "webhook" | "kafka" => {
-                    matches!(kind, SinkKind::ParquetS3(_) | SinkKind::ParquetLocal(_) | SinkKind::Kafka(_))
+                    matches!(
+                        kind,
+                        SinkKind::ParquetS3(_)
+                            | SinkKind::ParquetLocal(_)
+                            | SinkKind::Kafka(_)
+                            | SinkKind::Jsonl(_)
+                    )
                 }
                 "s3-job" => matches!(kind, SinkKind::Postgres(_)),
                 _ => matches!(kind, SinkKind::Sendgrid(_) | SinkKind::Kafka(_)),
@@ -285,7 +296,7 @@ mod tests {
         );
         assert!(pairing_problems(&pipeline("webhook", &["parquet-local"], true, true)).is_empty());
         let (_, problem) = &pairing_problems(&pipeline("kafka", &[], true, true))[0];
-        assert!(problem.contains("`kafka`, `parquet-s3`, `parquet-local`"), "{problem}");
+        assert!(problem.contains("`kafka`, `jsonl`, `parquet-s3`, `parquet-local`"), "{problem}");
     }
 
     #[test]
