@@ -94,7 +94,7 @@ async fn rows_of_several_tables_are_copied_in_segments_on_the_loads_connection()
         to_left.done().await?;
         to_right.done().await
     };
-    let (sent, copied) = tokio::join!(senders, copies.run(&transaction));
+    let (sent, copied) = tokio::join!(senders, copies.run(transaction.client()));
     sent.expect("sent");
     assert!(copied.expect("copied"), "every table said it was done");
     let counts = transaction
@@ -119,7 +119,7 @@ async fn rows_of_several_tables_are_copied_in_segments_on_the_loads_connection()
         to_left.rows(rows(1_000_000, 1_000)).await.expect("sent");
         drop(to_left);
     };
-    let ((), copied) = tokio::join!(abandoned, copies.run(&transaction));
+    let ((), copied) = tokio::join!(abandoned, copies.run(transaction.client()));
     assert!(!copied.expect("no error of its own"), "not every sink was done");
     // The server ends a failed transaction with a rollback, whatever the client asks.
     let _ = transaction.commit().await;

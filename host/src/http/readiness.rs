@@ -12,9 +12,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
 
 use crate::config::{HostConfig, Pipeline, StoreLocation};
+use crate::database::Database;
 use crate::kafka::client_config;
 use crate::object_store::S3Client;
-use crate::sink::postgres::Database;
 
 /// How long one dependency may take to answer before it counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);

@@ -9,14 +9,13 @@ use uuid::Uuid;
 use super::records::{JobCounts, JobInput, JobRecord, JobRecords, JobRecordsError, JobState, Submission};
 use super::request::{JobRequest, RequestError};
 use super::runner::{Attempt, AttemptOutcome};
-use crate::config::{HostConfig, Pipeline, SinkKind, SourceConfig};
+use crate::config::{HostConfig, Pipeline, SourceConfig};
+use crate::database::{Database, DatabaseError};
 use crate::object_store::{LocationError, ObjectStores};
 use crate::object_store::{ObjectStore, S3Client};
 use crate::pipeline::Chain;
 use crate::plugin::{PluginError, PluginRegistry};
-use crate::sink::postgres::{
-    Database, DatabaseError, MigrationError, TablePlan, TablePlanError, TableSinkSpec, apply_pipeline_sql,
-};
+use crate::sink::transactional::{LoadContext, TransactionalSinkError, TransactionalSinks};
 use crate::source::s3_job::S3JobSource;
 
 /// How often a running job's counts are written to its record.
@@ -27,39 +26,18 @@ const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(
 pub enum JobSetupError {
     #[error("pipeline `{0}` does not have an `s3-job` source")]
     NotAJobPipeline(String),
-    #[error("pipeline `{pipeline}`: sink for {output} is `{kind}`; jobs load into `postgres` sinks only")]
-    UnsupportedSink { pipeline: String, output: String, kind: &'static str },
-    #[error("pipeline `{pipeline}`: sink `from = \"{output}\"` names no declared plugin output")]
-    UnknownOutput { pipeline: String, output: String },
     #[error("pipeline `{pipeline}`: {source}")]
     Plugin { pipeline: String, source: PluginError },
     #[error("pipeline `{pipeline}`: {source}")]
-    Table { pipeline: String, source: Box<TablePlanError> },
+    Sinks { pipeline: String, source: TransactionalSinkError },
     #[error("pipeline `{pipeline}`: dead letters: {source}")]
     DeadLetters {
         pipeline: String,
         #[source]
         source: LocationError,
     },
-    #[error("pipeline `{pipeline}`: cannot read tables_sql {file}: {source}")]
-    TablesSql {
-        pipeline: String,
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    TablesSqlFailed(#[from] MigrationError),
     #[error(transparent)]
     Database(#[from] DatabaseError),
-}
-
-/// One sink of the pipeline: the output it reads and the table it loads.
-pub(super) struct JobSink {
-    pub output: String,
-    pub plan: Arc<TablePlan>,
-    /// Whether no later sink reads the same output, so this one may take the rows.
-    pub last_reader: bool,
 }
 
 /// What happened to a job the caller asked to run.
@@ -86,9 +64,8 @@ pub struct JobPipeline {
     pub(super) name: String,
     pub(super) source: S3JobSource,
     pub(super) chain: Chain,
-    pub(super) sinks: Vec<JobSink>,
+    pub(super) sinks: Box<dyn TransactionalSinks>,
     pub(super) dead_letters: Option<DeadLetterTarget>,
-    pub(super) database: Database,
     pub(super) store: Arc<JobRecords>,
     pub(super) s3: S3Client,
 }
@@ -120,42 +97,10 @@ impl JobPipeline {
         };
         let chain = Chain::new(pipeline, registry, host)
             .map_err(|source| JobSetupError::Plugin { pipeline: name.clone(), source })?;
-        let mut client = database.connect().await?;
-        if let Some(path) = pipeline.tables_sql_path() {
-            let sql = std::fs::read_to_string(&path).map_err(|source| JobSetupError::TablesSql {
-                pipeline: name.clone(),
-                file: path.display().to_string(),
-                source,
-            })?;
-            let file =
-                path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into());
-            if apply_pipeline_sql(&mut client, &name, &file, &sql).await? {
-                tracing::info!(pipeline = %name, file = %path.display(), "pipeline tables SQL applied");
-            }
-        }
-        let mut sinks = Vec::with_capacity(pipeline.sinks.len());
-        for (index, sink) in pipeline.sinks.iter().enumerate() {
-            let SinkKind::Postgres(settings) = &sink.kind else {
-                return Err(JobSetupError::UnsupportedSink {
-                    pipeline: name.clone(),
-                    output: sink.from.clone(),
-                    kind: sink.kind.name(),
-                });
-            };
-            let spec = TableSinkSpec {
-                output: sink.from.clone(),
-                table: settings.table.clone(),
-                fields: output_fields(&name, registry, &sink.from)?,
-                upsert_key: settings.upsert_key.clone(),
-                ingested_at_column: settings.ingested_at_column.clone(),
-            };
-            let plan = TablePlan::resolve(&client, &spec).await.map_err(|source| JobSetupError::Table {
-                pipeline: name.clone(),
-                source: Box::new(source),
-            })?;
-            let last_reader = !pipeline.sinks[index + 1..].iter().any(|later| later.from == sink.from);
-            sinks.push(JobSink { output: sink.from.clone(), plan: Arc::new(plan), last_reader });
-        }
+        let context = LoadContext { pipeline, registry, database: &database };
+        let sinks = crate::sink::transactional(&context)
+            .await
+            .map_err(|source| JobSetupError::Sinks { pipeline: name.clone(), source })?;
         let dead_letters = match &pipeline.dead_letters {
             None => None,
             Some(config) => {
@@ -167,7 +112,7 @@ impl JobPipeline {
                 Some(DeadLetterTarget { store, prefix: location.prefix().to_owned() })
             }
         };
-        Ok(JobPipeline { name, source, chain, sinks, dead_letters, database, store, s3 })
+        Ok(JobPipeline { name, source, chain, sinks, dead_letters, store, s3 })
     }
 
     pub fn name(&self) -> &str {
@@ -265,19 +210,4 @@ pub enum SubmitError {
     Request(#[from] RequestError),
     #[error(transparent)]
     Store(#[from] JobRecordsError),
-}
-
-/// The field names `output` (`<plugin>.<output>`) declares in its schema.
-fn output_fields(
-    pipeline: &str,
-    registry: &PluginRegistry,
-    output: &str,
-) -> Result<Vec<String>, JobSetupError> {
-    let unknown =
-        || JobSetupError::UnknownOutput { pipeline: pipeline.to_owned(), output: output.to_owned() };
-    let (plugin, name) = output.split_once('.').ok_or_else(unknown)?;
-    let handle = registry.get(plugin).ok_or_else(unknown)?;
-    let loaded = handle.current();
-    let declared = loaded.info().output(name).ok_or_else(unknown)?;
-    Ok(declared.columns.iter().map(|column| column.name.clone()).collect())
 }

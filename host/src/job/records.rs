@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, GenericClient, Row};
 use uuid::Uuid;
 
-use crate::sink::postgres::{Database, DatabaseError};
+use crate::database::{Database, DatabaseError};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -9,10 +9,10 @@ use super::pipeline::{JobPipeline, JobSetupError};
 use super::queue::{JobQueue, QueueError, run_worker};
 use super::records::JobRecords;
 use crate::config::{HostConfig, Pipeline, SourceConfig};
+use crate::database::{Database, MigrationError, migrate};
 use crate::object_store::ObjectStores;
 use crate::object_store::S3Client;
 use crate::plugin::PluginRegistry;
-use crate::sink::postgres::{Database, MigrationError, migrate};
 
 /// Why the job pipelines cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +42,7 @@ impl<'a> JobServices<'a> {
     /// [`JobStartError`] when the URL is missing, the database is unreachable or a migration
     /// fails.
     pub async fn start(host: &HostConfig, stores: &'a ObjectStores) -> Result<Self, JobStartError> {
-        let database =
-            crate::sink::postgres::Database::from_env(&host.postgres).map_err(JobSetupError::from)?;
+        let database = crate::database::Database::from_env(&host.postgres).map_err(JobSetupError::from)?;
         let mut client = database.connect().await.map_err(JobSetupError::from)?;
         let applied = migrate(&mut client).await?;
         if !applied.is_empty() {

@@ -135,7 +135,12 @@ impl JobPipeline {
         let mut output = self.chain.run(records.into()).await;
         output.settle_failures();
         let failed = output.failures.len();
-        let rows = self.sinks.iter().map(|sink| output.outputs.get(&sink.output).map_or(0, Vec::len)).sum();
+        let rows = self
+            .sinks
+            .targets()
+            .iter()
+            .map(|sink| output.outputs.get(&sink.output).map_or(0, Vec::len))
+            .sum();
         Ok(SweepReport {
             objects: 1,
             letters,

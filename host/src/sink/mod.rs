@@ -12,8 +12,9 @@
 //! it needs, and what builds it for the runners it works under. A source kind says which
 //! [`Runner`] drives its pipeline; a sink kind says which runners it works under, and a pipeline
 //! pairing a source with a sink its runner cannot drive is refused before anything starts. The
-//! connector and `sluice sweep` write through [`windowed`], whatever the kind. Adding a kind is
-//! its folder, a variant here with its arms below, and its tests.
+//! connector and `sluice sweep` write through [`windowed`], and jobs through [`transactional`],
+//! whatever the kind. Adding a kind is its folder, a variant here with its arms below, and its
+//! tests.
 
 pub mod dead_letter;
 pub mod jsonl;
@@ -21,6 +22,7 @@ pub mod kafka;
 pub mod parquet;
 pub mod postgres;
 pub mod sendgrid;
+pub mod transactional;
 pub mod window_stem;
 pub mod windowed;
 
@@ -28,6 +30,7 @@ use serde::Deserialize;
 
 use crate::config::StoreLocation;
 use crate::plugin::PluginRegistry;
+use transactional::{LoadContext, TransactionalSinkError, TransactionalSinks};
 use windowed::{BuildContext, WindowedSink, WindowedSinkError};
 
 /// Where one named output of one step goes.
@@ -182,6 +185,34 @@ impl SinkConfig {
             }
         }
     }
+}
+
+/// Builds a job pipeline's sinks, which load as one.
+///
+/// # Errors
+/// [`TransactionalSinkError`] when a sink's kind does not work under a job, an output is not
+/// declared, or the sinks cannot be set up.
+pub async fn transactional(
+    context: &LoadContext<'_>,
+) -> Result<Box<dyn TransactionalSinks>, TransactionalSinkError> {
+    let mut tables = Vec::with_capacity(context.pipeline.sinks.len());
+    for sink in &context.pipeline.sinks {
+        match &sink.kind {
+            SinkKind::Postgres(settings) => tables.push((sink.from.as_str(), settings)),
+            other => {
+                return Err(TransactionalSinkError::NotTransactional {
+                    output: sink.from.clone(),
+                    kind: other.name(),
+                    allowed: kinds_under(Runner::Job)
+                        .iter()
+                        .map(|kind| format!("`{kind}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+    }
+    Ok(Box::new(postgres::PostgresSinks::build(&tables, context).await?))
 }
 
 /// The columns `<plugin>.<output>` declares, from the plugin loaded now.

@@ -1,33 +1,25 @@
-//! One attempt at a job: stream the object through the plugin chain into the load's
-//! transaction, then commit it.
+//! One attempt at a job: stream the object through the plugin chain into the pipeline's sinks,
+//! which load as one (see [`crate::sink::transactional`]), then commit the load with the job's
+//! record.
 //!
-//! The transaction is opened first, on the attempt's control connection. Every sink whose rows
-//! replace nothing (an append, or an upsert into a table that holds no rows, see
-//! `TablePlan::try_lock_replace`) copies them straight into its table inside that transaction,
-//! through `SharedCopies` (one connection runs one `COPY` at a time), so they are written once.
-//! Every other sink streams into an unlogged staging table on a connection of its own, and so
-//! does an upsert copied straight in from its first key that may repeat; the staged rows are
-//! moved into their tables by the same transaction once the object is read, replacing the
-//! rows of the keys they bring.
-//!
-//! Reading, plugin calls and `COPY` overlap: a reader task splits the object into batches, this
-//! task runs the chain, and one task per sink streams its rows. The channels between them hold
-//! two batches each, so memory is bounded by the batch size whatever the object's size.
-//! Nothing is visible in the real tables before the transaction commits, which also marks the
-//! job succeeded; a crash at any point leaves the tables as they were.
+//! Reading, plugin calls and the sinks' writes overlap: a reader task splits the object into
+//! batches, this task runs the chain, and one task per sink writes its rows. The channels
+//! between them hold two batches each, so memory is bounded by the batch size whatever the
+//! object's size. Nothing is visible before the load commits, which also marks the job
+//! succeeded; a crash at any point leaves the sinks as they were.
 //!
 //! The parts: [`input`] reads the object in batches and runs each batch's chain on a task;
-//! [`writer`] is a sink's writer and its fallback to staging; this module opens the load,
-//! routes each batch's rows and refusals, and commits.
+//! this module opens the load, routes each batch's rows and refusals, and commits.
 
 mod input;
-mod writer;
 
 use std::collections::VecDeque;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::Client;
+use uuid::Uuid;
 
 use super::dead_letters::{JobDeadLetters, RecordPlace, job_dead_letter};
 use super::pipeline::JobPipeline;
@@ -39,20 +31,14 @@ use crate::object_store::compression::{Compression, decompressed};
 use crate::object_store::{ObjectStore, StoreError};
 use crate::pipeline::ChainOutput;
 use crate::plugin::RecordIn;
-use crate::sink::postgres::{
-    CopyWriter, DatabaseError, LoadError, SharedCopies, drop_staging_tables, staging_table_name,
+use crate::sink::transactional::{
+    CommitRecord, Committed, LoadAttempt, LoadFailure, LoadMessage, LoadRow, LoadWriter, Written,
 };
-use input::{ChainRun, InputRecord, read_batches};
-use writer::{SinkLoad, SinkMessage, SinkRow, SinkWriter, StagingTables};
-
-/// A sink's writer in a load: `COPY` into the table or a staging table.
-type LoadWriter = SinkWriter<CopyWriter, StagingTables>;
 use crate::telemetry;
+use input::{ChainRun, InputRecord, read_batches};
 
 /// How many refused records a job keeps as examples.
 const FAILURE_SAMPLES: usize = 20;
-/// Sort memory of the transaction that moves staged rows into the tables.
-const MOVE_WORK_MEM: &str = "256MB";
 /// Batches whose plugin chains run at once. The attempt waits on its chains most of the
 /// time; a third in flight keeps a core busy while one chain's rows are rendered for its next
 /// step (1M records: 2.74–2.84 s with two, 2.62–2.73 s with three, four no better).
@@ -75,9 +61,7 @@ pub enum AttemptError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]
-    Load(#[from] LoadError),
-    #[error(transparent)]
-    Database(#[from] DatabaseError),
+    Load(#[from] LoadFailure),
     #[error(transparent)]
     Store(#[from] JobRecordsError),
     #[error("the job's {0} task stopped unexpectedly")]
@@ -138,20 +122,9 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// Runs the attempt; staging tables are dropped whatever the outcome.
+    /// Runs the attempt; what a failed one wrote is discarded.
     pub async fn run(mut self) -> (Result<AttemptOutcome, AttemptError>, AttemptReport) {
-        let result = match self.pipeline.database.connect().await {
-            Ok(mut control) => {
-                let result = self.load(&mut control).await;
-                if result.is_err()
-                    && let Err(error) = drop_staging_tables(&control, &self.job.id, None).await
-                {
-                    tracing::warn!(job = %self.job.id, "staging tables left behind: {error}");
-                }
-                result
-            }
-            Err(error) => Err(error.into()),
-        };
+        let result = self.load().await;
         let pipeline = self.pipeline.name.clone();
         let outcome = if result.is_ok() { "succeeded" } else { "failed" };
         metrics::counter!(telemetry::JOBS, "pipeline" => pipeline.clone(), "outcome" => outcome).increment(1);
@@ -160,17 +133,8 @@ impl<'a> Attempt<'a> {
         (result, self.report)
     }
 
-    async fn load(&mut self, control: &mut Client) -> Result<AttemptOutcome, AttemptError> {
+    async fn load(&mut self) -> Result<AttemptOutcome, AttemptError> {
         let job = self.job;
-        // `timestamp` columns get the load time as UTC wall time.
-        control
-            .batch_execute("SET TIME ZONE 'UTC'")
-            .await
-            .map_err(DatabaseError::query("setting the time zone"))?;
-        let dropped = drop_staging_tables(control, &job.id, None).await?;
-        if dropped > 0 {
-            tracing::info!(job = %job.id, dropped, "dropped the staging tables of an earlier attempt");
-        }
         let input = match (job.input, &self.pipeline.dead_letters) {
             (JobInput::Object, _) => ObjectStore::S3(self.pipeline.s3.bucket(&job.object.bucket)),
             (JobInput::DeadLetters, Some(target)) => target.store.clone(),
@@ -199,76 +163,44 @@ impl<'a> Attempt<'a> {
             self.letters = Some(letters);
         }
 
-        let loaded_at = job.started_at.unwrap_or_else(Utc::now);
-        let transaction =
-            control.transaction().await.map_err(DatabaseError::query("starting the load transaction"))?;
-        // The upsert's DISTINCT ON sorts the whole staged output; with the default 4 MB it
-        // spills to disk. Local to this transaction.
-        transaction
-            .batch_execute(&format!("SET LOCAL work_mem = '{MOVE_WORK_MEM}'"))
-            .await
-            .map_err(DatabaseError::query("sizing the load's sort memory"))?;
-        // Rows go straight into their tables through this transaction's connection when nothing
-        // needs replacing: appends, and upserts into tables that hold no rows. The rest are
-        // staged on connections of their own and moved at the commit.
-        let mut shared = SharedCopies::new();
-        let mut writers = Vec::with_capacity(self.pipeline.sinks.len());
-        // Replace locks are taken in the sinks' order; after one is missed, none is tried, so
-        // the ones held are always the first ones, which keeps the commit's order.
-        let mut locking = true;
-        for (index, sink) in self.pipeline.sinks.iter().enumerate() {
-            let stage = staging_table_name(&job.id, job.attempts, index);
-            let mut straight_in = !sink.plan.is_upsert();
-            if sink.plan.is_upsert() && locking && sink.plan.copies_into_empty_table() {
-                locking = sink.plan.try_lock_replace(&transaction).await?;
-                straight_in = locking && !sink.plan.holds_rows(&transaction).await?;
-            }
-            let opened = if straight_in {
-                shared
-                    .add(&sink.plan)
-                    .and_then(|segments| CopyWriter::open_shared(sink.plan.clone(), loaded_at, segments))
-            } else {
-                None
-            };
-            let writer = match opened {
-                Some(writer) => {
-                    let fallback = sink.plan.is_upsert().then(|| StagingTables {
-                        database: self.pipeline.database.clone(),
-                        plan: sink.plan.clone(),
-                    });
-                    LoadWriter::straight_in(writer, stage, fallback)
-                }
-                None => LoadWriter::staged(
-                    CopyWriter::open(&self.pipeline.database, sink.plan.clone(), &stage).await?,
-                    stage,
-                ),
-            };
-            writers.push(writer);
-        }
+        let attempt = LoadAttempt {
+            job: job.id,
+            attempt: job.attempts,
+            loaded_at: job.started_at.unwrap_or_else(Utc::now),
+        };
+        let mut load = self.pipeline.sinks.begin(attempt).await?;
+        let writers = load.writers();
         let streaming = std::time::Instant::now();
-        let (streamed, copied_in) = tokio::join!(self.stream(body, writers), shared.run(&transaction));
-        // The connection's own error explains the sinks that found it gone.
-        let loads = match (streamed, copied_in) {
-            (_, Err(error)) => return Err(error.into()),
-            (Err(error), _) => return Err(error),
-            (Ok(loads), Ok(true)) => loads,
-            (Ok(_), Ok(false)) => return Err(AttemptError::TaskLost("sink")),
+        let (streamed, driven) = tokio::join!(self.stream(body, writers), load.run());
+        // The load's own error explains the sinks that found its connection gone.
+        let written = match (streamed, driven) {
+            (_, Err(error)) => Err(error.into()),
+            (Err(error), _) => Err(error),
+            (Ok(written), Ok(true)) => Ok(written),
+            (Ok(_), Ok(false)) => Err(AttemptError::TaskLost("sink")),
+        };
+        let written = match written {
+            Ok(written) => written,
+            Err(error) => {
+                load.discard().await;
+                return Err(error);
+            }
         };
         tracing::debug!(job = %job.id, elapsed = ?streaming.elapsed(), "object streamed into the load");
-        let outcome = self.commit(transaction, &loads, loaded_at).await?;
-        if outcome == AttemptOutcome::LoadedElsewhere {
-            drop_staging_tables(control, &job.id, None).await?;
-        }
-        Ok(outcome)
+        let record = JobCommit { id: job.id, report: &self.report };
+        Ok(match load.commit(written, &record).await? {
+            Committed::Loaded => AttemptOutcome::Loaded,
+            Committed::LoadedElsewhere => AttemptOutcome::LoadedElsewhere,
+        })
     }
 
     /// Reads the object through the plugin chain into the sinks' writers; returns what each
-    /// sink left to move at the commit, in the sinks' order.
+    /// sink left for the commit, in the sinks' order.
     async fn stream(
         &mut self,
         body: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
-        writers: Vec<LoadWriter>,
-    ) -> Result<Vec<SinkLoad>, AttemptError> {
+        writers: Vec<Box<dyn LoadWriter>>,
+    ) -> Result<Vec<Written>, AttemptError> {
         let job = self.job;
         let (compression, body) =
             decompressed(body).await.map_err(|source| ReadError::Io { offset: 0, source })?;
@@ -337,7 +269,7 @@ impl<'a> Attempt<'a> {
         if sinks_open && read.is_ok() && stopped.is_none() {
             for sender in &senders {
                 // A sink that stopped reports its own error below.
-                let _ = sender.send(SinkMessage::Finish).await;
+                let _ = sender.send(LoadMessage::Finish).await;
             }
         }
         drop(senders);
@@ -372,24 +304,24 @@ impl<'a> Attempt<'a> {
         &mut self,
         mut output: ChainOutput,
         inputs: &[InputRecord],
-        senders: &[mpsc::Sender<SinkMessage>],
+        senders: &[mpsc::Sender<LoadMessage>],
     ) -> bool {
-        for (sink, sender) in self.pipeline.sinks.iter().zip(senders) {
+        for (sink, sender) in self.pipeline.sinks.targets().iter().zip(senders) {
             let emitted = if sink.last_reader {
                 output.outputs.remove(&sink.output).unwrap_or_default()
             } else {
                 output.outputs.get(&sink.output).cloned().unwrap_or_default()
             };
-            *self.report.counts.rows.entry(sink.plan.table.clone()).or_default() += emitted.len() as u64;
+            *self.report.counts.rows.entry(sink.name.clone()).or_default() += emitted.len() as u64;
             let rows = emitted
                 .into_iter()
-                .map(|row| SinkRow {
+                .map(|row| LoadRow {
                     record: inputs.get(row.source_index).map_or(0, |input| signed(input.number)),
                     row: row.row,
                     plugin_version: row.plugin_version,
                 })
                 .collect();
-            if sender.send(SinkMessage::Rows(rows)).await.is_err() {
+            if sender.send(LoadMessage::Rows(rows)).await.is_err() {
                 return false;
             }
         }
@@ -470,45 +402,32 @@ impl<'a> Attempt<'a> {
             first: self.first_dead_letter.take().unwrap_or_default(),
         })
     }
+}
 
-    /// Moves every staging table into its table and marks the job succeeded, then commits the
-    /// load's transaction; the job row is locked first so two attempts cannot both load (the
-    /// loser's transaction, with the rows it copied in place, is rolled back).
-    async fn commit(
-        &self,
-        transaction: Transaction<'_>,
-        loads: &[SinkLoad],
-        loaded_at: DateTime<Utc>,
-    ) -> Result<AttemptOutcome, AttemptError> {
-        let job = self.job;
-        // Before the job's row, as every load takes them.
-        for sink in self.pipeline.sinks.iter().filter(|sink| sink.plan.is_upsert()) {
-            sink.plan.lock_replace(&transaction).await?;
-        }
-        if lock_for_commit(&transaction, job.id).await? == Some(JobState::Succeeded) {
-            transaction.rollback().await.map_err(DatabaseError::query("rolling back"))?;
-            return Ok(AttemptOutcome::LoadedElsewhere);
-        }
-        for (sink, load) in self.pipeline.sinks.iter().zip(loads) {
-            let Some((stage, copied)) = &load.staged else { continue };
-            let started = std::time::Instant::now();
-            let keys_unique = copied.keys_unique;
-            let moved = sink.plan.move_staged(&transaction, stage, keys_unique, loaded_at).await?;
-            tracing::debug!(job = %job.id, table = %sink.plan.table, moved, keys_unique, copied_in = load.copied_in, elapsed = ?started.elapsed(), "rows moved");
-        }
-        record_success(&transaction, job.id, &self.report.counts, &self.report.failures).await?;
-        for (stage, _) in loads.iter().filter_map(|load| load.staged.as_ref()) {
-            transaction
-                .batch_execute(&format!("DROP TABLE {}", crate::sink::postgres::quote_identifier(stage)))
+/// The job's record, claimed and marked loaded by the load's commit.
+struct JobCommit<'a> {
+    id: Uuid,
+    report: &'a AttemptReport,
+}
+
+impl CommitRecord for JobCommit<'_> {
+    fn claim<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, Result<bool, LoadFailure>> {
+        Box::pin(async move {
+            let state = lock_for_commit(client, self.id).await.map_err(LoadFailure::new)?;
+            Ok(state != Some(JobState::Succeeded))
+        })
+    }
+
+    fn record<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, Result<(), LoadFailure>> {
+        Box::pin(async move {
+            record_success(client, self.id, &self.report.counts, &self.report.failures)
                 .await
-                .map_err(DatabaseError::query(format!("dropping staging table {stage}")))?;
-        }
-        transaction.commit().await.map_err(DatabaseError::query("committing the load"))?;
-        Ok(AttemptOutcome::Loaded)
+                .map_err(LoadFailure::new)
+        })
     }
 }
 
-/// A record number as the staging tables' `bigint` holds it.
+/// A record number as a sink's `bigint` holds it.
 fn signed(number: u64) -> i64 {
     i64::try_from(number).unwrap_or(i64::MAX)
 }

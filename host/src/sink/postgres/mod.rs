@@ -1,5 +1,5 @@
-//! PostgreSQL: the `postgres` sink (its settings in [`PostgresSinkSettings`]), its schema
-//! migrations and the connection they share with the job store.
+//! The `postgres` sink (its settings in [`PostgresSinkSettings`]): a job's rows loaded into
+//! tables of the host's database ([`crate::database`]).
 //!
 //! A load is one transaction. Each sink streams its rows with binary `COPY` ([`CopyWriter`]):
 //! straight into its table inside that transaction, through the transaction's own connection
@@ -14,16 +14,15 @@
 
 mod cell;
 mod config;
-mod connect;
-mod migrations;
+mod load;
 mod shared_copy;
 mod staging;
 mod table;
+mod writer;
 
 pub use cell::{Cell, CellKind};
 pub use config::PostgresSinkSettings;
-pub use connect::{Database, DatabaseError};
-pub use migrations::{MIGRATIONS, Migration, MigrationBody, MigrationError, apply_pipeline_sql, migrate};
+pub use load::PostgresSinks;
 pub use shared_copy::{SegmentSender, SharedCopies};
 pub use staging::{Copied, CopyWriter, LoadError, drop_staging_tables, staging_table_name};
 pub use table::{

@@ -13,10 +13,11 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::SinkExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{CopyInSink, Transaction};
+use tokio_postgres::{Client, CopyInSink};
 
+use super::TablePlan;
 use super::staging::{COPY_HEADER, COPY_TRAILER, LoadError};
-use super::{DatabaseError, TablePlan};
+use crate::database::DatabaseError;
 
 /// Rows a table waits with before the connection switches its `COPY` to it.
 const SWITCH_BYTES: usize = 4 << 20;
@@ -121,7 +122,7 @@ impl SharedCopies {
     /// # Errors
     /// [`LoadError::Database`] when the server refuses a `COPY` (a constraint of the table,
     /// say) or the connection fails.
-    pub async fn run(mut self, transaction: &Transaction<'_>) -> Result<bool, LoadError> {
+    pub async fn run(mut self, transaction: &Client) -> Result<bool, LoadError> {
         self.sender = None;
         let mut running: Option<Running> = None;
         let mut senders_gone = false;
@@ -196,7 +197,7 @@ impl SharedCopies {
             .map(|(index, _)| index)
     }
 
-    async fn start(&self, transaction: &Transaction<'_>, index: usize) -> Result<Running, LoadError> {
+    async fn start(&self, transaction: &Client, index: usize) -> Result<Running, LoadError> {
         let table = &self.tables[index];
         let mut sink = Box::pin(
             transaction

@@ -14,7 +14,7 @@ use tokio_postgres::{Client, CopyInSink};
 use super::cell::Cell;
 use super::shared_copy::SegmentSender;
 use super::table::{RowOrigin, TablePlan, quote_identifier};
-use super::{Database, DatabaseError};
+use crate::database::{Database, DatabaseError};
 use crate::plugin::rows::{RowRef, Value};
 use crate::plugin::schema::OutputSchema;
 
@@ -31,6 +31,8 @@ pub enum LoadError {
     Encode { table: String, reason: String },
     #[error("the load's connection stopped copying rows into `{table}`")]
     SharedCopyStopped { table: String },
+    #[error("a load was handed what another load's writers wrote")]
+    ForeignWrites,
 }
 
 /// The staging table of sink `index` in `attempt` of job `job`: unique per attempt, so an

@@ -6,8 +6,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient};
 
-use super::DatabaseError;
 use super::cell::{Cell, CellKind, SUPPORTED_TYPES};
+use crate::database::DatabaseError;
 
 /// What a `postgres` sink is asked to do, before the table has been looked at.
 #[derive(Debug, Clone)]

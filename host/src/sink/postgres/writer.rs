@@ -1,4 +1,4 @@
-//! A sink's writer for one attempt: rows straight into the table (through the load's
+//! A `postgres` sink's writer in a load: rows straight into the table (through the load's
 //! connection) or into a staging table, and the fallback of an upsert copied straight in to
 //! its staging table at the first key that may repeat an earlier one.
 
@@ -7,24 +7,10 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::{Copied, CopyWriter, LoadError, RowOrigin, TablePlan};
+use crate::database::Database;
 use crate::plugin::rows::RowRef;
-use crate::sink::postgres::{Copied, CopyWriter, Database, LoadError, RowOrigin, TablePlan};
-
-/// What a sink task receives: rows, then the word to commit its `COPY`. A channel closed
-/// without [`SinkMessage::Finish`] aborts it.
-pub(super) enum SinkMessage {
-    Rows(Vec<SinkRow>),
-    Finish,
-}
-
-/// One plugin output value bound for a sink.
-pub(super) struct SinkRow {
-    /// The input record it came from, from 1.
-    pub(super) record: i64,
-    pub(super) row: RowRef,
-    /// `name@version` of the plugin that made it, for a `plugin_version` column.
-    pub(super) plugin_version: Arc<str>,
-}
+use crate::sink::transactional::LoadMessage;
 
 /// Where a sink's rows are copied: a [`CopyWriter`] in a load; the tests script one.
 pub(super) trait RowCopy: Send + Sized {
@@ -153,18 +139,18 @@ impl<C: RowCopy, O: OpenStage<Copy = C>> SinkWriter<C, O> {
     /// aborted by dropping them).
     pub(super) async fn run(
         mut self,
-        mut messages: mpsc::Receiver<SinkMessage>,
+        mut messages: mpsc::Receiver<LoadMessage>,
         job_id: String,
     ) -> Result<Option<SinkLoad>, LoadError> {
         while let Some(message) = messages.recv().await {
             match message {
-                SinkMessage::Rows(rows) => {
+                LoadMessage::Rows(rows) => {
                     for row in rows {
                         let origin = RowOrigin { plugin_version: &row.plugin_version, job_id: &job_id };
                         self.write(row.record, &row.row, origin).await?;
                     }
                 }
-                SinkMessage::Finish => return self.finish().await.map(Some),
+                LoadMessage::Finish => return self.finish().await.map(Some),
             }
         }
         Ok(None)
@@ -209,6 +195,7 @@ mod tests {
     use super::*;
     use crate::plugin::rows::{RowBatch, Value};
     use crate::plugin::schema::{ColumnSpec, ColumnType, OutputSchema};
+    use crate::sink::transactional::LoadRow;
 
     /// Where each row went, as `(target, record)`.
     type Log = Arc<Mutex<Vec<(String, i64)>>>;
@@ -308,7 +295,7 @@ mod tests {
     }
 
     /// One row per key, record numbers from 1, in a batch of their own.
-    fn rows(keys: &[&str]) -> Vec<SinkRow> {
+    fn rows(keys: &[&str]) -> Vec<LoadRow> {
         let schema = Arc::new(
             OutputSchema::new(
                 "users".into(),
@@ -322,7 +309,7 @@ mod tests {
         }
         let batch = Arc::new(batch);
         (0..keys.len())
-            .map(|index| SinkRow {
+            .map(|index| LoadRow {
                 record: index as i64 + 1,
                 row: RowRef::new(batch.clone(), index).expect("row"),
                 plugin_version: Arc::from("p@1"),
@@ -332,15 +319,15 @@ mod tests {
 
     async fn run(
         writer: SinkWriter<ScriptedCopy, ScriptedStage>,
-        batches: Vec<Vec<SinkRow>>,
+        batches: Vec<Vec<LoadRow>>,
         finish: bool,
     ) -> Result<Option<SinkLoad>, LoadError> {
         let (sender, receiver) = mpsc::channel(8);
         for rows in batches {
-            sender.send(SinkMessage::Rows(rows)).await.expect("send");
+            sender.send(LoadMessage::Rows(rows)).await.expect("send");
         }
         if finish {
-            sender.send(SinkMessage::Finish).await.expect("send");
+            sender.send(LoadMessage::Finish).await.expect("send");
         }
         drop(sender);
         writer.run(receiver, "job".into()).await
