@@ -46,6 +46,9 @@ trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
 step "plugin toolchains (componentize-py, componentize-js)"
 eval "$(scripts/plugin-toolchains.sh)"
 
+step "plugin ports (the reference plugins in other languages)"
+scripts/build-plugin-ports.sh "$repo/.run/plugins/ports"
+
 step "tests"
 cargo build --locked -p sluice --bin sluice
 # The e2e tests run this binary and these plugins (the ones just built from this checkout)

@@ -1,0 +1,354 @@
+// JSON read the way the Rust plugins read it: every value keeps its text exactly as written (a
+// number stays `1.6445274e9`, not 1644527400), and broken JSON is refused with serde_json's
+// words and position (`EOF while parsing a value at line 1 column 30`), so a dead letter says
+// the same thing whichever plugin refused it. Works on the record's bytes, since serde_json
+// counts columns in bytes.
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** A record that is not what the plugin reads, with the reason a dead letter shows. */
+export class JsonError extends Error {}
+
+/** `a string`, `an object`, ... for valid JSON text, as failure reasons name kinds. */
+export function kindOfText(text) {
+  switch (text[0]) {
+    case '"': return "a string";
+    case "{": return "an object";
+    case "[": return "an array";
+    case "t": case "f": return "a boolean";
+    case "n": return "null";
+    default: return "a number";
+  }
+}
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** The content of a JSON string's text, or undefined for any other kind of value, or for a
+ *  string whose escapes do not make text (a lone surrogate). */
+export function stringText(text) {
+  if (text[0] !== '"') return undefined;
+  const inner = text.slice(1, -1);
+  if (!inner.includes("\\")) return inner;
+  try {
+    const content = JSON.parse(text);
+    return LONE_SURROGATE.test(content) ? undefined : content;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Valid JSON text without whitespace outside its strings. */
+export function compactText(text) {
+  let out = "";
+  let inString = false;
+  let escaped = false;
+  for (const char of text) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (char === "\\") escaped = true;
+      else if (char === '"') inString = false;
+      out += char;
+    } else if (char === '"') {
+      inString = true;
+      out += char;
+    } else if (char !== " " && char !== "\n" && char !== "\t" && char !== "\r") {
+      out += char;
+    }
+  }
+  return out;
+}
+
+/** Where serde_json would say a byte is: its line, and its column counted in bytes. */
+function position(bytes, index) {
+  let line = 1;
+  let column = 0;
+  for (let at = 0; at < index && at < bytes.length; at += 1) {
+    if (bytes[at] === 0x0a) {
+      line += 1;
+      column = 0;
+    } else {
+      column += 1;
+    }
+  }
+  return `line ${line} column ${column}`;
+}
+
+/** The index of the first byte that is not UTF-8, or -1. */
+function invalidUtf8At(bytes) {
+  try {
+    decoder.decode(bytes);
+    return -1;
+  } catch {
+    let at = 0;
+    while (at < bytes.length) {
+      const byte = bytes[at];
+      const length = byte < 0x80 ? 1 : byte >= 0xc2 && byte < 0xe0 ? 2 : byte >= 0xe0 && byte < 0xf0 ? 3 : byte >= 0xf0 && byte < 0xf5 ? 4 : 0;
+      if (length === 0 || at + length > bytes.length) return at;
+      try {
+        decoder.decode(bytes.subarray(at, at + length));
+      } catch {
+        return at;
+      }
+      at += length;
+    }
+    return -1;
+  }
+}
+
+const SYNTAX = "not valid JSON";
+
+/**
+ * How strictly an array or object is read, as serde_json reads it: one a plugin reads member
+ * by member or item by item (`strict`) refuses a trailing comma; one it only skips or keeps as
+ * text does not notice it and fails on the bracket after it instead. `child` gives the rule of
+ * a member (by key) or an item (by index); `unique` lists the keys of a record's fields that a
+ * derived serde struct refuses to see twice.
+ */
+export const LENIENT = { strict: false, child: () => LENIENT };
+
+class Reader {
+  /** `validate`: check what serde_json checks and the Rust plugins' one-pass scanner does not
+   *  (paired surrogates in escapes, numbers in range), in the values read strictly. */
+  constructor(bytes, validate) {
+    this.bytes = bytes;
+    this.validate = validate;
+    this.at = 0;
+  }
+
+  /** An error at the last byte read (serde_json's `error`). */
+  fail(message) {
+    return new JsonError(`${SYNTAX}: ${message} at ${position(this.bytes, this.at)}`);
+  }
+
+  /** An error at the byte looked at next (serde_json's `peek_error`). */
+  failAhead(message) {
+    return new JsonError(`${SYNTAX}: ${message} at ${position(this.bytes, Math.min(this.at + 1, this.bytes.length))}`);
+  }
+
+  /** The next byte that is not whitespace, left unread; undefined at the end. */
+  peek() {
+    const bytes = this.bytes;
+    while (this.at < bytes.length) {
+      const byte = bytes[this.at];
+      if (byte !== 0x20 && byte !== 0x0a && byte !== 0x09 && byte !== 0x0d) return byte;
+      this.at += 1;
+    }
+    return undefined;
+  }
+
+  text(start) {
+    return decoder.decode(this.bytes.subarray(start, this.at));
+  }
+
+  /** One value: `{text}`, plus for an object `members` (a Map, the last of a repeated key
+   *  winning), `repeated` (the keys written more than once) and `escaped` (whether a key has an
+   *  escape), or for an array `items`. `rule` says whether this value, if an array or object,
+   *  refuses a trailing comma, and the rule of each member or item (see `Rule`). */
+  value(rule = LENIENT) {
+    const byte = this.peek();
+    if (byte === undefined) throw this.failAhead("EOF while parsing a value");
+    const start = this.at;
+    switch (byte) {
+      case 0x7b: return this.object(start, rule);
+      case 0x5b: return this.array(start, rule);
+      case 0x22: this.string(rule.strict); break;
+      case 0x74: this.word("true"); break;
+      case 0x66: this.word("false"); break;
+      case 0x6e: this.word("null"); break;
+      default:
+        if (byte === 0x2d || (byte >= 0x30 && byte <= 0x39)) this.number(rule.strict);
+        else throw this.failAhead("expected value");
+    }
+    return { text: this.text(start) };
+  }
+
+  word(word) {
+    for (let index = 0; index < word.length; index += 1) {
+      if (this.at >= this.bytes.length) throw this.fail("EOF while parsing a value");
+      const byte = this.bytes[this.at];
+      this.at += 1;
+      if (byte !== word.charCodeAt(index)) throw this.fail("expected ident");
+    }
+  }
+
+  isDigit(at = this.at) {
+    return at < this.bytes.length && this.bytes[at] >= 0x30 && this.bytes[at] <= 0x39;
+  }
+
+  skipDigits() {
+    while (this.isDigit()) this.at += 1;
+  }
+
+  /** A number; read `strict`ly (as a value a plugin reads) or skipped, which words a few
+   *  errors at the end of the text differently. */
+  number(strict) {
+    const start = this.at;
+    const length = this.bytes.length;
+    if (this.bytes[this.at] === 0x2d) {
+      this.at += 1;
+      if (this.at >= length) throw this.fail(strict ? "EOF while parsing a value" : "invalid number");
+    }
+    const first = this.bytes[this.at];
+    this.at += 1;
+    if (first === 0x30) {
+      if (this.isDigit()) throw this.failAhead("invalid number");
+    } else if (first >= 0x31 && first <= 0x39) {
+      this.skipDigits();
+    } else {
+      throw this.fail("invalid number");
+    }
+    if (this.bytes[this.at] === 0x2e) {
+      this.at += 1;
+      if (!this.isDigit()) {
+        throw this.failAhead(strict && this.at >= length ? "EOF while parsing a value" : "invalid number");
+      }
+      this.skipDigits();
+    }
+    if (this.bytes[this.at] === 0x65 || this.bytes[this.at] === 0x45) {
+      this.at += 1;
+      if (this.bytes[this.at] === 0x2b || this.bytes[this.at] === 0x2d) this.at += 1;
+      if (this.at >= length) throw this.fail(strict ? "EOF while parsing a value" : "invalid number");
+      const digit = this.isDigit();
+      this.at += 1;
+      if (!digit) throw this.fail("invalid number");
+      this.skipDigits();
+    }
+    if (strict && this.validate && !Number.isFinite(Number(this.text(start)))) {
+      throw this.fail("number out of range");
+    }
+  }
+
+  /** Four hex digits of a `\\u` escape. */
+  hex() {
+    if (this.at + 4 > this.bytes.length) {
+      this.at = this.bytes.length;
+      throw this.fail("EOF while parsing a string");
+    }
+    const digits = String.fromCharCode(...this.bytes.subarray(this.at, this.at + 4));
+    this.at += 4;
+    if (!/^[0-9a-fA-F]{4}$/.test(digits)) throw this.fail("invalid escape");
+    return parseInt(digits, 16);
+  }
+
+  /** The byte after an escape's backslash, read; strict reading also pairs surrogates. */
+  escape(strict) {
+    if (this.at >= this.bytes.length) throw this.fail("EOF while parsing a string");
+    const escape = this.bytes[this.at];
+    this.at += 1;
+    if ('"\\/bfnrt'.includes(String.fromCharCode(escape))) return;
+    if (escape !== 0x75) throw this.fail("invalid escape");
+    const code = this.hex();
+    if (!strict || !this.validate || code < 0xd800 || code > 0xdfff) return;
+    if (code >= 0xdc00) throw this.fail("lone leading surrogate in hex escape");
+    for (const expected of [0x5c, 0x75]) {
+      if (this.at >= this.bytes.length) throw this.fail("EOF while parsing a string");
+      const byte = this.bytes[this.at];
+      this.at += 1;
+      if (byte !== expected) throw this.fail("unexpected end of hex escape");
+    }
+    const low = this.hex();
+    if (low < 0xdc00 || low > 0xdfff) throw this.fail("lone leading surrogate in hex escape");
+  }
+
+  /** A string whose opening quote is next, read `strict`ly (a key, or a value a plugin reads)
+   *  or skipped; returns its text with the quotes. */
+  string(strict) {
+    const bytes = this.bytes;
+    const start = this.at;
+    this.at += 1;
+    for (;;) {
+      if (this.at >= bytes.length) throw this.fail("EOF while parsing a string");
+      const byte = bytes[this.at];
+      if (byte < 0x20) {
+        if (strict) this.at += 1;
+        throw this.fail("control character (\\u0000-\\u001F) found while parsing a string");
+      }
+      this.at += 1;
+      if (byte === 0x22) return this.text(start);
+      if (byte === 0x5c) this.escape(strict);
+    }
+  }
+
+  object(start, rule) {
+    this.at += 1;
+    const members = new Map();
+    const repeated = new Set();
+    let escaped = false;
+    let first = true;
+    for (;;) {
+      let byte = this.peek();
+      if (byte === 0x7d) break;
+      if (byte === undefined) throw this.failAhead("EOF while parsing an object");
+      if (!first) {
+        if (byte !== 0x2c) throw this.failAhead("expected `,` or `}`");
+        this.at += 1;
+        byte = this.peek();
+        if (byte === 0x7d && rule.strict) throw this.failAhead("trailing comma");
+        if (byte === undefined) throw this.failAhead(rule.strict ? "EOF while parsing a value" : "EOF while parsing an object");
+      }
+      first = false;
+      if (byte !== 0x22) throw this.failAhead("key must be a string");
+      const keyText = this.string(rule.strict);
+      const key = JSON.parse(keyText);
+      escaped ||= keyText.includes("\\");
+      if (members.has(key)) {
+        // A derived serde struct refuses a field twice as soon as it reads the second name.
+        if (this.validate && rule.unique?.includes(key)) {
+          throw new JsonError(`not a valid record: duplicate field \`${key}\` at ${position(this.bytes, this.at)}`);
+        }
+        repeated.add(key);
+      }
+      const colon = this.peek();
+      if (colon === undefined) throw this.failAhead("EOF while parsing an object");
+      if (colon !== 0x3a) throw this.failAhead("expected `:`");
+      this.at += 1;
+      members.set(key, this.value(rule.child(key)));
+    }
+    this.at += 1;
+    return { text: this.text(start), members, escaped, repeated };
+  }
+
+  array(start, rule) {
+    this.at += 1;
+    const items = [];
+    let first = true;
+    for (;;) {
+      let byte = this.peek();
+      if (byte === 0x5d) break;
+      if (byte === undefined) throw this.failAhead("EOF while parsing a list");
+      if (!first) {
+        if (byte !== 0x2c) throw this.failAhead("expected `,` or `]`");
+        this.at += 1;
+        if (this.peek() === 0x5d && rule.strict) throw this.failAhead("trailing comma");
+      }
+      first = false;
+      items.push(this.value(rule.child(items.length)));
+    }
+    this.at += 1;
+    return { text: this.text(start), items };
+  }
+
+  /** Nothing but whitespace may follow the value. */
+  end() {
+    if (this.peek() !== undefined) throw this.failAhead("trailing characters");
+  }
+}
+
+/**
+ * The record `bytes` as one JSON object read by `rule` (see `Reader.value`), with what serde_json
+ * checks when `validate` is set: then a key of the rule's `unique` written twice refuses the
+ * record, as a derived serde struct does.
+ */
+export function parseObject(bytes, rule, { validate = false } = {}) {
+  const reader = new Reader(bytes, validate);
+  const first = reader.peek();
+  if (first === 0x7b) {
+    const invalid = invalidUtf8At(bytes);
+    if (invalid >= 0) throw new JsonError(`${SYNTAX}: invalid UTF-8 at byte ${invalid}`);
+  }
+  // Text that is not an object is only checked to be JSON, as serde_json's raw value does.
+  const value = reader.value(first === 0x7b ? rule : LENIENT);
+  reader.end();
+  if (value.members === undefined) throw new JsonError(`expected a JSON object, found ${kindOfText(value.text)}`);
+  return value;
+}
