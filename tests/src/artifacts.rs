@@ -35,6 +35,26 @@ pub fn plugin_path(name: &str) -> PathBuf {
     path
 }
 
+/// The port of plugin `name` to another language (`scripts/build-plugin-ports.sh` builds them
+/// into `ports/` of the plugins directory), or `None`, loudly, where the suite may skip it.
+///
+/// # Panics
+/// When it has not been built and the suite must not skip (CI, or `SLUICE_REQUIRE_SERVICES=1`).
+pub fn plugin_port(name: &str) -> Option<PathBuf> {
+    let path = plugins_dir().join("ports").join(format!("{name}.wasm"));
+    if path.is_file() {
+        return Some(path);
+    }
+    let required =
+        std::env::var("SLUICE_REQUIRE_SERVICES").is_ok_and(|v| v == "1") || std::env::var_os("CI").is_some();
+    assert!(!required, "{} is missing: run scripts/build-plugin-ports.sh first", path.display());
+    eprintln!(
+        "\n######## SKIPPED: {} is missing; scripts/build-plugin-ports.sh builds it ########\n",
+        path.display()
+    );
+    None
+}
+
 /// The `sluice` binary, built once per test process (a no-op when it is up to date).
 ///
 /// # Panics

@@ -3,27 +3,10 @@
 //! the samples (broken JSON, odd values, repeated and escaped keys) `sluice plugin test` prints
 //! the same rows and the same failures, reasons included, byte for byte.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use sluice_e2e::artifacts::{plugin_path, plugins_dir, repo_root, sluice_bin};
-
-/// The port of `name`, or `None` (loudly) where the suite may skip it; under CI or
-/// `SLUICE_REQUIRE_SERVICES=1` a missing port fails the test.
-fn port(name: &str) -> Option<PathBuf> {
-    let path = plugins_dir().join("ports").join(format!("{name}.wasm"));
-    if path.is_file() {
-        return Some(path);
-    }
-    let required =
-        std::env::var("SLUICE_REQUIRE_SERVICES").is_ok_and(|v| v == "1") || std::env::var_os("CI").is_some();
-    assert!(!required, "{} is missing: run scripts/build-plugin-ports.sh first", path.display());
-    eprintln!(
-        "\n######## SKIPPED: {} is missing; scripts/build-plugin-ports.sh builds it ########\n",
-        path.display()
-    );
-    None
-}
+use sluice_e2e::artifacts::{plugin_path, plugin_port, repo_root, sluice_bin};
 
 /// `sluice plugin test COMPONENT --input INPUT [--expect EXPECT]`: its exit status and stdout.
 fn plugin_test(component: &Path, input: &Path, expect: Option<&Path>) -> (bool, String) {
@@ -98,13 +81,57 @@ fn mutated_corpus(samples: &Path, extra: &[&str], count: usize) -> String {
     lines.join("\n") + "\n"
 }
 
+/// Runs the Rust plugin `name` and its port on the same corpus and fails on the first line
+/// where their reports differ; the corpus must exercise the refusals (`min_failures`).
+fn assert_same_reports(name: &str, port: &Path, corpus: &str, min_failures: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("corpus.jsonl");
+    std::fs::write(&input, corpus).expect("write corpus");
+    let (_, rust) = plugin_test(&plugin_path(name), &input, None);
+    let (_, ported) = plugin_test(port, &input, None);
+    let report: serde_json::Value = serde_json::from_str(&rust).expect("a JSON report");
+    let failures = report["failures"].as_array().map_or(0, Vec::len);
+    assert!(failures >= min_failures, "the corpus exercises the refusals: {failures} failures");
+    if rust != ported {
+        let first = rust.lines().zip(ported.lines()).position(|(a, b)| a != b).unwrap_or(0);
+        let around =
+            |text: &str| text.lines().skip(first.saturating_sub(5)).take(10).collect::<Vec<_>>().join("\n");
+        panic!(
+            "{name}: the reports differ from line {first}:\nRust:\n{}\nport:\n{}",
+            around(&rust),
+            around(&ported)
+        );
+    }
+}
+
+/// The port passes the Rust plugin's own samples.
+fn assert_passes_samples(name: &str, port: &Path) {
+    let samples = repo_root().join("plugins").join(name).join("samples");
+    let (passed, _) = plugin_test(port, &samples.join("input.jsonl"), Some(&samples.join("expected.json")));
+    assert!(passed, "the port of {name} passes the Rust plugin's samples");
+}
+
+#[test]
+fn validate_user_status_in_python_gives_the_rust_plugins_rows_and_failures() {
+    let Some(port) = plugin_port("validate-user-status") else { return };
+    assert_passes_samples("validate-user-status", &port);
+    let extra = [
+        "[1,]",
+        r#"{"a":1,}"#,
+        r#"{"userId":"a","userId":"b"}"#,
+        r#"{"us\u0065rId":"a","createdAt":"c","lastVisitedAt":-0,"status":" ","isBlacklisted":true,"statusLogs":[ {} , {"a" : [1, 2]} ]}"#,
+        r#"{"userId":"a\ud800","createdAt":"c\u00e9","lastVisitedAt":2147483647,"status":"\udc00","isBlacklisted":false,"statusLogs":[]}"#,
+        r#"{"userId":"a","createdAt":"c","lastVisitedAt":-2147483648,"status":"s","isBlacklisted":false,"statusLogs":[],"x":1e400}"#,
+        r#"{"userId":"a","createdAt":"c","lastVisitedAt":1e3,"status":"s","isBlacklisted":false,"statusLogs":[]}"#,
+    ];
+    let samples = repo_root().join("plugins/validate-user-status/samples/input.jsonl");
+    assert_same_reports("validate-user-status", &port, &mutated_corpus(&samples, &extra, 4000), 1000);
+}
+
 #[test]
 fn explode_status_logs_in_javascript_gives_the_rust_plugins_rows_and_failures() {
-    let Some(port) = port("explode-status-logs") else { return };
-    let samples = repo_root().join("plugins/explode-status-logs/samples");
-    let (passed, _) = plugin_test(&port, &samples.join("input.jsonl"), Some(&samples.join("expected.json")));
-    assert!(passed, "the JavaScript port passes the Rust plugin's samples");
-
+    let Some(port) = plugin_port("explode-status-logs") else { return };
+    assert_passes_samples("explode-status-logs", &port);
     let extra = [
         "[1,]",
         r#"{"a":1,}"#,
@@ -117,23 +144,6 @@ fn explode_status_logs_in_javascript_gives_the_rust_plugins_rows_and_failures() 
         r#"{"userId":"a","userId":"b","statusLogs":[]}"#,
         r#"{"userId":"é","statusLogs":[{"status":"ü","updatedOn":"\u00fc","status":" x "}]}"#,
     ];
-    let dir = tempfile::tempdir().expect("temp dir");
-    let corpus = dir.path().join("corpus.jsonl");
-    std::fs::write(&corpus, mutated_corpus(&samples.join("input.jsonl"), &extra, 4000))
-        .expect("write corpus");
-    let (_, rust) = plugin_test(&plugin_path("explode-status-logs"), &corpus, None);
-    let (_, javascript) = plugin_test(&port, &corpus, None);
-    let report: serde_json::Value = serde_json::from_str(&rust).expect("a JSON report");
-    let failures = report["failures"].as_array().map_or(0, Vec::len);
-    assert!(failures > 1000, "the corpus exercises the refusals: {failures} failures");
-    if rust != javascript {
-        let first = rust.lines().zip(javascript.lines()).position(|(a, b)| a != b).unwrap_or(0);
-        let around =
-            |text: &str| text.lines().skip(first.saturating_sub(5)).take(10).collect::<Vec<_>>().join("\n");
-        panic!(
-            "the reports differ from line {first}:\nRust:\n{}\nJavaScript:\n{}",
-            around(&rust),
-            around(&javascript)
-        );
-    }
+    let samples = repo_root().join("plugins/explode-status-logs/samples/input.jsonl");
+    assert_same_reports("explode-status-logs", &port, &mutated_corpus(&samples, &extra, 4000), 1000);
 }

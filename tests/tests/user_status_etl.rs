@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_e2e::artifacts::{install_plugin, plugin_path, repo_pipeline};
+use sluice_e2e::artifacts::{install_plugin, plugin_path, plugin_port, repo_pipeline};
 use sluice_e2e::host::{HostSpec, SluiceHost};
 use sluice_e2e::{TestScope, eventually, require_services};
 
@@ -1350,4 +1350,59 @@ async fn a_plugin_built_for_contract_0_2_runs_beside_0_3_plugins_and_a_wrong_typ
     assert!(reason.contains("updatedOn") && reason.contains("expected a string, found 7"), "{reason}");
     drop(host);
     scope.cleanup().await.expect("cleanup");
+}
+
+/// Everything a load leaves in the three tables, in a stable order, load times left out.
+async fn tables(client: &tokio_postgres::Client) -> (Vec<UserStatusRow>, Vec<LogRow>, Vec<String>) {
+    let mut errors = error_recs(client).await;
+    errors.sort();
+    (user_status(client).await, user_status_log(client).await, errors)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_and_javascript_ports_load_a_file_into_the_tables_exactly_as_the_rust_plugins_do() {
+    let Some(services) = require_services!() else { return };
+    let (Some(validate), Some(explode)) =
+        (plugin_port("validate-user-status"), plugin_port("explode-status-logs"))
+    else {
+        return;
+    };
+    // Both plugins' samples: valid users, every kind of invalid one, lines that are not JSON
+    // objects (dead letters), entries of every shape.
+    let mut file = std::fs::read_to_string(
+        sluice_e2e::artifacts::repo_root().join("plugins/validate-user-status/samples/input.jsonl"),
+    )
+    .expect("validate samples");
+    file.push_str(r#"{"userId":"0100","createdAt":"2022-02-10T21:09:51Z","lastVisitedAt":1644527391,"status":"VERIFIED","isBlacklisted":false,"statusLogs":[{"status":"A","updatedOn":1.6445274e9},{"updatedOn":{"at": 1}},{"status":null,"by":"x"},{}]}"#);
+    file.push('\n');
+    let ports = tempfile::tempdir().expect("plugins dir");
+    install_plugin(ports.path(), &validate, "validate-user-status");
+    install_plugin(ports.path(), &explode, "explode-status-logs");
+
+    let mut loaded = Vec::new();
+    for (name, plugins) in [("etl_rust", None), ("etl_ports", Some(ports.path()))] {
+        let scope = TestScope::new(services, name).await.expect("scope");
+        let key = scope.key("users.jsonl");
+        scope.s3().put_object(scope.bucket(), &key, file.clone().into_bytes()).await.expect("put");
+        let host = start_host_with(&scope, ("user-status", pipeline(&scope)), plugins).await;
+        let (_, listed) = get(&host, "/v1/plugins").await;
+        let job = load(&host, scope.bucket(), &key).await;
+        let client = scope.postgres().await.expect("postgres");
+        loaded.push((listed, job, tables(&client).await));
+        drop(host);
+        scope.cleanup().await.expect("cleanup");
+    }
+    let [(rust_plugins, rust_job, rust_tables), (port_plugins, port_job, port_tables)] =
+        <[_; 2]>::try_from(loaded).expect("two loads");
+    assert_ne!(rust_plugins, port_plugins, "the second host ran other components: {port_plugins}");
+    assert!(
+        !rust_tables.0.is_empty() && !rust_tables.1.is_empty() && !rust_tables.2.is_empty(),
+        "{rust_tables:?}"
+    );
+    assert_eq!(port_tables, rust_tables, "the same rows in all three tables");
+    for count in ["records_read", "records_failed", "dead_letters", "rows"] {
+        assert_eq!(port_job["counts"][count], rust_job["counts"][count], "{count}: {port_job}");
+    }
+    assert!(rust_job["counts"]["dead_letters"].as_u64() > Some(0), "{rust_job}");
+    assert_eq!(port_job["failures"], rust_job["failures"], "the same refusals, reasons included");
 }

@@ -64,6 +64,11 @@ def json_value(name, nullable=False):
     return Column(name, wit.ColumnType.JSON, nullable)
 
 
+class RawJson(str):
+    """JSON text for a json column, kept exactly as given instead of re-encoded from Python
+    values (a number stays `1e3`, members keep their order and escapes): compact, valid JSON."""
+
+
 class RowError(Exception):
     """A value a column cannot hold; `field` is the column."""
 
@@ -113,6 +118,8 @@ def _check(column, value):
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise RowError(column.name, f"expected a list of strings, found {kind_of(value)}")
         return [v.encode() for v in value]
+    if isinstance(value, RawJson):
+        return value.encode()
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     except (TypeError, ValueError) as error:
