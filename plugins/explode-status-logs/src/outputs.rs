@@ -1,41 +1,39 @@
 //! The plugin's one output, `user_status_log`: its columns and its rows.
 
-use serde::Serialize;
 use sluice_plugin_sdk::OutputInfo;
-use sluice_plugin_sdk::schema::{Column, ColumnType};
 
 /// One row per status log entry, for the `user_status_log` table.
 pub const USER_STATUS_LOG: &str = "user_status_log";
 
-/// The fields of a [`UserStatusLogRow`], in the order it serializes them.
-///
-/// `updatedOn` and `status` are nullable because every entry becomes a row, even one that lacks
-/// them, as the original job's `explode` did.
-pub const USER_STATUS_LOG_COLUMNS: &[Column] = &[
-    Column::required("userId", ColumnType::Text),
-    Column::nullable("updatedOn", ColumnType::Text),
-    Column::nullable("status", ColumnType::Text),
-];
+sluice_plugin_sdk::row_type! {
+    /// A `user_status_log` row, its fields in the columns' order; `None` is a null.
+    ///
+    /// `updatedOn` and `status` are nullable because every entry becomes a row, even one that
+    /// lacks them, as the original job's `explode` did.
+    #[derive(Debug)]
+    pub struct UserStatusLogRow<'a> {
+        #[column("userId", Text)]
+        pub user_id: &'a str,
+        #[column("updatedOn", Text, nullable)]
+        pub updated_on: Option<&'a str>,
+        #[column("status", Text, nullable)]
+        pub status: Option<&'a str>,
+    }
+}
+
+/// The columns of a `user_status_log` row.
+pub const USER_STATUS_LOG_COLUMNS: &[sluice_plugin_sdk::schema::Column] = UserStatusLogRow::COLUMNS;
 
 /// The outputs this plugin declares in `info()`.
 pub fn declared() -> Vec<OutputInfo> {
     vec![OutputInfo::new(USER_STATUS_LOG, USER_STATUS_LOG_COLUMNS)]
 }
 
-/// A `user_status_log` row, its fields in the columns' order; `None` is a null.
-#[derive(Debug, Serialize)]
-pub struct UserStatusLogRow<'a> {
-    #[serde(rename = "userId")]
-    pub user_id: &'a str,
-    #[serde(rename = "updatedOn")]
-    pub updated_on: Option<&'a str>,
-    pub status: Option<&'a str>,
-}
-
 #[cfg(test)]
 mod tests {
     use sluice_plugin_sdk::OutputRows;
     use sluice_plugin_sdk::render::rows_json;
+    use sluice_plugin_sdk::schema::ColumnType;
 
     use super::*;
 

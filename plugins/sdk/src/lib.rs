@@ -45,6 +45,12 @@ pub use bindings::sluice::transform::types::{
     RecordIn, TextLists,
 };
 pub use rows::{InputKeys, OutputRows, Outputs, RowError, RowWriter};
+
+/// What the SDK's macros expand to, not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}
 pub use settings::PluginSettings;
 
 /// A transform plugin: what it is, what it reads from its step's config, and what a batch

@@ -1,10 +1,11 @@
 //! Output columns: what a plugin declares for each of its outputs in `info()`.
 //!
 //! The contract carries an output's columns as WIT records (`output-info.columns` in
-//! `wit/transform.wit`). A plugin lists an output's columns once, as a `const` slice of
-//! [`Column`] next to the row type that fills them, declares the output with
-//! [`OutputInfo::new`] and writes its rows with [`crate::rows::OutputRows`] over the same slice,
-//! so the declaration and the rows cannot drift apart.
+//! `wit/transform.wit`). A plugin declares an output's row type and its columns at once with
+//! [`row_type!`](crate::row_type): each field names its column, and the struct gets the
+//! `COLUMNS` it declares the output with ([`OutputInfo::new`]) and writes its rows through
+//! ([`crate::rows::OutputRows`]), so the declaration and the rows cannot drift apart. A `const`
+//! slice of [`Column`] next to a `Serialize` struct does the same by hand.
 
 use crate::OutputInfo;
 use crate::bindings::sluice::transform::types as wit;
@@ -116,6 +117,81 @@ impl OutputInfo {
     }
 }
 
+/// Declares a row type and its columns at once, so the two cannot disagree: each field names
+/// its column and type (`nullable` when it may be null, as an `Option` field), and the struct
+/// gets `COLUMNS`, in field order, and a `Serialize` that writes each field under its column's
+/// name, as [`OutputRows::push`](crate::rows::OutputRows::push) reads rows.
+///
+/// ```
+/// sluice_plugin_sdk::row_type! {
+///     /// A `users` row.
+///     #[derive(Debug)]
+///     pub struct UserRow<'a> {
+///         #[column("user_id", Text)]
+///         pub user_id: &'a str,
+///         /// Null when the record has none.
+///         #[column("name", Text, nullable)]
+///         pub name: Option<&'a str>,
+///         #[column("visits", Int64)]
+///         pub visits: i64,
+///     }
+/// }
+///
+/// let names: Vec<&str> = UserRow::COLUMNS.iter().map(|column| column.name).collect();
+/// assert_eq!(names, ["user_id", "name", "visits"]);
+/// assert!(UserRow::COLUMNS[1].nullable);
+/// ```
+#[macro_export]
+macro_rules! row_type {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident $(<$lifetime:lifetime>)? {
+            $(
+                $(#[doc = $doc:literal])*
+                #[column($column:literal, $column_type:ident $(, $nullable:ident)?)]
+                $field_vis:vis $field:ident : $field_type:ty
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name $(<$lifetime>)? {
+            $(
+                $(#[doc = $doc])*
+                $field_vis $field: $field_type,
+            )*
+        }
+
+        impl $(<$lifetime>)? $name $(<$lifetime>)? {
+            /// The row's columns, in field order.
+            pub const COLUMNS: &'static [$crate::schema::Column] = &[
+                $($crate::schema::Column {
+                    name: $column,
+                    column_type: $crate::schema::ColumnType::$column_type,
+                    nullable: $crate::row_type!(@nullable $($nullable)?),
+                }),*
+            ];
+        }
+
+        impl $(<$lifetime>)? $crate::__private::serde::Serialize for $name $(<$lifetime>)? {
+            fn serialize<S: $crate::__private::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                use $crate::__private::serde::ser::SerializeStruct;
+                let mut row = serializer.serialize_struct(stringify!($name), Self::COLUMNS.len())?;
+                $(row.serialize_field($column, &self.$field)?;)*
+                row.end()
+            }
+        }
+    };
+    (@nullable nullable) => {
+        true
+    };
+    (@nullable) => {
+        false
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +234,35 @@ mod tests {
             names,
             ["text", "int32", "int64", "float64", "boolean", "timestamp-ms", "text-list", "json"]
         );
+    }
+
+    crate::row_type! {
+        struct Declared<'a> {
+            #[column("dt", Text)]
+            dt: &'a str,
+            #[column("pool", Json, nullable)]
+            pool: Option<&'a str>,
+            #[column("n", Int64)]
+            n: i64,
+        }
+    }
+
+    #[test]
+    fn a_row_type_declares_its_columns_in_field_order_and_serializes_under_their_names() {
+        let columns: Vec<_> = Declared::COLUMNS
+            .iter()
+            .map(|column| (column.name, column.column_type, column.nullable))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("dt", ColumnType::Text, false),
+                ("pool", ColumnType::Json, true),
+                ("n", ColumnType::Int64, false)
+            ]
+        );
+        let row = Declared { dt: "2024-01-01", pool: None, n: 3 };
+        assert_eq!(serde_json::to_string(&row).unwrap(), r#"{"dt":"2024-01-01","pool":null,"n":3}"#);
     }
 
     #[test]
