@@ -1,12 +1,18 @@
-//! The reference plugins ported to other languages (`scripts/build-plugin-ports.sh`) give what
-//! the Rust plugins give: the same samples pass, and on thousands of records made by mutating
-//! the samples (broken JSON, odd values, repeated and escaped keys) `sluice plugin test` prints
-//! the same rows and the same failures, reasons included, byte for byte.
+//! Plugins in other languages than Rust. The reference ports (`scripts/build-plugin-ports.sh`)
+//! give what the Rust plugins give: the same samples pass, and on thousands of records made by
+//! mutating the samples (broken JSON, odd values, repeated and escaped keys) `sluice plugin
+//! test` prints the same rows and the same failures, reasons included, byte for byte. A Python
+//! plugin is swapped in and out of a running host under load without a failed request.
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use sluice_e2e::artifacts::{plugin_path, plugin_port, repo_root, sluice_bin};
+use sluice_e2e::host::{HostSpec, SluiceHost};
+use sluice_e2e::{eventually, require_services};
 
 /// `sluice plugin test COMPONENT --input INPUT [--expect EXPECT]`: its exit status and stdout.
 fn plugin_test(component: &Path, input: &Path, expect: Option<&Path>) -> (bool, String) {
@@ -146,4 +152,111 @@ fn explode_status_logs_in_javascript_gives_the_rust_plugins_rows_and_failures() 
     ];
     let samples = repo_root().join("plugins/explode-status-logs/samples/input.jsonl");
     assert_same_reports("explode-status-logs", &port, &mutated_corpus(&samples, &extra, 4000), 1000);
+}
+
+/// Runs `program args…` in `dir`, failing the test with its output when it fails.
+fn run_in(dir: &Path, program: &str, args: &[&str]) {
+    let output = Command::new(program).args(args).current_dir(dir).output().expect("run a command");
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The versions `/v1/plugins` reports for plugin `name`.
+async fn version_of(host: &SluiceHost, name: &str) -> Option<String> {
+    let listed: serde_json::Value =
+        reqwest::get(format!("{}/v1/plugins", host.url)).await.ok()?.json().await.ok()?;
+    listed["plugins"].as_array()?.iter().find(|plugin| plugin["name"] == name)?["version"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_python_plugin_is_swapped_under_load_without_a_failed_request() {
+    let Some(services) = require_services!() else { return };
+    if Command::new("componentize-py").arg("--version").output().is_err() {
+        let required = std::env::var("SLUICE_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+            || std::env::var_os("CI").is_some();
+        assert!(
+            !required,
+            "componentize-py is not on PATH: run `eval \"$(scripts/plugin-toolchains.sh)\"` first"
+        );
+        eprintln!("\n######## SKIPPED: componentize-py is not on PATH ########\n");
+        return;
+    }
+    // Two versions of the Python template, as a user would make them: `plugin new`, build,
+    // change the version, build again.
+    let work = tempfile::tempdir().expect("work dir");
+    run_in(
+        work.path(),
+        sluice_bin().to_str().expect("path"),
+        &["plugin", "new", "pyswap", "--lang", "python"],
+    );
+    let source = work.path().join("pyswap");
+    let mut builds = Vec::new();
+    for version in ["0.1.0", "0.2.0"] {
+        let app = std::fs::read_to_string(source.join("app.py")).expect("app.py");
+        let app = app.replace("VERSION = \"0.1.0\"", &format!("VERSION = \"{version}\""));
+        std::fs::write(source.join("app.py"), app).expect("write app.py");
+        run_in(&source, "sh", &["build.sh"]);
+        builds.push((version, std::fs::read(source.join("pyswap.wasm")).expect("component")));
+    }
+    let plugins = tempfile::tempdir().expect("plugins dir");
+    let place = |bytes: &[u8]| {
+        let temporary = plugins.path().join(".pyswap.wasm.tmp");
+        std::fs::write(&temporary, bytes).expect("write component");
+        std::fs::rename(&temporary, plugins.path().join("pyswap.wasm")).expect("rename component");
+    };
+    place(&builds[0].1);
+    let pipeline =
+        "name = \"users\"\n[source]\nkind = \"http\"\npath = \"/v1/users\"\n[[steps]]\nplugin = \"pyswap\"\n";
+    let host = SluiceHost::start_with(HostSpec {
+        extra_config: &services.host_config(),
+        pipelines: &[("users", pipeline.to_owned())],
+        env: &services.host_env(),
+        plugins_dir: Some(plugins.path()),
+    })
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (failed, answered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let (stop, failed, answered, url) =
+            (stop.clone(), failed.clone(), answered.clone(), host.url.clone());
+        load.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let body = serde_json::json!({"id": format!("u{worker}-{n}"), "name": "Ann", "visits": n});
+                let answer = client.post(format!("{url}/v1/users")).json(&body).send().await;
+                match answer {
+                    Ok(response) if response.status().is_success() => {
+                        answered.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+                n += 1;
+            }
+        }));
+    }
+    for swap in 0..6 {
+        let (version, bytes) = &builds[(swap + 1) % 2];
+        place(bytes);
+        let swapped = eventually(Duration::from_secs(180), || async {
+            version_of(&host, "pyswap").await.as_deref() == Some(version)
+        })
+        .await;
+        assert!(swapped, "swap {swap} to {version}:\n{}", host.log());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in load {
+        worker.await.expect("load worker");
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during the swaps:\n{}", host.log());
+    assert!(answered.load(Ordering::Relaxed) >= 40, "the load ran throughout");
 }
