@@ -527,3 +527,66 @@ fn a_new_python_plugin_builds_with_componentize_py_and_passes_its_samples() {
 fn a_new_javascript_plugin_builds_with_componentize_js_and_passes_its_samples() {
     a_new_interpreted_plugin_builds_and_passes_its_samples("js", "componentize-js", &["npm", "run", "build"]);
 }
+
+#[test]
+fn plugin_diff_shows_what_a_new_version_changes_and_exits_1_only_when_something_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("records.jsonl");
+    std::fs::write(&input, "{\"id\":\"a\",\"n\":1}\n{\"id\":\"b\"}\n[1]\n").expect("write records");
+    let diff = |old: &str, new: &str, extra: &[&str]| {
+        Command::new(sluice_bin())
+            .args(["plugin", "diff"])
+            .arg(plugin_path(&format!("fixtures/{old}")))
+            .arg(plugin_path(&format!("fixtures/{new}")))
+            .arg("--input")
+            .arg(&input)
+            .args(["--config", "behavior=fail-before-v2"])
+            .args(extra)
+            .output()
+            .expect("run sluice plugin diff")
+    };
+
+    // Version 1 refuses every record; version 2 makes rows of the two objects and refuses the
+    // array for another reason.
+    let changed = diff("fixture-hostile", "fixture-hostile-v2", &["--json"]);
+    let stderr = String::from_utf8_lossy(&changed.stderr);
+    assert_eq!(changed.status.code(), Some(1), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&changed.stdout).expect("a JSON report");
+    assert_eq!(report["records"], 3);
+    assert_eq!(
+        report["outputs"]["rows"],
+        serde_json::json!({"equal": 0, "changed": 0, "only_in_old": 0, "only_in_new": 2})
+    );
+    assert_eq!(
+        report["failures"],
+        serde_json::json!({"unchanged": 0, "appeared": 0, "disappeared": 2, "changed_reason": 1})
+    );
+    let differences = report["differences"].as_array().expect("differences");
+    let first = &differences[0];
+    assert_eq!(
+        (first["record"].as_u64(), first["what"].as_str()),
+        (Some(0), Some("row only in new")),
+        "{first}"
+    );
+    assert_eq!(first["new"]["id"], "a");
+    assert_eq!(first["input"], "{\"id\":\"a\",\"n\":1}", "each difference shows its record");
+    let reason = differences.iter().find(|d| d["what"] == "failure changed reason").expect("changed reason");
+    assert_eq!(reason["old"], "value: rejected by version 1.0.0");
+    assert_eq!(reason["new"], "[0]: expected a JSON object, found a number");
+
+    // As text, the counts and the first differences side by side.
+    let text = diff("fixture-hostile", "fixture-hostile-v2", &["--show", "1"]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(text.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("rows: 0 equal, 0 changed, 0 only in old, 2 only in new"), "{stdout}");
+    assert!(
+        stdout.contains("record 0: row only in new (rows)") && stdout.contains("… and 4 more"),
+        "{stdout}"
+    );
+
+    // Versions 2 and 3 do the same: exit 0.
+    let same = diff("fixture-hostile-v2", "fixture-hostile-v3", &[]);
+    let stdout = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(same.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("no differences") && stdout.contains("2 equal"), "{stdout}");
+}

@@ -7,6 +7,7 @@ mod athena_ddl;
 mod job;
 mod pipelines_check;
 mod plugin_compile;
+mod plugin_diff;
 mod plugin_info;
 mod plugin_new;
 mod plugin_test;
@@ -61,6 +62,8 @@ enum PluginCommand {
     Wit(plugin_new::PluginWitArgs),
     /// Run a plugin on a file of records and print what each output receives.
     Test(plugin_test::PluginTestArgs),
+    /// Run two versions of a plugin on the same records and show what changes between them.
+    Diff(plugin_diff::PluginDiffArgs),
     /// Print a plugin's name, version, WIT contract version and outputs with their schemas.
     Info(plugin_info::PluginInfoArgs),
     /// Compile plugins into the host's cache before a deploy, so the hot swap is only a load.
@@ -111,6 +114,7 @@ impl Cli {
             Command::Plugin(PluginCommand::New(args)) => plugin_new::run(args),
             Command::Plugin(PluginCommand::Wit(args)) => Ok(plugin_new::print_wit(&args)),
             Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args),
+            Command::Plugin(PluginCommand::Diff(args)) => plugin_diff::run(args),
             Command::Plugin(PluginCommand::Info(args)) => plugin_info::run(args),
             Command::Plugin(PluginCommand::Compile(args)) => plugin_compile::run(args),
             Command::Pipelines(PipelinesCommand::Check(args)) => pipelines_check::run(args),

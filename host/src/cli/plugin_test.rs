@@ -41,7 +41,7 @@ pub struct PluginTestArgs {
     memory_mb: u64,
 }
 
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
+pub(super) fn parse_key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("`{text}` is not key=value"))
