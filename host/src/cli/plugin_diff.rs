@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::plugin::{CompileCache, Header, LoadedPlugin, PluginCall, PluginEngine, PluginLimits, RecordIn};
+use super::plugin_test::{call_limits, load_plugin, read_input};
+use crate::plugin::{LoadedPlugin, PluginCall, PluginEngine, RecordIn};
 
 #[derive(Debug, Args)]
 pub struct PluginDiffArgs {
@@ -263,27 +263,10 @@ fn print_text(comparison: &Comparison, old: &LoadedPlugin, new: &LoadedPlugin, s
 }
 
 pub fn run(args: PluginDiffArgs) -> anyhow::Result<ExitCode> {
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    let limits = PluginLimits {
-        timeout: Duration::from_millis(args.timeout_ms),
-        memory_bytes: args.memory_mb.saturating_mul(1 << 20),
-    };
+    let limits = call_limits(args.batch_size, args.timeout_ms, args.memory_mb)?;
     let engine = PluginEngine::new(limits.memory_bytes)?;
-    let load = |path: &PathBuf| {
-        LoadedPlugin::from_file(&engine, &CompileCache::disabled(), path)
-            .with_context(|| format!("cannot load {}", path.display()))
-    };
-    let (old, new) = (load(&args.old)?, load(&args.new)?);
-    let records: Vec<RecordIn> = sluice_samples::read_records(&args.input)?
-        .into_iter()
-        .map(|record| RecordIn {
-            key: record.key,
-            value: record.value,
-            headers: record.headers.into_iter().map(|(key, value)| Header { key, value }).collect(),
-        })
-        .collect();
+    let (old, new) = (load_plugin(&engine, &args.old)?, load_plugin(&engine, &args.new)?);
+    let records = read_input(&args.input)?;
     let call = PluginCall { config: args.config.clone(), limits };
     let before = run_plugin(&old, &call, &records, args.batch_size)?;
     let after = run_plugin(&new, &call, &records, args.batch_size)?;

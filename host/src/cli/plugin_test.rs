@@ -7,7 +7,7 @@
 //! {name: [rows]}, "failures": [{index, field?, reason, part?}]}`, rows and parts compared as
 //! JSON values.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -47,25 +47,54 @@ pub(super) fn parse_key_value(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{text}` is not key=value"))
 }
 
-pub fn run(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
-    if args.batch_size == 0 {
+/// The per-call limits the plugin commands take as `--timeout-ms` and `--memory-mb`, checked
+/// with `--batch-size`.
+///
+/// # Errors
+/// A batch size of 0.
+pub(super) fn call_limits(
+    batch_size: usize,
+    timeout_ms: u64,
+    memory_mb: u64,
+) -> anyhow::Result<PluginLimits> {
+    if batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let limits = PluginLimits {
-        timeout: Duration::from_millis(args.timeout_ms),
-        memory_bytes: args.memory_mb.saturating_mul(1 << 20),
-    };
-    let engine = PluginEngine::new(limits.memory_bytes)?;
-    let plugin = LoadedPlugin::from_file(&engine, &CompileCache::disabled(), &args.plugin)
-        .with_context(|| format!("cannot load {}", args.plugin.display()))?;
-    let records: Vec<RecordIn> = sluice_samples::read_records(&args.input)?
+    Ok(PluginLimits {
+        timeout: Duration::from_millis(timeout_ms),
+        memory_bytes: memory_mb.saturating_mul(1 << 20),
+    })
+}
+
+/// The component at `path`, compiled for `engine` without the host's cache.
+///
+/// # Errors
+/// When it cannot be read or is not a plugin this host runs, naming the file.
+pub(super) fn load_plugin(engine: &PluginEngine, path: &Path) -> anyhow::Result<LoadedPlugin> {
+    LoadedPlugin::from_file(engine, &CompileCache::disabled(), path)
+        .with_context(|| format!("cannot load {}", path.display()))
+}
+
+/// The records of an input file in the samples format, as plugin calls take them.
+///
+/// # Errors
+/// When the file cannot be read or a line is not a record.
+pub(super) fn read_input(path: &Path) -> anyhow::Result<Vec<RecordIn>> {
+    Ok(sluice_samples::read_records(path)?
         .into_iter()
         .map(|record| RecordIn {
             key: record.key,
             value: record.value,
             headers: record.headers.into_iter().map(|(key, value)| Header { key, value }).collect(),
         })
-        .collect();
+        .collect())
+}
+
+pub fn run(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
+    let limits = call_limits(args.batch_size, args.timeout_ms, args.memory_mb)?;
+    let engine = PluginEngine::new(limits.memory_bytes)?;
+    let plugin = load_plugin(&engine, &args.plugin)?;
+    let records = read_input(&args.input)?;
     let call = PluginCall { config: args.config.clone(), limits };
 
     let mut report = Expected::default();
