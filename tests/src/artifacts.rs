@@ -35,13 +35,14 @@ pub fn plugin_path(name: &str) -> PathBuf {
     path
 }
 
-/// The port of plugin `name` to another language (`scripts/build-plugin-ports.sh` builds them
-/// into `ports/` of the plugins directory), or `None`, loudly, where the suite may skip it.
+/// The port of plugin `name` to language `lang` (`python`, `js`: the port's folder beside the
+/// plugin), which `scripts/build-plugin-ports.sh` builds into `ports/<lang>/` of the plugins
+/// directory, or `None`, loudly, where the suite may skip it.
 ///
 /// # Panics
 /// When it has not been built and the suite must not skip (CI, or `SLUICE_REQUIRE_SERVICES=1`).
-pub fn plugin_port(name: &str) -> Option<PathBuf> {
-    let path = plugins_dir().join("ports").join(format!("{name}.wasm"));
+pub fn plugin_port(lang: &str, name: &str) -> Option<PathBuf> {
+    let path = plugins_dir().join("ports").join(lang).join(format!("{name}.wasm"));
     if path.is_file() {
         return Some(path);
     }

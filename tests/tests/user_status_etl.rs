@@ -1363,7 +1363,7 @@ async fn tables(client: &tokio_postgres::Client) -> (Vec<UserStatusRow>, Vec<Log
 async fn the_python_and_javascript_ports_load_a_file_into_the_tables_exactly_as_the_rust_plugins_do() {
     let Some(services) = require_services!() else { return };
     let (Some(validate), Some(explode)) =
-        (plugin_port("validate-user-status"), plugin_port("explode-status-logs"))
+        (plugin_port("python", "validate-user-status"), plugin_port("js", "explode-status-logs"))
     else {
         return;
     };

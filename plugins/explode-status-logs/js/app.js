@@ -10,7 +10,7 @@
 // entries twice.
 
 import { Batch, RowError, output, text } from "../../../host/src/cli/plugin_new/js/sluice-plugin.js";
-import { JsonError, LENIENT, compactText, kindOfText, parseObject, stringText } from "./json.js";
+import { JsonError, LENIENT, compactText, kindOfText, parseObject, stringText } from "../../js-json/json.js";
 
 const NAME = "explode-status-logs";
 const VERSION = "0.1.0";

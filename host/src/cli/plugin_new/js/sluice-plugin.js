@@ -27,6 +27,14 @@ export const textList = column("text-list");
 /** Any JSON value, kept as its compact text. */
 export const json = column("json");
 
+/** JSON text for a json column, kept exactly as given instead of re-encoded from JavaScript
+ *  values (a number stays `1e3`, members keep their order and escapes): compact, valid JSON. */
+export class RawJson {
+  constructor(text) {
+    this.text = text;
+  }
+}
+
 /** A value a column cannot hold; `field` is the column. */
 export class RowError extends Error {
   constructor(field, reason) {
@@ -83,6 +91,7 @@ function check(col, value) {
       }
       return value.map((v) => encoder.encode(v));
     default:
+      if (value instanceof RawJson) return encoder.encode(value.text);
       return encoder.encode(JSON.stringify(value));
   }
 }

@@ -1,10 +1,14 @@
-// JSON read the way the Rust plugins read it: every value keeps its text exactly as written (a
-// number stays `1.6445274e9`, not 1644527400), and broken JSON is refused with serde_json's
-// words and position (`EOF while parsing a value at line 1 column 30`), so a dead letter says
-// the same thing whichever plugin refused it. Works on the record's bytes, since serde_json
-// counts columns in bytes.
+// The JSON reader of the JavaScript ports of the Rust plugins (plugins/*/js), shared so each
+// port refuses a record as its Rust plugin does. It reads JSON the way those plugins read it:
+// every value keeps its text exactly as written (a number stays `1.6445274e9`, not
+// 1644527400), and broken JSON is refused with serde_json's words and position (`EOF while
+// parsing a value at line 1 column 30`), so a dead letter says the same thing whichever plugin
+// refused it. Works on the record's bytes, since serde_json counts columns in bytes.
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
+// For the values' texts: an object's bytes are checked as UTF-8 before it is read, and the
+// text of anything else after it is (see `parseObject`).
+const lenientDecoder = new TextDecoder("utf-8");
 
 /** A record that is not what the plugin reads, with the reason a dead letter shows. */
 export class JsonError extends Error {}
@@ -39,6 +43,7 @@ export function stringText(text) {
 
 /** Valid JSON text without whitespace outside its strings. */
 export function compactText(text) {
+  if (!/[ \n\t\r]/.test(text)) return text;
   let out = "";
   let inString = false;
   let escaped = false;
@@ -73,29 +78,40 @@ function position(bytes, index) {
   return `line ${line} column ${column}`;
 }
 
-/** The index of the first byte that is not UTF-8, or -1. */
+/** The index of the first byte that is not UTF-8, or -1 and the text. */
 function invalidUtf8At(bytes) {
   try {
-    decoder.decode(bytes);
-    return -1;
+    return [-1, decoder.decode(bytes)];
   } catch {
     let at = 0;
     while (at < bytes.length) {
       const byte = bytes[at];
       const length = byte < 0x80 ? 1 : byte >= 0xc2 && byte < 0xe0 ? 2 : byte >= 0xe0 && byte < 0xf0 ? 3 : byte >= 0xf0 && byte < 0xf5 ? 4 : 0;
-      if (length === 0 || at + length > bytes.length) return at;
+      if (length === 0 || at + length > bytes.length) return [at];
       try {
         decoder.decode(bytes.subarray(at, at + length));
       } catch {
-        return at;
+        return [at];
       }
       at += length;
     }
-    return -1;
+    return [-1];
   }
 }
 
 const SYNTAX = "not valid JSON";
+
+// Runs the reader skips in one step, in the engine's regular expression code, instead of
+// character by character (in ASCII text only, where characters are bytes).
+const DIGIT_RUN = /[0-9]*/y;
+const PLAIN_STRING_RUN = /[^"\\\x00-\x1f]*/y;
+
+/** Where the run of `pattern` (sticky, matching the empty string too) from `at` ends. */
+function runEnd(pattern, text, at) {
+  pattern.lastIndex = at;
+  pattern.test(text);
+  return pattern.lastIndex;
+}
 
 /**
  * How strictly an array or object is read, as serde_json reads it: one a plugin reads member
@@ -113,6 +129,14 @@ class Reader {
     this.bytes = bytes;
     this.validate = validate;
     this.at = 0;
+    // The record's text when it is ASCII, where a character's index is its byte's: values'
+    // texts are then slices of it instead of decodings of their bytes.
+    this.ascii = null;
+  }
+
+  /** Takes the record's `text`, decoded from all of its bytes. */
+  decoded(text) {
+    if (text.length === this.bytes.length) this.ascii = text;
   }
 
   /** An error at the last byte read (serde_json's `error`). */
@@ -137,7 +161,8 @@ class Reader {
   }
 
   text(start) {
-    return decoder.decode(this.bytes.subarray(start, this.at));
+    if (this.ascii !== null) return this.ascii.slice(start, this.at);
+    return lenientDecoder.decode(this.bytes.subarray(start, this.at));
   }
 
   /** One value: `{text}`, plus for an object `members` (a Map, the last of a repeated key
@@ -148,6 +173,11 @@ class Reader {
     const byte = this.peek();
     if (byte === undefined) throw this.failAhead("EOF while parsing a value");
     const start = this.at;
+    if (rule === LENIENT) {
+      // Kept as text only: nothing inside it is looked at again.
+      this.skip();
+      return { text: this.text(start) };
+    }
     switch (byte) {
       case 0x7b: return this.object(start, rule);
       case 0x5b: return this.array(start, rule);
@@ -160,6 +190,24 @@ class Reader {
         else throw this.failAhead("expected value");
     }
     return { text: this.text(start) };
+  }
+
+  /** One value read as `value` reads it by the LENIENT rule, with the same errors, keeping
+   *  nothing: no members, items or texts. */
+  skip() {
+    const byte = this.peek();
+    if (byte === undefined) throw this.failAhead("EOF while parsing a value");
+    switch (byte) {
+      case 0x7b: this.object(this.at, LENIENT, false); break;
+      case 0x5b: this.array(this.at, LENIENT, false); break;
+      case 0x22: this.string(false); break;
+      case 0x74: this.word("true"); break;
+      case 0x66: this.word("false"); break;
+      case 0x6e: this.word("null"); break;
+      default:
+        if (byte === 0x2d || (byte >= 0x30 && byte <= 0x39)) this.number(false);
+        else throw this.failAhead("expected value");
+    }
   }
 
   word(word) {
@@ -176,6 +224,10 @@ class Reader {
   }
 
   skipDigits() {
+    if (this.ascii !== null) {
+      this.at = runEnd(DIGIT_RUN, this.ascii, this.at);
+      return;
+    }
     while (this.isDigit()) this.at += 1;
   }
 
@@ -251,12 +303,12 @@ class Reader {
   }
 
   /** A string whose opening quote is next, read `strict`ly (a key, or a value a plugin reads)
-   *  or skipped; returns its text with the quotes. */
+   *  or skipped. */
   string(strict) {
     const bytes = this.bytes;
-    const start = this.at;
     this.at += 1;
     for (;;) {
+      if (this.ascii !== null) this.at = runEnd(PLAIN_STRING_RUN, this.ascii, this.at);
       if (this.at >= bytes.length) throw this.fail("EOF while parsing a string");
       const byte = bytes[this.at];
       if (byte < 0x20) {
@@ -264,15 +316,16 @@ class Reader {
         throw this.fail("control character (\\u0000-\\u001F) found while parsing a string");
       }
       this.at += 1;
-      if (byte === 0x22) return this.text(start);
+      if (byte === 0x22) return;
       if (byte === 0x5c) this.escape(strict);
     }
   }
 
-  object(start, rule) {
+  /** An object; with `keep` unset only skipped, as `skip` does. */
+  object(start, rule, keep = true) {
     this.at += 1;
-    const members = new Map();
-    const repeated = new Set();
+    const members = keep ? new Map() : undefined;
+    const repeated = keep ? new Set() : undefined;
     let escaped = false;
     let first = true;
     for (;;) {
@@ -288,7 +341,13 @@ class Reader {
       }
       first = false;
       if (byte !== 0x22) throw this.failAhead("key must be a string");
-      const keyText = this.string(rule.strict);
+      const keyStart = this.at;
+      this.string(rule.strict);
+      if (!keep) {
+        this.member(rule);
+        continue;
+      }
+      const keyText = this.text(keyStart);
       const key = JSON.parse(keyText);
       escaped ||= keyText.includes("\\");
       if (members.has(key)) {
@@ -298,17 +357,25 @@ class Reader {
         }
         repeated.add(key);
       }
-      const colon = this.peek();
-      if (colon === undefined) throw this.failAhead("EOF while parsing an object");
-      if (colon !== 0x3a) throw this.failAhead("expected `:`");
-      this.at += 1;
-      members.set(key, this.value(rule.child(key)));
+      members.set(key, this.member(rule, key));
     }
     this.at += 1;
-    return { text: this.text(start), members, escaped, repeated };
+    return keep ? { text: this.text(start), members, escaped, repeated } : undefined;
   }
 
-  array(start, rule) {
+  /** The colon after a member's name and its value, read by the rule for `key`; only skipped
+   *  without a key. */
+  member(rule, key) {
+    const colon = this.peek();
+    if (colon === undefined) throw this.failAhead("EOF while parsing an object");
+    if (colon !== 0x3a) throw this.failAhead("expected `:`");
+    this.at += 1;
+    if (key === undefined) return this.skip();
+    return this.value(rule.child(key));
+  }
+
+  /** An array; with `keep` unset only skipped, as `skip` does. */
+  array(start, rule, keep = true) {
     this.at += 1;
     const items = [];
     let first = true;
@@ -322,10 +389,11 @@ class Reader {
         if (this.peek() === 0x5d && rule.strict) throw this.failAhead("trailing comma");
       }
       first = false;
-      items.push(this.value(rule.child(items.length)));
+      if (keep) items.push(this.value(rule.child(items.length)));
+      else this.skip();
     }
     this.at += 1;
-    return { text: this.text(start), items };
+    return keep ? { text: this.text(start), items } : undefined;
   }
 
   /** Nothing but whitespace may follow the value. */
@@ -341,14 +409,32 @@ class Reader {
  */
 export function parseObject(bytes, rule, { validate = false } = {}) {
   const reader = new Reader(bytes, validate);
-  const first = reader.peek();
-  if (first === 0x7b) {
-    const invalid = invalidUtf8At(bytes);
+  if (reader.peek() === 0x7b) {
+    const [invalid, text] = invalidUtf8At(bytes);
     if (invalid >= 0) throw new JsonError(`${SYNTAX}: invalid UTF-8 at byte ${invalid}`);
+    reader.decoded(text);
+    const record = reader.value(rule);
+    reader.end();
+    return record;
   }
-  // Text that is not an object is only checked to be JSON, as serde_json's raw value does.
-  const value = reader.value(first === 0x7b ? rule : LENIENT);
+  // Text that is not an object is only checked to be JSON, as serde_json's raw value does,
+  // and then its bytes to be UTF-8, before anything after it is looked at.
+  const start = reader.at;
+  const value = reader.value(LENIENT);
+  const [invalid] = invalidUtf8At(bytes.subarray(start, reader.at));
+  if (invalid >= 0) {
+    throw new JsonError(`${SYNTAX}: invalid unicode code point at ${position(bytes, start + invalid + 1)}`);
+  }
   reader.end();
-  if (value.members === undefined) throw new JsonError(`expected a JSON object, found ${kindOfText(value.text)}`);
-  return value;
+  throw new JsonError(`expected a JSON object, found ${kindOfText(value.text)}`);
+}
+
+/**
+ * The members of the record `bytes` (a Map, the last of a repeated name winning), read in one
+ * pass as serde_json reads it into a derived struct of raw values: names strictly, each value
+ * only skipped and kept as `Reader.value` gives it, a name of `unique` written twice refusing
+ * the record.
+ */
+export function readObject(bytes, unique = []) {
+  return parseObject(bytes, { strict: true, unique, child: () => LENIENT }, { validate: true }).members;
 }
