@@ -2,7 +2,8 @@
 # Runs every sluice benchmark and its peers side by side in one run, then writes bench/RESULTS.md.
 #
 # Usage: bench/run.sh [--only LIST] [--quick] [--connector-events N] [--etl-records N]
-#   --only LIST    comma-separated subset of: webhook,connector,ratio,etl,swap,soak (default: all)
+#   --only LIST    comma-separated subset of: webhook,connector,ratio,etl,swap,soak,languages
+#                  (default: all)
 #   --quick        a smoke run: 100k events / records, 5 s wrk runs, a 1-minute soak
 #   --connector-events N, --etl-records N   override the sizes (default 1,000,000 each)
 #
@@ -28,6 +29,9 @@
 #   etl        user-status file on S3 → 3 PostgreSQL tables: sluice job run vs PySpark vs COPY floor
 #   swap       20 plugin swaps (rename in the watched plugins dir) under wrk load
 #   soak       the full webhook → Kafka → Parquet pipeline under steady load, RSS sampled
+#   languages  validate-user-status as a Rust, a Python and a JavaScript component on the ETL's
+#              records (plugin-languages: compile, instantiate, first call, memory, records/s),
+#              beside the Python port's own code run natively by CPython and by PySpark
 #
 # Environment: CARGO_TARGET_DIR (default $HOME/.cache/sluice/target); SLUICE_BENCH_VENV (the
 # peers' venv); SOAK_SECONDS, SOAK_DELAY_MS, SWAP_DEBOUNCE_MS to override those settings;
@@ -38,7 +42,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}"
 
-all_benches="webhook,connector,ratio,etl,swap,soak"
+all_benches="webhook,connector,ratio,etl,swap,soak,languages"
 only="$all_benches"
 quick=0
 connector_events=""
@@ -118,7 +122,7 @@ log "building release binaries"
 cargo build --release --locked -p sluice -p sluice-bench --bins
 release="$CARGO_TARGET_DIR/release"
 sluice_bin="$release/sluice"
-for binary in sluice bare-ingest bare-connector sign-webhook fill-topic plugin-ratio; do
+for binary in sluice bare-ingest bare-connector sign-webhook fill-topic plugin-ratio plugin-languages; do
     [[ -x "$release/$binary" ]] || die "$release/$binary was not built"
 done
 
@@ -139,7 +143,7 @@ if ! command -v wrk >/dev/null; then
 fi
 
 needs_python=0
-for bench in webhook connector etl; do selected "$bench" && needs_python=1; done
+for bench in webhook connector etl languages; do selected "$bench" && needs_python=1; done
 if ((needs_python)); then
     log "setting up the Python peers' venv"
     venv="$(bench/peers/python/setup.sh)" || die "bench/peers/python/setup.sh failed"
@@ -559,10 +563,37 @@ PY
         --part "rss=$work/soak-rss.json" --part "load=$work/soak-wrk.jsonl" --part "counts=$work/soak-counts.json"
 }
 
+# --- 7. one plugin in three languages -----------------------------------------------------------
+
+bench_languages() {
+    log "languages: validate-user-status in Rust, Python and JavaScript on $etl_records records, beside CPython and PySpark"
+    rm -f "$results/languages.json"
+    local file expected
+    read -r file expected < <(etl_input)
+    eval "$(scripts/plugin-toolchains.sh)"
+    scripts/build-plugin-ports.sh "$plugins/ports" >"$work/logs/build-plugin-ports.log" 2>&1 ||
+        die "scripts/build-plugin-ports.sh failed; see $work/logs/build-plugin-ports.log"
+    # The Python port's own code runs natively against the contract's bindings.
+    local bindings="$work/py-bindings"
+    componentize-py -d wit/transform.wit -w plugin bindings "$bindings" >/dev/null
+    "$release/plugin-languages" --records "$file" --native --passes 1 \
+        --plugin "rust=$plugins/validate-user-status.wasm" \
+        --plugin "python=$plugins/ports/python/validate-user-status.wasm" \
+        --plugin "javascript=$plugins/ports/js/validate-user-status.wasm" \
+        | tee "$work/languages.jsonl"
+    local native=(--bindings "$bindings" --path plugins/validate-user-status/python
+        --path host/src/cli/plugin_new/python --input "$file")
+    "$py" "$peers/plugin_native.py" --mode cpython "${native[@]}" | tee -a "$work/languages.jsonl"
+    "$py" "$peers/plugin_native.py" --mode pyspark "${native[@]}" 2>"$work/logs/languages-pyspark.log" |
+        tee -a "$work/languages.jsonl"
+    "${measure[@]}" bundle --bench languages --out "$results/languages.json" "${meta[@]}" \
+        --meta "records=$etl_records" --part "expected=$expected" --jsonl "$work/languages.jsonl"
+}
+
 # --- run ---------------------------------------------------------------------------------
 
 echo "$machine_json" >"$results/machine.json"
-for bench in webhook connector ratio etl swap soak; do
+for bench in webhook connector ratio etl swap soak languages; do
     if selected "$bench"; then
         "bench_$bench"
     fi

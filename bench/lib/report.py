@@ -538,6 +538,54 @@ def soak(report: Report, result: dict) -> None:
                   f"{number(None if change is None else (change - 1) * 100, 1)}%, slope {number(slope, 2)} MB/min", flat)
 
 
+def languages(report: Report, result: dict) -> None:
+    runs = result.get("runs", [])
+    expected = result.get("expected") or {}
+    rust = next((run for run in runs if run.get("label") == "rust"), None)
+    # The rows and failures every contender must give (plugin-languages checks its own agree).
+    want = rust and (rust.get("rows"), rust.get("failures"))
+    report.add(
+        "## 7. One plugin in three languages",
+        "",
+        provenance(result),
+        "",
+        f"validate-user-status on the ETL's {number(result.get('records'))} generated records "
+        f"({number(expected.get('valid'))} valid, {number(expected.get('invalid'))} invalid), 5,000 per call: "
+        "the Rust plugin, its Python port (componentize-py) and a JavaScript port (componentize-js), each as a "
+        "component in sluice's runtime with the default limits (`plugin-languages`: an idle instance reused, "
+        "outputs taken into the host's typed rows), and for scale the Rust plugin compiled natively. Beside them "
+        "the Python port's own code (app.py with the contract's generated bindings) run without WebAssembly: by "
+        "CPython in one process, and by PySpark `local[2]` (`mapPartitions` over `textFile`; two cores, job time "
+        "after Spark's start). Compile: loading the component without a cache, Cranelift included (once per "
+        "version; `sluice plugin compile` does it ahead). Instantiate: a fresh instance, `init` and an empty "
+        "call. First call: the first 5,000 records after loading, its instance included. Memory: how far the "
+        "instance's linear memory grew, of the default 256 MiB limit.",
+        "",
+        "| language | runs as | records/s | vs the Rust component | compile s | component MB | instantiate ms | "
+        "first call ms | memory MiB | same rows and failures |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    )
+    for run in runs:
+        label = run.get("label", "?")
+        if run.get("bench") == "plugin-native":
+            language, runs_as = "python", label
+        elif run.get("native"):
+            language, runs_as = "rust", "native code"
+        else:
+            language, runs_as = label, "component"
+        same = "—" if want is None else ("yes" if (run.get("rows"), run.get("failures")) == want else "**no**")
+        compile_s = run.get("compile_ms")
+        report.add(
+            f"| {language} | {runs_as} | {number(run.get('records_per_s'))} | "
+            f"{number(ratio(run.get('records_per_s'), rust and rust.get('records_per_s')), 2)}× | "
+            f"{number(None if compile_s is None else compile_s / 1000, 1)} | "
+            f"{number(None if 'component_bytes' not in run else run['component_bytes'] / 2**20, 1)} | "
+            f"{number(run.get('instantiate_ms'), 1)} | {number(run.get('first_call_ms'), 1)} | "
+            f"{number(None if 'memory_bytes' not in run else run['memory_bytes'] / 2**20, 1)} | {same} |"
+        )
+    report.add("")
+
+
 SECTIONS = (
     ("webhook", webhook),
     ("connector", connector),
@@ -545,6 +593,7 @@ SECTIONS = (
     ("etl", etl),
     ("swap", swap),
     ("soak", soak),
+    ("languages", languages),
 )
 
 

@@ -56,6 +56,12 @@ impl WarmInstances {
         Some(idle.remove(position))
     }
 
+    /// The linear memory of the idle instance that grew furthest, in bytes.
+    pub fn largest_memory_bytes(&self) -> Option<usize> {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.iter().map(|warm| warm.store.data().memory_grown_bytes()).max()
+    }
+
     /// Returns an instance after a call that ended without a trap; it is dropped instead when
     /// it is not worth keeping. When `max_idle` are idle already, the one idle longest goes,
     /// so instances set up for a call nobody makes any more (a pipeline edited and reloaded)

@@ -239,6 +239,13 @@ impl LoadedPlugin {
         }
     }
 
+    /// How far the linear memory of this plugin's idle instances has grown (the largest of
+    /// them), in bytes; `None` when none is idle. Tells what its calls so far needed of the
+    /// memory limit, which `plugin-languages` reports per language.
+    pub fn idle_memory_bytes(&self) -> Option<usize> {
+        self.warm.largest_memory_bytes()
+    }
+
     /// Runs one batch on a new instance, as [`LoadedPlugin::transform`] does when none is idle
     /// (the instance is kept afterwards). `plugin-ratio` uses it to show what reuse saves.
     ///
