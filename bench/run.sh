@@ -163,7 +163,9 @@ git_rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git status --porcelain -- host plugins bench/harness wit 2>/dev/null)" ]]; then
     git_rev="$git_rev+uncommitted"
 fi
-meta=(--meta "run_id=$run_id" --meta "quick=$( ((quick)) && echo true || echo false)" --meta "git=$git_rev")
+machine_name="$(python3 -c 'import json, sys; m = json.loads(sys.argv[1]); print(m["cpu_model"] + ", " + str(m["cores"]) + " cores")' "$machine_json")"
+meta=(--meta "run_id=$run_id" --meta "quick=$( ((quick)) && echo true || echo false)" --meta "git=$git_rev"
+    --meta "machine=$machine_name")
 
 
 # Starts `sluice serve` for CONFIG as NAME and waits for /readyz; sets $sluice_pid.

@@ -76,7 +76,10 @@ def ratio(a, b) -> float | None:
 def provenance(result: dict) -> str:
     quick = " — **quick run (smoke sizes; not comparable with the targets' sizes)**" if result.get("quick") else ""
     load = f", load average at its end {result['loadavg_at_end']}" if result.get("loadavg_at_end") else ""
-    return f"_Run {result.get('run_id')} (git {result.get('git')}), written {result.get('written_at')}{load}{quick}._"
+    # Sections come from runs of their own, not always on the header's machine.
+    machine = f" on {result['machine']}" if result.get("machine") else ""
+    return (f"_Run {result.get('run_id')} (git {result.get('git')}){machine}, written {result.get('written_at')}"
+            f"{load}{quick}._")
 
 
 class Report:
@@ -633,7 +636,8 @@ def main() -> None:
         "",
         f"- **Date:** {written[:10] or '—'} (latest result written {written or '—'}; each section names its run)",
         f"- **Machine:** {machine.get('cpu_model', '?')}, {machine.get('cores', '?')} cores, "
-        f"{machine.get('ram_gib', '?')} GiB RAM, Linux {machine.get('kernel', '?')}",
+        f"{machine.get('ram_gib', '?')} GiB RAM, Linux {machine.get('kernel', '?')} (a section that names a machine "
+        "ran on that one)",
         "- **Services:** tansu (Kafka, stored on SeaweedFS S3; the webhook benchmark also runs against a second "
         "tansu in memory), SeaweedFS `weed mini` (S3), local PostgreSQL — "
         "all on the same machine as the systems measured and the load generator.",
