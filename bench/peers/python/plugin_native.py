@@ -80,8 +80,13 @@ def run_cpython(args):
     started = time.perf_counter()
     rows, failures = run_batches(transformer, record_in, values, args.batch_records)
     seconds = time.perf_counter() - started
-    return {"records": len(values), "seconds": seconds, "rows": rows, "failures": failures,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "records": len(values),
+        "seconds": seconds,
+        "rows": rows,
+        "failures": failures,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_pyspark(args):
@@ -91,9 +96,14 @@ def run_pyspark(args):
     from pyspark import SparkConf, SparkContext
 
     started = time.perf_counter()
-    conf = (SparkConf().setMaster(f"local[{args.spark_cores}]").setAppName("plugin-native")
-            .set("spark.ui.enabled", "false").set("spark.ui.showConsoleProgress", "false")
-            .set("spark.driver.memory", "2g"))
+    conf = (
+        SparkConf()
+        .setMaster(f"local[{args.spark_cores}]")
+        .setAppName("plugin-native")
+        .set("spark.ui.enabled", "false")
+        .set("spark.ui.showConsoleProgress", "false")
+        .set("spark.driver.memory", "2g")
+    )
     context = SparkContext(conf=conf)
     context.setLogLevel("ERROR")
     ready = time.perf_counter()
@@ -114,8 +124,9 @@ def run_pyspark(args):
         yield count, rows, failures
 
     totals = {"records": 0, "rows": {}, "failures": 0}
-    for count, rows, failures in context.textFile(args.input, minPartitions=args.spark_cores * 2) \
-            .mapPartitions(partition).collect():
+    for count, rows, failures in (
+        context.textFile(args.input, minPartitions=args.spark_cores * 2).mapPartitions(partition).collect()
+    ):
         totals["records"] += count
         totals["failures"] += failures
         for output, n in rows.items():
@@ -141,9 +152,14 @@ def main():
     sys.path[:0] = args.search_path
     result = run_cpython(args) if args.mode == "cpython" else run_pyspark(args)
     label = "CPython, natively" if args.mode == "cpython" else f"PySpark local[{args.spark_cores}]"
-    result.update(bench="plugin-native", label=label, mode=args.mode, module=args.module,
-                  batch_records=args.batch_records,
-                  records_per_s=round(result["records"] / result["seconds"]))
+    result.update(
+        bench="plugin-native",
+        label=label,
+        mode=args.mode,
+        module=args.module,
+        batch_records=args.batch_records,
+        records_per_s=round(result["records"] / result["seconds"]),
+    )
     print(json.dumps(result))
 
 
