@@ -1,9 +1,18 @@
 //! The samples format of sluice plugins, in one place: the SDK's native sample checks and
-//! `sluice plugin test` (the built component, no services) read, compare and write it alike.
+//! `sluice plugin test` (the built component, no services) read, compare and write it alike,
+//! and `sluice samples capture` writes it from where records really are.
 //!
 //! - Input: `input.jsonl`, one record value per non-empty line; or `*.envelopes.jsonl`, one
-//!   `{"key": string|null, "value": any JSON, "headers": {name: string}}` object per line, for
-//!   plugins that read keys or headers (the value is handed over re-encoded as compact JSON).
+//!   envelope object per line, for plugins that read keys or headers and for records a line
+//!   cannot hold exactly:
+//!   - `value`: any JSON, handed over re-encoded as compact JSON; or `raw`: the record's exact
+//!     bytes, a JSON string when they are UTF-8, else `{"base64": "..."}`. Exactly one of the
+//!     two.
+//!   - `key`: a string, null or `{"base64": "..."}`; `headers`: `{name: string or {"base64":
+//!     "..."}}`; both optional.
+//!   - `origin`: optional, any JSON object saying where the record came from (a topic's
+//!     coordinates, a dead letter's step and reason, an object's record number); readers
+//!     ignore it.
 //! - Expected: `{"outputs": {name: [rows...]}, "failures": [{"index", "field", "reason",
 //!   "part"}]}`. A row is the JSON object its columns render to (nulls left out); `field`
 //!   appears only for a failure that names its field, `part` only for a failure of a part of
@@ -16,9 +25,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// Why a samples file cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +38,10 @@ pub enum SamplesError {
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
     /// A line of an envelopes file (numbered from 1) is not an envelope.
-    #[error("{}:{line}: not a record envelope {{\"key\", \"value\", \"headers\"}}: {source}", path.display())]
+    #[error(
+        "{}:{line}: not a record envelope {{\"key\", \"value\" or \"raw\", \"headers\", \"origin\"}}: {source}",
+        path.display()
+    )]
     Envelope { path: PathBuf, line: usize, source: serde_json::Error },
     /// The expected file is not in the samples layout.
     #[error(
@@ -45,15 +59,125 @@ pub struct SampleRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-/// One envelopes line.
+/// One envelopes line as read.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Envelope {
     #[serde(default)]
-    key: Option<String>,
-    value: Value,
+    key: Option<JsonBytes>,
+    /// `Some` whenever the field is there, `null` included (a record whose value is `null`).
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Value>,
     #[serde(default)]
-    headers: BTreeMap<String, String>,
+    raw: Option<JsonBytes>,
+    #[serde(default)]
+    headers: BTreeMap<String, JsonBytes>,
+    /// Where the record came from; for people, not for the plugin.
+    #[serde(default, rename = "origin")]
+    _origin: Option<Map<String, Value>>,
+}
+
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// Bytes as an envelope holds them: a JSON string of their text when they are UTF-8, else
+/// `{"base64": "..."}` (standard alphabet, padded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JsonBytes(Vec<u8>);
+
+impl<'de> Deserialize<'de> for JsonBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match Value::deserialize(deserializer)? {
+            Value::String(text) => Ok(JsonBytes(text.into_bytes())),
+            Value::Object(object) if object.len() == 1 => match object.get("base64") {
+                Some(Value::String(encoded)) => BASE64
+                    .decode(encoded)
+                    .map(JsonBytes)
+                    .map_err(|error| D::Error::custom(format!("`base64` is not valid base64: {error}"))),
+                _ => Err(D::Error::custom(BYTES_EXPECTED)),
+            },
+            _ => Err(D::Error::custom(BYTES_EXPECTED)),
+        }
+    }
+}
+
+const BYTES_EXPECTED: &str = "bytes must be a string or {\"base64\": \"...\"}";
+
+impl Serialize for JsonBytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => {
+                let mut object = Map::new();
+                object.insert("base64".to_owned(), Value::String(BASE64.encode(&self.0)));
+                object.serialize(serializer)
+            }
+        }
+    }
+}
+
+/// One envelopes line as written: always `raw`, so the record's bytes come back exactly.
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    key: Option<JsonBytes>,
+    raw: JsonBytes,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<&'a str, JsonBytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<&'a Map<String, Value>>,
+}
+
+/// `record` as one envelopes line (without the line break): its exact bytes in `raw`, its key,
+/// its headers and, when given, where it came from. A header name that repeats keeps its last
+/// value, as an envelope holds one value per name.
+///
+/// # Errors
+/// Only if a value cannot be written as JSON, which does not happen.
+pub fn envelope_line(
+    record: &SampleRecord,
+    origin: Option<&Map<String, Value>>,
+) -> Result<String, serde_json::Error> {
+    let envelope = EnvelopeOut {
+        key: record.key.clone().map(JsonBytes),
+        raw: JsonBytes(record.value.clone()),
+        headers: record
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), JsonBytes(value.clone())))
+            .collect(),
+        origin,
+    };
+    serde_json::to_string(&envelope)
+}
+
+/// Why a value cannot be a line of a plain `input.jsonl`, which reads a line's text back as the
+/// value: a line break would split it, and a blank line is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotALine {
+    #[error("it is not UTF-8 text")]
+    NotUtf8,
+    #[error("it holds a line break")]
+    LineBreak,
+    #[error("it is blank, and blank lines are skipped")]
+    Blank,
+}
+
+/// `value` as the text of a plain `input.jsonl` line that reads back as exactly these bytes.
+///
+/// # Errors
+/// [`NotALine`] when no line reads back as `value`; an envelopes file holds it.
+pub fn plain_line(value: &[u8]) -> Result<&str, NotALine> {
+    let text = std::str::from_utf8(value).map_err(|_| NotALine::NotUtf8)?;
+    // A line's `\r\n` ending is dropped with it, so a value ending in `\r` would lose it.
+    if text.contains('\n') || text.ends_with('\r') {
+        return Err(NotALine::LineBreak);
+    }
+    if text.trim().is_empty() {
+        return Err(NotALine::Blank);
+    }
+    Ok(text)
 }
 
 /// The input file of a samples directory: `input.envelopes.jsonl` when present, else
@@ -63,15 +187,19 @@ pub fn input_file(dir: &Path) -> PathBuf {
     if envelopes.is_file() { envelopes } else { dir.join("input.jsonl") }
 }
 
+/// Whether `path` names an envelopes file, which is how the records of a file are read.
+pub fn is_envelopes_file(path: &Path) -> bool {
+    path.to_string_lossy().ends_with(".envelopes.jsonl")
+}
+
 /// The records of an input file, by its name: envelopes when it ends in `.envelopes.jsonl`.
 ///
 /// # Errors
 /// [`SamplesError`] when the file cannot be read or an envelope line is not one.
 pub fn read_records(path: &Path) -> Result<Vec<SampleRecord>, SamplesError> {
     let text = read_text(path)?;
-    let envelopes = path.to_string_lossy().ends_with(".envelopes.jsonl");
     let lines = text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
-    if !envelopes {
+    if !is_envelopes_file(path) {
         let record =
             |line: &str| SampleRecord { key: None, value: line.as_bytes().to_vec(), headers: Vec::new() };
         return Ok(lines.map(|(_, line)| record(line)).collect());
@@ -81,14 +209,24 @@ pub fn read_records(path: &Path) -> Result<Vec<SampleRecord>, SamplesError> {
             let envelope_error =
                 |source| SamplesError::Envelope { path: path.to_owned(), line: number + 1, source };
             let envelope: Envelope = serde_json::from_str(line).map_err(envelope_error)?;
+            let value = match (envelope.value, envelope.raw) {
+                (Some(value), None) => serde_json::to_vec(&value).map_err(envelope_error)?,
+                (None, Some(raw)) => raw.0,
+                (Some(_), Some(_)) => {
+                    return Err(envelope_error(serde::de::Error::custom(
+                        "it has both `value` and `raw`; give the record as one of them",
+                    )));
+                }
+                (None, None) => {
+                    return Err(envelope_error(serde::de::Error::custom(
+                        "it has neither `value` (any JSON) nor `raw` (the exact bytes)",
+                    )));
+                }
+            };
             Ok(SampleRecord {
-                key: envelope.key.map(String::into_bytes),
-                value: serde_json::to_vec(&envelope.value).map_err(envelope_error)?,
-                headers: envelope
-                    .headers
-                    .into_iter()
-                    .map(|(name, value)| (name, value.into_bytes()))
-                    .collect(),
+                key: envelope.key.map(|key| key.0),
+                value,
+                headers: envelope.headers.into_iter().map(|(name, value)| (name, value.0)).collect(),
             })
         })
         .collect()
@@ -377,5 +515,99 @@ mod tests {
                 headers: vec![("h".to_owned(), b"v".to_vec())],
             }]
         );
+    }
+
+    /// The records of an envelopes file holding `text`, or the error reading it.
+    fn envelopes(text: &str) -> Result<Vec<SampleRecord>, SamplesError> {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("captured.envelopes.jsonl");
+        std::fs::write(&path, text).expect("write");
+        read_records(&path)
+    }
+
+    #[test]
+    fn raw_text_is_handed_over_exactly_spacing_and_all() {
+        let pretty = "{\n  \"b\": 1,\n  \"a\": [ 2 ]\n}";
+        let line = serde_json::json!({"raw": pretty, "origin": {"topic": "t", "offset": 3}}).to_string();
+        let records = envelopes(&format!("{line}\n")).expect("records");
+        assert_eq!(records[0].value, pretty.as_bytes());
+        let not_json = envelopes("{\"raw\": \"not json , at all \"}\n").expect("records");
+        assert_eq!(not_json[0].value, b"not json , at all ");
+    }
+
+    #[test]
+    fn raw_key_and_header_bytes_may_be_base64() {
+        let line = r#"{"key": {"base64": "AP8="}, "raw": {"base64": "wyg="}, "headers": {"t": {"base64": "/w=="}, "u": "v"}}"#;
+        let records = envelopes(line).expect("records");
+        assert_eq!(
+            records,
+            [SampleRecord {
+                key: Some(vec![0x00, 0xff]),
+                value: vec![0xc3, 0x28],
+                headers: vec![("t".to_owned(), vec![0xff]), ("u".to_owned(), b"v".to_vec())],
+            }]
+        );
+        for bad in [r#"{"raw": {"base64": "%%"}}"#, r#"{"raw": 3}"#, r#"{"raw": {"base64": "AA==", "x": 1}}"#]
+        {
+            let error = envelopes(bad).expect_err(bad).to_string();
+            assert!(error.contains("captured.envelopes.jsonl:1: not a record envelope"), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_envelope_has_value_or_raw_never_both_or_neither() {
+        let both = envelopes("{\"value\": 1}\n{\"value\": 1, \"raw\": \"1\"}\n").expect_err("both");
+        assert!(both.to_string().contains("captured.envelopes.jsonl:2:"), "{both}");
+        assert!(both.to_string().contains("both `value` and `raw`"), "{both}");
+        let neither = envelopes("{\"key\": \"k\", \"headers\": {}}").expect_err("neither");
+        assert!(neither.to_string().contains("captured.envelopes.jsonl:1:"), "{neither}");
+        assert!(neither.to_string().contains("neither `value`"), "{neither}");
+        let null = envelopes("{\"value\": null, \"key\": null}").expect("a null value is a value");
+        assert_eq!(null[0].value, b"null");
+        assert!(envelopes("{\"value\": 1, \"origin\": \"kafka\"}").is_err(), "origin is an object");
+        assert!(envelopes("{\"value\": 1, \"partition\": 2}").is_err(), "unknown fields are refused");
+    }
+
+    #[test]
+    fn written_envelopes_read_back_as_the_same_record() {
+        let records = [
+            SampleRecord {
+                key: Some(b"k".to_vec()),
+                value: b"{ \"a\" :\n 1 }".to_vec(),
+                headers: vec![("h".to_owned(), b"v".to_vec())],
+            },
+            SampleRecord {
+                key: Some(vec![0xff]),
+                value: vec![0x00, 0xc3],
+                headers: vec![("b".into(), vec![0xfe])],
+            },
+            SampleRecord { key: None, value: Vec::new(), headers: Vec::new() },
+        ];
+        let origin = serde_json::json!({"topic": "t", "partition": 0, "offset": 7});
+        let origin = origin.as_object();
+        let lines: Vec<String> =
+            records.iter().map(|record| envelope_line(record, origin).expect("line")).collect();
+        assert_eq!(
+            lines[0],
+            r#"{"key":"k","raw":"{ \"a\" :\n 1 }","headers":{"h":"v"},"origin":{"offset":7,"partition":0,"topic":"t"}}"#
+        );
+        assert!(
+            lines[1].starts_with(
+                r#"{"key":{"base64":"/w=="},"raw":{"base64":"AMM="},"headers":{"b":{"base64":"/g=="}}"#
+            ),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(envelopes(&lines.join("\n")).expect("records"), records);
+    }
+
+    #[test]
+    fn only_values_a_line_gives_back_exactly_are_plain_lines() {
+        assert_eq!(plain_line(b" {\"a\": 1} "), Ok(" {\"a\": 1} "));
+        assert_eq!(plain_line(b"a\rb"), Ok("a\rb"));
+        assert_eq!(plain_line(b"{\n}"), Err(NotALine::LineBreak));
+        assert_eq!(plain_line(b"x\r"), Err(NotALine::LineBreak));
+        assert_eq!(plain_line(b" \t"), Err(NotALine::Blank));
+        assert_eq!(plain_line(&[0xff]), Err(NotALine::NotUtf8));
     }
 }
