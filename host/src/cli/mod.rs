@@ -1,5 +1,5 @@
 //! The `sluice` command line: `serve`, `plugin new`, `plugin test`, `plugin info`, `plugin compile`,
-//! `pipelines check`, `sweep`, `athena-ddl`, `job run`.
+//! `pipelines check`, `sweep`, `samples capture`, `athena-ddl`, `job run`.
 //!
 //! This is the binary's edge, so errors here are `anyhow` with context for the person typing.
 
@@ -11,6 +11,7 @@ mod plugin_diff;
 mod plugin_info;
 mod plugin_new;
 mod plugin_test;
+mod samples_capture;
 mod serve;
 mod sweep;
 
@@ -40,6 +41,9 @@ enum Command {
     Pipelines(PipelinesCommand),
     /// Re-run a pipeline's dead letters through the plugins installed now.
     Sweep(sweep::SweepArgs),
+    /// Turn records where they are into samples files `plugin test` and `plugin diff` read.
+    #[command(subcommand)]
+    Samples(SamplesCommand),
     /// Print the Athena `CREATE EXTERNAL TABLE` for a pipeline's parquet-s3 sinks.
     AthenaDdl(athena_ddl::AthenaDdlArgs),
     /// Run ETL jobs of `s3-job` pipelines.
@@ -68,6 +72,13 @@ enum PluginCommand {
     Info(plugin_info::PluginInfoArgs),
     /// Compile plugins into the host's cache before a deploy, so the hot swap is only a load.
     Compile(plugin_compile::PluginCompileArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SamplesCommand {
+    /// Write records of a pipeline's topic, its dead letters or an S3 object, byte for byte,
+    /// into a file `plugin test --input` reads.
+    Capture(samples_capture::SamplesCaptureArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +130,7 @@ impl Cli {
             Command::Plugin(PluginCommand::Compile(args)) => plugin_compile::run(args),
             Command::Pipelines(PipelinesCommand::Check(args)) => pipelines_check::run(args),
             Command::Sweep(args) => sweep::run(args).await,
+            Command::Samples(SamplesCommand::Capture(args)) => samples_capture::run(args).await,
             Command::AthenaDdl(args) => athena_ddl::run(args),
             Command::Job(JobCommand::Run(args)) => job::run(args).await,
         }
