@@ -46,14 +46,40 @@ pub fn plugin_port(lang: &str, name: &str) -> Option<PathBuf> {
     if path.is_file() {
         return Some(path);
     }
-    let required =
-        std::env::var("SLUICE_REQUIRE_SERVICES").is_ok_and(|v| v == "1") || std::env::var_os("CI").is_some();
-    assert!(!required, "{} is missing: run scripts/build-plugin-ports.sh first", path.display());
+    assert!(!must_not_skip(), "{} is missing: run scripts/build-plugin-ports.sh first", path.display());
     eprintln!(
         "\n######## SKIPPED: {} is missing; scripts/build-plugin-ports.sh builds it ########\n",
         path.display()
     );
     None
+}
+
+/// Whether a plugin toolchain (`componentize-py`, `componentize-js`) runs: a missing one fails
+/// the test where the suite must not skip (`scripts/test.sh` installs them with
+/// `scripts/plugin-toolchains.sh`), and skips it loudly elsewhere.
+///
+/// # Panics
+/// When `tool` is missing and the suite must not skip (CI, or `SLUICE_REQUIRE_SERVICES=1`).
+pub fn plugin_toolchain(tool: &str) -> bool {
+    let present = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !present {
+        assert!(
+            !must_not_skip(),
+            "{tool} is not on PATH: run `eval \"$(scripts/plugin-toolchains.sh)\"` first"
+        );
+        eprintln!(
+            "\n######## SKIPPED: {tool} is not on PATH; `eval \"$(scripts/plugin-toolchains.sh)\"` installs it ########\n"
+        );
+    }
+    present
+}
+
+/// Whether a missing artifact or toolchain must fail the test instead of skipping it.
+fn must_not_skip() -> bool {
+    std::env::var("SLUICE_REQUIRE_SERVICES").is_ok_and(|v| v == "1") || std::env::var_os("CI").is_some()
 }
 
 /// The `sluice` binary, built once per test process (a no-op when it is up to date).

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sluice_e2e::artifacts::{plugin_path, repo_root, sluice_bin, target_dir};
+use sluice_e2e::artifacts::{plugin_path, plugin_toolchain, repo_root, sluice_bin, target_dir};
 
 const PLUGINS: [&str; 4] =
     ["mail-request", "normalize-sendgrid-events", "validate-user-status", "explode-status-logs"];
@@ -445,26 +445,10 @@ fn serve_refuses_to_start_with_a_pairing_that_cannot_run() {
     assert!(stderr.contains("`sendgrid`, `kafka`"), "{stderr}");
 }
 
-/// Whether `tool` runs; a missing toolchain fails the test where the suite must not skip
-/// (`scripts/test.sh` installs them with `scripts/plugin-toolchains.sh`), and skips it loudly
-/// elsewhere.
-fn toolchain_present(tool: &str) -> bool {
-    let present = Command::new(tool).arg("--version").output().is_ok_and(|output| output.status.success());
-    if !present {
-        let required = std::env::var("SLUICE_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-            || std::env::var_os("CI").is_some();
-        assert!(!required, "{tool} is not on PATH: run `eval \"$(scripts/plugin-toolchains.sh)\"` first");
-        eprintln!(
-            "\n######## SKIPPED: {tool} is not on PATH; `eval \"$(scripts/plugin-toolchains.sh)\"` installs it ########\n"
-        );
-    }
-    present
-}
-
 /// `plugin new NAME --lang LANG` in an empty directory outside any checkout, its build command,
 /// then `plugin test --expect` on its own samples.
 fn a_new_interpreted_plugin_builds_and_passes_its_samples(lang: &str, tool: &str, build: &[&str]) {
-    if !toolchain_present(tool) {
+    if !plugin_toolchain(tool) {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");

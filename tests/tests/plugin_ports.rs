@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sluice_e2e::artifacts::{plugin_path, plugin_port, repo_root, sluice_bin};
+use sluice_e2e::artifacts::{plugin_path, plugin_port, plugin_toolchain, repo_root, sluice_bin};
 use sluice_e2e::host::{HostSpec, SluiceHost};
 use sluice_e2e::{eventually, require_services};
 
@@ -199,14 +199,7 @@ async fn version_of(host: &SluiceHost, name: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_python_plugin_is_swapped_under_load_without_a_failed_request() {
     let Some(services) = require_services!() else { return };
-    if Command::new("componentize-py").arg("--version").output().is_err() {
-        let required = std::env::var("SLUICE_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-            || std::env::var_os("CI").is_some();
-        assert!(
-            !required,
-            "componentize-py is not on PATH: run `eval \"$(scripts/plugin-toolchains.sh)\"` first"
-        );
-        eprintln!("\n######## SKIPPED: componentize-py is not on PATH ########\n");
+    if !plugin_toolchain("componentize-py") {
         return;
     }
     // Two versions of the Python template, as a user would make them: `plugin new`, build,
