@@ -36,6 +36,17 @@ pub const PLUGIN_TRAPS: &str = "sluice_plugin_traps_total";
 /// Plugin versions offered by the watcher or an upload, by `plugin` and `outcome`
 /// (`swapped`, `unchanged`, `rejected`).
 pub const PLUGIN_RELOADS: &str = "sluice_plugin_reloads_total";
+/// Batches offered to a shadowing candidate, by `plugin`, `candidate_version` and `outcome`
+/// (`compared`, `skipped` while it was busy, `trapped`).
+pub const SHADOW_BATCHES: &str = "sluice_shadow_batches_total";
+/// Rows of compared batches, by `plugin`, `candidate_version` and `outcome` (`equal`,
+/// `changed`, `missing`: only the current version made it, `extra`: only the candidate).
+pub const SHADOW_ROWS: &str = "sluice_shadow_rows_total";
+/// Records whose failure differs between the versions, by `plugin`, `candidate_version` and
+/// `change` (`appeared`, `disappeared`, `changed` reason).
+pub const SHADOW_FAILURES: &str = "sluice_shadow_failures_total";
+/// Time of one candidate call on a shadowed batch, by `plugin` and `candidate_version`.
+pub const SHADOW_DURATION: &str = "sluice_shadow_call_duration_seconds";
 /// Parquet objects written by a connector's table sinks, by `pipeline`.
 pub const OBJECTS_WRITTEN: &str = "sluice_sink_objects_total";
 /// Bytes of those objects, by `pipeline`.

@@ -156,6 +156,10 @@ async fn every_way_of_not_sending_the_token_gets_the_same_401_on_every_admin_rou
             ("GET plugins", client.get(url("plugins", query))),
             ("PUT a plugin", client.put(url(&format!("plugins/{PLUGIN}"), query)).body(version_2())),
             ("POST reload", client.post(url("pipelines/reload", query))),
+            ("GET a shadow", client.get(url(&format!("plugins/{PLUGIN}/shadow"), query))),
+            ("PUT a shadow", client.put(url(&format!("plugins/{PLUGIN}/shadow"), query)).body(version_2())),
+            ("DELETE a shadow", client.delete(url(&format!("plugins/{PLUGIN}/shadow"), query))),
+            ("POST a promotion", client.post(url(&format!("plugins/{PLUGIN}/shadow/promote"), query))),
         ];
         for (route, mut request) in routes {
             for authorization in authorizations {

@@ -17,7 +17,7 @@ use crate::http::{AdminApi, AppState, Endpoint, Endpoints, JobEndpoint, StartedJ
 use crate::job::serve_job_pipelines;
 use crate::object_store::ObjectStores;
 use crate::pipeline::Connector;
-use crate::pipeline::reload::{PluginSwapper, watch_plugins};
+use crate::pipeline::reload::{PluginSwapper, offer_shadow_files, watch_plugins};
 use crate::plugin::{CompileCache, PluginEngine, PluginRegistry};
 use crate::telemetry;
 
@@ -127,6 +127,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         state = state.with_job_store(store);
     }
     let swapper = PluginSwapper::new(registry, state.pipelines.clone(), config.plugins.dir.clone());
+    // Candidates left in the plugins directory shadow again, checked against the pipelines now.
+    let offering = swapper.clone();
+    tokio::task::spawn_blocking(move || offer_shadow_files(&offering))
+        .await
+        .context("cannot offer the candidates of the plugins directory")?;
     // Kept alive until the host stops; dropping it ends the watch.
     let _plugin_watch = if config.plugins.watch {
         let debounce = Duration::from_millis(config.plugins.watch_debounce_ms);

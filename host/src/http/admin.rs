@@ -1,4 +1,5 @@
-//! The admin API: plugin status, plugin uploads and pipeline reloads, behind a bearer token.
+//! The admin API: plugin status, plugin uploads, shadowing candidates and pipeline reloads,
+//! behind a bearer token.
 //!
 //! The token comes from the environment variable `admin.token_env` at start; without it the
 //! API answers 403 naming the variable. The token is compared by digest and never logged.
@@ -20,14 +21,19 @@ use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState, Endpoint, Endpoints, StartedJobs};
 use crate::config::{HostConfig, Pipeline, SourceConfig, is_plain_name, load_pipeline_dir};
-use crate::pipeline::reload::{Offered, PluginSwapper, persist_component};
-use crate::plugin::{PluginError, PluginHandle, Rejection};
+use crate::pipeline::reload::{
+    Offered, PluginSwapper, ShadowOffered, persist_candidate, persist_component, remove_candidate,
+};
+use crate::plugin::shadow::MAX_SAMPLES;
+use crate::plugin::{PluginError, PluginHandle, Rejection, Shadow};
+use crate::sink::dead_letter::SHADOW_DIR;
 
 /// The answer to every refused credential: missing, wrong, or sent some other way.
 const SEND_THE_TOKEN: &str = "send the admin token as `Authorization: Bearer <token>`";
 
-/// The longest plugin name an upload may use: the name becomes the file names `{name}.wasm`
-/// and `.{name}.wasm.upload`, which the file system caps at 255 bytes, and a metric label.
+/// The longest plugin name an upload may use: the name becomes the file names `{name}.wasm`,
+/// `{name}.shadow.wasm` and their `.….upload` temporaries, which the file system caps at 255
+/// bytes, and a metric label.
 const MAX_PLUGIN_NAME_LEN: usize = 64;
 
 /// What the admin endpoints need beyond the shared state.
@@ -137,6 +143,48 @@ fn plugin_view(name: &str, handle: &PluginHandle, rejected: Option<&Rejection>) 
         "traps": stats.traps.load(Relaxed),
         "last_error": stats.last_error(),
         "rejected": rejected.map(rejection_view),
+        "shadow": handle.shadow().map(|shadow| shadow_view(name, handle, &shadow)),
+    })
+}
+
+/// What a candidate has done against the current version so far.
+fn shadow_view(name: &str, handle: &PluginHandle, shadow: &Shadow) -> Value {
+    let candidate = shadow.candidate();
+    let current = handle.current();
+    let counts = shadow.counts();
+    let (current_ms, candidate_ms) = counts.mean_ms();
+    json!({
+        "plugin": name,
+        "candidate": {
+            "version": candidate.version(),
+            "content_hash": candidate.content_hash(),
+            "origin": candidate.origin(),
+        },
+        "current": { "version": current.version(), "content_hash": current.content_hash() },
+        "since": rfc3339(shadow.since()),
+        "batches": {
+            "compared": counts.batches_compared,
+            "skipped": counts.batches_skipped,
+            "trapped": counts.batches_trapped,
+        },
+        "rows": {
+            "equal": counts.rows_equal,
+            "changed": counts.rows_changed,
+            "missing": counts.rows_missing,
+            "extra": counts.rows_extra,
+        },
+        "failures": {
+            "appeared": counts.failures_appeared,
+            "disappeared": counts.failures_disappeared,
+            "changed": counts.failures_changed,
+            "by_reason": counts.failures_by_reason,
+        },
+        "ms_per_batch": { "current": current_ms, "candidate": candidate_ms },
+        "samples": {
+            "kept": counts.samples_kept,
+            "limit": MAX_SAMPLES,
+            "under": format!("{SHADOW_DIR}/{name}/{}/", candidate.version()),
+        },
     })
 }
 
@@ -204,6 +252,131 @@ async fn upload(api: &AdminApi, name: String, body: Body) -> Result<Json<Value>,
         Ok((Offered::Unchanged { name, version, content_hash }, _)) => Ok(Json(json!({
             "name": name, "version": version, "content_hash": content_hash, "swapped": false,
         }))),
+    }
+}
+
+/// `GET /v1/admin/plugins/{name}/shadow`: the candidate shadowing `name` and its counts.
+pub async fn shadow_status(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    admin(&state, &headers)?;
+    let name = plugin_name(name)?;
+    let handle = state.registry.get(&name).ok_or_else(|| no_shadow(&name))?;
+    let shadow = handle.shadow().ok_or_else(|| no_shadow(&name))?;
+    Ok(Json(shadow_view(&name, &handle, &shadow)))
+}
+
+fn no_shadow(name: &str) -> ApiError {
+    ApiError::Missing(format!("no candidate shadows plugin `{name}`"))
+}
+
+/// `PUT /v1/admin/plugins/{name}/shadow`: checks the uploaded component as a swap would and
+/// makes it shadow the current version, kept as `<name>.shadow.wasm` for the next start.
+pub async fn upload_shadow(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match admin(&state, &headers).and_then(|api| Ok((api.clone(), plugin_name(name)?))) {
+        Ok((api, name)) => upload_candidate(&api, name, body).await.into_response(),
+        // Refused before the body is read, as for a plugin upload.
+        Err(error) => {
+            let mut response = error.into_response();
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+async fn upload_candidate(api: &AdminApi, name: String, body: Body) -> Result<Json<Value>, ApiError> {
+    let limit = api.max_upload_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let _one_upload_at_a_time = api.uploads.lock().await;
+    let swapper = api.swapper.clone();
+    let offered = tokio::task::spawn_blocking(move || {
+        let offered = swapper.offer_shadow(&name, &format!("candidate upload of `{name}`"), &bytes)?;
+        if let ShadowOffered::Started { .. } = &offered
+            && let Err(error) = persist_candidate(swapper.dir(), &name, &bytes)
+        {
+            return Ok((offered, Some(error.to_string())));
+        }
+        Ok::<_, PluginError>((offered, None))
+    })
+    .await
+    .map_err(|error| ApiError::Internal(format!("the upload check failed: {error}")))?;
+    match offered {
+        Err(PluginError::NotLoaded(name)) => {
+            Err(ApiError::Missing(format!("plugin `{name}` is not loaded, so nothing can be shadowed")))
+        }
+        Err(error) => Err(refused_upload(error)),
+        Ok((ShadowOffered::Started { name, version, content_hash, current, replaced }, None)) => {
+            Ok(Json(json!({
+                "name": name, "version": version, "content_hash": content_hash, "current_version": current,
+                "replaced_candidate": replaced, "shadowing": true,
+            })))
+        }
+        Ok((ShadowOffered::Started { name, version, .. }, Some(problem))) => {
+            Err(ApiError::Internal(format!(
+                "`{name}` {version} is shadowing, but it could not be kept in the plugins directory ({problem}); \
+             it will be gone after a restart"
+            )))
+        }
+        Ok((ShadowOffered::Unchanged { name, version, content_hash }, _)) => Ok(Json(json!({
+            "name": name, "version": version, "content_hash": content_hash, "shadowing": true, "unchanged": true,
+        }))),
+    }
+}
+
+/// `DELETE /v1/admin/plugins/{name}/shadow`: ends the shadow and removes `<name>.shadow.wasm`.
+pub async fn discard_shadow(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let api = admin(&state, &headers)?.clone();
+    let name = plugin_name(name)?;
+    let _one_change_at_a_time = api.uploads.lock().await;
+    let discarded = api.swapper.discard_shadow(&name);
+    remove_candidate(api.swapper.dir(), &name)
+        .map_err(|error| ApiError::Internal(format!("cannot remove the candidate's file: {error}")))?;
+    let (version, counts) = discarded.ok_or_else(|| no_shadow(&name))?;
+    Ok(Json(json!({ "name": name, "discarded": version, "counts": counts })))
+}
+
+/// `POST /v1/admin/plugins/{name}/shadow/promote`: swaps the candidate in as the current
+/// version (the same atomic swap as an upload) and ends the shadow; its component becomes
+/// `<name>.wasm` in the plugins directory, by rename, and `<name>.shadow.wasm` goes.
+pub async fn promote_shadow(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let api = admin(&state, &headers)?.clone();
+    let name = plugin_name(name)?;
+    let _one_change_at_a_time = api.uploads.lock().await;
+    let swapper = api.swapper.clone();
+    let promoted = tokio::task::spawn_blocking(move || {
+        let Some(promoted) = swapper.promote_shadow(&name)? else { return Ok(Err(name)) };
+        let kept = persist_component(swapper.dir(), &promoted.name, &promoted.bytes)
+            .and_then(|_| remove_candidate(swapper.dir(), &promoted.name));
+        Ok::<_, PluginError>(Ok((promoted, kept.err().map(|error| error.to_string()))))
+    })
+    .await
+    .map_err(|error| ApiError::Internal(format!("the promotion failed: {error}")))?;
+    match promoted.map_err(refused_upload)? {
+        Err(name) => Err(no_shadow(&name)),
+        Ok((promoted, None)) => Ok(Json(json!({
+            "name": promoted.name, "version": promoted.version, "content_hash": promoted.content_hash,
+            "previous_version": promoted.previous, "swapped": true, "counts": promoted.counts,
+        }))),
+        Ok((promoted, Some(problem))) => Err(ApiError::Internal(format!(
+            "`{}` {} is running, but it could not be kept in the plugins directory ({problem}); \
+             it will be gone after a restart",
+            promoted.name, promoted.version
+        ))),
     }
 }
 

@@ -22,6 +22,9 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allowed: &'static str },
     #[error("there is no job `{0}`")]
     UnknownJob(String),
+    /// The route exists, but not the thing it names (a candidate that is not shadowing).
+    #[error("{0}")]
+    Missing(String),
     #[error("the body is larger than the {limit} bytes allowed")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -50,7 +53,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UnknownJob(_) => StatusCode::NOT_FOUND,
+            ApiError::UnknownJob(_) | ApiError::Missing(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -67,7 +70,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::UnknownJob(_) => "not_found",
+            ApiError::UnknownJob(_) | ApiError::Missing(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unprocessable(_) => "unprocessable",

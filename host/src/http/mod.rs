@@ -104,6 +104,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", any(jobs::status))
         .route("/v1/admin/plugins", get(admin::list_plugins))
         .route("/v1/admin/plugins/{name}", put(admin::upload_plugin))
+        .route(
+            "/v1/admin/plugins/{name}/shadow",
+            get(admin::shadow_status).put(admin::upload_shadow).delete(admin::discard_shadow),
+        )
+        .route("/v1/admin/plugins/{name}/shadow/promote", post(admin::promote_shadow))
         .route("/v1/admin/pipelines/reload", post(admin::reload_pipelines))
         .fallback(endpoints::dispatch)
         .layer(axum::middleware::from_fn(count_requests))

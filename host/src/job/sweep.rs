@@ -17,7 +17,7 @@ use crate::object_store::compression::decompress_bytes;
 use crate::object_store::{ObjectMeta, ObjectStore, StoreError, join_key};
 use crate::pipeline::sweep::SweepReport;
 use crate::plugin::RecordIn;
-use crate::sink::dead_letter::{DeadLetter, SWEPT_DIR, is_letter_file};
+use crate::sink::dead_letter::{DeadLetter, SWEPT_DIR, is_pending_letter};
 
 /// Why a job pipeline's dead letters could not be swept.
 #[derive(Debug, thiserror::Error)]
@@ -52,12 +52,8 @@ impl JobPipeline {
     /// [`JobSweepError`] when the pipeline keeps no dead letters or the store cannot be listed.
     pub async fn pending_dead_letter_objects(&self) -> Result<Vec<ObjectMeta>, JobSweepError> {
         let (store, prefix) = self.dead_letter_store()?;
-        let swept = join_key(prefix, &format!("{SWEPT_DIR}/"));
         let listed = store.list(&join_key(prefix, "")).await?;
-        Ok(listed
-            .into_iter()
-            .filter(|meta| is_letter_file(&meta.key) && !meta.key.starts_with(&swept))
-            .collect())
+        Ok(listed.into_iter().filter(|meta| is_pending_letter(prefix, &meta.key)).collect())
     }
 
     /// Sweeps one dead-letter object: loads what passes now as a job of its own, then moves the

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::config::{HostConfig, Pipeline, StepInput};
 use crate::plugin::rows::RowRef;
-use crate::plugin::{PluginCall, PluginError, PluginHandle, PluginRegistry, RecordIn};
+use crate::plugin::{PluginCall, PluginError, PluginHandle, PluginRegistry, RecordIn, SampleSink};
 
 /// A row a step emitted to a named output, traced back to its source record.
 #[derive(Debug, Clone)]
@@ -97,6 +97,9 @@ struct ChainStep {
 #[derive(Clone)]
 pub struct Chain {
     steps: Arc<[ChainStep]>,
+    /// Where a step's shadowing candidate keeps the records it differs on; without it the
+    /// differences are only counted.
+    samples: Option<Arc<dyn SampleSink>>,
 }
 
 impl Chain {
@@ -124,7 +127,14 @@ impl Chain {
                 })
             })
             .collect::<Result<Vec<_>, PluginError>>()?;
-        Ok(Chain { steps: steps.into() })
+        Ok(Chain { steps: steps.into(), samples: None })
+    }
+
+    /// The same chain, keeping shadow samples in `samples`.
+    #[must_use]
+    pub fn with_samples(mut self, samples: Arc<dyn SampleSink>) -> Self {
+        self.samples = Some(samples);
+        self
     }
 
     /// Runs every step over `records`. A step's failure of one record, or of its whole batch,
@@ -168,7 +178,7 @@ impl Chain {
         batch: Arc<[RecordIn]>,
         output: &mut ChainOutput,
     ) {
-        match step.handle.transform(step.call.clone(), batch).await {
+        match step.handle.transform_shadowed(step.call.clone(), batch, self.samples.clone()).await {
             Ok(done) => {
                 let version: Arc<str> = format!("{}@{}", done.plugin.name(), done.plugin.version()).into();
                 for batch in done.result.outputs {

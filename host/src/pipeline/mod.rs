@@ -6,6 +6,7 @@ pub mod connector;
 pub mod outputs;
 pub mod reload;
 pub mod routing;
+pub mod shadow_samples;
 pub mod sweep;
 
 pub use chain::{Chain, ChainFailure, ChainOutput, OutputRecord};

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -18,7 +18,10 @@ use tokio::sync::mpsc;
 
 use crate::config::{Pipeline, SinkKind, StepInput};
 use crate::plugin::schema::OutputSchema;
-use crate::plugin::{LoadedPlugin, PluginError, PluginLimits, PluginRegistry, Rejection, content_hash};
+use crate::plugin::{
+    LoadedPlugin, PluginError, PluginLimits, PluginRegistry, Rejection, SHADOW_FILE_SUFFIX, ShadowCounts,
+    content_hash, shadow_file_plugin,
+};
 use crate::telemetry;
 
 /// What became of an offered component.
@@ -30,18 +33,43 @@ pub enum Offered {
     Unchanged { name: String, version: String, content_hash: String },
 }
 
+/// What became of an offered candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShadowOffered {
+    /// It shadows the current version now; `replaced` is the candidate it ended, if any.
+    Started { name: String, version: String, content_hash: String, current: String, replaced: Option<String> },
+    /// The same bytes already shadow it.
+    Unchanged { name: String, version: String, content_hash: String },
+}
+
+/// A candidate made the current version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promoted {
+    pub name: String,
+    pub version: String,
+    pub content_hash: String,
+    pub previous: String,
+    /// What it did while it shadowed.
+    pub counts: ShadowCounts,
+    /// Its component, to keep in the plugins directory.
+    pub bytes: Arc<[u8]>,
+}
+
 /// Checks and installs plugin versions against the pipelines being served.
 #[derive(Clone)]
 pub struct PluginSwapper {
     registry: Arc<PluginRegistry>,
     pipelines: Arc<ArcSwap<Vec<Pipeline>>>,
     dir: PathBuf,
+    /// Held while a candidate is installed, promoted or discarded, so the watcher and the
+    /// admin API cannot interleave those steps.
+    shadows: Arc<Mutex<()>>,
 }
 
 impl PluginSwapper {
     /// `pipelines` is the served list, so a pipeline reload changes what new versions must fit.
     pub fn new(registry: Arc<PluginRegistry>, pipelines: Arc<ArcSwap<Vec<Pipeline>>>, dir: PathBuf) -> Self {
-        PluginSwapper { registry, pipelines, dir }
+        PluginSwapper { registry, pipelines, dir, shadows: Arc::new(Mutex::new(())) }
     }
 
     /// The plugins directory, where accepted uploads are kept for the next start.
@@ -96,6 +124,103 @@ impl PluginSwapper {
                 Err(error)
             }
         }
+    }
+
+    /// Compiles and checks `bytes` as a swap would, and makes it shadow the current version of
+    /// `name`; CPU-heavy, so call it from a blocking thread.
+    ///
+    /// # Errors
+    /// [`PluginError::NotLoaded`] when no version of `name` runs, or the [`PluginError`] that
+    /// refused it (recorded as a [`Rejection`]); the shadow running before, if any, stays.
+    pub fn offer_shadow(&self, name: &str, origin: &str, bytes: &[u8]) -> Result<ShadowOffered, PluginError> {
+        let _one_change = self.shadows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hash = content_hash(bytes);
+        let handle = self.registry.get(name).ok_or_else(|| PluginError::NotLoaded(name.to_owned()))?;
+        if let Some(shadow) = handle.shadow()
+            && shadow.candidate().content_hash() == hash
+        {
+            return Ok(ShadowOffered::Unchanged {
+                name: name.to_owned(),
+                version: shadow.candidate().version().to_owned(),
+                content_hash: hash,
+            });
+        }
+        match self.check(name, origin, bytes) {
+            Ok(candidate) => {
+                let version = candidate.version().to_owned();
+                let current = handle.current().version().to_owned();
+                let replaced = handle
+                    .start_shadow(candidate, Arc::from(bytes))
+                    .map(|ended| ended.candidate().version().to_owned());
+                metrics::counter!(telemetry::PLUGIN_RELOADS, "plugin" => name.to_owned(), "outcome" => "shadowing")
+                    .increment(1);
+                tracing::info!(plugin = name, %version, %current, replaced = ?replaced, hash = &hash[..12], origin, "candidate shadowing");
+                Ok(ShadowOffered::Started {
+                    name: name.to_owned(),
+                    version,
+                    content_hash: hash,
+                    current,
+                    replaced,
+                })
+            }
+            Err(error) => {
+                metrics::counter!(telemetry::PLUGIN_RELOADS, "plugin" => name.to_owned(), "outcome" => "rejected")
+                    .increment(1);
+                tracing::error!(plugin = name, origin, "candidate refused, nothing shadows with it: {error}");
+                let rejection = Rejection {
+                    origin: origin.to_owned(),
+                    content_hash: hash,
+                    error: error.to_string(),
+                    at: SystemTime::now(),
+                };
+                self.registry.record_rejection(name, rejection);
+                Err(error)
+            }
+        }
+    }
+
+    /// Ends the shadow of `name`; the candidate's version and what it did, if one ran.
+    pub fn discard_shadow(&self, name: &str) -> Option<(String, ShadowCounts)> {
+        let _one_change = self.shadows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ended = self.registry.get(name)?.end_shadow()?;
+        let version = ended.candidate().version().to_owned();
+        tracing::info!(plugin = name, %version, "candidate discarded");
+        Some((version, ended.counts()))
+    }
+
+    /// Makes the candidate shadowing `name` its current version, after checking it again
+    /// against the pipelines served now; `None` when no candidate shadows it.
+    ///
+    /// # Errors
+    /// [`PluginError::Incompatible`] when the candidate no longer fits; it keeps shadowing.
+    pub fn promote_shadow(&self, name: &str) -> Result<Option<Promoted>, PluginError> {
+        let _one_change = self.shadows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(handle) = self.registry.get(name) else { return Ok(None) };
+        let Some(shadow) = handle.shadow() else { return Ok(None) };
+        let current = handle.current();
+        let candidate = shadow.candidate();
+        let problems = fit_problems(candidate, Some(&*current), &self.pipelines.load());
+        if !problems.is_empty() {
+            return Err(PluginError::Incompatible {
+                origin: format!("candidate `{name}` {}", candidate.version()),
+                plugin: name.to_owned(),
+                problems: problems.join("; "),
+            });
+        }
+        let Some(promoted) = handle.promote_shadow(candidate.content_hash()) else { return Ok(None) };
+        self.registry.clear_rejection(name);
+        metrics::counter!(telemetry::PLUGIN_RELOADS, "plugin" => name.to_owned(), "outcome" => "swapped")
+            .increment(1);
+        let version = candidate.version().to_owned();
+        tracing::info!(plugin = name, %version, previous = current.version(), "candidate promoted");
+        Ok(Some(Promoted {
+            name: name.to_owned(),
+            version,
+            content_hash: candidate.content_hash().to_owned(),
+            previous: current.version().to_owned(),
+            counts: promoted.counts(),
+            bytes: Arc::from(promoted.bytes()),
+        }))
     }
 
     fn check(&self, name: &str, origin: &str, bytes: &[u8]) -> Result<LoadedPlugin, PluginError> {
@@ -179,14 +304,17 @@ pub struct PluginWatch {
 
 /// Watches `swapper`'s directory (not its subdirectories) and offers every new or changed
 /// `<name>.wasm` once writes to it have been quiet for `debounce`. A removed file changes
-/// nothing: its version keeps running until the host restarts.
+/// nothing: its version keeps running until the host restarts. A `<name>.shadow.wasm` is
+/// offered as a candidate, and removing it discards the candidate.
 ///
 /// # Errors
 /// When the directory cannot be watched.
 pub fn watch_plugins(swapper: PluginSwapper, debounce: Duration) -> Result<PluginWatch, notify::Error> {
     let (changed, mut changes) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-        Ok(event) if matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) => {
+        Ok(event)
+            if matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)) =>
+        {
             for path in event.paths.into_iter().filter(|path| is_component_file(path)) {
                 let _ = changed.send(path);
             }
@@ -221,6 +349,10 @@ fn is_component_file(path: &Path) -> bool {
 }
 
 fn offer_file(swapper: &PluginSwapper, path: &Path) {
+    if let Some(name) = shadow_file_plugin(path) {
+        offer_shadow_file(swapper, name, path);
+        return;
+    }
     let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { return };
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -237,14 +369,69 @@ fn offer_file(swapper: &PluginSwapper, path: &Path) {
     let _ = swapper.offer(name, &path.display().to_string(), &bytes);
 }
 
+/// Offers `path` as the candidate of plugin `name`, or discards the candidate when the file is
+/// gone.
+fn offer_shadow_file(swapper: &PluginSwapper, name: &str, path: &Path) {
+    match std::fs::read(path) {
+        // The outcome is logged, counted and kept for the admin API by `offer_shadow`.
+        Ok(bytes) => {
+            let _ = swapper.offer_shadow(name, &path.display().to_string(), &bytes);
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            swapper.discard_shadow(name);
+        }
+        Err(error) => {
+            tracing::error!(plugin = name, path = %path.display(), "cannot read the candidate: {error}");
+        }
+    }
+}
+
+/// Offers every `<name>.shadow.wasm` of the plugins directory as a candidate: at start, once the
+/// pipelines the candidates must fit are loaded. Refused ones are logged and kept for the admin
+/// API like any refused version.
+pub fn offer_shadow_files(swapper: &PluginSwapper) {
+    let Ok(entries) = std::fs::read_dir(swapper.dir()) else { return };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|entry| entry.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if let Some(name) = shadow_file_plugin(&path) {
+            offer_shadow_file(swapper, name, &path);
+        }
+    }
+}
+
 /// Writes an accepted upload to `dir/<name>.wasm` by temporary file and rename, so a restart
 /// keeps it and a watcher never reads half a file.
 ///
 /// # Errors
 /// When the file cannot be written.
 pub fn persist_component(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let destination = dir.join(format!("{name}.wasm"));
-    let temporary = dir.join(format!(".{name}.wasm.upload"));
+    persist_file(dir, &format!("{name}.wasm"), bytes)
+}
+
+/// Writes an accepted candidate to `dir/<name>.shadow.wasm`, as [`persist_component`] does, so
+/// a restart shadows with it again.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn persist_candidate(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    persist_file(dir, &format!("{name}{SHADOW_FILE_SUFFIX}"), bytes)
+}
+
+/// Removes `dir/<name>.shadow.wasm`; a file already gone is no error.
+///
+/// # Errors
+/// When the file exists and cannot be removed.
+pub fn remove_candidate(dir: &Path, name: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(format!("{name}{SHADOW_FILE_SUFFIX}"))) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+fn persist_file(dir: &Path, file_name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let destination = dir.join(file_name);
+    let temporary = dir.join(format!(".{file_name}.upload"));
     let written = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, &destination));
     if let Err(error) = written {
         // A half-written upload must not stay beside the plugins; the running version is kept.
@@ -264,6 +451,25 @@ mod tests {
         assert!(!is_component_file(Path::new("/p/.mail-request.wasm.tmp")));
         assert!(!is_component_file(Path::new("/p/.mail-request.wasm")));
         assert!(!is_component_file(Path::new("/p/notes.txt")));
+        assert!(is_component_file(Path::new("/p/mail-request.shadow.wasm")));
+    }
+
+    #[test]
+    fn a_shadow_file_names_the_plugin_it_shadows() {
+        assert_eq!(shadow_file_plugin(Path::new("/p/mail-request.shadow.wasm")), Some("mail-request"));
+        assert_eq!(shadow_file_plugin(Path::new("/p/mail-request.wasm")), None);
+        assert_eq!(shadow_file_plugin(Path::new("/p/.shadow.wasm")), None);
+        assert_eq!(shadow_file_plugin(Path::new("/p/.x.shadow.wasm")), None);
+    }
+
+    #[test]
+    fn a_candidate_is_kept_beside_the_plugin_and_removed_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = persist_candidate(dir.path(), "p", b"candidate").expect("persist");
+        assert_eq!(path, dir.path().join("p.shadow.wasm"));
+        remove_candidate(dir.path(), "p").expect("remove");
+        remove_candidate(dir.path(), "p").expect("removing it twice is fine");
+        assert!(std::fs::read_dir(dir.path()).expect("list").next().is_none());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::pipeline::outputs::Outputs;
 use crate::pipeline::routing::{push_rows, refused_by_sink, route};
 use crate::plugin::{Header, PluginRegistry, RecordIn};
 use crate::sink::dead_letter::{
-    DeadLetter, DeadLetterError, RawBytes, SWEPT_DIR, encode_lines, is_letter_file, letter_file_stem,
+    DeadLetter, DeadLetterError, RawBytes, SWEPT_DIR, encode_lines, is_pending_letter, letter_file_stem,
     parse_lines,
 };
 use crate::sink::windowed::{SinkError, SinkWindow, WindowName};
@@ -88,18 +88,18 @@ impl Sweep {
         Ok(Sweep { chain, outputs })
     }
 
-    /// The dead-letter objects waiting (those under `swept/` are done).
+    /// The dead-letter objects waiting (those under `swept/` are done, and `shadow/` holds no
+    /// dead letters).
     ///
     /// # Errors
     /// [`SweepError::Setup`] when the store cannot be listed.
     pub async fn pending_objects(&self) -> Result<Vec<String>, SweepError> {
         let prefix = join_key(&self.outputs.dead_letter_prefix, "");
-        let swept = join_key(&self.outputs.dead_letter_prefix, &format!("{SWEPT_DIR}/"));
         let listed = self.outputs.dead_letters.list(&prefix).await.map_err(ConnectorError::from)?;
         Ok(listed
             .into_iter()
             .map(|meta| meta.key)
-            .filter(|key| is_letter_file(key) && !key.starts_with(&swept))
+            .filter(|key| is_pending_letter(&self.outputs.dead_letter_prefix, key))
             .collect())
     }
 

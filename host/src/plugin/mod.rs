@@ -8,6 +8,7 @@
 
 mod bindings;
 mod cache;
+pub mod compare;
 mod contract;
 mod engine;
 mod error;
@@ -19,6 +20,7 @@ mod registry;
 pub mod rows;
 mod sandbox;
 pub mod schema;
+pub mod shadow;
 
 pub use bindings::v0_3::{Header, RecordIn};
 pub use cache::{CompileCache, content_hash};
@@ -29,7 +31,10 @@ pub use error::PluginError;
 pub(crate) use json_rows::push_json_row;
 pub use limits::PluginLimits;
 pub use loaded::{LoadedPlugin, PluginCall};
-pub use registry::{PluginHandle, PluginRegistry, PluginStats, Rejection, Transformed};
+pub use registry::{
+    PluginHandle, PluginRegistry, PluginStats, Rejection, SHADOW_FILE_SUFFIX, Transformed, shadow_file_plugin,
+};
+pub use shadow::{SampleSink, Shadow, ShadowCounts, ShadowSample};
 
 /// The WIT package whose `transformer` interface plugins export.
 pub const WIT_PACKAGE: &str = "sluice:transform";

@@ -4,24 +4,26 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use super::PluginError;
 use super::cache::CompileCache;
 use super::engine::PluginEngine;
 use super::loaded::{LoadedPlugin, PluginCall};
+use super::shadow::{SampleSink, Shadow};
 use super::{BatchResult, RecordIn};
 use crate::telemetry;
 
 /// A plugin name's slot: the current version, swapped atomically on reload, and its counters.
 ///
 /// Pipelines hold handles, so a swap reaches every pipeline at once; a call that already
-/// took the old version finishes on it.
+/// took the old version finishes on it. A candidate version may shadow the current one.
 #[derive(Clone)]
 pub struct PluginHandle {
     current: Arc<ArcSwap<LoadedPlugin>>,
+    shadow: Arc<ArcSwapOption<Shadow>>,
     stats: Arc<PluginStats>,
 }
 
@@ -75,13 +77,78 @@ impl PluginHandle {
         call: Arc<PluginCall>,
         batch: Arc<[RecordIn]>,
     ) -> Result<Transformed, PluginError> {
+        self.transform_shadowed(call, batch, None).await
+    }
+
+    /// As [`PluginHandle::transform`]; when a candidate shadows the current version, the batch
+    /// is offered to it afterwards (see [`Shadow::offer`]), with `samples` keeping the records
+    /// whose results differ. The answer is the current version's, never delayed by the candidate.
+    ///
+    /// # Errors
+    /// As [`PluginHandle::transform`].
+    pub async fn transform_shadowed(
+        &self,
+        call: Arc<PluginCall>,
+        batch: Arc<[RecordIn]>,
+        samples: Option<Arc<dyn SampleSink>>,
+    ) -> Result<Transformed, PluginError> {
         let handle = self.clone();
         let plugin_name = self.current().name().to_string();
-        tokio::task::spawn_blocking(move || handle.transform_blocking(&call, &batch)).await.unwrap_or_else(
-            |join_error| {
-                Err(PluginError::Trap { plugin: plugin_name, message: format!("call aborted: {join_error}") })
-            },
-        )
+        let shadow = self.shadow();
+        let kept = shadow.as_ref().map(|_| (call.clone(), batch.clone()));
+        // Timed on the blocking thread, as the candidate is, so the two times compare.
+        let (outcome, elapsed) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let outcome = handle.transform_blocking(&call, &batch);
+            (outcome, started.elapsed())
+        })
+        .await
+        .unwrap_or_else(|join_error| {
+            let message = format!("call aborted: {join_error}");
+            (Err(PluginError::Trap { plugin: plugin_name, message }), Duration::ZERO)
+        });
+        if let (Some(shadow), Some((call, batch))) = (shadow, kept) {
+            let current_version = match &outcome {
+                Ok(done) => done.plugin.version().to_owned(),
+                Err(_) => self.current().version().to_owned(),
+            };
+            let answer = outcome.as_ref().map(|done| &done.result);
+            shadow.offer(call, batch, answer, &current_version, elapsed, samples);
+        }
+        outcome
+    }
+
+    /// The candidate shadowing the current version, if any.
+    pub fn shadow(&self) -> Option<Arc<Shadow>> {
+        self.shadow.load_full()
+    }
+
+    /// Makes `candidate` (loaded from `bytes`) shadow the current version, ending the shadow
+    /// it replaces.
+    pub fn start_shadow(&self, candidate: LoadedPlugin, bytes: Arc<[u8]>) -> Option<Arc<Shadow>> {
+        self.shadow.swap(Some(Arc::new(Shadow::new(candidate, bytes))))
+    }
+
+    /// Ends the shadow; the candidate it ran is returned, if there was one.
+    pub fn end_shadow(&self) -> Option<Arc<Shadow>> {
+        self.shadow.swap(None)
+    }
+
+    /// Makes the shadowing candidate the current version, in one atomic swap, and ends the
+    /// shadow. Only the candidate of content hash `expected` is promoted, so a candidate that
+    /// changed since the caller checked it stays a candidate.
+    pub fn promote_shadow(&self, expected: &str) -> Option<Arc<Shadow>> {
+        let loaded = self.shadow.load_full();
+        let shadow = loaded.clone()?;
+        if shadow.candidate().content_hash() != expected {
+            return None;
+        }
+        let previous = self.shadow.compare_and_swap(&loaded, None);
+        if !(*previous).as_ref().is_some_and(|previous| Arc::ptr_eq(previous, &shadow)) {
+            return None;
+        }
+        self.current.store(shadow.candidate().clone());
+        Some(shadow)
     }
 
     /// Runs a batch on the current thread; see [`PluginHandle::transform`].
@@ -177,8 +244,9 @@ impl PluginRegistry {
         &self.engine
     }
 
-    /// Loads every `*.wasm` file in `dir` (not recursively), returning the files that failed
-    /// with their errors; the others are installed.
+    /// Loads every `*.wasm` file in `dir` (not recursively) but candidates (`*.shadow.wasm`,
+    /// which shadow a loaded version once the pipelines are known), returning the files that
+    /// failed with their errors; the others are installed.
     ///
     /// # Errors
     /// When `dir` itself cannot be read.
@@ -188,6 +256,7 @@ impl PluginRegistry {
             .map_err(read_error)?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.extension().is_some_and(|ext| ext == "wasm") && path.is_file())
+            .filter(|path| shadow_file_plugin(path).is_none())
             .collect();
         paths.sort();
         let mut failures = Vec::new();
@@ -233,9 +302,18 @@ impl PluginRegistry {
             handle.swap(plugin);
             return handle.clone();
         }
-        let handle = PluginHandle { current: Arc::new(ArcSwap::from_pointee(plugin)), stats: Arc::default() };
+        let handle = PluginHandle {
+            current: Arc::new(ArcSwap::from_pointee(plugin)),
+            shadow: Arc::new(ArcSwapOption::empty()),
+            stats: Arc::default(),
+        };
         plugins.insert(name, handle.clone());
         handle
+    }
+
+    /// Forgets the refused version of `name`: a candidate of it was just promoted.
+    pub fn clear_rejection(&self, name: &str) {
+        self.rejections.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(name);
     }
 
     pub fn get(&self, name: &str) -> Option<PluginHandle> {
@@ -247,4 +325,13 @@ impl PluginRegistry {
         let plugins = self.plugins.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         plugins.iter().map(|(name, handle)| (name.clone(), handle.clone())).collect()
     }
+}
+
+/// The suffix of a candidate's file in the plugins directory: `<name>.shadow.wasm`.
+pub const SHADOW_FILE_SUFFIX: &str = ".shadow.wasm";
+
+/// The plugin name a candidate's file `<name>.shadow.wasm` shadows; `None` for any other file.
+pub fn shadow_file_plugin(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?.strip_suffix(SHADOW_FILE_SUFFIX)?;
+    (!name.is_empty() && !name.starts_with('.')).then_some(name)
 }

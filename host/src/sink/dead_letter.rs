@@ -172,6 +172,17 @@ pub fn dead_letter_key(prefix: &str, topic: &str, partition: i32, first_offset: 
 /// Where `sluice sweep` moves dead letters it has re-run.
 pub const SWEPT_DIR: &str = "swept";
 
+/// Where shadowing keeps samples of the records on which a candidate differed: JSON lines
+/// beside the dead letters that are not dead letters, so no sweep or capture reads them.
+pub const SHADOW_DIR: &str = "shadow";
+
+/// Whether `key`, under dead-letter prefix `prefix`, is a dead-letter file still to sweep: not
+/// one already swept, nor a shadow sample.
+pub fn is_pending_letter(prefix: &str, key: &str) -> bool {
+    let under = |dir: &str| key.starts_with(&join_key(prefix, &format!("{dir}/")));
+    is_letter_file(key) && !under(SWEPT_DIR) && !under(SHADOW_DIR)
+}
+
 /// The names of dead-letter files: JSON lines, as sluice writes them, or compressed by whoever
 /// archived them (read by their content, whatever the name says).
 const LETTER_FILE_SUFFIXES: [&str; 3] = [".jsonl.gz", ".jsonl.zst", ".jsonl"];
@@ -280,6 +291,14 @@ mod tests {
         lines.extend_from_slice(b"\nnot json\n");
         let error = parse_lines(&lines).expect_err("line 3 is broken");
         assert!(error.to_string().starts_with("line 3:"), "{error}");
+    }
+
+    #[test]
+    fn swept_letters_and_shadow_samples_are_not_pending() {
+        assert!(is_pending_letter("dl", "dl/events+0+00000000000000000001.jsonl"));
+        assert!(!is_pending_letter("dl/", "dl/swept/events+0+00000000000000000001.jsonl"));
+        assert!(!is_pending_letter("dl", "dl/shadow/p/2.0.0/x.jsonl"));
+        assert!(is_pending_letter("", "events+0+1.jsonl") && !is_pending_letter("", "shadow/p/1/x.jsonl"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::{CaptureError, Captured, json_object};
 use crate::config::{DeadLetterConfig, Pipeline, S3Config};
 use crate::object_store::compression::decompress_bytes;
 use crate::object_store::{LocalDir, ObjectStore, ObjectStores, join_key};
-use crate::sink::dead_letter::{DeadLetter, Origin, RawBytes, SWEPT_DIR, is_letter_file};
+use crate::sink::dead_letter::{DeadLetter, Origin, RawBytes, is_pending_letter};
 
 /// A pipeline's dead-letter store, the prefix its letters are under, and how to name it.
 pub(super) struct LetterStore {
@@ -59,10 +59,8 @@ pub(super) async fn capture(
     limit: usize,
 ) -> Result<(Vec<Captured>, LettersRead), CaptureError> {
     let store = &letters.store;
-    let swept = join_key(&letters.prefix, &format!("{SWEPT_DIR}/"));
     let listed = store.list(&join_key(&letters.prefix, "")).await?;
-    let pending =
-        listed.into_iter().filter(|meta| is_letter_file(&meta.key) && !meta.key.starts_with(&swept));
+    let pending = listed.into_iter().filter(|meta| is_pending_letter(&letters.prefix, &meta.key));
     let mut captured = Vec::new();
     let mut read = LettersRead::default();
     for meta in pending {

@@ -36,7 +36,8 @@ use crate::object_store::retry::put_with_retry;
 use crate::pipeline::chain::{Chain, ChainFailure, ChainOutput};
 use crate::pipeline::outputs::{Outputs, OutputsError};
 use crate::pipeline::routing::{push_rows, record_in, refused_by_sink, route};
-use crate::plugin::{PluginError, PluginRegistry};
+use crate::pipeline::shadow_samples::DeadLetterSamples;
+use crate::plugin::{PluginError, PluginRegistry, SampleSink};
 use crate::sink::dead_letter::{DeadLetter, KafkaOrigin, Origin, RawBytes, dead_letter_key, encode_lines};
 use crate::sink::windowed::{SinkError, WindowName};
 use crate::telemetry;
@@ -213,13 +214,15 @@ impl<C: MemberConsumer> Connector<C> {
         let source = consumer_settings(pipeline)?;
         let outputs = Arc::new(Outputs::build(pipeline, registry, stores, host).await?);
         let limits = WindowLimits::of(outputs.sinks.iter().map(|sink| sink.rotation()));
+        let samples: Arc<dyn SampleSink> =
+            Arc::new(DeadLetterSamples::new(outputs.dead_letters.clone(), &outputs.dead_letter_prefix));
         consumers
             .into_iter()
             .map(|consumer| {
                 Ok(Connector {
                     pipeline: pipeline.name.clone(),
                     consumer,
-                    chain: Chain::new(pipeline, registry, host)?,
+                    chain: Chain::new(pipeline, registry, host)?.with_samples(samples.clone()),
                     outputs: outputs.clone(),
                     limits,
                     batch_records: source.batch_records.max(1),
