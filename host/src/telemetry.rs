@@ -47,6 +47,12 @@ pub const SHADOW_ROWS: &str = "sluice_shadow_rows_total";
 pub const SHADOW_FAILURES: &str = "sluice_shadow_failures_total";
 /// Time of one candidate call on a shadowed batch, by `plugin` and `candidate_version`.
 pub const SHADOW_DURATION: &str = "sluice_shadow_call_duration_seconds";
+/// Records a canary rollout ran, by `plugin`, `version` (the candidate's or the current one's),
+/// `role` (`candidate` or `current`) and `outcome` (`ok` or `failed`).
+pub const CANARY_RECORDS: &str = "sluice_canary_records_total";
+/// Canaries put back to the current version, by `plugin`, `candidate_version` and `reason`
+/// (`failure_ratio` or `traps`).
+pub const CANARY_ROLLBACKS: &str = "sluice_canary_rollbacks_total";
 /// Parquet objects written by a connector's table sinks, by `pipeline`.
 pub const OBJECTS_WRITTEN: &str = "sluice_sink_objects_total";
 /// Bytes of those objects, by `pipeline`.

@@ -160,6 +160,10 @@ async fn every_way_of_not_sending_the_token_gets_the_same_401_on_every_admin_rou
             ("PUT a shadow", client.put(url(&format!("plugins/{PLUGIN}/shadow"), query)).body(version_2())),
             ("DELETE a shadow", client.delete(url(&format!("plugins/{PLUGIN}/shadow"), query))),
             ("POST a promotion", client.post(url(&format!("plugins/{PLUGIN}/shadow/promote"), query))),
+            ("GET a canary", client.get(url(&format!("plugins/{PLUGIN}/canary"), query))),
+            ("PUT a canary", client.put(url(&format!("plugins/{PLUGIN}/canary"), query)).body(version_2())),
+            ("DELETE a canary", client.delete(url(&format!("plugins/{PLUGIN}/canary"), query))),
+            ("POST a canary promotion", client.post(url(&format!("plugins/{PLUGIN}/canary/promote"), query))),
         ];
         for (route, mut request) in routes {
             for authorization in authorizations {

@@ -126,8 +126,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(store) = job_store {
         state = state.with_job_store(store);
     }
-    let swapper = PluginSwapper::new(registry, state.pipelines.clone(), config.plugins.dir.clone());
-    // Candidates left in the plugins directory shadow again, checked against the pipelines now.
+    let swapper = PluginSwapper::new(registry, state.pipelines.clone(), config.plugins.dir.clone())
+        .with_canary_defaults(config.plugins.canary);
+    // Candidates left in the plugins directory shadow or serve as canaries again, checked against
+    // the pipelines now.
     let offering = swapper.clone();
     tokio::task::spawn_blocking(move || offer_shadow_files(&offering))
         .await

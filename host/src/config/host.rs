@@ -73,6 +73,9 @@ pub struct PluginsConfig {
     /// How long the directory must be quiet before changed files are loaded, so a file
     /// copied in several writes is read once, whole.
     pub watch_debounce_ms: u64,
+    /// How a canary candidate (`<name>.canary.wasm`, or an upload without settings of its own)
+    /// is shared and judged.
+    pub canary: crate::plugin::canary::CanarySettings,
 }
 
 impl Default for PluginsConfig {
@@ -85,6 +88,7 @@ impl Default for PluginsConfig {
             limits: BTreeMap::new(),
             watch: true,
             watch_debounce_ms: 200,
+            canary: crate::plugin::canary::CanarySettings::default(),
         }
     }
 }

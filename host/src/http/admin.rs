@@ -1,4 +1,5 @@
-//! The admin API: plugin status, plugin uploads, shadowing candidates and pipeline reloads,
+//! The admin API: plugin status, plugin uploads, shadowing and canary candidates and pipeline
+//! reloads,
 //! behind a bearer token.
 //!
 //! The token comes from the environment variable `admin.token_env` at start; without it the
@@ -12,7 +13,7 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{AUTHORIZATION, CONNECTION};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -22,8 +23,10 @@ use sha2::{Digest, Sha256};
 use super::{ApiError, AppState, Endpoint, Endpoints, StartedJobs};
 use crate::config::{HostConfig, Pipeline, SourceConfig, is_plain_name, load_pipeline_dir};
 use crate::pipeline::reload::{
-    Offered, PluginSwapper, ShadowOffered, persist_candidate, persist_component, remove_candidate,
+    Offered, PluginSwapper, ShadowOffered, persist_canary, persist_candidate, persist_component,
+    remove_canary, remove_candidate,
 };
+use crate::plugin::canary::{Canary, CanarySettings};
 use crate::plugin::shadow::MAX_SAMPLES;
 use crate::plugin::{PluginError, PluginHandle, Rejection, Shadow};
 use crate::sink::dead_letter::SHADOW_DIR;
@@ -144,6 +147,36 @@ fn plugin_view(name: &str, handle: &PluginHandle, rejected: Option<&Rejection>) 
         "last_error": stats.last_error(),
         "rejected": rejected.map(rejection_view),
         "shadow": handle.shadow().map(|shadow| shadow_view(name, handle, &shadow)),
+        "canary": handle.canary().map(|canary| canary_view(name, handle, &canary)),
+    })
+}
+
+/// A canary rollout: its state, settings, what each version did, and why it was rolled back.
+fn canary_view(name: &str, handle: &PluginHandle, canary: &Canary) -> Value {
+    let candidate = canary.candidate();
+    let current = handle.current();
+    let view = canary.view();
+    json!({
+        "plugin": name,
+        "state": view.state,
+        "candidate": {
+            "version": candidate.version(),
+            "content_hash": candidate.content_hash(),
+            "origin": candidate.origin(),
+            "counts": view.candidate,
+        },
+        "current": {
+            "version": current.version(),
+            "content_hash": current.content_hash(),
+            "counts": view.current,
+        },
+        "settings": canary.settings(),
+        "since": rfc3339(canary.since()),
+        "rollback": view.rollback.map(|rollback| json!({
+            "reason": rollback.kind,
+            "detail": rollback.reason,
+            "at": rfc3339(rollback.at),
+        })),
     })
 }
 
@@ -380,6 +413,172 @@ pub async fn promote_shadow(
     }
 }
 
+fn no_canary(name: &str) -> ApiError {
+    ApiError::Missing(format!("no canary rollout of plugin `{name}`"))
+}
+
+/// `GET /v1/admin/plugins/{name}/canary`: the latest canary rollout of `name`, serving or ended
+/// (rolled back, with the reason, or promoted).
+pub async fn canary_status(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    admin(&state, &headers)?;
+    let name = plugin_name(name)?;
+    let handle = state.registry.get(&name).ok_or_else(|| no_canary(&name))?;
+    let canary = handle.canary().ok_or_else(|| no_canary(&name))?;
+    Ok(Json(canary_view(&name, &handle, &canary)))
+}
+
+/// Canary settings from an upload's query (`share_percent`, `window_batches`, `min_records`,
+/// `max_failure_ratio_margin`, `max_traps`), each over the host's `[plugins.canary]`.
+fn canary_settings(query: Option<&str>, defaults: CanarySettings) -> Result<CanarySettings, ApiError> {
+    let mut settings = defaults;
+    for pair in query.unwrap_or_default().split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let refuse = || ApiError::BadRequest {
+            reason: format!("`{value}` is not a valid {key}"),
+            field: Some(key.to_owned()),
+        };
+        match key {
+            "share_percent" => settings.share_percent = value.parse().map_err(|_| refuse())?,
+            "window_batches" => settings.window_batches = value.parse().map_err(|_| refuse())?,
+            "min_records" => settings.min_records = value.parse().map_err(|_| refuse())?,
+            "max_failure_ratio_margin" => {
+                settings.max_failure_ratio_margin = value.parse().map_err(|_| refuse())?
+            }
+            "max_traps" => settings.max_traps = value.parse().map_err(|_| refuse())?,
+            _ => {
+                return Err(ApiError::BadRequest {
+                    reason: format!(
+                        "unknown canary setting `{}` (allowed: share_percent, window_batches, min_records, \
+                         max_failure_ratio_margin, max_traps)",
+                        key.escape_default()
+                    ),
+                    field: None,
+                });
+            }
+        }
+    }
+    if let Some(problem) = settings.problem() {
+        return Err(ApiError::BadRequest { reason: problem, field: None });
+    }
+    Ok(settings)
+}
+
+/// `PUT /v1/admin/plugins/{name}/canary`: checks the uploaded component as a swap would and
+/// makes it serve a share of the traffic, judged by the query's settings over the host's; kept
+/// as `<name>.canary.wasm`, which a restart serves again with the host's settings.
+pub async fn upload_canary(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let checked = admin(&state, &headers).and_then(|api| {
+        let settings = canary_settings(query.as_deref(), api.swapper.canary_defaults())?;
+        Ok((api.clone(), plugin_name(name)?, settings))
+    });
+    match checked {
+        Ok((api, name, settings)) => start_canary(&api, name, settings, body).await.into_response(),
+        // Refused before the body is read, as for a plugin upload.
+        Err(error) => {
+            let mut response = error.into_response();
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+async fn start_canary(
+    api: &AdminApi,
+    name: String,
+    settings: CanarySettings,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let limit = api.max_upload_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let _one_upload_at_a_time = api.uploads.lock().await;
+    let swapper = api.swapper.clone();
+    let started = tokio::task::spawn_blocking(move || {
+        let started = swapper.offer_canary(&name, &format!("canary upload of `{name}`"), &bytes, settings)?;
+        let kept = persist_canary(swapper.dir(), &name, &bytes).err().map(|error| error.to_string());
+        Ok::<_, PluginError>((started, kept))
+    })
+    .await
+    .map_err(|error| ApiError::Internal(format!("the upload check failed: {error}")))?;
+    match started {
+        Err(PluginError::NotLoaded(name)) => {
+            Err(ApiError::Missing(format!("plugin `{name}` is not loaded, so no canary can serve it")))
+        }
+        Err(error) => Err(refused_upload(error)),
+        Ok((started, None)) => Ok(Json(json!({
+            "name": started.name, "version": started.version, "content_hash": started.content_hash,
+            "current_version": started.current, "settings": started.settings,
+            "replaced_candidate": started.replaced, "serving": true,
+        }))),
+        Ok((started, Some(problem))) => Err(ApiError::Internal(format!(
+            "`{}` {} serves as a canary, but it could not be kept in the plugins directory ({problem}); \
+             it will be gone after a restart",
+            started.name, started.version
+        ))),
+    }
+}
+
+/// `DELETE /v1/admin/plugins/{name}/canary`: ends the rollout (the current version serves
+/// everything) and removes `<name>.canary.wasm`.
+pub async fn discard_canary(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let api = admin(&state, &headers)?.clone();
+    let name = plugin_name(name)?;
+    let _one_change_at_a_time = api.uploads.lock().await;
+    let discarded = api.swapper.discard_canary(&name);
+    remove_canary(api.swapper.dir(), &name)
+        .map_err(|error| ApiError::Internal(format!("cannot remove the canary's file: {error}")))?;
+    let (version, view) = discarded.ok_or_else(|| no_canary(&name))?;
+    Ok(Json(json!({ "name": name, "discarded": version, "state": view.state, "candidate": view.candidate })))
+}
+
+/// `POST /v1/admin/plugins/{name}/canary/promote`: swaps the serving canary's candidate in as
+/// the current version (the same atomic swap as an upload); its component becomes `<name>.wasm`
+/// in the plugins directory, by rename, and `<name>.canary.wasm` goes.
+pub async fn promote_canary(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let api = admin(&state, &headers)?.clone();
+    let name = plugin_name(name)?;
+    let _one_change_at_a_time = api.uploads.lock().await;
+    let swapper = api.swapper.clone();
+    let promoted = tokio::task::spawn_blocking(move || {
+        let Some(promoted) = swapper.promote_canary(&name)? else { return Ok(Err(name)) };
+        let kept = persist_component(swapper.dir(), &promoted.name, &promoted.bytes)
+            .and_then(|_| remove_canary(swapper.dir(), &promoted.name));
+        Ok::<_, PluginError>(Ok((promoted, kept.err().map(|error| error.to_string()))))
+    })
+    .await
+    .map_err(|error| ApiError::Internal(format!("the promotion failed: {error}")))?;
+    match promoted.map_err(refused_upload)? {
+        Err(name) => Err(ApiError::Missing(format!("no canary serves plugin `{name}`"))),
+        Ok((promoted, None)) => Ok(Json(json!({
+            "name": promoted.name, "version": promoted.version, "content_hash": promoted.content_hash,
+            "previous_version": promoted.previous, "swapped": true, "candidate": promoted.view.candidate,
+            "current": promoted.view.current,
+        }))),
+        Ok((promoted, Some(problem))) => Err(ApiError::Internal(format!(
+            "`{}` {} is running, but it could not be kept in the plugins directory ({problem}); \
+             it will be gone after a restart",
+            promoted.name, promoted.version
+        ))),
+    }
+}
+
 /// The plugin name of an upload's path, once it is known to be safe as a file name.
 ///
 /// The path is taken as a `Result` so that a name that is not UTF-8 once percent-decoded gets
@@ -500,6 +699,22 @@ impl PipelineChanges {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canary_settings_of_the_query_override_the_hosts() {
+        let defaults = CanarySettings::default();
+        assert_eq!(canary_settings(None, defaults).ok(), Some(defaults));
+        let set =
+            canary_settings(Some("share_percent=25&max_traps=1&max_failure_ratio_margin=0.2"), defaults)
+                .expect("valid settings");
+        assert_eq!((set.share_percent, set.max_traps, set.window_batches), (25, 1, defaults.window_batches));
+        assert!((set.max_failure_ratio_margin - 0.2).abs() < f64::EPSILON);
+        for refused in
+            ["share_percent=101", "share_percent=x", "max_traps=0", "token=abc", "window_batches=-1"]
+        {
+            assert!(canary_settings(Some(refused), defaults).is_err(), "{refused}");
+        }
+    }
 
     fn pipeline(name: &str, source: &str) -> Pipeline {
         let text = format!("name = \"{name}\"\n[source]\n{source}\n");

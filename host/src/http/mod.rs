@@ -109,6 +109,11 @@ pub fn router(state: AppState) -> Router {
             get(admin::shadow_status).put(admin::upload_shadow).delete(admin::discard_shadow),
         )
         .route("/v1/admin/plugins/{name}/shadow/promote", post(admin::promote_shadow))
+        .route(
+            "/v1/admin/plugins/{name}/canary",
+            get(admin::canary_status).put(admin::upload_canary).delete(admin::discard_canary),
+        )
+        .route("/v1/admin/plugins/{name}/canary/promote", post(admin::promote_canary))
         .route("/v1/admin/pipelines/reload", post(admin::reload_pipelines))
         .fallback(endpoints::dispatch)
         .layer(axum::middleware::from_fn(count_requests))

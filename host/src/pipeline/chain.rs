@@ -2,10 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::{HostConfig, Pipeline, StepInput};
+use crate::plugin::canary::{BatchOutcome, Canary};
 use crate::plugin::rows::RowRef;
-use crate::plugin::{PluginCall, PluginError, PluginHandle, PluginRegistry, RecordIn, SampleSink};
+use crate::plugin::{
+    LoadedPlugin, PluginCall, PluginError, PluginHandle, PluginRegistry, RecordIn, SampleSink, Transformed,
+};
 
 /// A row a step emitted to a named output, traced back to its source record.
 #[derive(Debug, Clone)]
@@ -100,6 +104,8 @@ pub struct Chain {
     /// Where a step's shadowing candidate keeps the records it differs on; without it the
     /// differences are only counted.
     samples: Option<Arc<dyn SampleSink>>,
+    /// Requests run so far, shared by the clones: picks the requests a canary serves.
+    requests: Arc<AtomicU64>,
 }
 
 impl Chain {
@@ -127,7 +133,7 @@ impl Chain {
                 })
             })
             .collect::<Result<Vec<_>, PluginError>>()?;
-        Ok(Chain { steps: steps.into(), samples: None })
+        Ok(Chain { steps: steps.into(), samples: None, requests: Arc::default() })
     }
 
     /// The same chain, keeping shadow samples in `samples`.
@@ -139,7 +145,24 @@ impl Chain {
 
     /// Runs every step over `records`. A step's failure of one record, or of its whole batch,
     /// becomes a [`ChainFailure`] of the source records involved; the other records go on.
+    /// Every record runs on the current versions: no canary serves without partitions.
     pub async fn run(&self, records: Arc<[RecordIn]>) -> ChainOutput {
+        self.run_partitioned(records, None).await
+    }
+
+    /// As [`Chain::run`] for the records of one request: the requests are numbered, and request
+    /// `n` goes to a serving canary as Kafka partition `n mod 100` would, so over every 100
+    /// requests exactly `share_percent` of them do.
+    pub async fn run_request(&self, records: Arc<[RecordIn]>) -> ChainOutput {
+        let number = self.requests.fetch_add(1, Ordering::Relaxed) % 100;
+        let slot = i32::try_from(number).unwrap_or_default();
+        let partitions = vec![slot; records.len()];
+        self.run_partitioned(records, Some(&partitions)).await
+    }
+
+    /// As [`Chain::run`], with `partitions[i]` the Kafka partition of record `i`: a step whose
+    /// plugin has a serving canary runs the records of the canary's partitions on its candidate.
+    pub async fn run_partitioned(&self, records: Arc<[RecordIn]>, partitions: Option<&[i32]>) -> ChainOutput {
         let mut output = ChainOutput::default();
         for step in self.steps.iter() {
             let (lineage, batch): (Vec<usize>, Arc<[RecordIn]>) = match &step.input {
@@ -165,7 +188,7 @@ impl Chain {
             if batch.is_empty() {
                 continue;
             }
-            self.run_step(step, &lineage, batch, &mut output).await;
+            self.run_step(step, &lineage, batch, partitions, &mut output).await;
         }
         output.settle_failures();
         output
@@ -176,54 +199,129 @@ impl Chain {
         step: &ChainStep,
         lineage: &[usize],
         batch: Arc<[RecordIn]>,
+        partitions: Option<&[i32]>,
         output: &mut ChainOutput,
     ) {
-        match step.handle.transform_shadowed(step.call.clone(), batch, self.samples.clone()).await {
-            Ok(done) => {
-                let version: Arc<str> = format!("{}@{}", done.plugin.name(), done.plugin.version()).into();
-                for batch in done.result.outputs {
-                    let rows =
-                        output.outputs.entry(format!("{}.{}", step.plugin, batch.schema().name)).or_default();
-                    rows.reserve(batch.len());
-                    for (row, &input) in batch.inputs().iter().enumerate() {
-                        let Some(&source_index) = lineage.get(input as usize) else { continue };
-                        let Some(row) = RowRef::new(batch.clone(), row) else { continue };
-                        rows.push(OutputRecord { source_index, row, plugin_version: version.clone() });
-                    }
-                }
-                // A later step's part is a part of another step's output, not of the source record,
-                // so re-running it from the source is impossible: the source record fails whole.
-                let parts_are_of_the_source = step.input == StepInput::Source;
-                for failure in done.result.failures {
-                    let Some(&source_index) = lineage.get(failure.index as usize) else { continue };
-                    output.failures.push(ChainFailure {
-                        source_index,
-                        step: step.plugin.clone(),
-                        reason: failure.describe(),
-                        field: failure.field,
-                        trapped: false,
-                        plugin_version: version.clone(),
-                        part: failure.part.filter(|_| parts_are_of_the_source),
-                    });
+        if let (Some(canary), Some(partitions)) = (step.handle.serving_canary(), partitions) {
+            self.run_canary_step(step, &canary, lineage, &batch, partitions, output).await;
+            return;
+        }
+        let outcome = step.handle.transform_shadowed(step.call.clone(), batch, self.samples.clone()).await;
+        let current = step.handle.current();
+        absorb(step, lineage, outcome, &current, output);
+    }
+
+    /// Splits the step's batch by partition between the canary's candidate and the current
+    /// version, runs both and judges them. A batch the sandbox stopped on the candidate runs
+    /// again on the current version, so it loses nothing.
+    async fn run_canary_step(
+        &self,
+        step: &ChainStep,
+        canary: &Canary,
+        lineage: &[usize],
+        batch: &[RecordIn],
+        partitions: &[i32],
+        output: &mut ChainOutput,
+    ) {
+        let (mut on_candidate, mut on_current): (Vec<usize>, Vec<usize>) =
+            (0..lineage.len()).partition(|&at| {
+                lineage
+                    .get(at)
+                    .and_then(|&source| partitions.get(source))
+                    .is_some_and(|&partition| canary.serves(partition))
+            });
+        let pick = |positions: &[usize]| -> (Vec<usize>, Arc<[RecordIn]>) {
+            let (lineage, records): (Vec<usize>, Vec<RecordIn>) =
+                positions.iter().filter_map(|&at| Some((*lineage.get(at)?, batch.get(at)?.clone()))).unzip();
+            (lineage, records.into())
+        };
+        if !on_candidate.is_empty() {
+            let (sub_lineage, sub_batch) = pick(&on_candidate);
+            let outcome = step.handle.transform_on_candidate(canary, step.call.clone(), sub_batch).await;
+            if outcome.as_ref().is_err_and(PluginError::is_trap) {
+                let trapped = BatchOutcome { records: 0, failed: 0, trapped: true };
+                step.handle.judge_canary(canary, true, trapped);
+                on_current.append(&mut on_candidate);
+                on_current.sort_unstable();
+            } else {
+                let records = sub_lineage.len() as u64;
+                let failed = absorb(step, &sub_lineage, outcome, canary.candidate(), output);
+                step.handle.judge_canary(canary, true, BatchOutcome { records, failed, trapped: false });
+            }
+        }
+        if !on_current.is_empty() {
+            let (sub_lineage, sub_batch) = pick(&on_current);
+            let outcome =
+                step.handle.transform_shadowed(step.call.clone(), sub_batch, self.samples.clone()).await;
+            let trapped = outcome.as_ref().is_err_and(PluginError::is_trap);
+            let current = step.handle.current();
+            let records = sub_lineage.len() as u64;
+            let failed = absorb(step, &sub_lineage, outcome, &current, output);
+            step.handle.judge_canary(canary, false, BatchOutcome { records, failed, trapped });
+        }
+    }
+}
+
+/// Adds a step's answer for the records of `lineage` to `output`: its rows, and its failures
+/// (every record, when the whole call failed, naming `called`); returns how many of the
+/// step's input records failed.
+fn absorb(
+    step: &ChainStep,
+    lineage: &[usize],
+    outcome: Result<Transformed, PluginError>,
+    called: &LoadedPlugin,
+    output: &mut ChainOutput,
+) -> u64 {
+    match outcome {
+        Ok(done) => {
+            let version: Arc<str> = format!("{}@{}", done.plugin.name(), done.plugin.version()).into();
+            for batch in done.result.outputs {
+                let rows =
+                    output.outputs.entry(format!("{}.{}", step.plugin, batch.schema().name)).or_default();
+                rows.reserve(batch.len());
+                for (row, &input) in batch.inputs().iter().enumerate() {
+                    let Some(&source_index) = lineage.get(input as usize) else { continue };
+                    let Some(row) = RowRef::new(batch.clone(), row) else { continue };
+                    rows.push(OutputRecord { source_index, row, plugin_version: version.clone() });
                 }
             }
-            Err(error) => {
-                let current = step.handle.current();
-                let version: Arc<str> = format!("{}@{}", current.name(), current.version()).into();
-                let mut sources: Vec<usize> = lineage.to_vec();
-                sources.dedup();
-                for source_index in sources {
-                    output.failures.push(ChainFailure {
-                        source_index,
-                        step: step.plugin.clone(),
-                        reason: error.to_string(),
-                        field: None,
-                        trapped: error.is_trap(),
-                        plugin_version: version.clone(),
-                        part: None,
-                    });
-                }
+            // A later step's part is a part of another step's output, not of the source record,
+            // so re-running it from the source is impossible: the source record fails whole.
+            let parts_are_of_the_source = step.input == StepInput::Source;
+            let mut failed: Vec<u32> = Vec::with_capacity(done.result.failures.len());
+            for failure in done.result.failures {
+                let Some(&source_index) = lineage.get(failure.index as usize) else { continue };
+                failed.push(failure.index);
+                output.failures.push(ChainFailure {
+                    source_index,
+                    step: step.plugin.clone(),
+                    reason: failure.describe(),
+                    field: failure.field,
+                    trapped: false,
+                    plugin_version: version.clone(),
+                    part: failure.part.filter(|_| parts_are_of_the_source),
+                });
             }
+            failed.sort_unstable();
+            failed.dedup();
+            failed.len() as u64
+        }
+        Err(error) => {
+            let version: Arc<str> = format!("{}@{}", called.name(), called.version()).into();
+            let mut sources: Vec<usize> = lineage.to_vec();
+            sources.dedup();
+            for source_index in sources {
+                output.failures.push(ChainFailure {
+                    source_index,
+                    step: step.plugin.clone(),
+                    reason: error.to_string(),
+                    field: None,
+                    trapped: error.is_trap(),
+                    plugin_version: version.clone(),
+                    part: None,
+                });
+            }
+            lineage.len() as u64
         }
     }
 }

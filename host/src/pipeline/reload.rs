@@ -17,10 +17,11 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::config::{Pipeline, SinkKind, StepInput};
+use crate::plugin::canary::{Canary, CanarySettings, CanaryView};
 use crate::plugin::schema::OutputSchema;
 use crate::plugin::{
-    LoadedPlugin, PluginError, PluginLimits, PluginRegistry, Rejection, SHADOW_FILE_SUFFIX, ShadowCounts,
-    content_hash, shadow_file_plugin,
+    CANARY_FILE_SUFFIX, LoadedPlugin, PluginError, PluginLimits, PluginRegistry, ROLLED_BACK_FILE_SUFFIX,
+    Rejection, SHADOW_FILE_SUFFIX, ShadowCounts, canary_file_plugin, content_hash, shadow_file_plugin,
 };
 use crate::telemetry;
 
@@ -64,12 +65,165 @@ pub struct PluginSwapper {
     /// Held while a candidate is installed, promoted or discarded, so the watcher and the
     /// admin API cannot interleave those steps.
     shadows: Arc<Mutex<()>>,
+    /// The settings of a canary that names none of its own.
+    canary_defaults: CanarySettings,
+}
+
+/// A canary started from an offered candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryStarted {
+    pub name: String,
+    pub version: String,
+    pub content_hash: String,
+    pub current: String,
+    pub settings: CanarySettings,
+    /// The candidate of the rollout it replaced, if one was serving.
+    pub replaced: Option<String>,
+}
+
+/// A canary's candidate made the current version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryPromoted {
+    pub name: String,
+    pub version: String,
+    pub content_hash: String,
+    pub previous: String,
+    pub view: CanaryView,
+    pub bytes: Arc<[u8]>,
 }
 
 impl PluginSwapper {
     /// `pipelines` is the served list, so a pipeline reload changes what new versions must fit.
     pub fn new(registry: Arc<PluginRegistry>, pipelines: Arc<ArcSwap<Vec<Pipeline>>>, dir: PathBuf) -> Self {
-        PluginSwapper { registry, pipelines, dir, shadows: Arc::new(Mutex::new(())) }
+        PluginSwapper {
+            registry,
+            pipelines,
+            dir,
+            shadows: Arc::new(Mutex::new(())),
+            canary_defaults: CanarySettings::default(),
+        }
+    }
+
+    /// The same swapper, starting canaries without settings of their own with `settings`.
+    #[must_use]
+    pub fn with_canary_defaults(mut self, settings: CanarySettings) -> Self {
+        self.canary_defaults = settings;
+        self
+    }
+
+    pub fn canary_defaults(&self) -> CanarySettings {
+        self.canary_defaults
+    }
+
+    /// Compiles and checks `bytes` as a swap would and makes it serve a share of `name`'s
+    /// traffic as a canary judged by `settings`; its file in the plugins directory is
+    /// `<name>.canary.wasm` (renamed on rollback). CPU-heavy, so call it from a blocking thread.
+    ///
+    /// # Errors
+    /// [`PluginError::NotLoaded`] when no version of `name` runs, [`PluginError::Incompatible`]
+    /// for settings out of range, or the [`PluginError`] that refused it (recorded as a
+    /// [`Rejection`]); a rollout serving before stays.
+    pub fn offer_canary(
+        &self,
+        name: &str,
+        origin: &str,
+        bytes: &[u8],
+        settings: CanarySettings,
+    ) -> Result<CanaryStarted, PluginError> {
+        let _one_change = self.shadows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let handle = self.registry.get(name).ok_or_else(|| PluginError::NotLoaded(name.to_owned()))?;
+        if let Some(problem) = settings.problem() {
+            return Err(PluginError::Incompatible {
+                origin: origin.to_owned(),
+                plugin: name.to_owned(),
+                problems: format!("canary settings: {problem}"),
+            });
+        }
+        let hash = content_hash(bytes);
+        let candidate = match self.check(name, origin, bytes) {
+            Ok(candidate) => candidate,
+            Err(error) => {
+                metrics::counter!(telemetry::PLUGIN_RELOADS, "plugin" => name.to_owned(), "outcome" => "rejected")
+                    .increment(1);
+                tracing::error!(plugin = name, origin, "canary candidate refused, nothing changes: {error}");
+                let rejection = Rejection {
+                    origin: origin.to_owned(),
+                    content_hash: hash,
+                    error: error.to_string(),
+                    at: SystemTime::now(),
+                };
+                self.registry.record_rejection(name, rejection);
+                return Err(error);
+            }
+        };
+        let version = candidate.version().to_owned();
+        let current = handle.current().version().to_owned();
+        let file = self.dir.join(format!("{name}{CANARY_FILE_SUFFIX}"));
+        let canary = Canary::new(candidate, Arc::from(bytes), settings, Some(file));
+        let replaced = handle
+            .start_canary(canary)
+            .filter(|ended| ended.is_serving())
+            .map(|ended| ended.candidate().version().to_owned());
+        metrics::counter!(telemetry::PLUGIN_RELOADS, "plugin" => name.to_owned(), "outcome" => "canary")
+            .increment(1);
+        tracing::info!(
+            plugin = name, %version, %current, share_percent = settings.share_percent, replaced = ?replaced,
+            hash = &hash[..12], origin, "canary serving"
+        );
+        Ok(CanaryStarted { name: name.to_owned(), version, content_hash: hash, current, settings, replaced })
+    }
+
+    /// Ends the rollout of `name` (serving or already ended); its candidate's version and what
+    /// it did, if there was one.
+    pub fn discard_canary(&self, name: &str) -> Option<(String, CanaryView)> {
+        let _one_change = self.shadows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ended = self.registry.get(name)?.end_canary()?;
+        let version = ended.candidate().version().to_owned();
+        tracing::info!(plugin = name, %version, "canary discarded");
+        Some((version, ended.view()))
+    }
+
+    /// Ends a canary of `name` whose file was removed, if it still serves; an ended one stays
+    /// readable (a rollback renames the file itself).
+    fn discard_serving_canary(&self, name: &str) {
+        if self.registry.get(name).and_then(|handle| handle.serving_canary()).is_some() {
+            self.discard_canary(name);
+        }
+    }
+
+    /// Makes the serving canary's candidate the current version of `name`, after checking it
+    /// again against the pipelines served now; `None` when no canary serves.
+    ///
+    /// # Errors
+    /// [`PluginError::Incompatible`] when the candidate no longer fits; it keeps serving.
+    pub fn promote_canary(&self, name: &str) -> Result<Option<CanaryPromoted>, PluginError> {
+        let _one_change = self.shadows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(handle) = self.registry.get(name) else { return Ok(None) };
+        let Some(canary) = handle.serving_canary() else { return Ok(None) };
+        let current = handle.current();
+        let candidate = canary.candidate();
+        let problems = fit_problems(candidate, Some(&*current), &self.pipelines.load());
+        if !problems.is_empty() {
+            return Err(PluginError::Incompatible {
+                origin: format!("canary `{name}` {}", candidate.version()),
+                plugin: name.to_owned(),
+                problems: problems.join("; "),
+            });
+        }
+        let Some(promoted) = handle.promote_canary(candidate.content_hash()) else { return Ok(None) };
+        self.registry.clear_rejection(name);
+        metrics::counter!(telemetry::PLUGIN_RELOADS, "plugin" => name.to_owned(), "outcome" => "swapped")
+            .increment(1);
+        let version = candidate.version().to_owned();
+        tracing::info!(plugin = name, %version, previous = current.version(), "canary promoted");
+        Ok(Some(CanaryPromoted {
+            name: name.to_owned(),
+            version,
+            content_hash: candidate.content_hash().to_owned(),
+            previous: current.version().to_owned(),
+            view: promoted.view(),
+            bytes: Arc::from(promoted.bytes()),
+        }))
     }
 
     /// The plugins directory, where accepted uploads are kept for the next start.
@@ -345,10 +499,16 @@ pub fn watch_plugins(swapper: PluginSwapper, debounce: Duration) -> Result<Plugi
 /// `<name>.wasm`, not a hidden temporary file of a write-then-rename.
 fn is_component_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    path.extension().is_some_and(|ext| ext == "wasm") && !name.starts_with('.')
+    path.extension().is_some_and(|ext| ext == "wasm")
+        && !name.starts_with('.')
+        && !name.ends_with(ROLLED_BACK_FILE_SUFFIX)
 }
 
 fn offer_file(swapper: &PluginSwapper, path: &Path) {
+    if let Some(name) = canary_file_plugin(path) {
+        offer_canary_file(swapper, name, path);
+        return;
+    }
     if let Some(name) = shadow_file_plugin(path) {
         offer_shadow_file(swapper, name, path);
         return;
@@ -386,6 +546,25 @@ fn offer_shadow_file(swapper: &PluginSwapper, name: &str, path: &Path) {
     }
 }
 
+/// Starts `path` as the canary of plugin `name` with the host's canary settings, or discards a
+/// serving canary when the file is gone.
+fn offer_canary_file(swapper: &PluginSwapper, name: &str, path: &Path) {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let serving = swapper.registry.get(name).and_then(|handle| handle.serving_canary());
+            if serving.is_some_and(|canary| canary.candidate().content_hash() == content_hash(&bytes)) {
+                return;
+            }
+            // The outcome is logged, counted and kept for the admin API by `offer_canary`.
+            let _ = swapper.offer_canary(name, &path.display().to_string(), &bytes, swapper.canary_defaults);
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => swapper.discard_serving_canary(name),
+        Err(error) => {
+            tracing::error!(plugin = name, path = %path.display(), "cannot read the canary candidate: {error}");
+        }
+    }
+}
+
 /// Offers every `<name>.shadow.wasm` of the plugins directory as a candidate: at start, once the
 /// pipelines the candidates must fit are loaded. Refused ones are logged and kept for the admin
 /// API like any refused version.
@@ -396,6 +575,8 @@ pub fn offer_shadow_files(swapper: &PluginSwapper) {
     for path in paths {
         if let Some(name) = shadow_file_plugin(&path) {
             offer_shadow_file(swapper, name, &path);
+        } else if let Some(name) = canary_file_plugin(&path) {
+            offer_canary_file(swapper, name, &path);
         }
     }
 }
@@ -416,6 +597,26 @@ pub fn persist_component(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Resul
 /// When the file cannot be written.
 pub fn persist_candidate(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
     persist_file(dir, &format!("{name}{SHADOW_FILE_SUFFIX}"), bytes)
+}
+
+/// Writes an accepted canary candidate to `dir/<name>.canary.wasm`, as [`persist_component`]
+/// does, so a restart serves it again (with the host's canary settings).
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn persist_canary(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    persist_file(dir, &format!("{name}{CANARY_FILE_SUFFIX}"), bytes)
+}
+
+/// Removes `dir/<name>.canary.wasm`; a file already gone is no error.
+///
+/// # Errors
+/// When the file exists and cannot be removed.
+pub fn remove_canary(dir: &Path, name: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(format!("{name}{CANARY_FILE_SUFFIX}"))) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// Removes `dir/<name>.shadow.wasm`; a file already gone is no error.
@@ -452,6 +653,8 @@ mod tests {
         assert!(!is_component_file(Path::new("/p/.mail-request.wasm")));
         assert!(!is_component_file(Path::new("/p/notes.txt")));
         assert!(is_component_file(Path::new("/p/mail-request.shadow.wasm")));
+        assert!(is_component_file(Path::new("/p/mail-request.canary.wasm")));
+        assert!(!is_component_file(Path::new("/p/mail-request.canary.rolled-back.wasm")));
     }
 
     #[test]
@@ -469,6 +672,27 @@ mod tests {
         assert_eq!(path, dir.path().join("p.shadow.wasm"));
         remove_candidate(dir.path(), "p").expect("remove");
         remove_candidate(dir.path(), "p").expect("removing it twice is fine");
+        assert!(std::fs::read_dir(dir.path()).expect("list").next().is_none());
+    }
+
+    #[test]
+    fn canary_files_name_their_plugin_and_rolled_back_ones_are_never_components() {
+        assert_eq!(canary_file_plugin(Path::new("/p/mail-request.canary.wasm")), Some("mail-request"));
+        assert_eq!(canary_file_plugin(Path::new("/p/.canary.wasm")), None);
+        assert_eq!(canary_file_plugin(Path::new("/p/mail-request.canary.rolled-back.wasm")), None);
+        for candidate in ["p.shadow.wasm", "p.canary.wasm", "p.canary.rolled-back.wasm"] {
+            assert!(crate::plugin::is_candidate_file(Path::new(candidate)), "{candidate}");
+        }
+        assert!(!crate::plugin::is_candidate_file(Path::new("p.wasm")));
+    }
+
+    #[test]
+    fn a_canary_is_kept_beside_the_plugin_and_removed_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = persist_canary(dir.path(), "p", b"candidate").expect("persist");
+        assert_eq!(path, dir.path().join("p.canary.wasm"));
+        remove_canary(dir.path(), "p").expect("remove");
+        remove_canary(dir.path(), "p").expect("removing it twice is fine");
         assert!(std::fs::read_dir(dir.path()).expect("list").next().is_none());
     }
 

@@ -8,6 +8,7 @@
 
 mod bindings;
 mod cache;
+pub mod canary;
 pub mod compare;
 mod contract;
 mod engine;
@@ -32,7 +33,8 @@ pub(crate) use json_rows::push_json_row;
 pub use limits::PluginLimits;
 pub use loaded::{LoadedPlugin, PluginCall};
 pub use registry::{
-    PluginHandle, PluginRegistry, PluginStats, Rejection, SHADOW_FILE_SUFFIX, Transformed, shadow_file_plugin,
+    CANARY_FILE_SUFFIX, PluginHandle, PluginRegistry, PluginStats, ROLLED_BACK_FILE_SUFFIX, Rejection,
+    SHADOW_FILE_SUFFIX, Transformed, canary_file_plugin, is_candidate_file, shadow_file_plugin,
 };
 pub use shadow::{SampleSink, Shadow, ShadowCounts, ShadowSample};
 

@@ -10,6 +10,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use super::PluginError;
 use super::cache::CompileCache;
+use super::canary::{BatchOutcome, Canary, Rollback};
 use super::engine::PluginEngine;
 use super::loaded::{LoadedPlugin, PluginCall};
 use super::shadow::{SampleSink, Shadow};
@@ -19,11 +20,14 @@ use crate::telemetry;
 /// A plugin name's slot: the current version, swapped atomically on reload, and its counters.
 ///
 /// Pipelines hold handles, so a swap reaches every pipeline at once; a call that already
-/// took the old version finishes on it. A candidate version may shadow the current one.
+/// took the old version finishes on it. A candidate version may shadow the current one, and
+/// another serve a share of the traffic as a canary.
 #[derive(Clone)]
 pub struct PluginHandle {
     current: Arc<ArcSwap<LoadedPlugin>>,
     shadow: Arc<ArcSwapOption<Shadow>>,
+    /// The canary rollout, kept after it ends so its verdict can be read.
+    canary: Arc<ArcSwapOption<Canary>>,
     stats: Arc<PluginStats>,
 }
 
@@ -151,6 +155,79 @@ impl PluginHandle {
         Some(shadow)
     }
 
+    /// The latest canary rollout of this name, serving or ended.
+    pub fn canary(&self) -> Option<Arc<Canary>> {
+        self.canary.load_full()
+    }
+
+    /// The canary rollout, if one serves now.
+    pub fn serving_canary(&self) -> Option<Arc<Canary>> {
+        self.canary.load_full().filter(|canary| canary.is_serving())
+    }
+
+    /// Starts `canary`, replacing any earlier rollout; the one it replaces is returned.
+    pub fn start_canary(&self, canary: Canary) -> Option<Arc<Canary>> {
+        self.canary.swap(Some(Arc::new(canary)))
+    }
+
+    /// Forgets the rollout; the one it held is returned.
+    pub fn end_canary(&self) -> Option<Arc<Canary>> {
+        self.canary.swap(None)
+    }
+
+    /// Makes the serving canary's candidate the current version, in one atomic swap, if it is
+    /// still the candidate of content hash `expected` and was not rolled back meanwhile.
+    pub fn promote_canary(&self, expected: &str) -> Option<Arc<Canary>> {
+        let canary = self.serving_canary()?;
+        if canary.candidate().content_hash() != expected || !canary.mark_promoted() {
+            return None;
+        }
+        self.current.store(canary.candidate().clone());
+        Some(canary)
+    }
+
+    /// Runs a batch on the canary's candidate on a blocking thread, with the same counters as
+    /// the current version's calls.
+    ///
+    /// # Errors
+    /// As [`PluginHandle::transform`].
+    pub async fn transform_on_candidate(
+        &self,
+        canary: &Canary,
+        call: Arc<PluginCall>,
+        batch: Arc<[RecordIn]>,
+    ) -> Result<Transformed, PluginError> {
+        let handle = self.clone();
+        let plugin = canary.candidate().clone();
+        let name = plugin.name().to_string();
+        tokio::task::spawn_blocking(move || handle.call_blocking(plugin, &call, &batch)).await.unwrap_or_else(
+            |join_error| {
+                Err(PluginError::Trap { plugin: name, message: format!("call aborted: {join_error}") })
+            },
+        )
+    }
+
+    /// Counts a batch of the canary's candidate (`on_candidate`) or of the current version on
+    /// the rest, and reports a rollback the judge decides: warn log, metric, and the candidate's
+    /// file renamed so a restart does not serve it again.
+    pub fn judge_canary(&self, canary: &Canary, on_candidate: bool, batch: BatchOutcome) {
+        let plugin = canary.candidate().name().to_owned();
+        let version = if on_candidate {
+            canary.candidate().version().to_owned()
+        } else {
+            self.current().version().to_owned()
+        };
+        let role = if on_candidate { "candidate" } else { "current" };
+        let ok = batch.records.saturating_sub(batch.failed);
+        for (outcome, count) in [("ok", ok), ("failed", batch.failed)] {
+            metrics::counter!(telemetry::CANARY_RECORDS, "plugin" => plugin.clone(), "version" => version.clone(),
+                "role" => role, "outcome" => outcome)
+            .increment(count);
+        }
+        let Some(rollback) = canary.record(on_candidate, batch) else { return };
+        report_rollback(canary, &self.current(), &rollback);
+    }
+
     /// Runs a batch on the current thread; see [`PluginHandle::transform`].
     ///
     /// # Errors
@@ -160,7 +237,15 @@ impl PluginHandle {
         call: &PluginCall,
         batch: &[RecordIn],
     ) -> Result<Transformed, PluginError> {
-        let plugin = self.current();
+        self.call_blocking(self.current(), call, batch)
+    }
+
+    fn call_blocking(
+        &self,
+        plugin: Arc<LoadedPlugin>,
+        call: &PluginCall,
+        batch: &[RecordIn],
+    ) -> Result<Transformed, PluginError> {
         let name = plugin.name().to_string();
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(telemetry::PLUGIN_CALLS, "plugin" => name.clone()).increment(1);
@@ -191,6 +276,34 @@ impl PluginHandle {
 
     fn swap(&self, plugin: LoadedPlugin) {
         self.current.store(Arc::new(plugin));
+    }
+}
+
+/// Logs and counts a rollback, and renames the candidate's file to
+/// `<name>.canary.rolled-back.wasm` so a restart serves the current version only.
+fn report_rollback(canary: &Canary, current: &LoadedPlugin, rollback: &Rollback) {
+    let candidate = canary.candidate();
+    let (plugin, version) = (candidate.name().to_owned(), candidate.version().to_owned());
+    tracing::warn!(
+        plugin,
+        candidate = version,
+        current = current.version(),
+        reason = rollback.kind,
+        "canary rolled back, the current version serves everything again: {}",
+        rollback.reason
+    );
+    metrics::counter!(telemetry::CANARY_ROLLBACKS, "plugin" => plugin.clone(), "candidate_version" => version,
+        "reason" => rollback.kind)
+    .increment(1);
+    let Some(file) = canary.file() else { return };
+    let rolled_back = file.with_file_name(format!("{plugin}{ROLLED_BACK_FILE_SUFFIX}"));
+    match std::fs::rename(file, &rolled_back) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => tracing::error!(
+            plugin, path = %file.display(),
+            "cannot rename the rolled-back candidate; a restart would serve it again: {error}"
+        ),
     }
 }
 
@@ -244,8 +357,8 @@ impl PluginRegistry {
         &self.engine
     }
 
-    /// Loads every `*.wasm` file in `dir` (not recursively) but candidates (`*.shadow.wasm`,
-    /// which shadow a loaded version once the pipelines are known), returning the files that
+    /// Loads every `*.wasm` file in `dir` (not recursively) but candidates (`*.shadow.wasm` and
+    /// `*.canary.wasm`, started once the pipelines are known, and rolled-back canaries), returning the files that
     /// failed with their errors; the others are installed.
     ///
     /// # Errors
@@ -256,7 +369,7 @@ impl PluginRegistry {
             .map_err(read_error)?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.extension().is_some_and(|ext| ext == "wasm") && path.is_file())
-            .filter(|path| shadow_file_plugin(path).is_none())
+            .filter(|path| !is_candidate_file(path))
             .collect();
         paths.sort();
         let mut failures = Vec::new();
@@ -305,6 +418,7 @@ impl PluginRegistry {
         let handle = PluginHandle {
             current: Arc::new(ArcSwap::from_pointee(plugin)),
             shadow: Arc::new(ArcSwapOption::empty()),
+            canary: Arc::new(ArcSwapOption::empty()),
             stats: Arc::default(),
         };
         plugins.insert(name, handle.clone());
@@ -334,4 +448,23 @@ pub const SHADOW_FILE_SUFFIX: &str = ".shadow.wasm";
 pub fn shadow_file_plugin(path: &Path) -> Option<&str> {
     let name = path.file_name()?.to_str()?.strip_suffix(SHADOW_FILE_SUFFIX)?;
     (!name.is_empty() && !name.starts_with('.')).then_some(name)
+}
+
+/// The suffix of a canary candidate's file: `<name>.canary.wasm`.
+pub const CANARY_FILE_SUFFIX: &str = ".canary.wasm";
+/// What a canary's file becomes when it is rolled back: never loaded, kept for inspection.
+pub const ROLLED_BACK_FILE_SUFFIX: &str = ".canary.rolled-back.wasm";
+
+/// The plugin name a canary's file `<name>.canary.wasm` is a candidate of; `None` otherwise.
+pub fn canary_file_plugin(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?.strip_suffix(CANARY_FILE_SUFFIX)?;
+    (!name.is_empty() && !name.starts_with('.')).then_some(name)
+}
+
+/// Whether `path` is a candidate's file (shadow, canary or rolled-back canary), which never
+/// loads as a current version.
+pub fn is_candidate_file(path: &Path) -> bool {
+    let rolled_back =
+        path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(ROLLED_BACK_FILE_SUFFIX));
+    rolled_back || shadow_file_plugin(path).is_some() || canary_file_plugin(path).is_some()
 }

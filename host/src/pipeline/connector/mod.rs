@@ -162,8 +162,11 @@ struct Transforming {
 impl Transforming {
     fn start(chain: &Chain, batch: Vec<SourceRecord>) -> Self {
         let records = batch.iter().map(record_in).collect();
+        // A canary serves by partition; see [`crate::plugin::canary::serves_partition`].
+        let partitions: Vec<i32> = batch.iter().map(|record| record.partition).collect();
         let chain = chain.clone();
-        Transforming { batch, output: tokio::spawn(async move { chain.run(records).await }) }
+        let output = tokio::spawn(async move { chain.run_partitioned(records, Some(&partitions)).await });
+        Transforming { batch, output }
     }
 }
 
