@@ -244,21 +244,28 @@ pub async fn upload_plugin(
 ) -> Response {
     match admin(&state, &headers).and_then(|api| Ok((api.clone(), plugin_name(name)?))) {
         Ok((api, name)) => upload(&api, name, body).await.into_response(),
-        // Refused before the body is read (nobody without the token gets a body read): the
-        // unread rest means the connection cannot carry another request, and a client not
-        // told so fails the next request it sends on it.
-        Err(error) => {
-            let mut response = error.into_response();
-            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
+        Err(error) => refused_before_the_body(error),
     }
+}
+
+/// The answer to an upload refused before its body is read (nobody without the token gets a
+/// body read): the unread rest means the connection cannot carry another request, and a client
+/// not told so fails the next request it sends on it.
+fn refused_before_the_body(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// An uploaded component's bytes, refused past the API's upload limit.
+async fn read_upload(api: &AdminApi, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    let limit = api.max_upload_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })
 }
 
 /// Reads the upload of plugin `name`, offers it to the swapper, and keeps it once swapped in.
 async fn upload(api: &AdminApi, name: String, body: Body) -> Result<Json<Value>, ApiError> {
-    let limit = api.max_upload_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let bytes = read_upload(api, body).await?;
     let _one_upload_at_a_time = api.uploads.lock().await;
     let swapper = api.swapper.clone();
     let offered = tokio::task::spawn_blocking(move || {
@@ -315,18 +322,12 @@ pub async fn upload_shadow(
 ) -> Response {
     match admin(&state, &headers).and_then(|api| Ok((api.clone(), plugin_name(name)?))) {
         Ok((api, name)) => upload_candidate(&api, name, body).await.into_response(),
-        // Refused before the body is read, as for a plugin upload.
-        Err(error) => {
-            let mut response = error.into_response();
-            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
+        Err(error) => refused_before_the_body(error),
     }
 }
 
 async fn upload_candidate(api: &AdminApi, name: String, body: Body) -> Result<Json<Value>, ApiError> {
-    let limit = api.max_upload_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let bytes = read_upload(api, body).await?;
     let _one_upload_at_a_time = api.uploads.lock().await;
     let swapper = api.swapper.clone();
     let offered = tokio::task::spawn_blocking(move || {
@@ -483,12 +484,7 @@ pub async fn upload_canary(
     });
     match checked {
         Ok((api, name, settings)) => start_canary(&api, name, settings, body).await.into_response(),
-        // Refused before the body is read, as for a plugin upload.
-        Err(error) => {
-            let mut response = error.into_response();
-            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
+        Err(error) => refused_before_the_body(error),
     }
 }
 
@@ -498,8 +494,7 @@ async fn start_canary(
     settings: CanarySettings,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = api.max_upload_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let bytes = read_upload(api, body).await?;
     let _one_upload_at_a_time = api.uploads.lock().await;
     let swapper = api.swapper.clone();
     let started = tokio::task::spawn_blocking(move || {
