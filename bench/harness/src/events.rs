@@ -95,85 +95,124 @@ impl EventGenerator {
         self.malformed
     }
 
+    /// Body number `seq` of a numbered run: a JSON array of `events` events whose ids are
+    /// [`numbered_event_id`]`(id_prefix, seq, n)` for n in `0..events`, with about
+    /// `malformed_per_mille` of them malformed as in [`EventGenerator::body`].
+    ///
+    /// It is made from the settings and `seq` alone, so the same settings and `seq` give the
+    /// same bytes whenever it is made (a retry sends again exactly what the first attempt sent)
+    /// and bodies can be made in any order, from any thread. The generator's own sequence of
+    /// bodies and its counts are left as they are.
+    pub fn numbered_body(&self, seq: u64, events: usize) -> Vec<u8> {
+        let mut random = SplitMix64(self.settings.seed ^ SplitMix64(seq).next());
+        let batch: Vec<WireEvent> = (0..events)
+            .map(|n| {
+                let id = numbered_event_id(&self.settings.id_prefix, seq, n);
+                make_event(&mut random, &self.settings, id).0
+            })
+            .collect();
+        // Serializing plain structs of strings and numbers cannot fail.
+        serde_json::to_vec(&batch).unwrap_or_default()
+    }
+
     fn event(&mut self) -> WireEvent {
         let id = self.next_id;
         self.next_id += 1;
-        let random = &mut self.random;
-        let kind = pick_weighted(random, &EVENT_MIX);
-        let user = random.below(50_000);
-        let message = random.below(1 << 40);
-        let mut event = WireEvent {
-            email: Some(format!("user{user}@{}", pick(random, &DOMAINS))),
-            timestamp: self.settings.latest_timestamp - i64::try_from(random.below(86_400)).unwrap_or(0),
-            event: kind,
-            sg_event_id: format!("{}-{id:010}", self.settings.id_prefix),
-            sg_message_id: Some(format!("{message:010x}.filterdrecv-{}", random.below(100))),
-            mail_id: Some(format!("mail-{message:010x}")),
-            tenant: (random.below(4) == 0).then(|| pick(random, &TENANTS)),
-            ..WireEvent::default()
-        };
-        match kind {
-            "processed" => {
-                event.smtp_id = Some(format!("<{message:x}.{user}@ismtpd-{}>", random.below(1000)));
-                event.category = Some(Category::One(pick(random, &CATEGORIES)));
-            }
-            "delivered" => {
-                event.smtp_id = Some(format!("<{message:x}.{user}@ismtpd-{}>", random.below(1000)));
-                event.category = Some(Category::Many(vec![pick(random, &CATEGORIES), "transactional"]));
-                event.response = Some("250 2.0.0 OK  1717200005 d9443c01a7336-1f6321e0bb4si");
-                event.tls = Some(1);
-                event.ip = Some(format!("198.51.100.{}", random.below(256)));
-                event.pool = Some(Pool { name: "transactional", id: 210 });
-            }
-            "deferred" => {
-                event.response = Some("400 4.2.2 mailbox full, try again later");
-                event.attempt = Some(format!("{}", 1 + random.below(10)));
-            }
-            "bounce" => {
-                let blocked = random.below(2) == 0;
-                event.reason = Some(if blocked {
-                    "550 5.7.1 Message rejected due to local policy"
-                } else {
-                    "550 5.1.1 The email account that you tried to reach does not exist"
-                });
-                event.status = Some(if blocked { "5.7.1" } else { "5.1.1" });
-                event.bounce_type = Some(if blocked { "blocked" } else { "bounce" });
-                event.bounce_classification = Some(if blocked { "Reputation" } else { "Invalid Address" });
-                event.tls = Some(0);
-            }
-            "dropped" => {
-                event.reason = Some("Bounced Address");
-                event.status = Some("5.0.0");
-            }
-            "open" => {
-                event.useragent = Some(pick(random, &USER_AGENTS));
-                event.ip = Some(format!("203.0.113.{}", random.below(256)));
-                event.sg_machine_open = Some(random.below(5) == 0);
-                event.category = Some(Category::Many(vec![pick(random, &CATEGORIES)]));
-            }
-            "click" => {
-                event.useragent = Some(pick(random, &USER_AGENTS));
-                event.ip = Some(format!("203.0.113.{}", random.below(256)));
-                event.url = Some(format!("https://shop.example/orders/{}", random.below(1_000_000)));
-                event.url_offset = Some(UrlOffset { index: random.below(4), kind: "html" });
-            }
-            "group_unsubscribe" | "group_resubscribe" => {
-                event.asm_group_id = Some(40 + random.below(5));
-                event.marketing_campaign_id = Some(9000 + random.below(100));
-                event.marketing_campaign_name = Some("Spring sale");
-            }
-            _ => {}
-        }
-        if random.below(1000) < self.settings.malformed_per_mille {
+        let sg_event_id = format!("{}-{id:010}", self.settings.id_prefix);
+        let (event, malformed) = make_event(&mut self.random, &self.settings, sg_event_id);
+        if malformed {
             self.malformed += 1;
-            if random.below(2) == 0 {
-                event.email = None;
-            } else {
-                event.event = pick(random, &UNKNOWN_EVENT_TYPES);
-            }
         }
         event
     }
+}
+
+/// The `sg_event_id` of event `n` of body `seq` in [`EventGenerator::numbered_body`]:
+/// `{prefix}-{seq:09}-{n:03}`, so a checker can tell which body and place an event came from.
+pub fn numbered_event_id(prefix: &str, seq: u64, n: usize) -> String {
+    format!("{prefix}-{seq:09}-{n:03}")
+}
+
+/// One event drawn from `random`, with the id `sg_event_id`, and whether it is malformed.
+fn make_event(
+    random: &mut SplitMix64,
+    settings: &GeneratorSettings,
+    sg_event_id: String,
+) -> (WireEvent, bool) {
+    let kind = pick_weighted(random, &EVENT_MIX);
+    let user = random.below(50_000);
+    let message = random.below(1 << 40);
+    let mut event = WireEvent {
+        email: Some(format!("user{user}@{}", pick(random, &DOMAINS))),
+        timestamp: settings.latest_timestamp - i64::try_from(random.below(86_400)).unwrap_or(0),
+        event: kind,
+        sg_event_id,
+        sg_message_id: Some(format!("{message:010x}.filterdrecv-{}", random.below(100))),
+        mail_id: Some(format!("mail-{message:010x}")),
+        tenant: (random.below(4) == 0).then(|| pick(random, &TENANTS)),
+        ..WireEvent::default()
+    };
+    match kind {
+        "processed" => {
+            event.smtp_id = Some(format!("<{message:x}.{user}@ismtpd-{}>", random.below(1000)));
+            event.category = Some(Category::One(pick(random, &CATEGORIES)));
+        }
+        "delivered" => {
+            event.smtp_id = Some(format!("<{message:x}.{user}@ismtpd-{}>", random.below(1000)));
+            event.category = Some(Category::Many(vec![pick(random, &CATEGORIES), "transactional"]));
+            event.response = Some("250 2.0.0 OK  1717200005 d9443c01a7336-1f6321e0bb4si");
+            event.tls = Some(1);
+            event.ip = Some(format!("198.51.100.{}", random.below(256)));
+            event.pool = Some(Pool { name: "transactional", id: 210 });
+        }
+        "deferred" => {
+            event.response = Some("400 4.2.2 mailbox full, try again later");
+            event.attempt = Some(format!("{}", 1 + random.below(10)));
+        }
+        "bounce" => {
+            let blocked = random.below(2) == 0;
+            event.reason = Some(if blocked {
+                "550 5.7.1 Message rejected due to local policy"
+            } else {
+                "550 5.1.1 The email account that you tried to reach does not exist"
+            });
+            event.status = Some(if blocked { "5.7.1" } else { "5.1.1" });
+            event.bounce_type = Some(if blocked { "blocked" } else { "bounce" });
+            event.bounce_classification = Some(if blocked { "Reputation" } else { "Invalid Address" });
+            event.tls = Some(0);
+        }
+        "dropped" => {
+            event.reason = Some("Bounced Address");
+            event.status = Some("5.0.0");
+        }
+        "open" => {
+            event.useragent = Some(pick(random, &USER_AGENTS));
+            event.ip = Some(format!("203.0.113.{}", random.below(256)));
+            event.sg_machine_open = Some(random.below(5) == 0);
+            event.category = Some(Category::Many(vec![pick(random, &CATEGORIES)]));
+        }
+        "click" => {
+            event.useragent = Some(pick(random, &USER_AGENTS));
+            event.ip = Some(format!("203.0.113.{}", random.below(256)));
+            event.url = Some(format!("https://shop.example/orders/{}", random.below(1_000_000)));
+            event.url_offset = Some(UrlOffset { index: random.below(4), kind: "html" });
+        }
+        "group_unsubscribe" | "group_resubscribe" => {
+            event.asm_group_id = Some(40 + random.below(5));
+            event.marketing_campaign_id = Some(9000 + random.below(100));
+            event.marketing_campaign_name = Some("Spring sale");
+        }
+        _ => {}
+    }
+    let malformed = random.below(1000) < settings.malformed_per_mille;
+    if malformed {
+        if random.below(2) == 0 {
+            event.email = None;
+        } else {
+            event.event = pick(random, &UNKNOWN_EVENT_TYPES);
+        }
+    }
+    (event, malformed)
 }
 
 /// One event as SendGrid posts it; absent fields are left out, as SendGrid does.
@@ -334,5 +373,40 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_bodies() {
         assert_eq!(generator(10).body(50), generator(10).body(50));
+    }
+
+    #[test]
+    fn a_numbered_body_is_the_same_bytes_every_time_with_ids_naming_body_and_place() {
+        let mut events = generator(10);
+        let first = events.numbered_body(42, 100);
+        events.body(30);
+        assert_eq!(events.numbered_body(42, 100), first, "the generator's own bodies change nothing");
+        assert_eq!(generator(10).numbered_body(42, 100), first);
+        assert_eq!(events.generated(), 30, "numbered bodies are not counted");
+        assert_ne!(events.numbered_body(43, 100), first);
+        let body: Vec<serde_json::Value> = serde_json::from_slice(&first).unwrap();
+        assert_eq!(body.len(), 100);
+        for (n, event) in body.iter().enumerate() {
+            let expected = format!("test-000000042-{n:03}");
+            assert_eq!(event["sg_event_id"].as_str(), Some(expected.as_str()));
+            assert_eq!(numbered_event_id("test", 42, n), expected);
+        }
+        assert_eq!(numbered_event_id("soak-1", 123_456_789, 7), "soak-1-123456789-007");
+    }
+
+    #[test]
+    fn numbered_bodies_carry_malformed_events_at_the_chosen_share() {
+        let events = generator(10);
+        let batch: Vec<RecordIn> =
+            (0..50).map(|seq| RecordIn::from_value(events.numbered_body(seq, 100))).collect();
+        let result = transform_batch(&batch);
+        assert!(
+            (20..=90).contains(&result.failures.len()),
+            "about 1% of 5000, got {}",
+            result.failures.len()
+        );
+        let rows: usize = result.outputs.iter().map(|rows| rows.inputs.len()).sum();
+        assert_eq!(rows + result.failures.len(), 5000);
+        assert!(generator(0).numbered_body(3, 100).len() > 100 * 300, "realistic events, not stubs");
     }
 }
