@@ -3,7 +3,7 @@
 # S3) under steady signed load while one thing at a time breaks, and the user-status ETL while
 # PostgreSQL or the host goes away; then every acked event is looked for in the table.
 #
-# Usage: bench/faults.sh [--quick] [--only LIST] [--release]
+# Usage: bench/faults.sh [--quick] [--only LIST] [--release] | --soak
 #   --only LIST   comma-separated subset of (default: all, in this order):
 #       broker    tansu stopped for the outage, then started again
 #       s3        SeaweedFS stopped for the outage while windows close (tansu stores on it too)
@@ -15,6 +15,14 @@
 #       etl-kill  the host killed with SIGKILL during a large load, then restarted
 #   --quick       the CI version: broker,kill,plugin (unless --only), shorter load and outage
 #   --release     run the release host binary (default: the debug one, as scripts/test.sh builds)
+#   --soak        the chaos soak instead (bench/faults/soak.sh): the webhook → connector path at
+#                 half the capacity the bench measured for it on this machine (this checkout's
+#                 .run/bench/results/connector.json, from `bench/run.sh --only connector`; the
+#                 webhook's too when there is one) for 30 minutes, every webhook fault above in
+#                 turn plus a canary the host must roll back; release host; writes
+#                 bench/results/chaos-soak.md and .run/bench/results/chaos-soak.json.
+#                 FAULTS_SOAK_SECONDS (1800), FAULTS_SOAK_SHARE (0.5), FAULTS_SOAK_CAPACITY
+#                 (events/s, instead of the bench's figure), FAULTS_OUTAGE_SECONDS (10)
 #
 # Each webhook fault gets its own host, topic, consumer group and S3 prefix (all named after the
 # run id): load.py posts signed bodies at a steady rate (retrying what is not answered 2xx, as
@@ -55,6 +63,7 @@ export PYTHONDONTWRITEBYTECODE=1
 all_faults="broker,s3,kill,group,plugin,etl-pg,etl-kill"
 only=""
 quick=0
+soak=0
 profile=debug
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -62,6 +71,7 @@ while [[ $# -gt 0 ]]; do
         --only=*) only="${1#--only=}"; shift ;;
         --quick) quick=1; shift ;;
         --release) profile=release; shift ;;
+        --soak) soak=1; profile=release; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/faults.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -149,13 +159,16 @@ wait_for() {
 
 # --- preparation ---------------------------------------------------------------------------
 
-log "run $run_id: $only ($( ((quick)) && echo quick || echo full), $profile host); work dir $work"
+log "run $run_id: $( ((soak)) && echo "chaos soak" || echo "$only ($( ((quick)) && echo quick || echo full))"), $profile host; work dir $work"
 
 if [[ -n "${FAULTS_SLUICE_BIN:-}" ]]; then
     built="$FAULTS_SLUICE_BIN"
 else
     log "building the host ($profile)"
-    if [[ "$profile" == release ]]; then
+    if ((soak)); then
+        # With the soak's load generator, as bench/run.sh builds both, so they share one build.
+        cargo build --release --locked -p sluice -p sluice-bench --bins
+    elif [[ "$profile" == release ]]; then
         cargo build --release --locked -p sluice --bin sluice
     else
         cargo build --locked -p sluice --bin sluice
@@ -167,6 +180,12 @@ fi
 mkdir -p "$work/bin"
 ln -f "$built" "$work/bin/sluice" 2>/dev/null || cp "$built" "$work/bin/sluice"
 sluice_bin="$work/bin/sluice"
+if ((soak)); then
+    [[ -z "${FAULTS_SLUICE_BIN:-}" ]] || cargo build --release --locked -p sluice -p sluice-bench --bins
+    ln -f "$CARGO_TARGET_DIR/release/soak-load" "$work/bin/soak-load" 2>/dev/null ||
+        cp "$CARGO_TARGET_DIR/release/soak-load" "$work/bin/soak-load"
+    load_bin="$work/bin/soak-load"
+fi
 log "building the plugins"
 SLUICE_PLUGINS="normalize-sendgrid-events validate-user-status explode-status-logs fixture-trapping-normalize" \
     scripts/build-plugins.sh "$plugins" >"$work/logs/build-plugins.log" 2>&1 ||
@@ -593,6 +612,13 @@ PY
 }
 
 # --- run -----------------------------------------------------------------------------------
+
+if ((soak)); then
+    # shellcheck source=bench/faults/soak.sh
+    source "$repo/bench/faults/soak.sh"
+    run_soak
+    exit $?
+fi
 
 suite_started=$SECONDS
 for fault in ${all_faults//,/ }; do

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import glob
 import gzip
 import json
 import os
@@ -327,7 +326,7 @@ def verify(args: argparse.Namespace) -> None:
         time.sleep(1)
     time.sleep(args.settle)  # anything extra (a late duplicate) would show up now
     stored = StoredEvents(args.bucket, args.prefix)
-    for attempt in range(30):
+    for _attempt in range(30):
         try:
             stored.refresh()
             break

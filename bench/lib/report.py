@@ -39,6 +39,9 @@ SOAK_FLAT_SHARE = 0.10
 BENCH = Path(__file__).resolve().parent.parent
 # Written by bench/faults.sh, a run of its own; its section names that run.
 FAULTS = BENCH / "results" / "faults.md"
+# Written by `bench/faults.sh --soak`, a run of its own: its section, and its target rows.
+CHAOS_SOAK = BENCH / "results" / "chaos-soak.md"
+CHAOS_SOAK_TARGETS = BENCH / "results" / "chaos-soak.targets.json"
 # Written by bench/fuzz.sh, also a run of its own (its header names it).
 FUZZ = BENCH / "results" / "fuzz.txt"
 
@@ -617,6 +620,9 @@ def main() -> None:
             continue
         section(body, result)
     report.targets = body.targets
+    if CHAOS_SOAK_TARGETS.exists():
+        for bench, what, measured, ok in json.loads(CHAOS_SOAK_TARGETS.read_text()):
+            report.target(bench, what, measured, ok)
 
     written = max(
         (json.load(open(p)).get("written_at", "") for p in args.results.glob("*.json") if p.name != "machine.json"),
@@ -659,6 +665,8 @@ def main() -> None:
     report.add(*body.lines)
     if FAULTS.exists():
         report.add("", FAULTS.read_text().rstrip(), "")
+    if CHAOS_SOAK.exists():
+        report.add("", CHAOS_SOAK.read_text().rstrip(), "")
     if FUZZ.exists():
         report.add("", "## Fuzzing", "", "`bench/fuzz.sh` (`bench/results/fuzz.txt`):", "", "```text",
                    FUZZ.read_text().rstrip(), "```", "")
