@@ -4,8 +4,8 @@
 # machine, for a long run in which every webhook fault of the suite comes once, in turn, each
 # in a slot of its own, and then a canary that must roll back:
 #
-#   broker   tansu stopped for the outage, then started again
-#   s3       SeaweedFS stopped for the outage (tansu stores on it too)
+#   broker   tansu frozen (SIGSTOP) for the outage, then resumed (its log is in memory here)
+#   s3       SeaweedFS stopped for the outage (the table's and the dead letters' store)
 #   kill     the host SIGKILLed half a window after a window was stored, then restarted
 #   group    a second host joins the consumer group, is killed after the outage
 #   plugin   normalize-sendgrid-events swapped to a version trapping on every batch for the
@@ -89,7 +89,13 @@ soak_record_fault() {
         "$1" "$2" "$3" "${4:-}" >>"$soak_windows"
 }
 
-soak_inject_broker() { inject_broker; }
+# The soak's tansu keeps its log in memory (see bench/faults.sh), which a restart would lose, so
+# the broker goes away by being frozen: connections stay open and nothing answers.
+soak_inject_broker() {
+    kill -STOP "$tansu_pid"
+    sleep "$outage"
+    kill -CONT "$tansu_pid"
+}
 soak_inject_s3() { inject_s3; }
 
 soak_inject_kill() {

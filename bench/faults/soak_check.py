@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check import windows_stored_twice  # noqa: E402
 
 DESCRIPTIONS = {
-    "broker": "tansu stopped {outage_s} s, started again",
-    "s3": "SeaweedFS stopped {outage_s} s (tansu stores on it)",
+    "broker": "tansu frozen (SIGSTOP) {outage_s} s, then resumed",
+    "s3": "SeaweedFS stopped {outage_s} s (the table's and dead letters' store)",
     "kill": "host SIGKILLed mid-window, restarted",
     "group": "second host joins the group, killed after {outage_s} s",
     "plugin": "plugin swapped to one trapping on every batch for {outage_s} s, then back",
@@ -313,6 +313,8 @@ def markdown(result: dict) -> str:
         "capacity of the path measured end to end on this machine at the start of the run, on the same host and "
         f"services ({number(meta.get('calibration_s'))} s with 64 requests in flight; the lower of the events/s "
         f"{str(meta.get('capacity_source')).replace('_', ' ')}, after a third of that time). "
+        "The broker is tansu with its log in memory (its S3-backed log fetches slower the more batches a "
+        "partition holds), so the broker fault freezes it rather than restarting it. "
         "`soak-load` sends bodies of 100 realistic events (1 % malformed, so dead letters), each signed when sent, "
         "and sends a body again after 1, 2, then 4 s when it is not answered 2xx, as SendGrid does. Each fault comes "
         "once, in a slot of its own, a third of the way in; *refused* counts answers other than 2xx (and attempts "
