@@ -30,6 +30,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -91,7 +92,8 @@ def drain(url: str, quiet_s: float, timeout_s: float) -> float:
 def connect() -> duckdb.DuckDBPyConnection:
     import duckdb_extension_httpfs
 
-    db = duckdb.connect()
+    # Beside a broker holding the whole soak in memory: a bounded memory, the rest spilled to disk.
+    db = duckdb.connect(config={"memory_limit": "3GB", "temp_directory": tempfile.mkdtemp(prefix="soak-check-")})
     db.load_extension(
         glob.glob(os.path.join(duckdb_extension_httpfs.__path__[0], "extensions/*/httpfs.duckdb_extension"))[0]
     )
