@@ -93,7 +93,13 @@ def connect() -> duckdb.DuckDBPyConnection:
     import duckdb_extension_httpfs
 
     # Beside a broker holding the whole soak in memory: a bounded memory, the rest spilled to disk.
-    db = duckdb.connect(config={"memory_limit": "3GB", "temp_directory": tempfile.mkdtemp(prefix="soak-check-")})
+    db = duckdb.connect(
+        config={
+            "memory_limit": "3GB",
+            "temp_directory": tempfile.mkdtemp(prefix="soak-check-"),
+            "enable_progress_bar": False,
+        }
+    )
     db.load_extension(
         glob.glob(os.path.join(duckdb_extension_httpfs.__path__[0], "extensions/*/httpfs.duckdb_extension"))[0]
     )
@@ -266,6 +272,19 @@ def faults(db: duckdb.DuckDBPyConnection, windows: list[dict]) -> list[dict]:
     return results
 
 
+def acked_per_stretch(db: duckdb.DuckDBPyConnection, events: int, stretch_s: int = 300) -> list[dict]:
+    """Acked events/s in each stretch of the run (by when the answer came), to show whether the
+    path kept its pace from start to end."""
+    rows = db.execute(
+        f"""SELECT CAST(floor((t1 - (SELECT min(t0) FROM attempts)) / {stretch_s}) AS INTEGER) AS stretch,
+        count(*) FILTER (WHERE status BETWEEN 200 AND 299) FROM attempts GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+    return [
+        {"from_s": stretch * stretch_s, "acked_events_per_s": round(acked * events / stretch_s)}
+        for stretch, acked in rows
+    ]
+
+
 def rss_over_time(samples_path: str, started: float) -> tuple[list[dict], dict]:
     series, peaks = [], {}
     try:
@@ -351,6 +370,14 @@ def markdown(result: dict) -> str:
             f"{number(fault['ack_resumed_s'], 1)} | "
             f"{number(fault['caught_up_s'], 1)} | {number(fault['recovery_s'], 1)} | {fault.get('note') or ''} |"
         )
+    stretches = result.get("acked_per_stretch") or []
+    if stretches:
+        lines += [
+            "",
+            "Acked events/s by stretch of 5 minutes (by when the answer came; the last stretch is partial): "
+            + ", ".join(f"{number(s['from_s'] // 60)} min: {number(s['acked_events_per_s'])}" for s in stretches)
+            + ".",
+        ]
     series = result["rss_series"]
     names = sorted({name for point in series for name in point["rss_mb"]})
     if series:
@@ -475,6 +502,7 @@ def main() -> None:
             "inside": latency(db, inside or "false"),
             "outside": latency(db, f"NOT ({inside})" if inside else "true"),
         },
+        "acked_per_stretch": acked_per_stretch(db, args.events),
         "rss_series": series,
         "peak_rss_mb": peaks,
     }
