@@ -97,9 +97,9 @@ def connect() -> duckdb.DuckDBPyConnection:
         config={
             "memory_limit": "3GB",
             "temp_directory": tempfile.mkdtemp(prefix="soak-check-"),
-            "enable_progress_bar": False,
         }
     )
+    db.execute("SET enable_progress_bar = false")
     db.load_extension(
         glob.glob(os.path.join(duckdb_extension_httpfs.__path__[0], "extensions/*/httpfs.duckdb_extension"))[0]
     )
