@@ -39,6 +39,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check import windows_stored_twice  # noqa: E402
+from report import typed  # noqa: E402
 
 DESCRIPTIONS = {
     "broker": "tansu frozen (SIGSTOP) {outage_s} s, then resumed",
@@ -303,14 +304,6 @@ def rss_over_time(samples_path: str, started: float) -> tuple[list[dict], dict]:
             if rss is not None:
                 peaks[name] = max(peaks.get(name, 0), rss)
     return series, peaks
-
-
-def typed(value: str):
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return value
-    return parsed if json.dumps(parsed) == value else value
 
 
 def number(value, digits: int = 0) -> str:
